@@ -1,0 +1,286 @@
+//! One recipient → one message.
+//!
+//! The marketer's body is rendered at run time ([`body`]); the layout and the compliance blocks
+//! are askama templates compiled into the binary ([`blocks`]). A [`ComposedMessage`] can only be
+//! made by [`Composer::compose`], which always includes every block in both the text and the
+//! HTML part. This module builds bytes; it never sends them and never touches the database.
+
+mod blocks;
+mod body;
+mod wording;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use askama::Template;
+use lettre::message::header::{HeaderName, HeaderValue};
+use lettre::message::{Mailbox as LettreMailbox, MultiPart};
+use minijinja::Value;
+
+pub use blocks::{BlockInputs, ComplianceBlocks, RenderedBlocks};
+pub use body::BodyTemplate;
+
+use crate::audience::{EmailAddress, Recipient, STANDARD_FIELDS};
+use crate::config::{Campaign, ConfigDir, Locale, Mailbox, Register};
+use crate::suppress::{Secret, TokenPurpose, sign};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("{file}: {message}")]
+    Template { file: PathBuf, message: String },
+    #[error("{file}{}: the template uses the field '{field}', which not every recipient has (fields available: {available})", line.map(|l| format!(": line {l}")).unwrap_or_default())]
+    UnknownField {
+        file: PathBuf,
+        line: Option<usize>,
+        field: String,
+        available: String,
+    },
+    #[error(
+        "the {header} header would contain a line break or control character (header injection refused): {value:?}"
+    )]
+    HeaderInjection { header: &'static str, value: String },
+    #[error("register '{0}' of a recipient is not defined in registers.toml")]
+    UnknownRegister(String),
+    #[error("cannot render the {0} template: {1}")]
+    Layout(&'static str, askama::Error),
+    #[error("cannot build the message: {0}")]
+    Build(String),
+}
+
+/// A message ready for the transport: the envelope of its own and the bytes.
+#[derive(Debug, Clone)]
+pub struct ComposedMessage {
+    pub outbox_id: i64,
+    /// `MAIL FROM`: the VERP address whose token identifies the outbox row.
+    pub envelope_from: EmailAddress,
+    /// The one and only `RCPT TO`.
+    pub recipient: EmailAddress,
+    pub message_id: String,
+    pub subject: String,
+    pub unsubscribe_url: String,
+    pub text: String,
+    pub html: String,
+    pub bytes: Vec<u8>,
+}
+
+/// Everything needed to compose one campaign's messages, prepared once.
+pub struct Composer<'a> {
+    config: &'a ConfigDir,
+    campaign: &'a Campaign,
+    body: BodyTemplate,
+    secret: Secret,
+}
+
+#[derive(Template)]
+#[template(path = "message.txt")]
+struct TextLayout<'a> {
+    body: &'a str,
+    blocks: &'a RenderedBlocks,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct HtmlLayout<'a> {
+    lang: &'a str,
+    subject: &'a str,
+    body: &'a str,
+    blocks: &'a RenderedBlocks,
+}
+
+impl<'a> Composer<'a> {
+    pub fn new(
+        config: &'a ConfigDir,
+        campaign: &'a Campaign,
+        secret: Secret,
+    ) -> Result<Self, ComposeError> {
+        let body = BodyTemplate::load(&campaign.body, &campaign.subject, &campaign.file)?;
+        Ok(Self {
+            config,
+            campaign,
+            body,
+            secret,
+        })
+    }
+
+    /// Checks that every field the templates use is one every recipient has: the standard
+    /// fields plus `custom_fields` (the extra columns common to the whole audience).
+    pub fn check_fields(&self, custom_fields: &BTreeSet<String>) -> Result<(), ComposeError> {
+        let mut available: BTreeSet<String> =
+            STANDARD_FIELDS.iter().map(|s| s.to_string()).collect();
+        available.extend(custom_fields.iter().cloned());
+        self.body.check_fields(&available)
+    }
+
+    pub fn locale_for(&self, recipient: &Recipient, register: &Register) -> Locale {
+        recipient
+            .contact
+            .locale
+            .or(self.campaign.locale)
+            .unwrap_or(register.default_locale)
+    }
+
+    pub fn unsubscribe_url(&self, outbox_id: i64) -> String {
+        format!(
+            "{}/u/{}",
+            self.config.settings.public_base_url,
+            sign(&self.secret, TokenPurpose::Unsubscribe, outbox_id)
+        )
+    }
+
+    pub fn compose(&self, recipient: &Recipient) -> Result<ComposedMessage, ComposeError> {
+        let settings = &self.config.settings;
+        let register = self
+            .config
+            .registers
+            .get(&recipient.register)
+            .ok_or_else(|| ComposeError::UnknownRegister(recipient.register.clone()))?;
+        let locale = self.locale_for(recipient, register);
+        let contact = &recipient.contact;
+
+        let (subject, body_text, body_html) =
+            self.body.render(&template_fields(recipient, locale))?;
+        reject_control("Subject", &subject)?;
+
+        let unsubscribe_token = sign(&self.secret, TokenPurpose::Unsubscribe, recipient.outbox_id);
+        let unsubscribe_url = format!("{}/u/{}", settings.public_base_url, unsubscribe_token);
+        let bounce_token = sign(&self.secret, TokenPurpose::Bounce, recipient.outbox_id);
+        let domain = &settings.bounces.domain;
+        let envelope_from = address(&format!(
+            "{}+{}@{}",
+            settings.bounces.local_part, bounce_token, domain
+        ))?;
+        let mailto = format!(
+            "mailto:{}+{}@{}?subject=unsubscribe",
+            settings.bounces.unsubscribe_local_part, unsubscribe_token, domain
+        );
+        let message_id = format!("<{bounce_token}@{domain}>");
+
+        let blocks = ComplianceBlocks::new(&BlockInputs {
+            settings,
+            register,
+            locale,
+            legal_basis: contact.legal_basis,
+            unsubscribe_url: &unsubscribe_url,
+            reply_to: &self.campaign.reply_to,
+        });
+        let text_blocks = blocks
+            .render_text()
+            .map_err(|e| ComposeError::Layout("text", e))?;
+        let html_blocks = blocks
+            .render_html()
+            .map_err(|e| ComposeError::Layout("HTML", e))?;
+        let text = TextLayout {
+            body: body_text.trim_end(),
+            blocks: &text_blocks,
+        }
+        .render()
+        .map_err(|e| ComposeError::Layout("text", e))?;
+        let html = HtmlLayout {
+            lang: locale.as_str(),
+            subject: &subject,
+            body: &body_html,
+            blocks: &html_blocks,
+        }
+        .render()
+        .map_err(|e| ComposeError::Layout("HTML", e))?;
+
+        let to_name = [contact.first_name.as_str(), contact.last_name.as_str()]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        reject_control("To", &to_name)?;
+        let to = Mailbox {
+            name: (!to_name.is_empty()).then_some(to_name),
+            address: contact.email.clone(),
+        };
+        let list_unsubscribe = format!("<{unsubscribe_url}>, <{mailto}>");
+        reject_control("List-Unsubscribe", &list_unsubscribe)?;
+
+        let message = lettre::Message::builder()
+            .from(lettre_mailbox(&self.campaign.from)?)
+            .reply_to(lettre_mailbox(&Mailbox {
+                name: None,
+                address: self.campaign.reply_to.clone(),
+            })?)
+            .to(lettre_mailbox(&to)?)
+            .subject(subject.clone())
+            .date_now()
+            .message_id(Some(message_id.clone()))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe"),
+                list_unsubscribe,
+            ))
+            .raw_header(HeaderValue::new(
+                HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+                "List-Unsubscribe=One-Click".to_string(),
+            ))
+            .multipart(MultiPart::alternative_plain_html(
+                text.clone(),
+                html.clone(),
+            ))
+            .map_err(|e| ComposeError::Build(e.to_string()))?;
+
+        Ok(ComposedMessage {
+            outbox_id: recipient.outbox_id,
+            envelope_from,
+            recipient: contact.email.clone(),
+            message_id,
+            subject,
+            unsubscribe_url,
+            text,
+            html,
+            bytes: message.formatted(),
+        })
+    }
+}
+
+/// The fields a body template sees: the standard ones and the register's extra columns.
+fn template_fields(recipient: &Recipient, locale: Locale) -> Value {
+    let c = &recipient.contact;
+    let mut fields = c.fields.clone();
+    let full_name = [c.first_name.as_str(), c.last_name.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (k, v) in [
+        ("email", c.email.to_string()),
+        ("first_name", c.first_name.clone()),
+        ("last_name", c.last_name.clone()),
+        ("full_name", full_name),
+        ("company", c.company.clone()),
+        ("business_id", c.business_id.clone()),
+        ("title", c.title.clone()),
+        ("locale", locale.as_str().to_string()),
+        ("register", recipient.register.clone()),
+    ] {
+        fields.insert(k.to_string(), v);
+    }
+    Value::from_serialize(&fields)
+}
+
+fn reject_control(header: &'static str, value: &str) -> Result<(), ComposeError> {
+    if value.chars().any(char::is_control) {
+        return Err(ComposeError::HeaderInjection {
+            header,
+            value: value.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn address(text: &str) -> Result<EmailAddress, ComposeError> {
+    EmailAddress::parse(text).map_err(|e| ComposeError::Build(e.to_string()))
+}
+
+fn lettre_mailbox(m: &Mailbox) -> Result<LettreMailbox, ComposeError> {
+    let address = m
+        .address
+        .as_str()
+        .parse::<lettre::Address>()
+        .map_err(|e| ComposeError::Build(format!("{}: {e}", m.address)))?;
+    Ok(LettreMailbox::new(m.name.clone(), address))
+}

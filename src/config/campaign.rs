@@ -1,0 +1,242 @@
+//! Campaign files (`config/campaigns/*.toml`): who gets what, from whom.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::{
+    ConfigError, Locale, Registers, optional_text, read_toml, required_address, required_text,
+};
+use crate::audience::EmailAddress;
+
+/// A display name and an address, as in `From: Maija <maija@example.fi>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mailbox {
+    pub name: Option<String>,
+    pub address: EmailAddress,
+}
+
+impl Mailbox {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        if let Some(open) = text.rfind('<') {
+            let close = text[open..]
+                .find('>')
+                .ok_or_else(|| format!("'{text}' has '<' without '>'"))?;
+            if open + close + 1 != text.len() {
+                return Err(format!("'{text}' has text after '>'"));
+            }
+            let address =
+                EmailAddress::parse(&text[open + 1..open + close]).map_err(|e| e.to_string())?;
+            let name = text[..open].trim().trim_matches('"').trim();
+            if name.contains(['"', '\\']) {
+                return Err(format!(
+                    "the display name in '{text}' may not contain '\"' or '\\'"
+                ));
+            }
+            let name = (!name.is_empty()).then(|| name.to_string());
+            Ok(Self { name, address })
+        } else {
+            let address = EmailAddress::parse(text).map_err(|e| e.to_string())?;
+            Ok(Self {
+                name: None,
+                address,
+            })
+        }
+    }
+}
+
+/// The marketer's body: Markdown (text part = the source, HTML part = rendered Markdown), or
+/// separate HTML and text files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BodySource {
+    Markdown(PathBuf),
+    HtmlAndText { html: PathBuf, text: PathBuf },
+}
+
+/// A contacts file the campaign imports into a register before it sends (idempotently).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactImport {
+    pub file: PathBuf,
+    pub register: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Campaign {
+    pub file: PathBuf,
+    pub name: String,
+    /// Registers in order of precedence: a contact in several is sent through the first.
+    pub registers: Vec<String>,
+    pub subject: String,
+    pub from: Mailbox,
+    pub reply_to: EmailAddress,
+    pub body: BodySource,
+    /// Overrides the register's default locale for contacts that have none of their own.
+    pub locale: Option<Locale>,
+    pub imports: Vec<ContactImport>,
+    pub require_approval: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    name: Option<String>,
+    registers: Option<Vec<String>>,
+    subject: Option<String>,
+    from: Option<String>,
+    reply_to: Option<String>,
+    body: Option<String>,
+    body_html: Option<String>,
+    body_text: Option<String>,
+    locale: Option<String>,
+    require_approval: Option<bool>,
+    #[serde(default)]
+    import: Vec<RawImport>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImport {
+    file: Option<String>,
+    register: Option<String>,
+}
+
+impl Campaign {
+    /// Loads `file`; relative paths inside it (body, imports) are relative to `config_dir`.
+    pub fn load(
+        file: &Path,
+        config_dir: &Path,
+        registers: &Registers,
+    ) -> Result<Self, ConfigError> {
+        let raw: Raw = read_toml(file)?;
+        let name = required_text(file, "name", raw.name)?;
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        {
+            return Err(ConfigError::field(
+                file,
+                "name",
+                format!("'{name}' may contain only letters a-z, digits, '-', '_' and '.'"),
+            ));
+        }
+        let register_names = raw.registers.unwrap_or_default();
+        if register_names.is_empty() {
+            return Err(ConfigError::field(
+                file,
+                "registers",
+                "names no register to send to",
+            ));
+        }
+        for r in &register_names {
+            if registers.get(r).is_none() {
+                return Err(ConfigError::field(
+                    file,
+                    "registers",
+                    format!(
+                        "'{r}' is not defined in {} (defined: {})",
+                        registers.file.display(),
+                        registers.names().join(", ")
+                    ),
+                ));
+            }
+        }
+        let from = required_text(file, "from", raw.from)?;
+        let from = Mailbox::parse(&from).map_err(|e| ConfigError::field(file, "from", e))?;
+        let body = match (raw.body, raw.body_html, raw.body_text) {
+            (Some(md), None, None) => {
+                BodySource::Markdown(existing_file(file, config_dir, "body", &md)?)
+            }
+            (None, Some(html), Some(text)) => BodySource::HtmlAndText {
+                html: existing_file(file, config_dir, "body_html", &html)?,
+                text: existing_file(file, config_dir, "body_text", &text)?,
+            },
+            (None, Some(_), None) => {
+                return Err(ConfigError::field(
+                    file,
+                    "body_text",
+                    "is missing: an HTML body needs a plain-text alternative",
+                ));
+            }
+            _ => {
+                return Err(ConfigError::field(
+                    file,
+                    "body",
+                    "give either body = \"content/FILE.md\" or both body_html and body_text",
+                ));
+            }
+        };
+        let locale = match optional_text(file, "locale", raw.locale)? {
+            None => None,
+            Some(l) => Some(Locale::parse(&l).ok_or_else(|| {
+                ConfigError::field(file, "locale", format!("'{l}' is not one of fi, sv, en"))
+            })?),
+        };
+        let mut imports = Vec::new();
+        for (i, imp) in raw.import.into_iter().enumerate() {
+            let field = |k: &str| format!("[[import]] #{} {k}", i + 1);
+            let register = required_text(file, &field("register"), imp.register)?;
+            if !register_names.contains(&register) {
+                return Err(ConfigError::field(
+                    file,
+                    field("register"),
+                    format!("'{register}' is not one of this campaign's registers"),
+                ));
+            }
+            let path = required_text(file, &field("file"), imp.file)?;
+            imports.push(ContactImport {
+                file: existing_file(file, config_dir, &field("file"), &path)?,
+                register,
+            });
+        }
+        Ok(Self {
+            file: file.to_path_buf(),
+            name,
+            registers: register_names,
+            subject: required_text(file, "subject", raw.subject)?,
+            from,
+            reply_to: required_address(file, "reply_to", raw.reply_to)?,
+            body,
+            locale,
+            imports,
+            require_approval: raw.require_approval.unwrap_or(true),
+        })
+    }
+}
+
+fn existing_file(
+    file: &Path,
+    config_dir: &Path,
+    field: &str,
+    value: &str,
+) -> Result<PathBuf, ConfigError> {
+    let path = config_dir.join(value);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(ConfigError::field(
+            file,
+            field,
+            format!(
+                "{} does not exist (paths are relative to {})",
+                path.display(),
+                config_dir.display()
+            ),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mailboxes() {
+        let m = Mailbox::parse("Maija Meikäläinen <Maija@Example.fi>").unwrap();
+        assert_eq!(m.name.as_deref(), Some("Maija Meikäläinen"));
+        assert_eq!(m.address.as_str(), "maija@example.fi");
+        assert!(Mailbox::parse("plain@example.fi").unwrap().name.is_none());
+        assert!(Mailbox::parse("Bad <a@example.fi").is_err());
+        assert!(Mailbox::parse("Bad <a@example.fi> trailing").is_err());
+    }
+}

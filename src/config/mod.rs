@@ -1,0 +1,216 @@
+//! Configuration: TOML files → typed, validated structs.
+//!
+//! Owns `fairsend.toml` (sender identity, transport, database, links, bounce domain, secrets),
+//! `registers.toml` and campaign files. Every value is checked here, once, with errors that name
+//! the file and the field; nothing downstream re-validates a config string. This module reads
+//! files but never touches the database or the network.
+
+mod campaign;
+mod registers;
+mod settings;
+
+use std::path::{Path, PathBuf};
+
+pub use campaign::{BodySource, Campaign, ContactImport, Mailbox};
+pub use registers::{PurchasedList, Register, RegisterKind, Registers};
+pub use settings::{
+    BounceSettings, PrivacySettings, RetrySettings, SenderIdentity, Settings, TlsMode,
+    TransportSettings, TransportUrl,
+};
+
+/// A problem in a configuration file, always naming the file and, where there is one, the
+/// field (`[table] key`) and the line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read the file: {source}")]
+    Read {
+        file: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{file}: {message}")]
+    Syntax { file: PathBuf, message: String },
+    #[error("{file}: {field}: {reason}")]
+    Field {
+        file: PathBuf,
+        field: String,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    pub(crate) fn field(file: &Path, field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Field {
+            file: file.to_path_buf(),
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Everything `--config DIR` holds, loaded and validated.
+#[derive(Debug, Clone)]
+pub struct ConfigDir {
+    pub dir: PathBuf,
+    pub settings: Settings,
+    pub registers: Registers,
+}
+
+impl ConfigDir {
+    pub fn load(dir: &Path) -> Result<Self, ConfigError> {
+        let settings = Settings::load(&dir.join("fairsend.toml"))?;
+        let registers = Registers::load(&dir.join("registers.toml"))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            settings,
+            registers,
+        })
+    }
+
+    /// Loads a campaign file and checks that every register it names exists.
+    pub fn load_campaign(&self, file: &Path) -> Result<Campaign, ConfigError> {
+        Campaign::load(file, &self.dir, &self.registers)
+    }
+}
+
+/// The legal basis on which a contact may receive B2B marketing (917/2014 §200–201, GDPR 6(1)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegalBasis {
+    /// The person opted in; the consent time is kept.
+    Consent,
+    /// An existing customer relationship (legitimate interest).
+    CustomerRelationship,
+    /// The message is relevant to the person's job role (legitimate interest, B2B only).
+    JobRole,
+}
+
+impl LegalBasis {
+    pub const ALL: [LegalBasis; 3] = [Self::Consent, Self::CustomerRelationship, Self::JobRole];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Consent => "consent",
+            Self::CustomerRelationship => "customer_relationship",
+            Self::JobRole => "job_role",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|b| b.as_str() == s.trim())
+    }
+}
+
+/// The languages every compliance block exists in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Locale {
+    Fi,
+    Sv,
+    En,
+}
+
+impl Locale {
+    pub const ALL: [Locale; 3] = [Self::Fi, Self::Sv, Self::En];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Fi => "fi",
+            Self::Sv => "sv",
+            Self::En => "en",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let s = s.trim().to_ascii_lowercase();
+        Self::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        file: file.to_path_buf(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
+/// A required single-line text value: present, not blank, and free of control characters
+/// (CR/LF in a value that reaches a header would be header injection).
+pub(crate) fn required_text(
+    file: &Path,
+    field: &str,
+    value: Option<String>,
+) -> Result<String, ConfigError> {
+    match value {
+        None => Err(ConfigError::field(file, field, "is missing")),
+        Some(v) if v.trim().is_empty() => Err(ConfigError::field(file, field, "is empty")),
+        Some(v) => single_line(file, field, v),
+    }
+}
+
+pub(crate) fn optional_text(
+    file: &Path,
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<String>, ConfigError> {
+    match value {
+        Some(v) if !v.trim().is_empty() => single_line(file, field, v).map(Some),
+        _ => Ok(None),
+    }
+}
+
+pub(crate) fn single_line(file: &Path, field: &str, v: String) -> Result<String, ConfigError> {
+    if v.chars().any(|c| c.is_control()) {
+        return Err(ConfigError::field(
+            file,
+            field,
+            "contains a line break or control character, which is not allowed in a value that \
+             may reach a mail header",
+        ));
+    }
+    Ok(v.trim().to_string())
+}
+
+pub(crate) fn required_address(
+    file: &Path,
+    field: &str,
+    value: Option<String>,
+) -> Result<crate::audience::EmailAddress, ConfigError> {
+    let text = required_text(file, field, value)?;
+    crate::audience::EmailAddress::parse(&text)
+        .map_err(|e| ConfigError::field(file, field, e.to_string()))
+}
+
+/// Parses durations such as `"90s"`, `"5m"`, `"4h"`, `"7d"`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number.parse().ok()?;
+    let seconds = match unit.trim() {
+        "s" | "sec" | "secs" | "seconds" => n,
+        "m" | "min" | "mins" | "minutes" => n.checked_mul(60)?,
+        "h" | "hours" => n.checked_mul(3600)?,
+        "d" | "days" => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_secs(seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
+        assert_eq!(parse_duration("4h").unwrap().as_secs(), 14_400);
+        assert_eq!(parse_duration("2 days").unwrap().as_secs(), 172_800);
+        assert!(parse_duration("soon").is_none());
+        assert!(parse_duration("10").is_none());
+    }
+}

@@ -1,0 +1,242 @@
+//! `registers.toml`: the registers contacts belong to, their controller and, for purchased
+//! lists (ostorekisteri), the provider, acquisition and the date the permission to use ends.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use super::{ConfigError, LegalBasis, Locale, optional_text, read_toml, required_text};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegisterKind {
+    Customer,
+    Marketing,
+    Purchased,
+}
+
+impl RegisterKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Marketing => "marketing",
+            Self::Purchased => "purchased",
+        }
+    }
+}
+
+/// Where a purchased list came from; required for `kind = "purchased"` only, so it lives in
+/// the type rather than in optional fields of every register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurchasedList {
+    pub provider: String,
+    pub acquisition_method: String,
+    pub acquired_on: NaiveDate,
+    pub valid_until: NaiveDate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Register {
+    /// The key in `registers.toml`, used on the command line and in the database.
+    pub name: String,
+    /// The register's name as recipients see it in the address-source notice.
+    pub title: String,
+    pub kind: RegisterKind,
+    pub controller: String,
+    pub controller_contact: String,
+    pub default_legal_basis: Option<LegalBasis>,
+    pub default_locale: Locale,
+    pub purchased: Option<PurchasedList>,
+}
+
+impl Register {
+    /// A purchased register may be used only until its `valid_until` date (inclusive).
+    pub fn is_expired_on(&self, today: NaiveDate) -> bool {
+        self.purchased
+            .as_ref()
+            .is_some_and(|p| p.valid_until < today)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registers {
+    pub file: PathBuf,
+    by_name: BTreeMap<String, Register>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    registers: BTreeMap<String, RawRegister>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRegister {
+    title: Option<String>,
+    kind: Option<String>,
+    controller: Option<String>,
+    controller_contact: Option<String>,
+    default_legal_basis: Option<String>,
+    default_locale: Option<String>,
+    provider: Option<String>,
+    acquisition_method: Option<String>,
+    acquired_on: Option<String>,
+    valid_until: Option<String>,
+}
+
+impl Registers {
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let raw: Raw = read_toml(file)?;
+        if raw.registers.is_empty() {
+            return Err(ConfigError::field(
+                file,
+                "[registers]",
+                "no register is defined; add at least one [registers.NAME] table",
+            ));
+        }
+        let mut by_name = BTreeMap::new();
+        for (name, r) in raw.registers {
+            let register = parse_register(file, &name, r)?;
+            by_name.insert(name, register);
+        }
+        Ok(Self {
+            file: file.to_path_buf(),
+            by_name,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Register> {
+        self.by_name.get(name)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Register> {
+        self.by_name.values()
+    }
+
+    pub fn names(&self) -> Vec<&str> {
+        self.by_name.keys().map(String::as_str).collect()
+    }
+}
+
+fn parse_register(file: &Path, name: &str, r: RawRegister) -> Result<Register, ConfigError> {
+    let field = |key: &str| format!("[registers.{name}] {key}");
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err(ConfigError::field(
+            file,
+            format!("[registers.{name}]"),
+            "a register name may contain only a-z, 0-9, '_' and '-'",
+        ));
+    }
+    let kind = match required_text(file, &field("kind"), r.kind)?.as_str() {
+        "customer" => RegisterKind::Customer,
+        "marketing" => RegisterKind::Marketing,
+        "purchased" => RegisterKind::Purchased,
+        other => {
+            return Err(ConfigError::field(
+                file,
+                field("kind"),
+                format!("'{other}' is not one of customer, marketing, purchased"),
+            ));
+        }
+    };
+    let default_legal_basis =
+        match optional_text(file, &field("default_legal_basis"), r.default_legal_basis)? {
+            None => None,
+            Some(text) => Some(LegalBasis::parse(&text).ok_or_else(|| {
+                ConfigError::field(
+                    file,
+                    field("default_legal_basis"),
+                    format!("'{text}' is not one of consent, customer_relationship, job_role"),
+                )
+            })?),
+        };
+    if default_legal_basis == Some(LegalBasis::Consent) {
+        return Err(ConfigError::field(
+            file,
+            field("default_legal_basis"),
+            "consent cannot be a register default: it is given by each person, with a time, \
+             in the contacts file's legal_basis and consent_at columns",
+        ));
+    }
+    let default_locale = match optional_text(file, &field("default_locale"), r.default_locale)? {
+        None => Locale::Fi,
+        Some(text) => Locale::parse(&text).ok_or_else(|| {
+            ConfigError::field(
+                file,
+                field("default_locale"),
+                format!("'{text}' is not one of fi, sv, en"),
+            )
+        })?,
+    };
+    let date = |key: &str, value: Option<String>| -> Result<NaiveDate, ConfigError> {
+        let text = required_text(file, &field(key), value)?;
+        NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+            ConfigError::field(
+                file,
+                field(key),
+                format!("'{text}' is not a date YYYY-MM-DD"),
+            )
+        })
+    };
+    let purchased = if kind == RegisterKind::Purchased {
+        let list = PurchasedList {
+            provider: required_text(file, &field("provider"), r.provider)?,
+            acquisition_method: required_text(
+                file,
+                &field("acquisition_method"),
+                r.acquisition_method,
+            )?,
+            acquired_on: date("acquired_on", r.acquired_on)?,
+            valid_until: date("valid_until", r.valid_until)?,
+        };
+        if list.valid_until < list.acquired_on {
+            return Err(ConfigError::field(
+                file,
+                field("valid_until"),
+                "is before acquired_on",
+            ));
+        }
+        Some(list)
+    } else {
+        for (key, present) in [
+            ("provider", r.provider.is_some()),
+            ("acquisition_method", r.acquisition_method.is_some()),
+            ("acquired_on", r.acquired_on.is_some()),
+            ("valid_until", r.valid_until.is_some()),
+        ] {
+            if present {
+                return Err(ConfigError::field(
+                    file,
+                    field(key),
+                    format!(
+                        "only a purchased register has {key}; this one is {}",
+                        kind.as_str()
+                    ),
+                ));
+            }
+        }
+        None
+    };
+    Ok(Register {
+        name: name.to_string(),
+        title: required_text(file, &field("title"), r.title)?,
+        kind,
+        controller: required_text(file, &field("controller"), r.controller)?,
+        controller_contact: required_text(
+            file,
+            &field("controller_contact"),
+            r.controller_contact,
+        )?,
+        default_legal_basis,
+        default_locale,
+        purchased,
+    })
+}

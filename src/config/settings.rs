@@ -1,0 +1,474 @@
+//! `fairsend.toml`: who sends, how, from where, and with which secrets (by variable name only).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{
+    ConfigError, optional_text, parse_duration, read_toml, required_address, required_text,
+};
+use crate::audience::EmailAddress;
+
+/// The sender identity that 917/2014 §203(1) forbids hiding; compiled into every message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SenderIdentity {
+    pub legal_name: String,
+    pub business_id: String,
+    pub postal_address: String,
+    pub contact_email: EmailAddress,
+    pub privacy_contact: EmailAddress,
+    pub dpo_contact: Option<String>,
+    pub website: Option<String>,
+}
+
+/// What the GDPR art. 14 notice states beyond the identity and the register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrivacySettings {
+    /// How long contact data is kept, in months, counted from the last message.
+    pub retention_months: u32,
+    /// `None` means the Finnish Data Protection Ombudsman, named in each locale.
+    pub supervisory_authority: Option<String>,
+    pub supervisory_authority_url: String,
+    pub policy_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TransportUrl {
+    /// `smtp://host:port` — plain SMTP, upgraded with STARTTLS as `tls` says.
+    Smtp { host: String, port: u16 },
+    /// `smtps://host:port` — TLS from the first byte.
+    Smtps { host: String, port: u16 },
+    /// `outbox:DIR` — one `.eml` file per message, written atomically.
+    Outbox(PathBuf),
+}
+
+impl TransportUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let url = url.trim();
+        if let Some(dir) = url.strip_prefix("outbox:") {
+            if dir.is_empty() {
+                return Err("outbox: needs a directory, for example outbox:outbox".into());
+            }
+            return Ok(Self::Outbox(PathBuf::from(dir)));
+        }
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| {
+            format!("'{url}' is not smtp://HOST:PORT, smtps://HOST:PORT or outbox:DIR")
+        })?;
+        let rest = rest.trim_end_matches('/');
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
+                h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                Some(
+                    p.parse::<u16>()
+                        .map_err(|_| format!("'{p}' is not a port number"))?,
+                ),
+            ),
+            _ => (
+                rest.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+                None,
+            ),
+        };
+        if host.is_empty() || host.contains(['/', '@', ' ']) {
+            return Err(format!("'{url}' has no valid host"));
+        }
+        match scheme {
+            "smtp" => Ok(Self::Smtp {
+                host,
+                port: port.unwrap_or(25),
+            }),
+            "smtps" => Ok(Self::Smtps {
+                host,
+                port: port.unwrap_or(465),
+            }),
+            other => Err(format!(
+                "unknown transport scheme '{other}' (use smtp, smtps or outbox)"
+            )),
+        }
+    }
+
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Self::Smtp { host, .. } | Self::Smtps { host, .. } => {
+                host == "localhost"
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+            Self::Outbox(_) => true,
+        }
+    }
+}
+
+impl std::fmt::Display for TransportUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Smtp { host, port } => write!(f, "smtp://{host}:{port}"),
+            Self::Smtps { host, port } => write!(f, "smtps://{host}:{port}"),
+            Self::Outbox(dir) => write!(f, "outbox:{}", dir.display()),
+        }
+    }
+}
+
+/// When plain `smtp://` must upgrade to TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// STARTTLS required, except on loopback where the connection never leaves the machine.
+    Auto,
+    /// STARTTLS required everywhere.
+    Required,
+    /// No TLS at all; must be said explicitly.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransportSettings {
+    pub url: TransportUrl,
+    pub tls: TlsMode,
+    /// Names of the environment variables that hold SMTP credentials (never the values).
+    pub username_env: Option<String>,
+    pub password_env: Option<String>,
+    /// Simultaneous SMTP connections.
+    pub concurrency: usize,
+    /// Messages per second for the whole run; `None` is unlimited.
+    pub rate_per_second: Option<f64>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceSettings {
+    /// The envelope domain: `MAIL FROM:<local_part+TOKEN@domain>`.
+    pub domain: String,
+    pub local_part: String,
+    /// Local part of the `mailto:` unsubscribe address on the same domain.
+    pub unsubscribe_local_part: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySettings {
+    pub max_attempts: u32,
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+    /// How long one `send` run waits for deferred messages to come due before it exits.
+    pub wait_in_run: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    pub file: PathBuf,
+    pub sender: SenderIdentity,
+    pub privacy: PrivacySettings,
+    pub transport: TransportSettings,
+    pub database_url: String,
+    pub public_base_url: String,
+    pub bounces: BounceSettings,
+    pub signing_secret_env: String,
+    pub retry: RetrySettings,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    sender: Option<RawSender>,
+    #[serde(default)]
+    privacy: RawPrivacy,
+    transport: Option<RawTransport>,
+    #[serde(default)]
+    database: RawDatabase,
+    links: Option<RawLinks>,
+    bounces: Option<RawBounces>,
+    #[serde(default)]
+    secrets: RawSecrets,
+    #[serde(default)]
+    retry: RawRetry,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSender {
+    legal_name: Option<String>,
+    business_id: Option<String>,
+    postal_address: Option<String>,
+    contact_email: Option<String>,
+    privacy_contact: Option<String>,
+    dpo_contact: Option<String>,
+    website: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPrivacy {
+    retention_months: Option<u32>,
+    supervisory_authority: Option<String>,
+    supervisory_authority_url: Option<String>,
+    policy_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTransport {
+    url: Option<String>,
+    tls: Option<String>,
+    username_env: Option<String>,
+    password_env: Option<String>,
+    concurrency: Option<usize>,
+    rate_per_second: Option<f64>,
+    timeout: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDatabase {
+    url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLinks {
+    public_base_url: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawBounces {
+    domain: Option<String>,
+    local_part: Option<String>,
+    unsubscribe_local_part: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSecrets {
+    signing_secret_env: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawRetry {
+    max_attempts: Option<u32>,
+    base_delay: Option<String>,
+    max_delay: Option<String>,
+    wait_in_run: Option<String>,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://fairsend.db";
+const FINNISH_DPO_URL: &str = "https://tietosuoja.fi";
+
+impl Settings {
+    pub fn load(file: &Path) -> Result<Self, ConfigError> {
+        let raw: Raw = read_toml(file)?;
+        let sender = raw
+            .sender
+            .ok_or_else(|| ConfigError::field(file, "[sender]", "the table is missing"))?;
+        let sender = SenderIdentity {
+            legal_name: required_text(file, "[sender] legal_name", sender.legal_name)?,
+            business_id: required_text(file, "[sender] business_id", sender.business_id)?,
+            postal_address: required_text(file, "[sender] postal_address", sender.postal_address)?,
+            contact_email: required_address(file, "[sender] contact_email", sender.contact_email)?,
+            privacy_contact: required_address(
+                file,
+                "[sender] privacy_contact",
+                sender.privacy_contact,
+            )?,
+            dpo_contact: optional_text(file, "[sender] dpo_contact", sender.dpo_contact)?,
+            website: optional_text(file, "[sender] website", sender.website)?,
+        };
+        let privacy = PrivacySettings {
+            retention_months: raw.privacy.retention_months.ok_or_else(|| {
+                ConfigError::field(
+                    file,
+                    "[privacy] retention_months",
+                    "is missing: the art. 14 notice must state how long data is kept",
+                )
+            })?,
+            supervisory_authority: optional_text(
+                file,
+                "[privacy] supervisory_authority",
+                raw.privacy.supervisory_authority,
+            )?,
+            supervisory_authority_url: optional_text(
+                file,
+                "[privacy] supervisory_authority_url",
+                raw.privacy.supervisory_authority_url,
+            )?
+            .unwrap_or_else(|| FINNISH_DPO_URL.to_string()),
+            policy_url: optional_text(file, "[privacy] policy_url", raw.privacy.policy_url)?,
+        };
+        if privacy.supervisory_authority.is_some()
+            && privacy.supervisory_authority_url == FINNISH_DPO_URL
+        {
+            return Err(ConfigError::field(
+                file,
+                "[privacy] supervisory_authority_url",
+                "must be set when supervisory_authority names another authority",
+            ));
+        }
+        let transport = raw
+            .transport
+            .ok_or_else(|| ConfigError::field(file, "[transport]", "the table is missing"))?;
+        let transport = parse_transport(file, transport)?;
+        let links = raw
+            .links
+            .ok_or_else(|| ConfigError::field(file, "[links]", "the table is missing"))?;
+        let public_base_url =
+            required_text(file, "[links] public_base_url", links.public_base_url)?;
+        if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
+            return Err(ConfigError::field(
+                file,
+                "[links] public_base_url",
+                format!("'{public_base_url}' must start with https:// (or http:// for a test)"),
+            ));
+        }
+        let bounces = raw
+            .bounces
+            .ok_or_else(|| ConfigError::field(file, "[bounces]", "the table is missing"))?;
+        let bounce_domain = required_text(file, "[bounces] domain", bounces.domain)?;
+        let local_part = optional_text(file, "[bounces] local_part", bounces.local_part)?
+            .unwrap_or_else(|| "bounces".into());
+        let unsubscribe_local_part = optional_text(
+            file,
+            "[bounces] unsubscribe_local_part",
+            bounces.unsubscribe_local_part,
+        )?
+        .unwrap_or_else(|| "unsubscribe".into());
+        // Both addresses must be valid once a token is appended.
+        for (field, local) in [
+            ("[bounces] local_part", &local_part),
+            ("[bounces] unsubscribe_local_part", &unsubscribe_local_part),
+        ] {
+            EmailAddress::parse(&format!("{local}+token@{bounce_domain}"))
+                .map_err(|e| ConfigError::field(file, field, e.to_string()))?;
+        }
+        let retry = RetrySettings {
+            max_attempts: raw.retry.max_attempts.unwrap_or(5).max(1),
+            base_delay: duration_field(file, "[retry] base_delay", raw.retry.base_delay, "5m")?,
+            max_delay: duration_field(file, "[retry] max_delay", raw.retry.max_delay, "6h")?,
+            wait_in_run: duration_field(file, "[retry] wait_in_run", raw.retry.wait_in_run, "2m")?,
+        };
+        Ok(Self {
+            file: file.to_path_buf(),
+            sender,
+            privacy,
+            transport,
+            database_url: optional_text(file, "[database] url", raw.database.url)?
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            public_base_url: public_base_url.trim_end_matches('/').to_string(),
+            bounces: BounceSettings {
+                domain: bounce_domain.to_lowercase(),
+                local_part,
+                unsubscribe_local_part,
+            },
+            signing_secret_env: optional_text(
+                file,
+                "[secrets] signing_secret_env",
+                raw.secrets.signing_secret_env,
+            )?
+            .unwrap_or_else(|| "FAIRSEND_SECRET".into()),
+            retry,
+        })
+    }
+}
+
+fn parse_transport(file: &Path, raw: RawTransport) -> Result<TransportSettings, ConfigError> {
+    let url = required_text(file, "[transport] url", raw.url)?;
+    let url =
+        TransportUrl::parse(&url).map_err(|e| ConfigError::field(file, "[transport] url", e))?;
+    let tls = match raw.tls.as_deref().map(str::trim) {
+        None | Some("auto") => TlsMode::Auto,
+        Some("required") | Some("starttls") => TlsMode::Required,
+        Some("none") => TlsMode::None,
+        Some(other) => {
+            return Err(ConfigError::field(
+                file,
+                "[transport] tls",
+                format!("'{other}' is not one of auto, required, none"),
+            ));
+        }
+    };
+    let concurrency = raw.concurrency.unwrap_or(4);
+    if !(1..=256).contains(&concurrency) {
+        return Err(ConfigError::field(
+            file,
+            "[transport] concurrency",
+            "must be between 1 and 256",
+        ));
+    }
+    let rate_per_second = match raw.rate_per_second {
+        None => None,
+        Some(r) if r == 0.0 => None,
+        Some(r) if r.is_finite() && r > 0.0 => Some(r),
+        Some(r) => {
+            return Err(ConfigError::field(
+                file,
+                "[transport] rate_per_second",
+                format!("{r} is not a positive number (0 means unlimited)"),
+            ));
+        }
+    };
+    Ok(TransportSettings {
+        url,
+        tls,
+        username_env: optional_text(file, "[transport] username_env", raw.username_env)?,
+        password_env: optional_text(file, "[transport] password_env", raw.password_env)?,
+        concurrency,
+        rate_per_second,
+        timeout: duration_field(file, "[transport] timeout", raw.timeout, "60s")?,
+    })
+}
+
+fn duration_field(
+    file: &Path,
+    field: &str,
+    value: Option<String>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let text = value.unwrap_or_else(|| default.to_string());
+    parse_duration(&text).ok_or_else(|| {
+        ConfigError::field(
+            file,
+            field,
+            format!("'{text}' is not a duration such as \"30s\", \"5m\", \"4h\" or \"7d\""),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_urls() {
+        assert_eq!(
+            TransportUrl::parse("smtp://127.0.0.1:2525").unwrap(),
+            TransportUrl::Smtp {
+                host: "127.0.0.1".into(),
+                port: 2525
+            }
+        );
+        assert_eq!(
+            TransportUrl::parse("smtps://mail.example.com").unwrap(),
+            TransportUrl::Smtps {
+                host: "mail.example.com".into(),
+                port: 465
+            }
+        );
+        assert_eq!(
+            TransportUrl::parse("outbox:out/dir").unwrap(),
+            TransportUrl::Outbox("out/dir".into())
+        );
+        assert!(
+            TransportUrl::parse("smtp://[::1]:25")
+                .unwrap()
+                .is_loopback()
+        );
+        assert!(
+            !TransportUrl::parse("smtp://mail.example.com:25")
+                .unwrap()
+                .is_loopback()
+        );
+        assert!(TransportUrl::parse("http://x").is_err());
+        assert!(TransportUrl::parse("smtp://host:notaport").is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! fairsend — a compliance-aware B2B email campaign sender.
+//!
+//! Data flows one way: [`config`] → [`audience`] → [`compose`] → [`compliance`] gate →
+//! [`send`] → (SMTP) → … → [`suppress`] → the next send. [`store`] is the only module that
+//! speaks SQL; the binary (`main.rs`) is a thin shell over these modules.
+
+pub mod audience;
+pub mod compliance;
+pub mod compose;
+pub mod config;
+pub mod send;
+pub mod store;
+pub mod suppress;
+
+/// Current time as Unix milliseconds: the one clock every stored timestamp uses.
+pub fn now_millis() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

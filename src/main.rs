@@ -1,0 +1,473 @@
+//! The `fairsend` command line: parses arguments, calls the library, prints results.
+//! Exit codes: 0 success, 1 the command ran and found problems, 2 bad usage or bad input.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use fairsend::audience::{ParsedImport, parse_contacts_csv};
+use fairsend::compose::Composer;
+use fairsend::config::{Campaign, ConfigDir, TransportUrl};
+use fairsend::send::{SendOptions, SendReport, Transport, run_campaign};
+use fairsend::store::{OutboxState, Store};
+use fairsend::suppress::{Secret, SecretOrigin, address_hash};
+
+#[derive(Parser)]
+#[command(
+    name = "fairsend",
+    version,
+    about = "Compliance-aware B2B email campaign sender"
+)]
+struct Cli {
+    /// Configuration directory (fairsend.toml, registers.toml, campaigns/, content/).
+    #[arg(long, global = true, default_value = "config")]
+    config: PathBuf,
+    /// Database URL; defaults to [database] url in fairsend.toml (sqlite://fairsend.db).
+    #[arg(long, global = true)]
+    db: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Import or update contacts of a register from a CSV file.
+    Import {
+        file: PathBuf,
+        #[arg(long)]
+        register: String,
+        /// Apply nothing if any row is bad.
+        #[arg(long)]
+        strict: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run (or resume) a campaign.
+    Send {
+        campaign: PathBuf,
+        /// Compose and check every due message without sending or changing anything.
+        #[arg(long)]
+        dry_run: bool,
+        /// Use this transport for this run instead of [transport] url.
+        #[arg(long)]
+        transport: Option<String>,
+        /// Requeue messages an interrupted SMTP run may or may not have delivered.
+        #[arg(long)]
+        resend_interrupted: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per-state counts of one campaign or of all.
+    Status {
+        campaign: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An error that is the user's input, not the program's situation: exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct BadInput(String);
+
+/// The command ran and found problems: exit code 1, the problems already printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct Problems(String);
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if let Some(p) = e.downcast_ref::<Problems>() {
+                eprintln!("{p}");
+                return ExitCode::from(1);
+            }
+            eprintln!("error: {e:#}");
+            if is_bad_input(&e) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn is_bad_input(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause.is::<BadInput>()
+            || cause.is::<fairsend::config::ConfigError>()
+            || cause.is::<fairsend::audience::ImportError>()
+            || cause.is::<fairsend::compose::ComposeError>()
+            || cause.is::<fairsend::send::TransportError>()
+            || cause.is::<fairsend::suppress::WeakSecret>()
+    })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FAIRSEND_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config = ConfigDir::load(&cli.config)?;
+    let db_url = cli
+        .db
+        .clone()
+        .unwrap_or_else(|| config.settings.database_url.clone());
+    let store = Store::open(&db_url).await?;
+    match cli.command {
+        Command::Import {
+            file,
+            register,
+            strict,
+            json,
+        } => import(&config, &store, &file, &register, strict, json).await,
+        Command::Send {
+            campaign,
+            dry_run,
+            transport,
+            resend_interrupted,
+            json,
+        } => {
+            send(
+                &config,
+                &store,
+                &campaign,
+                dry_run,
+                transport.as_deref(),
+                resend_interrupted,
+                json,
+            )
+            .await
+        }
+        Command::Status { campaign, json } => status(&store, campaign.as_deref(), json).await,
+    }
+}
+
+fn load_secret(config: &ConfigDir) -> anyhow::Result<Secret> {
+    let secret = Secret::from_env(&config.settings.signing_secret_env)?;
+    if secret.origin == SecretOrigin::Development {
+        eprintln!(
+            "warning: {} is not set; using the built-in DEVELOPMENT signing secret. Unsubscribe \
+             links and bounce addresses signed with it are forgeable: set {} to at least 32 \
+             random bytes before sending real mail.",
+            config.settings.signing_secret_env, config.settings.signing_secret_env
+        );
+    }
+    Ok(secret)
+}
+
+async fn import(
+    config: &ConfigDir,
+    store: &Store,
+    file: &Path,
+    register_name: &str,
+    strict: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let register = config.registers.get(register_name).ok_or_else(|| {
+        BadInput(format!(
+            "register '{register_name}' is not defined in {} (defined: {})",
+            config.registers.file.display(),
+            config.registers.names().join(", ")
+        ))
+    })?;
+    let parsed = parse_contacts_csv(file, register)?;
+    for error in &parsed.errors {
+        eprintln!("{error}");
+    }
+    if strict && !parsed.errors.is_empty() {
+        return Err(BadInput(format!(
+            "{}: {} bad row(s); --strict: nothing was imported",
+            file.display(),
+            parsed.errors.len()
+        ))
+        .into());
+    }
+    let secret = load_secret(config)?;
+    let outcome = store
+        .import_contacts(register_name, &parsed.records, |a| address_hash(&secret, a))
+        .await?;
+    for source in &outcome.refused_erased {
+        eprintln!(
+            "{source}: email: this person's data was erased on request (GDPR art. 17); the address may not be imported again"
+        );
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "file": file.display().to_string(),
+                "register": register_name,
+                "inserted": outcome.inserted,
+                "updated": outcome.updated,
+                "unchanged": outcome.unchanged,
+                "merged_duplicates": parsed.merged_duplicates,
+                "refused_erased": outcome.refused_erased.len(),
+                "errors": parsed.errors,
+            })
+        );
+    } else {
+        println!(
+            "{}: register {register_name}: {} inserted, {} updated, {} unchanged, {} duplicate row(s) merged, {} rejected",
+            file.display(),
+            outcome.inserted,
+            outcome.updated,
+            outcome.unchanged,
+            parsed.merged_duplicates,
+            parsed.errors.len() + outcome.refused_erased.len()
+        );
+    }
+    if !parsed.errors.is_empty() || !outcome.refused_erased.is_empty() {
+        return Err(Problems(format!(
+            "{} row(s) were not imported; the other rows were",
+            parsed.errors.len() + outcome.refused_erased.len()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// The campaign's own contact files, all parsed before any is applied: one bad row refuses
+/// the whole send and changes nothing.
+async fn import_campaign_contacts(
+    config: &ConfigDir,
+    store: &Store,
+    campaign: &Campaign,
+    secret: &Secret,
+) -> anyhow::Result<()> {
+    let mut parsed: Vec<(&str, ParsedImport)> = Vec::new();
+    let mut errors = 0;
+    for import in &campaign.imports {
+        let register = config
+            .registers
+            .get(&import.register)
+            .ok_or_else(|| BadInput(format!("register '{}' is not defined", import.register)))?;
+        let p = parse_contacts_csv(&import.file, register)?;
+        for e in &p.errors {
+            eprintln!("{e}");
+        }
+        errors += p.errors.len();
+        parsed.push((&import.register, p));
+    }
+    if errors > 0 {
+        return Err(BadInput(format!(
+            "{}: {errors} bad row(s) in the campaign's contact files; nothing was imported or sent",
+            campaign.file.display()
+        ))
+        .into());
+    }
+    for (register, p) in parsed {
+        let outcome = store
+            .import_contacts(register, &p.records, |a| address_hash(secret, a))
+            .await?;
+        for source in &outcome.refused_erased {
+            eprintln!("{source}: skipped: this person's data was erased on request (GDPR art. 17)");
+        }
+        if outcome.inserted + outcome.updated > 0 {
+            tracing::info!(
+                register,
+                inserted = outcome.inserted,
+                updated = outcome.updated,
+                "imported the campaign's contacts"
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn send(
+    config: &ConfigDir,
+    store: &Store,
+    campaign_file: &Path,
+    dry_run: bool,
+    transport_override: Option<&str>,
+    resend_interrupted: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let campaign = config.load_campaign(campaign_file)?;
+    let secret = load_secret(config)?;
+    let transport_url = match transport_override {
+        Some(url) => TransportUrl::parse(url).map_err(|e| BadInput(format!("--transport: {e}")))?,
+        None => config.settings.transport.url.clone(),
+    };
+    if secret.origin == SecretOrigin::Development && !transport_url.is_loopback() && !dry_run {
+        return Err(BadInput(format!(
+            "refusing to send through {transport_url} with the development signing secret: set {}",
+            config.settings.signing_secret_env
+        ))
+        .into());
+    }
+    import_campaign_contacts(config, store, &campaign, &secret).await?;
+    let composer = Composer::new(config, &campaign, secret)?;
+    composer.check_fields(&store.common_fields(&campaign.registers).await?)?;
+    let transport = Transport::new(&transport_url, &config.settings.transport)?;
+
+    let options = SendOptions {
+        dry_run,
+        resend_interrupted,
+        on_progress: Some(progress_display()),
+        ..Default::default()
+    };
+    let stop = Arc::clone(&options.stop);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!(
+                "stopping: finishing the messages in flight (run `fairsend send` again to resume)"
+            );
+            stop.store(true, Ordering::SeqCst);
+        }
+    });
+    let report = run_campaign(config, &campaign, &composer, store, &transport, &options)
+        .await
+        .map_err(|e| match e {
+            fairsend::send::SendError::Locked { .. }
+            | fairsend::send::SendError::ExpiredRegister { .. } => {
+                anyhow::Error::new(Problems(format!("send refused: {e}")))
+            }
+            other => anyhow::Error::new(other),
+        })?;
+    print_report(&report, &transport_url, json);
+    Ok(())
+}
+
+fn progress_display() -> Box<dyn Fn(&SendReport, u64) + Send + Sync> {
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} {pos} messages ({per_sec}) {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        Box::new(move |r: &SendReport, n: u64| {
+            bar.set_position(n);
+            bar.set_message(format!(
+                "sent {} · deferred {} · failed {} · suppressed {}",
+                r.sent, r.deferred, r.failed, r.suppressed
+            ));
+        })
+    } else {
+        Box::new(|r: &SendReport, n: u64| {
+            if n % 100 == 0 {
+                tracing::info!(
+                    processed = n,
+                    sent = r.sent,
+                    deferred = r.deferred,
+                    failed = r.failed,
+                    suppressed = r.suppressed,
+                    "progress"
+                );
+            }
+        })
+    }
+}
+
+fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+        return;
+    }
+    let verb = if report.dry_run { "would send" } else { "sent" };
+    println!(
+        "campaign {} via {transport}: {verb} {}, deferred {}, failed {}, suppressed {}",
+        report.campaign, report.sent, report.deferred, report.failed, report.suppressed
+    );
+    if report.interrupted_sent + report.interrupted_requeued + report.interrupted_failed > 0 {
+        println!(
+            "  an earlier run was interrupted: {} found delivered, {} requeued, {} marked failed (not resent)",
+            report.interrupted_sent, report.interrupted_requeued, report.interrupted_failed
+        );
+    }
+    if report.waiting_for_retry > 0 {
+        let when = report
+            .next_retry_at
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "later".into());
+        println!(
+            "  {} message(s) wait for a retry (next due {when}); run `fairsend send` again then",
+            report.waiting_for_retry
+        );
+    }
+}
+
+async fn status(store: &Store, campaign: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let counts = store
+        .campaign_counts(campaign)
+        .await
+        .context("cannot read campaign status")?;
+    if let Some(name) = campaign
+        && counts.is_empty()
+    {
+        return Err(BadInput(format!("no campaign named '{name}' has been sent yet")).into());
+    }
+    if json {
+        let objects: Vec<serde_json::Value> = counts
+            .iter()
+            .map(|c| serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total()}))
+            .collect();
+        let value = match (campaign, objects.as_slice()) {
+            (Some(_), [one]) => one.clone(),
+            _ => serde_json::Value::Array(objects),
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+        return Ok(());
+    }
+    if counts.is_empty() {
+        println!("no campaigns yet");
+    }
+    for c in counts {
+        let states: Vec<String> = OutboxState::ALL
+            .iter()
+            .map(|s| format!("{} {}", s.as_str(), c.count(*s)))
+            .collect();
+        println!(
+            "{}: {} recipients — {}",
+            c.campaign,
+            c.total(),
+            states.join(", ")
+        );
+    }
+    Ok(())
+}

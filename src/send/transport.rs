@@ -1,0 +1,172 @@
+//! Transports: SMTP (plain with STARTTLS, or TLS from the start) through lettre's pooled async
+//! client, and the `outbox:DIR` spool that writes one `.eml` per message atomically.
+
+use std::path::{Path, PathBuf};
+
+use lettre::address::Envelope;
+use lettre::transport::smtp::PoolConfig;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+use crate::compose::ComposedMessage;
+use crate::config::{TlsMode, TransportSettings, TransportUrl};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("transport {url}: {message}")]
+    Setup { url: String, message: String },
+}
+
+/// How one delivery attempt ended without delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeliveryFailure {
+    /// 4xx, or the connection dropped / timed out: try again later.
+    Transient(String),
+    /// 5xx: this recipient will not be retried.
+    Permanent(String),
+}
+
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(PathBuf),
+}
+
+impl Transport {
+    /// Builds the transport. Credentials are read from the environment variables that
+    /// `settings` names; their values are never logged.
+    pub fn new(url: &TransportUrl, settings: &TransportSettings) -> Result<Self, TransportError> {
+        let setup = |message: String| TransportError::Setup {
+            url: url.to_string(),
+            message,
+        };
+        let (host, port, tls) = match url {
+            TransportUrl::Outbox(dir) => {
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
+                return Ok(Self::Outbox(dir.clone()));
+            }
+            TransportUrl::Smtps { host, port } => {
+                let params = TlsParameters::new(host.clone()).map_err(|e| setup(e.to_string()))?;
+                (host, *port, Tls::Wrapper(params))
+            }
+            TransportUrl::Smtp { host, port } => {
+                let starttls = match settings.tls {
+                    TlsMode::Required => true,
+                    TlsMode::Auto => !url.is_loopback(),
+                    TlsMode::None => false,
+                };
+                let tls = if starttls {
+                    Tls::Required(
+                        TlsParameters::new(host.clone()).map_err(|e| setup(e.to_string()))?,
+                    )
+                } else {
+                    Tls::None
+                };
+                (host, *port, tls)
+            }
+        };
+        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
+            .port(port)
+            .tls(tls)
+            .timeout(Some(settings.timeout))
+            .pool_config(PoolConfig::new().max_size(settings.concurrency as u32));
+        if let Some(credentials) = credentials(settings).map_err(setup)? {
+            builder = builder.credentials(credentials);
+        }
+        Ok(Self::Smtp(builder.build()))
+    }
+
+    pub fn is_outbox(&self) -> bool {
+        matches!(self, Self::Outbox(_))
+    }
+
+    /// Where the outbox transport puts a row's message; `None` for SMTP.
+    pub fn outbox_file(&self, campaign: &str, outbox_id: i64) -> Option<PathBuf> {
+        match self {
+            Self::Outbox(dir) => Some(dir.join(format!("{campaign}-{outbox_id:09}.eml"))),
+            Self::Smtp(_) => None,
+        }
+    }
+
+    /// One transaction: `MAIL FROM` the message's VERP address, one `RCPT TO`, the bytes.
+    /// Returns the server's reply.
+    pub async fn deliver(
+        &self,
+        campaign: &str,
+        message: &ComposedMessage,
+    ) -> Result<String, DeliveryFailure> {
+        match self {
+            Self::Smtp(smtp) => {
+                let envelope = envelope(message).map_err(DeliveryFailure::Permanent)?;
+                match smtp.send_raw(&envelope, &message.bytes).await {
+                    Ok(response) => Ok(format!(
+                        "{} {}",
+                        response.code(),
+                        response.message().collect::<Vec<_>>().join(" ")
+                    )),
+                    Err(e) if e.is_permanent() => Err(DeliveryFailure::Permanent(e.to_string())),
+                    Err(e) => Err(DeliveryFailure::Transient(e.to_string())),
+                }
+            }
+            Self::Outbox(_) => {
+                let path = self
+                    .outbox_file(campaign, message.outbox_id)
+                    .ok_or_else(|| DeliveryFailure::Permanent("no outbox file".into()))?;
+                write_atomically(&path, message)
+                    .map(|()| format!("written to {}", path.display()))
+                    .map_err(|e| {
+                        DeliveryFailure::Transient(format!("cannot write {}: {e}", path.display()))
+                    })
+            }
+        }
+    }
+}
+
+fn credentials(settings: &TransportSettings) -> Result<Option<Credentials>, String> {
+    match (&settings.username_env, &settings.password_env) {
+        (None, None) => Ok(None),
+        (Some(user_var), Some(pass_var)) => {
+            let user = std::env::var(user_var).map_err(|_| {
+                format!("environment variable {user_var} (SMTP user name) is not set")
+            })?;
+            let pass = std::env::var(pass_var).map_err(|_| {
+                format!("environment variable {pass_var} (SMTP password) is not set")
+            })?;
+            Ok(Some(Credentials::new(user, pass)))
+        }
+        _ => Err("set both username_env and password_env, or neither".into()),
+    }
+}
+
+fn envelope(message: &ComposedMessage) -> Result<Envelope, String> {
+    let from = message
+        .envelope_from
+        .as_str()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    let to = message
+        .recipient
+        .as_str()
+        .parse()
+        .map_err(|e| format!("{e}"))?;
+    Envelope::new(Some(from), vec![to]).map_err(|e| e.to_string())
+}
+
+/// Writes to a temporary file in the same directory, syncs it, then renames it into place:
+/// a reader (or a crash) sees either the whole message or none.
+fn write_atomically(path: &Path, message: &ComposedMessage) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    // The envelope travels with the spooled message as delivery agents record it.
+    write!(
+        file,
+        "Return-Path: <{}>\r\nX-Fairsend-Envelope-To: <{}>\r\n",
+        message.envelope_from, message.recipient
+    )?;
+    file.write_all(&message.bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}

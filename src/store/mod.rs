@@ -1,0 +1,290 @@
+//! Persistence with sqlx: the only module that speaks SQL.
+//!
+//! SQLite is the embedded default: the database file is created and migrated on first use.
+//! Every statement binds its parameters; no value is ever formatted into SQL text. This module
+//! stores and fetches; it makes no sending or compliance decisions.
+
+mod outbox;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+pub use outbox::{CampaignCounts, OutboxState, RecipientGate};
+
+use crate::audience::{ContactRecord, EmailAddress};
+use crate::suppress::SuppressionReason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {source}")]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot migrate database {url}: {source}")]
+    Migrate {
+        url: String,
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("database holds an invalid value in {table}.{column} (row {id}): '{value}'")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        id: i64,
+        value: String,
+    },
+    #[error("unsupported database URL '{0}': use sqlite://FILE")]
+    UnsupportedUrl(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+/// What an import changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImportOutcome {
+    pub inserted: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Addresses refused because the person's data was erased (GDPR art. 17) earlier.
+    pub refused_erased: Vec<String>,
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the database at `url`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(|source| StoreError::Open {
+                url: url.to_string(),
+                source,
+            })?;
+        sqlx::migrate!("migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: url.to_string(),
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+
+    /// Applies validated contact records to `register` in one transaction. A record identical
+    /// to what is stored changes nothing, so re-importing a file is a no-op.
+    pub async fn import_contacts(
+        &self,
+        register: &str,
+        records: &[ContactRecord],
+        address_hash: impl Fn(&EmailAddress) -> String,
+    ) -> Result<ImportOutcome, StoreError> {
+        let now = crate::now_millis();
+        let mut outcome = ImportOutcome::default();
+        let mut tx = self.pool.begin().await?;
+        for record in records {
+            let hash = address_hash(&record.email);
+            let erased: Option<String> = sqlx::query_scalar(
+                "SELECT reason FROM suppressions WHERE email_hash = ? AND reason = ?",
+            )
+            .bind(&hash)
+            .bind(SuppressionReason::Erased.as_str())
+            .fetch_optional(&mut *tx)
+            .await?;
+            if erased.is_some() {
+                outcome.refused_erased.push(record.source.clone());
+                continue;
+            }
+            let contact_id: i64 = sqlx::query_scalar(
+                "INSERT INTO contacts (email, email_hash, created_at, updated_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (email) DO UPDATE SET email = excluded.email
+                 RETURNING id",
+            )
+            .bind(record.email.as_str())
+            .bind(&hash)
+            .bind(now)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let fields = serde_json::to_string(&record.fields).unwrap_or_else(|_| "{}".into());
+            let locale = record.locale.map(|l| l.as_str());
+            let existing = sqlx::query(
+                "SELECT first_name, last_name, company, business_id, title, locale, legal_basis,
+                        consent_at, fields
+                   FROM memberships WHERE contact_id = ? AND register = ?",
+            )
+            .bind(contact_id)
+            .bind(register)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match existing {
+                None => {
+                    sqlx::query(
+                        "INSERT INTO memberships (contact_id, register, first_name, last_name,
+                            company, business_id, title, locale, legal_basis, consent_at, fields,
+                            source, created_at, updated_at)
+                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    )
+                    .bind(contact_id)
+                    .bind(register)
+                    .bind(&record.first_name)
+                    .bind(&record.last_name)
+                    .bind(&record.company)
+                    .bind(&record.business_id)
+                    .bind(&record.title)
+                    .bind(locale)
+                    .bind(record.legal_basis.as_str())
+                    .bind(&record.consent_at)
+                    .bind(&fields)
+                    .bind(&record.source)
+                    .bind(now)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    outcome.inserted += 1;
+                }
+                Some(row) => {
+                    let same = row.get::<String, _>(0) == record.first_name
+                        && row.get::<String, _>(1) == record.last_name
+                        && row.get::<String, _>(2) == record.company
+                        && row.get::<String, _>(3) == record.business_id
+                        && row.get::<String, _>(4) == record.title
+                        && row.get::<Option<String>, _>(5).as_deref() == locale
+                        && row.get::<String, _>(6) == record.legal_basis.as_str()
+                        && row.get::<Option<String>, _>(7) == record.consent_at
+                        && row.get::<String, _>(8) == fields;
+                    if same {
+                        outcome.unchanged += 1;
+                        continue;
+                    }
+                    sqlx::query(
+                        "UPDATE memberships SET first_name = ?, last_name = ?, company = ?,
+                            business_id = ?, title = ?, locale = ?, legal_basis = ?, consent_at = ?,
+                            fields = ?, source = ?, updated_at = ?
+                         WHERE contact_id = ? AND register = ?",
+                    )
+                    .bind(&record.first_name)
+                    .bind(&record.last_name)
+                    .bind(&record.company)
+                    .bind(&record.business_id)
+                    .bind(&record.title)
+                    .bind(locale)
+                    .bind(record.legal_basis.as_str())
+                    .bind(&record.consent_at)
+                    .bind(&fields)
+                    .bind(&record.source)
+                    .bind(now)
+                    .bind(contact_id)
+                    .bind(register)
+                    .execute(&mut *tx)
+                    .await?;
+                    outcome.updated += 1;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// Sets a contact's status (`passive`, `ceased`, `active`); returns whether it exists.
+    pub async fn set_contact_status(
+        &self,
+        email: &EmailAddress,
+        status: crate::audience::ContactStatus,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE contacts SET status = ?, updated_at = ? WHERE email = ?")
+            .bind(status.as_str())
+            .bind(crate::now_millis())
+            .bind(email.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Adds `hash` to the suppression list; an existing suppression is kept as it was.
+    pub async fn add_suppression(
+        &self,
+        hash: &str,
+        email: Option<&EmailAddress>,
+        reason: SuppressionReason,
+        source: &str,
+        campaign_id: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
+             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email_hash) DO NOTHING",
+        )
+        .bind(hash)
+        .bind(email.map(EmailAddress::as_str))
+        .bind(reason.as_str())
+        .bind(source)
+        .bind(campaign_id)
+        .bind(crate::now_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Registers a campaign by name (idempotent) and returns its id.
+    pub async fn campaign_id(&self, name: &str) -> Result<i64, StoreError> {
+        let id = sqlx::query_scalar(
+            "INSERT INTO campaigns (name, created_at) VALUES (?, ?)
+             ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
+        )
+        .bind(name)
+        .bind(crate::now_millis())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(id)
+    }
+
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+impl Store {
+    /// The extra fields every contact of `registers` has: what a body template may use
+    /// beyond the standard fields without failing for some recipient.
+    pub async fn common_fields(
+        &self,
+        registers: &[String],
+    ) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let mut common: Option<std::collections::BTreeSet<String>> = None;
+        for register in registers {
+            let mut rows = sqlx::query_scalar::<_, String>(
+                "SELECT DISTINCT fields FROM memberships WHERE register = ?",
+            )
+            .bind(register)
+            .fetch(&self.pool);
+            use futures_util::TryStreamExt;
+            while let Some(json) = rows.try_next().await? {
+                let fields: std::collections::BTreeMap<String, String> =
+                    serde_json::from_str(&json).unwrap_or_default();
+                let keys = fields.into_keys().collect();
+                common = Some(match common {
+                    None => keys,
+                    Some(c) => c.intersection(&keys).cloned().collect(),
+                });
+            }
+        }
+        Ok(common.unwrap_or_default())
+    }
+}

@@ -1,0 +1,202 @@
+//! HMAC-signed tokens and keyed address hashes.
+//!
+//! A token carries only a row id and a 128-bit HMAC-SHA256 tag over (purpose, id); it holds no
+//! readable personal data and is verified in constant time. The encoding is lower-case base32
+//! so that the same token works in a URL path and in an email local part (VERP, `mailto:`),
+//! where case may not survive.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::audience::EmailAddress;
+
+type HmacSha256 = Hmac<Sha256>;
+
+const TAG_LEN: usize = 16;
+const ID_LEN: usize = 8;
+
+/// The signing secret. Its bytes are never printed: `Debug` shows only where it came from.
+#[derive(Clone)]
+pub struct Secret {
+    key: Vec<u8>,
+    pub origin: SecretOrigin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretOrigin {
+    Environment(String),
+    /// The built-in development secret: fine for the example and tests, never for real mail.
+    Development,
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Secret({:?}, redacted)", self.origin)
+    }
+}
+
+pub const DEVELOPMENT_SECRET: &str = "fairsend-development-secret-NOT-FOR-PRODUCTION";
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "environment variable {var} holds a signing secret of {len} bytes; use at least 32 random bytes (for example `openssl rand -hex 32`)"
+)]
+pub struct WeakSecret {
+    pub var: String,
+    pub len: usize,
+}
+
+impl Secret {
+    /// Reads the secret from `var`; when unset, falls back to the development secret (the
+    /// caller must say so on stderr).
+    pub fn from_env(var: &str) -> Result<Self, WeakSecret> {
+        match std::env::var(var) {
+            Ok(value) if !value.is_empty() => {
+                if value.len() < 32 {
+                    return Err(WeakSecret {
+                        var: var.to_string(),
+                        len: value.len(),
+                    });
+                }
+                Ok(Self {
+                    key: value.into_bytes(),
+                    origin: SecretOrigin::Environment(var.to_string()),
+                })
+            }
+            _ => Ok(Self::development()),
+        }
+    }
+
+    pub fn development() -> Self {
+        Self {
+            key: DEVELOPMENT_SECRET.as_bytes().to_vec(),
+            origin: SecretOrigin::Development,
+        }
+    }
+
+    fn mac(&self, domain: &[u8]) -> HmacSha256 {
+        // HMAC accepts keys of any length; this cannot fail.
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(domain);
+        mac
+    }
+}
+
+/// What a token authorises; part of the signed data, so a token for one purpose is worthless
+/// for another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenPurpose {
+    /// `/u/{token}` pages, one-click POST and the `mailto:` unsubscribe address.
+    Unsubscribe,
+    /// The VERP envelope sender: identifies the outbox row a bounce belongs to.
+    Bounce,
+}
+
+impl TokenPurpose {
+    fn tag(self) -> &'static [u8] {
+        match self {
+            Self::Unsubscribe => b"fairsend/unsubscribe/v1",
+            Self::Bounce => b"fairsend/bounce/v1",
+        }
+    }
+}
+
+const ENCODING: data_encoding::Encoding = data_encoding::BASE32_DNSSEC;
+
+/// Signs an outbox row id for `purpose`.
+pub fn sign(secret: &Secret, purpose: TokenPurpose, id: i64) -> String {
+    let id_bytes = id.to_be_bytes();
+    let mut mac = secret.mac(purpose.tag());
+    mac.update(&id_bytes);
+    let tag = mac.finalize().into_bytes();
+    let mut raw = Vec::with_capacity(ID_LEN + TAG_LEN);
+    raw.extend_from_slice(&id_bytes);
+    raw.extend_from_slice(&tag[..TAG_LEN]);
+    ENCODING.encode(&raw)
+}
+
+/// Returns the row id when `token` is a valid signature for `purpose`; `None` for anything
+/// else, without saying why.
+pub fn verify(secret: &Secret, purpose: TokenPurpose, token: &str) -> Option<i64> {
+    let token = token.trim().to_ascii_lowercase();
+    if token.len() > 64 {
+        return None;
+    }
+    let raw = ENCODING.decode(token.as_bytes()).ok()?;
+    if raw.len() != ID_LEN + TAG_LEN {
+        return None;
+    }
+    let (id_bytes, tag) = raw.split_at(ID_LEN);
+    let mut mac = secret.mac(purpose.tag());
+    mac.update(id_bytes);
+    mac.verify_truncated_left(tag).ok()?;
+    Some(i64::from_be_bytes(id_bytes.try_into().ok()?))
+}
+
+/// The keyed hash under which an address is suppressed: it lets an erased address stay
+/// blocked without keeping the address.
+pub fn address_hash(secret: &Secret, address: &EmailAddress) -> String {
+    let mut mac = secret.mac(b"fairsend/address/v1");
+    mac.update(address.as_str().as_bytes());
+    data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_tamper() {
+        let s = Secret::development();
+        let t = sign(&s, TokenPurpose::Unsubscribe, 4242);
+        assert_eq!(verify(&s, TokenPurpose::Unsubscribe, &t), Some(4242));
+        assert_eq!(
+            verify(&s, TokenPurpose::Unsubscribe, &t.to_uppercase()),
+            Some(4242)
+        );
+        assert_eq!(
+            verify(&s, TokenPurpose::Bounce, &t),
+            None,
+            "purpose is signed"
+        );
+        let mut bytes = t.clone().into_bytes();
+        bytes[3] = if bytes[3] == b'a' { b'b' } else { b'a' };
+        assert_eq!(
+            verify(
+                &s,
+                TokenPurpose::Unsubscribe,
+                std::str::from_utf8(&bytes).unwrap()
+            ),
+            None
+        );
+        assert_eq!(verify(&s, TokenPurpose::Unsubscribe, ""), None);
+        assert_eq!(verify(&s, TokenPurpose::Unsubscribe, "not a token!"), None);
+        let other = Secret {
+            key: b"another secret of thirty-two bytes!!".to_vec(),
+            origin: SecretOrigin::Development,
+        };
+        assert_eq!(verify(&other, TokenPurpose::Unsubscribe, &t), None);
+    }
+
+    #[test]
+    fn tokens_fit_in_a_local_part() {
+        let t = sign(&Secret::development(), TokenPurpose::Bounce, i64::MAX);
+        assert!(t.len() <= 40);
+        assert!(
+            t.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
+    }
+
+    #[test]
+    fn address_hash_is_keyed() {
+        let a = EmailAddress::parse("a@example.com").unwrap();
+        let h1 = address_hash(&Secret::development(), &a);
+        let other = Secret {
+            key: b"x".repeat(32),
+            origin: SecretOrigin::Development,
+        };
+        assert_ne!(h1, address_hash(&other, &a));
+        assert_eq!(h1.len(), 64);
+    }
+}
