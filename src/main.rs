@@ -59,7 +59,8 @@ enum Command {
     /// Run (or resume) a campaign.
     Send {
         campaign: PathBuf,
-        /// Compose and check every due message without sending or changing anything.
+        /// Import the campaign's contacts and queue its outbox, then compose and check every
+        /// due message without sending it or changing its state.
         #[arg(long)]
         dry_run: bool,
         /// Use this transport for this run instead of [transport] url.
@@ -264,13 +265,11 @@ async fn import(
 
 /// The campaign's own contact files, all parsed before any is applied: one bad row refuses
 /// the whole send and changes nothing.
-async fn import_campaign_contacts(
+fn parse_campaign_contacts<'c>(
     config: &ConfigDir,
-    store: &Store,
-    campaign: &Campaign,
-    secret: &Secret,
-) -> anyhow::Result<()> {
-    let mut parsed: Vec<(&str, ParsedImport)> = Vec::new();
+    campaign: &'c Campaign,
+) -> anyhow::Result<Vec<(&'c str, ParsedImport)>> {
+    let mut parsed = Vec::new();
     let mut errors = 0;
     for import in &campaign.imports {
         let register = config
@@ -282,7 +281,7 @@ async fn import_campaign_contacts(
             eprintln!("{e}");
         }
         errors += p.errors.len();
-        parsed.push((&import.register, p));
+        parsed.push((import.register.as_str(), p));
     }
     if errors > 0 {
         return Err(BadInput(format!(
@@ -291,7 +290,38 @@ async fn import_campaign_contacts(
         ))
         .into());
     }
-    for (register, p) in parsed {
+    Ok(parsed)
+}
+
+/// The extra fields every recipient will have once `pending` is imported.
+async fn fields_after_import(
+    store: &Store,
+    campaign: &Campaign,
+    pending: &[(&str, ParsedImport)],
+) -> anyhow::Result<std::collections::BTreeSet<String>> {
+    let mut common = store.common_fields(&campaign.registers).await?;
+    let stored_any = store.has_members(&campaign.registers).await?;
+    let mut first = !stored_any;
+    for (_, p) in pending {
+        for record in &p.records {
+            let keys: std::collections::BTreeSet<String> = record.fields.keys().cloned().collect();
+            common = if first {
+                keys
+            } else {
+                common.intersection(&keys).cloned().collect()
+            };
+            first = false;
+        }
+    }
+    Ok(common)
+}
+
+async fn apply_campaign_contacts(
+    store: &Store,
+    pending: Vec<(&str, ParsedImport)>,
+    secret: &Secret,
+) -> anyhow::Result<()> {
+    for (register, p) in pending {
         let outcome = store
             .import_contacts(register, &p.records, |a| address_hash(secret, a))
             .await?;
@@ -332,10 +362,11 @@ async fn send(
         ))
         .into());
     }
-    import_campaign_contacts(config, store, &campaign, &secret).await?;
-    let composer = Composer::new(config, &campaign, secret)?;
-    composer.check_fields(&store.common_fields(&campaign.registers).await?)?;
+    let pending = parse_campaign_contacts(config, &campaign)?;
+    let composer = Composer::new(config, &campaign, secret.clone())?;
+    composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
     let transport = Transport::new(&transport_url, &config.settings.transport)?;
+    apply_campaign_contacts(store, pending, &secret).await?;
 
     let options = SendOptions {
         dry_run,

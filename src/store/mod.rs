@@ -288,3 +288,20 @@ impl Store {
         Ok(common.unwrap_or_default())
     }
 }
+
+impl Store {
+    /// Whether any of `registers` has at least one contact.
+    pub async fn has_members(&self, registers: &[String]) -> Result<bool, StoreError> {
+        for register in registers {
+            let found: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM memberships WHERE register = ? LIMIT 1")
+                    .bind(register)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if found.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,296 @@
+//! Shared test support: a scratch configuration directory, the `fairsend` binary, and a real
+//! SMTP server process (aiosmtpd) on loopback.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_fairsend");
+
+/// A scratch directory holding a configuration directory and a database.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// A configuration with one customer register and a campaign over it.
+    pub fn new(transport: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Self { dir };
+        s.write("config/fairsend.toml", &fairsend_toml(transport));
+        s.write("config/registers.toml", REGISTERS);
+        s.write("config/content/body.md", "Hello {{ first_name }} at {{ company }},\n\nsee [our offer](https://www.example.com/offer).\n");
+        s.write("config/campaigns/test.toml", CAMPAIGN);
+        s
+    }
+
+    /// A copy of the repository's own example configuration.
+    pub fn example() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
+            &dir.path().join("config"),
+        );
+        Self { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn write(&self, rel: &str, text: &str) {
+        let path = self.path(rel);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    pub fn db_url(&self) -> String {
+        format!("sqlite://{}", self.path("fairsend.db").display())
+    }
+
+    /// `fairsend --config DIR --db URL ARGS…`, run to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run fairsend")
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.current_dir(self.dir.path())
+            .arg("--config")
+            .arg(self.path("config"))
+            .arg("--db")
+            .arg(self.db_url())
+            .args(args)
+            .env_remove("FAIRSEND_SECRET")
+            .env("FAIRSEND_LOG", "info");
+        cmd
+    }
+
+    /// Writes a contacts CSV with `n` generated B2B contacts and returns their addresses.
+    pub fn contacts(&self, rel: &str, n: usize) -> Vec<String> {
+        let mut csv = String::from("email,first_name,last_name,company,title\n");
+        let mut emails = Vec::new();
+        for i in 0..n {
+            let email = format!("person{i:04}@company{:02}.example", i % 37);
+            csv.push_str(&format!(
+                "{email},First{i},Last{i},Company {i} Oy,Manager\n"
+            ));
+            emails.push(email);
+        }
+        self.write(rel, &csv);
+        emails
+    }
+}
+
+pub fn fairsend_toml(transport: &str) -> String {
+    format!(
+        r#"[sender]
+legal_name = "Testi Yhtiö Oy"
+business_id = "1234567-1"
+postal_address = "Testikatu 1, 00100 Helsinki"
+contact_email = "hello@example.com"
+privacy_contact = "privacy@example.com"
+
+[privacy]
+retention_months = 24
+
+[transport]
+url = "{transport}"
+concurrency = 4
+rate_per_second = 0
+timeout = "10s"
+
+[links]
+public_base_url = "http://127.0.0.1:8080"
+
+[bounces]
+domain = "bounces.example.com"
+
+[retry]
+max_attempts = 3
+base_delay = "1s"
+max_delay = "2s"
+wait_in_run = "30s"
+"#
+    )
+}
+
+pub const REGISTERS: &str = r#"[registers.customers]
+title = "Testi Yhtiö Oy:n asiakasrekisteri"
+kind = "customer"
+controller = "Testi Yhtiö Oy"
+controller_contact = "privacy@example.com"
+default_legal_basis = "customer_relationship"
+default_locale = "fi"
+"#;
+
+pub const CAMPAIGN: &str = r#"name = "test-campaign"
+registers = ["customers"]
+subject = "Offer for {{ company }}"
+from = "Sales <sales@example.com>"
+reply_to = "sales@example.com"
+body = "content/body.md"
+require_approval = false
+
+[[import]]
+file = "contacts/customers.csv"
+register = "customers"
+"#;
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `fairsend status CAMPAIGN --json` → the per-state counts.
+pub fn states(scratch: &Scratch, campaign: &str) -> serde_json::Value {
+    let out = scratch.run(&["status", campaign, "--json"]);
+    assert!(out.status.success(), "status failed: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("status JSON");
+    v["states"].clone()
+}
+
+/// A real SMTP server process (tests/support/smtp_server.py, aiosmtpd) on 127.0.0.1.
+pub struct SmtpServer {
+    child: Child,
+    pub port: u16,
+    pub log: PathBuf,
+}
+
+impl SmtpServer {
+    pub fn start(dir: &Path, extra: &[&str]) -> Self {
+        let log = dir.join(format!("smtp-{}.jsonl", std::process::id()));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("--log")
+            .arg(&log)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect(
+                "start python3 tests/support/smtp_server.py (is aiosmtpd installed? see .ci/run)",
+            );
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read port");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("SMTP server did not start: {line:?}"));
+        Self { child, port, log }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every event logged so far.
+    pub fn events(&self) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// Accepted messages only.
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        self.events()
+            .into_iter()
+            .filter(|e| e["event"] == "message")
+            .collect()
+    }
+
+    pub fn wait_for_messages(&self, n: usize, timeout: Duration) -> usize {
+        let start = Instant::now();
+        loop {
+            let count = self.messages().len();
+            if count >= n || start.elapsed() > timeout {
+                return count;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The headers and decoded text/HTML parts of a raw message.
+pub struct Parsed {
+    pub headers: Vec<(String, String)>,
+    pub text: String,
+    pub html: String,
+}
+
+pub fn parse_message(raw: &[u8]) -> Parsed {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("parse message");
+    let head_end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(raw.len());
+    let head = String::from_utf8_lossy(&raw[..head_end]).replace("\r\n ", " ");
+    let headers = head
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Parsed {
+        headers,
+        text: message
+            .body_text(0)
+            .map(|t| t.into_owned())
+            .unwrap_or_default(),
+        html: message
+            .body_html(0)
+            .map(|t| t.into_owned())
+            .unwrap_or_default(),
+    }
+}
+
+impl Parsed {
+    pub fn all(&self, name: &str) -> Vec<&str> {
+        self.headers
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    pub fn one(&self, name: &str) -> &str {
+        let all = self.all(name);
+        assert_eq!(
+            all.len(),
+            1,
+            "expected exactly one {name} header, found {all:?}"
+        );
+        all[0]
+    }
+}

@@ -1,0 +1,185 @@
+//! Delivery against a real SMTP server process on loopback (aiosmtpd): one transaction per
+//! recipient with one RCPT TO and the VERP envelope sender; 4xx is retried, 5xx fails only
+//! that recipient.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::{Scratch, SmtpServer, parse_message, states, stderr};
+
+fn assert_one_transaction_per_recipient(server: &SmtpServer, expected: &[String]) {
+    let messages = server.messages();
+    let mut per_rcpt: BTreeMap<String, usize> = BTreeMap::new();
+    for m in &messages {
+        let rcpts = m["rcpt_tos"].as_array().unwrap();
+        assert_eq!(
+            rcpts.len(),
+            1,
+            "exactly one RCPT TO per transaction: {rcpts:?}"
+        );
+        let rcpt = rcpts[0].as_str().unwrap().to_string();
+        let mail_from = m["mail_from"].as_str().unwrap();
+        let token = mail_from
+            .strip_prefix("bounces+")
+            .and_then(|r| r.strip_suffix("@bounces.example.com"))
+            .unwrap_or_else(|| panic!("MAIL FROM is not VERP: {mail_from}"));
+        assert!(
+            token.len() >= 30 && token.chars().all(|c| c.is_ascii_alphanumeric()),
+            "{token}"
+        );
+        let parsed = parse_message(m["data"].as_str().unwrap().as_bytes());
+        let to = parsed.one("to");
+        assert!(
+            to.ends_with(&format!("<{rcpt}>")) && !to.contains(','),
+            "To: {to} for {rcpt}"
+        );
+        assert!(parsed.all("cc").is_empty() && parsed.all("bcc").is_empty());
+        assert!(
+            !m["data"].as_str().unwrap().contains("Return-Path"),
+            "no spool headers over SMTP"
+        );
+        *per_rcpt.entry(rcpt).or_default() += 1;
+    }
+    for (rcpt, n) in &per_rcpt {
+        assert_eq!(*n, 1, "{rcpt} received {n} messages");
+    }
+    let got: Vec<&String> = per_rcpt.keys().collect();
+    let mut want: Vec<&String> = expected.iter().collect();
+    want.sort();
+    assert_eq!(got, want);
+}
+
+#[test]
+fn n_recipients_make_n_transactions() {
+    let scratch = Scratch::new("outbox:unused");
+    let server = SmtpServer::start(scratch.dir.path(), &[]);
+    let emails = scratch.contacts("config/contacts/customers.csv", 25);
+    let out = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_one_transaction_per_recipient(&server, &emails);
+    // Each message's VERP token is distinct (it identifies the outbox row).
+    let froms: std::collections::BTreeSet<String> = server
+        .messages()
+        .iter()
+        .map(|m| m["mail_from"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(froms.len(), emails.len());
+    assert_eq!(states(&scratch, "test-campaign")["sent"], 25);
+}
+
+#[test]
+fn temporary_failure_is_retried_and_permanent_failure_fails_one_recipient() {
+    let scratch = Scratch::new("outbox:unused");
+    let emails = scratch.contacts("config/contacts/customers.csv", 10);
+    let soft = emails[3].clone();
+    let hard = emails[7].clone();
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &[
+            "--tempfail",
+            &regex_escape(&soft),
+            "--permfail",
+            &regex_escape(&hard),
+        ],
+    );
+    let started = std::time::Instant::now();
+    let out = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let events = server.events();
+    assert!(
+        events.iter().any(|e| e["event"] == "rcpt_refused"
+            && e["code"] == 451
+            && e["rcpt"] == soft.as_str()),
+        "the server answered 451 once"
+    );
+    let delivered: Vec<String> = emails.iter().filter(|e| **e != hard).cloned().collect();
+    assert_one_transaction_per_recipient(&server, &delivered);
+    let s = states(&scratch, "test-campaign");
+    assert_eq!(s["sent"], 9, "{s}");
+    assert_eq!(s["failed"], 1, "{s}");
+    assert_eq!(s["deferred"], 0, "{s}");
+    // The retry waited for its backoff (1 s) within the run.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+
+    // The failed recipient is not retried by a later run.
+    let again = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(again.status.success());
+    assert_eq!(server.messages().len(), 9);
+    assert!(
+        !server
+            .events()
+            .iter()
+            .any(|e| e["rcpt"] == hard.as_str() && e["event"] == "message")
+    );
+}
+
+#[test]
+fn deferred_message_is_sent_by_a_later_run() {
+    let scratch = Scratch::new("outbox:unused");
+    // No waiting inside the run: the deferral must survive until the next run.
+    scratch.write(
+        "config/fairsend.toml",
+        &common::fairsend_toml("outbox:unused")
+            .replace("wait_in_run = \"30s\"", "wait_in_run = \"0s\""),
+    );
+    let emails = scratch.contacts("config/contacts/customers.csv", 3);
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &["--tempfail", &regex_escape(&emails[0])],
+    );
+    let first = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let s = states(&scratch, "test-campaign");
+    assert_eq!(
+        (s["sent"].as_i64(), s["deferred"].as_i64()),
+        (Some(2), Some(1)),
+        "{s}"
+    );
+    assert!(common::stdout(&first).contains("wait for a retry"));
+    std::thread::sleep(Duration::from_millis(1100));
+    let second = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_one_transaction_per_recipient(&server, &emails);
+    assert_eq!(states(&scratch, "test-campaign")["sent"], 3);
+}
+
+fn regex_escape(s: &str) -> String {
+    let mut out = String::from("^");
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || c == '@' || c == '_' || c == '-' {
+            out.push(c);
+        } else {
+            out.push('\\');
+            out.push(c);
+        }
+    }
+    out.push('$');
+    out
+}
