@@ -13,7 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fairsend::audience::{ParsedImport, parse_contacts_csv};
 use fairsend::compose::Composer;
 use fairsend::config::{Campaign, ConfigDir, TransportUrl};
-use fairsend::send::{SendOptions, SendReport, Transport, run_campaign};
+use fairsend::send::{ProgressFn, SendOptions, SendReport, Transport, run_campaign};
 use fairsend::store::{OutboxState, Store};
 use fairsend::suppress::{Secret, SecretOrigin, address_hash};
 
@@ -396,7 +396,7 @@ async fn send(
     Ok(())
 }
 
-fn progress_display() -> Box<dyn Fn(&SendReport, u64) + Send + Sync> {
+fn progress_display() -> ProgressFn {
     if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.set_style(
@@ -414,7 +414,7 @@ fn progress_display() -> Box<dyn Fn(&SendReport, u64) + Send + Sync> {
         })
     } else {
         Box::new(|r: &SendReport, n: u64| {
-            if n % 100 == 0 {
+            if n.is_multiple_of(100) {
                 tracing::info!(
                     processed = n,
                     sent = r.sent,

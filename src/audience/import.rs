@@ -194,7 +194,8 @@ fn parse_row(
                 .unwrap_or("(extra column)");
             return Err((
                 column,
-                format!("'{name}' contains a line break or control character"),
+                "contains a line break or control character, which could reach a mail header"
+                    .to_string(),
             ));
         }
     }

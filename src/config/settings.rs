@@ -262,19 +262,44 @@ impl Settings {
         let sender = raw
             .sender
             .ok_or_else(|| ConfigError::field(file, "[sender]", "the table is missing"))?;
-        let sender = SenderIdentity {
-            legal_name: required_text(file, "[sender] legal_name", sender.legal_name)?,
-            business_id: required_text(file, "[sender] business_id", sender.business_id)?,
-            postal_address: required_text(file, "[sender] postal_address", sender.postal_address)?,
-            contact_email: required_address(file, "[sender] contact_email", sender.contact_email)?,
-            privacy_contact: required_address(
+        let identity_reason = |e: ConfigError| match e {
+            ConfigError::Field {
                 file,
-                "[sender] privacy_contact",
-                sender.privacy_contact,
-            )?,
-            dpo_contact: optional_text(file, "[sender] dpo_contact", sender.dpo_contact)?,
-            website: optional_text(file, "[sender] website", sender.website)?,
+                field,
+                reason,
+            } => ConfigError::Field {
+                file,
+                field,
+                reason: format!(
+                    "{reason} (the sender identity is shown in every message: 917/2014 §203)"
+                ),
+            },
+            other => other,
         };
+        let sender = (|| -> Result<SenderIdentity, ConfigError> {
+            Ok(SenderIdentity {
+                legal_name: required_text(file, "[sender] legal_name", sender.legal_name)?,
+                business_id: required_text(file, "[sender] business_id", sender.business_id)?,
+                postal_address: required_text(
+                    file,
+                    "[sender] postal_address",
+                    sender.postal_address,
+                )?,
+                contact_email: required_address(
+                    file,
+                    "[sender] contact_email",
+                    sender.contact_email,
+                )?,
+                privacy_contact: required_address(
+                    file,
+                    "[sender] privacy_contact",
+                    sender.privacy_contact,
+                )?,
+                dpo_contact: optional_text(file, "[sender] dpo_contact", sender.dpo_contact)?,
+                website: optional_text(file, "[sender] website", sender.website)?,
+            })
+        })()
+        .map_err(identity_reason)?;
         let privacy = PrivacySettings {
             retention_months: raw.privacy.retention_months.ok_or_else(|| {
                 ConfigError::field(
@@ -397,7 +422,7 @@ fn parse_transport(file: &Path, raw: RawTransport) -> Result<TransportSettings, 
     }
     let rate_per_second = match raw.rate_per_second {
         None => None,
-        Some(r) if r == 0.0 => None,
+        Some(0.0) => None,
         Some(r) if r.is_finite() && r > 0.0 => Some(r),
         Some(r) => {
             return Err(ConfigError::field(

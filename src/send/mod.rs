@@ -60,13 +60,16 @@ pub struct SendReport {
     pub dry_run: bool,
 }
 
+/// Called after each message with the running report and the number of rows processed.
+pub type ProgressFn = Box<dyn Fn(&SendReport, u64) + Send + Sync>;
+
 pub struct SendOptions {
     pub dry_run: bool,
     /// Requeue rows a killed SMTP run left in `sending` (risking a duplicate) instead of
     /// failing them.
     pub resend_interrupted: bool,
     /// Called after each message with the running report; drives the progress display.
-    pub on_progress: Option<Box<dyn Fn(&SendReport, u64) + Send + Sync>>,
+    pub on_progress: Option<ProgressFn>,
     /// Set to stop claiming new rows (Ctrl-C); messages in flight finish.
     pub stop: Arc<AtomicBool>,
 }
