@@ -7,6 +7,16 @@ use std::fmt;
 /// An address that is syntactically valid for SMTP (RFC 5321 dot-atom local part, a DNS domain
 /// with at least two labels) and normalised to lower case, which is how fairsend identifies
 /// a person across registers and suppression lists.
+///
+/// ```
+/// use fairsend::audience::EmailAddress;
+///
+/// let a = EmailAddress::parse(" Maija.Meikalainen@Example.FI ").unwrap();
+/// assert_eq!(a.as_str(), "maija.meikalainen@example.fi");
+/// assert_eq!(a.domain(), "example.fi");
+/// // A line break could smuggle a header into a message: refused.
+/// assert!(EmailAddress::parse("a@example.com\r\nBcc: b@example.com").is_err());
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct EmailAddress(String);
 
