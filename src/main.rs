@@ -11,6 +11,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use fairsend::audience::{ParsedImport, parse_contacts_csv};
+use fairsend::compliance::review::{combined_hash, variant_hashes, write_review};
+use fairsend::compliance::{
+    CheckReport, Depth, Finding, Severity, check_campaign, footer_variants,
+};
 use fairsend::compose::Composer;
 use fairsend::config::{Campaign, ConfigDir, TransportUrl};
 use fairsend::send::{ProgressFn, SendOptions, SendReport, Transport, run_campaign};
@@ -43,6 +47,13 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum PreviewFormat {
+    Eml,
+    Text,
+    Html,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Import or update contacts of a register from a CSV file.
@@ -71,6 +82,36 @@ enum Command {
         resend_interrupted: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Every pre-flight check; exit 0 = sendable, 1 = problems listed.
+    Check {
+        campaign: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write every distinct footer variant for compliance review.
+    Review {
+        campaign: PathBuf,
+        /// Directory for index.html and the variant files.
+        #[arg(long, default_value = "review")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record approval of the campaign's rendered compliance blocks.
+    Approve {
+        campaign: PathBuf,
+        /// Who approves (name as it should appear in the record).
+        #[arg(long)]
+        by: String,
+    },
+    /// Print exactly what one recipient would get.
+    Preview {
+        campaign: PathBuf,
+        #[arg(long)]
+        to: String,
+        #[arg(long, value_enum, default_value_t = PreviewFormat::Eml)]
+        format: PreviewFormat,
     },
     /// Per-state counts of one campaign or of all.
     Status {
@@ -144,7 +185,15 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let config = ConfigDir::load(&cli.config)?;
+    let config = match ConfigDir::load(&cli.config) {
+        Ok(config) => config,
+        Err(e) => {
+            if let Command::Check { json, .. } = cli.command {
+                return Err(config_problem(e, json));
+            }
+            return Err(e.into());
+        }
+    };
     let db_url = cli
         .db
         .clone()
@@ -175,6 +224,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             )
             .await
         }
+        Command::Check { campaign, json } => check(&config, &store, &campaign, json).await,
+        Command::Review {
+            campaign,
+            out,
+            json,
+        } => review(&config, &store, &campaign, &out, json).await,
+        Command::Approve { campaign, by } => approve(&config, &store, &campaign, &by).await,
+        Command::Preview {
+            campaign,
+            to,
+            format,
+        } => preview(&config, &store, &campaign, &to, format).await,
         Command::Status { campaign, json } => status(&store, campaign.as_deref(), json).await,
     }
 }
@@ -367,6 +428,23 @@ async fn send(
     composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
     let transport = Transport::new(&transport_url, &config.settings.transport)?;
     apply_campaign_contacts(store, pending, &secret).await?;
+    let report = check_campaign(
+        config,
+        &campaign,
+        &composer,
+        store,
+        Depth::AudienceAndApproval,
+    )
+    .await?;
+    if report.errors() > 0 {
+        print_findings(&report.findings);
+        return Err(Problems(format!(
+            "send refused: `fairsend check {}` finds {} error(s)",
+            campaign.file.display(),
+            report.errors()
+        ))
+        .into());
+    }
 
     let options = SendOptions {
         dry_run,
@@ -499,6 +577,232 @@ async fn status(store: &Store, campaign: Option<&str>, json: bool) -> anyhow::Re
             c.total(),
             states.join(", ")
         );
+    }
+    Ok(())
+}
+
+/// Loads a campaign, imports its contact files (as `send` would) and prepares its composer.
+async fn prepare<'c>(
+    config: &'c ConfigDir,
+    store: &Store,
+    campaign: &'c Campaign,
+) -> anyhow::Result<Composer<'c>> {
+    let secret = load_secret(config)?;
+    let pending = parse_campaign_contacts(config, campaign)?;
+    let composer = Composer::new(config, campaign, secret.clone())?;
+    apply_campaign_contacts(store, pending, &secret).await?;
+    Ok(composer)
+}
+
+fn config_problem(e: fairsend::config::ConfigError, json: bool) -> anyhow::Error {
+    let finding = Finding {
+        code: "CFG001",
+        severity: Severity::Error,
+        subject: match &e {
+            fairsend::config::ConfigError::Field { file, field, .. } => {
+                format!("{}: {field}", file.display())
+            }
+            fairsend::config::ConfigError::Read { file, .. }
+            | fairsend::config::ConfigError::Syntax { file, .. } => file.display().to_string(),
+        },
+        message: e.to_string(),
+    };
+    if json {
+        println!("{}", serde_json::json!({"findings": [finding]}));
+    } else {
+        print_findings(std::slice::from_ref(&finding));
+    }
+    Problems("check: the configuration has an error; nothing else was checked".into()).into()
+}
+
+fn print_findings(findings: &[Finding]) {
+    const SHOWN_PER_CODE: usize = 20;
+    let mut shown: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for f in findings {
+        let n = shown.entry(f.code).or_default();
+        *n += 1;
+        if *n <= SHOWN_PER_CODE {
+            println!(
+                "{}[{}] {}: {}",
+                f.severity.as_str(),
+                f.code,
+                f.subject,
+                f.message
+            );
+        }
+    }
+    for (code, n) in shown {
+        if n > SHOWN_PER_CODE {
+            println!(
+                "… and {} more {code} finding(s) (all of them with --json)",
+                n - SHOWN_PER_CODE
+            );
+        }
+    }
+}
+
+async fn check(config: &ConfigDir, store: &Store, file: &Path, json: bool) -> anyhow::Result<()> {
+    let campaign = match config.load_campaign(file) {
+        Ok(c) => c,
+        Err(e) => return Err(config_problem(e, json)),
+    };
+    let composer = prepare(config, store, &campaign).await?;
+    let report: CheckReport =
+        check_campaign(config, &campaign, &composer, store, Depth::EveryMessage).await?;
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        print_findings(&report.findings);
+        let a = &report.audience;
+        let warnings = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+            .count();
+        println!(
+            "check {}: {} selected, {} eligible ({} passive, {} ceased, {} suppressed excluded); {} message(s) rendered and checked; {} footer variant(s); {} error(s), {} warning(s)",
+            campaign.name,
+            a.selected,
+            a.eligible,
+            a.excluded_passive,
+            a.excluded_ceased,
+            a.excluded_suppressed,
+            report.messages_checked,
+            report.variants,
+            report.errors(),
+            warnings
+        );
+    }
+    if report.errors() > 0 {
+        return Err(Problems(format!("{}: not sendable", campaign.name)).into());
+    }
+    Ok(())
+}
+
+async fn review(
+    config: &ConfigDir,
+    store: &Store,
+    file: &Path,
+    out: &Path,
+    json: bool,
+) -> anyhow::Result<()> {
+    let campaign = config.load_campaign(file)?;
+    prepare(config, store, &campaign).await?;
+    let audience = store.campaign_audience(&campaign.registers).await?;
+    let variants = footer_variants(config, &campaign, &audience)?;
+    let index = write_review(out, &campaign, &variants)?;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "campaign": campaign.name,
+                "index": index.display().to_string(),
+                "combined_hash": combined_hash(&variants),
+                "variants": variants.iter().map(|v| serde_json::json!({
+                    "id": v.key.id(), "register": v.key.register, "locale": v.key.locale,
+                    "legal_basis": v.key.legal_basis, "recipients": v.recipients, "sha256": v.hash,
+                })).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        for v in &variants {
+            println!(
+                "{:<50} {:>6} recipient(s)  {}",
+                v.key.id(),
+                v.recipients,
+                &v.hash[..12]
+            );
+        }
+        println!(
+            "{} variant(s) written; open {}",
+            variants.len(),
+            index.display()
+        );
+    }
+    Ok(())
+}
+
+async fn approve(config: &ConfigDir, store: &Store, file: &Path, by: &str) -> anyhow::Result<()> {
+    let by = by.trim();
+    if by.is_empty() || by.chars().any(char::is_control) {
+        return Err(BadInput("--by needs the approver's name".into()).into());
+    }
+    let campaign = config.load_campaign(file)?;
+    prepare(config, store, &campaign).await?;
+    let audience = store.campaign_audience(&campaign.registers).await?;
+    let variants = footer_variants(config, &campaign, &audience)?;
+    if variants.is_empty() {
+        return Err(
+            Problems("nothing to approve: the campaign has no eligible recipient".into()).into(),
+        );
+    }
+    let combined = combined_hash(&variants);
+    store
+        .record_approval(&campaign.name, by, &combined, &variant_hashes(&variants))
+        .await?;
+    println!(
+        "approved {} ({} footer variant(s), sha256 {}) by {by}",
+        campaign.name,
+        variants.len(),
+        &combined[..16]
+    );
+    Ok(())
+}
+
+async fn preview(
+    config: &ConfigDir,
+    store: &Store,
+    file: &Path,
+    to: &str,
+    format: PreviewFormat,
+) -> anyhow::Result<()> {
+    let address =
+        fairsend::audience::EmailAddress::parse(to).map_err(|e| BadInput(format!("--to: {e}")))?;
+    let campaign = config.load_campaign(file)?;
+    let composer = prepare(config, store, &campaign).await?;
+    let campaign_id = store.campaign_id(&campaign.name).await?;
+    store
+        .materialise_outbox(campaign_id, &campaign.registers)
+        .await?;
+    let Some(outbox_id) = store.outbox_row_for(campaign_id, &address).await? else {
+        return Err(BadInput(format!(
+            "{address} is not in the audience of {}",
+            campaign.name
+        ))
+        .into());
+    };
+    let Some(gate) = store.recipient(outbox_id).await? else {
+        return Err(BadInput(format!(
+            "{address} is not in the audience of {}",
+            campaign.name
+        ))
+        .into());
+    };
+    if let Some(reason) = gate.suppressed {
+        return Err(Problems(format!(
+            "{address} would receive nothing: suppressed ({})",
+            reason.as_str()
+        ))
+        .into());
+    }
+    if gate.status != fairsend::audience::ContactStatus::Active {
+        return Err(Problems(format!(
+            "{address} would receive nothing: the contact is {}",
+            gate.status.as_str()
+        ))
+        .into());
+    }
+    let message = composer.compose(&gate.recipient)?;
+    match format {
+        PreviewFormat::Eml => {
+            use std::io::Write;
+            std::io::stdout().write_all(&message.bytes)?;
+        }
+        PreviewFormat::Text => print!("{}", message.text),
+        PreviewFormat::Html => print!("{}", message.html),
     }
     Ok(())
 }

@@ -3,11 +3,13 @@
 
 mod address;
 mod import;
+mod rules;
 
 use std::collections::BTreeMap;
 
 pub use address::{AddressError, EmailAddress};
 pub use import::{ImportError, ParsedImport, RowError, parse_contacts_csv};
+pub use rules::{is_freemail, is_role_account};
 
 use crate::config::{LegalBasis, Locale};
 

@@ -1,5 +1,13 @@
-//! The compliance gate: checks over rendered messages that must pass before a message may be
-//! handed to a transport. It only inspects; it never sends or stores anything.
+//! The rules of DESIGN.md as checks: the pre-flight `check` over config, audience, content and
+//! approval ([`check`]); footer variants for review and approval ([`review`]); and the gate
+//! every rendered message passes before it may be handed to a transport ([`gate`]). It
+//! inspects and reports; it never sends anything.
+
+pub mod check;
+pub mod review;
+
+pub use check::{CheckReport, Depth, Finding, Severity, check_campaign};
+pub use review::{FooterVariant, VariantKey, footer_variants};
 
 use crate::compose::ComposedMessage;
 use crate::config::Settings;

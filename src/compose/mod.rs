@@ -112,11 +112,7 @@ impl<'a> Composer<'a> {
     }
 
     pub fn locale_for(&self, recipient: &Recipient, register: &Register) -> Locale {
-        recipient
-            .contact
-            .locale
-            .or(self.campaign.locale)
-            .unwrap_or(register.default_locale)
+        recipient_locale(recipient.contact.locale, self.campaign, register)
     }
 
     pub fn unsubscribe_url(&self, outbox_id: i64) -> String {
@@ -234,6 +230,18 @@ impl<'a> Composer<'a> {
             bytes: message.formatted(),
         })
     }
+}
+
+/// The language of a recipient's compliance blocks: the contact's own, else the campaign's,
+/// else the register's default.
+pub fn recipient_locale(
+    contact: Option<Locale>,
+    campaign: &Campaign,
+    register: &Register,
+) -> Locale {
+    contact
+        .or(campaign.locale)
+        .unwrap_or(register.default_locale)
 }
 
 /// The fields a body template sees: the standard ones and the register's extra columns.

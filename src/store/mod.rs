@@ -12,7 +12,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
-pub use outbox::{CampaignCounts, OutboxState, RecipientGate};
+pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate};
 
 use crate::audience::{ContactRecord, EmailAddress};
 use crate::suppress::SuppressionReason;

@@ -175,56 +175,7 @@ impl Store {
         .fetch_optional(self.pool())
         .await?;
         let Some(row) = row else { return Ok(None) };
-        let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
-            table: "contacts/memberships",
-            column,
-            id: outbox_id,
-            value,
-        };
-        let email: String = row.get("email");
-        let email = EmailAddress::parse(&email).map_err(|_| corrupt("email", email.clone()))?;
-        let status: String = row.get("status");
-        let status =
-            ContactStatus::parse(&status).ok_or_else(|| corrupt("status", status.clone()))?;
-        let locale: Option<String> = row.get("locale");
-        let locale = match locale {
-            None => None,
-            Some(l) => Some(Locale::parse(&l).ok_or_else(|| corrupt("locale", l.clone()))?),
-        };
-        let basis: String = row.get("legal_basis");
-        let legal_basis =
-            LegalBasis::parse(&basis).ok_or_else(|| corrupt("legal_basis", basis.clone()))?;
-        let fields: String = row.get("fields");
-        let fields: BTreeMap<String, String> =
-            serde_json::from_str(&fields).map_err(|_| corrupt("fields", fields.clone()))?;
-        let suppressed: Option<String> = row.get("reason");
-        let suppressed = match suppressed {
-            None => None,
-            Some(r) => {
-                Some(SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?)
-            }
-        };
-        Ok(Some(RecipientGate {
-            recipient: Recipient {
-                outbox_id,
-                register: row.get("register"),
-                contact: ContactRecord {
-                    email,
-                    first_name: row.get("first_name"),
-                    last_name: row.get("last_name"),
-                    company: row.get("company"),
-                    business_id: row.get("business_id"),
-                    title: row.get("title"),
-                    locale,
-                    legal_basis,
-                    consent_at: row.get("consent_at"),
-                    fields,
-                    source: row.get("source"),
-                },
-            },
-            status,
-            suppressed,
-        }))
+        gate_from_row(&row, outbox_id).map(Some)
     }
 
     pub async fn mark_sent(
@@ -368,5 +319,169 @@ impl Store {
                 .fetch_one(self.pool())
                 .await?,
         )
+    }
+}
+
+/// Builds a [`RecipientGate`] from a row of contacts ⋈ memberships ⋈ suppressions.
+fn gate_from_row(
+    row: &sqlx::sqlite::SqliteRow,
+    outbox_id: i64,
+) -> Result<RecipientGate, StoreError> {
+    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+        table: "contacts/memberships",
+        column,
+        id: outbox_id,
+        value,
+    };
+    let email: String = row.get("email");
+    let email = EmailAddress::parse(&email).map_err(|_| corrupt("email", email.clone()))?;
+    let status: String = row.get("status");
+    let status = ContactStatus::parse(&status).ok_or_else(|| corrupt("status", status.clone()))?;
+    let locale: Option<String> = row.get("locale");
+    let locale = match locale {
+        None => None,
+        Some(l) => Some(Locale::parse(&l).ok_or_else(|| corrupt("locale", l.clone()))?),
+    };
+    let basis: String = row.get("legal_basis");
+    let legal_basis =
+        LegalBasis::parse(&basis).ok_or_else(|| corrupt("legal_basis", basis.clone()))?;
+    let fields: String = row.get("fields");
+    let fields: BTreeMap<String, String> =
+        serde_json::from_str(&fields).map_err(|_| corrupt("fields", fields.clone()))?;
+    let suppressed: Option<String> = row.get("reason");
+    let suppressed = match suppressed {
+        None => None,
+        Some(r) => Some(SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?),
+    };
+    Ok(RecipientGate {
+        recipient: Recipient {
+            outbox_id,
+            register: row.get("register"),
+            contact: ContactRecord {
+                email,
+                first_name: row.get("first_name"),
+                last_name: row.get("last_name"),
+                company: row.get("company"),
+                business_id: row.get("business_id"),
+                title: row.get("title"),
+                locale,
+                legal_basis,
+                consent_at: row.get("consent_at"),
+                fields,
+                source: row.get("source"),
+            },
+        },
+        status,
+        suppressed,
+    })
+}
+
+impl Store {
+    /// Every contact `registers` select, each once, through the first register listed that
+    /// holds it, with status and suppression: the audience `check` and `review` examine.
+    /// Outbox ids are 0: these are not queued rows.
+    pub async fn campaign_audience(
+        &self,
+        registers: &[String],
+    ) -> Result<Vec<RecipientGate>, StoreError> {
+        use futures_util::TryStreamExt;
+        let mut seen = std::collections::HashSet::new();
+        let mut audience = Vec::new();
+        for register in registers {
+            let mut rows = sqlx::query(
+                "SELECT c.id AS contact_id, m.register, c.email, c.status, m.first_name,
+                        m.last_name, m.company, m.business_id, m.title, m.locale, m.legal_basis,
+                        m.consent_at, m.fields, m.source, s.reason
+                   FROM memberships m
+                   JOIN contacts c ON c.id = m.contact_id
+                   LEFT JOIN suppressions s ON s.email_hash = c.email_hash
+                  WHERE m.register = ? ORDER BY c.id",
+            )
+            .bind(register)
+            .fetch(self.pool());
+            while let Some(row) = rows.try_next().await? {
+                let contact_id: i64 = row.get("contact_id");
+                if seen.insert(contact_id) {
+                    audience.push(gate_from_row(&row, 0)?);
+                }
+            }
+        }
+        Ok(audience)
+    }
+
+    /// Records an approval of a campaign's compliance blocks.
+    pub async fn record_approval(
+        &self,
+        campaign: &str,
+        approved_by: &str,
+        combined_hash: &str,
+        variants: &BTreeMap<String, String>,
+    ) -> Result<i64, StoreError> {
+        let variants = serde_json::to_string(variants).unwrap_or_else(|_| "{}".into());
+        Ok(sqlx::query_scalar(
+            "INSERT INTO approvals (campaign, approved_by, approved_at, combined_hash, variants)
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(campaign)
+        .bind(approved_by)
+        .bind(crate::now_millis())
+        .bind(combined_hash)
+        .bind(variants)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// The approval in force for a campaign: the newest.
+    pub async fn latest_approval(&self, campaign: &str) -> Result<Option<Approval>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, approved_by, approved_at, combined_hash, variants FROM approvals
+              WHERE campaign = ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(campaign)
+        .fetch_optional(self.pool())
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let id: i64 = row.get("id");
+        let variants: String = row.get("variants");
+        let variants = serde_json::from_str(&variants).map_err(|_| StoreError::Corrupt {
+            table: "approvals",
+            column: "variants",
+            id,
+            value: variants.clone(),
+        })?;
+        Ok(Some(Approval {
+            approved_by: row.get("approved_by"),
+            approved_at: row.get("approved_at"),
+            combined_hash: row.get("combined_hash"),
+            variants,
+        }))
+    }
+}
+
+/// A recorded approval of a campaign's rendered compliance blocks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Approval {
+    pub approved_by: String,
+    pub approved_at: i64,
+    pub combined_hash: String,
+    /// Variant key → SHA-256 of its rendered blocks.
+    pub variants: BTreeMap<String, String>,
+}
+
+impl Store {
+    /// The outbox row of `email` in a campaign, if the contact is in its audience.
+    pub async fn outbox_row_for(
+        &self,
+        campaign_id: i64,
+        email: &EmailAddress,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT o.id FROM outbox o JOIN contacts c ON c.id = o.contact_id
+              WHERE o.campaign_id = ? AND c.email = ?",
+        )
+        .bind(campaign_id)
+        .bind(email.as_str())
+        .fetch_optional(self.pool())
+        .await?)
     }
 }

@@ -1,0 +1,303 @@
+//! `fairsend check`: every pre-flight rule over config, audience, content and approval, each
+//! finding with a stable code and a severity. Errors block sending; warnings do not.
+
+use std::collections::BTreeMap;
+
+use crate::audience::{ContactStatus, is_freemail, is_role_account};
+use crate::compose::Composer;
+use crate::config::{Campaign, ConfigDir, LegalBasis};
+use crate::store::{Store, StoreError};
+
+use super::review::{approval_gaps, footer_variants, is_eligible};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Error => "error",
+            Self::Warning => "warning",
+            Self::Info => "info",
+        }
+    }
+}
+
+/// One finding: `code` is stable (scripts may match on it), `subject` names the file, contact
+/// or field it is about.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Finding {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub subject: String,
+    pub message: String,
+}
+
+impl Finding {
+    fn new(
+        code: &'static str,
+        severity: Severity,
+        subject: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            code,
+            severity,
+            subject: subject.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Audience totals after the exclusions.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AudienceCounts {
+    pub selected: usize,
+    pub eligible: usize,
+    pub excluded_passive: usize,
+    pub excluded_ceased: usize,
+    pub excluded_suppressed: usize,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CheckReport {
+    pub campaign: String,
+    pub findings: Vec<Finding>,
+    pub audience: AudienceCounts,
+    /// Messages rendered and passed through the compliance gate (0 when not rendered).
+    pub messages_checked: usize,
+    pub variants: usize,
+}
+
+impl CheckReport {
+    pub fn errors(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
+    }
+
+    pub fn count(&self, code: &str) -> usize {
+        self.findings.iter().filter(|f| f.code == code).count()
+    }
+}
+
+/// How much `check` does: `send` relies on the per-message gate at send time and skips the
+/// full render; the `check` command renders every message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    AudienceAndApproval,
+    EveryMessage,
+}
+
+pub async fn check_campaign(
+    config: &ConfigDir,
+    campaign: &Campaign,
+    composer: &Composer<'_>,
+    store: &Store,
+    depth: Depth,
+) -> Result<CheckReport, StoreError> {
+    let mut report = CheckReport {
+        campaign: campaign.name.clone(),
+        ..Default::default()
+    };
+    let findings = &mut report.findings;
+
+    let today = chrono::Utc::now().date_naive();
+    for name in &campaign.registers {
+        let Some(register) = config.registers.get(name) else {
+            continue;
+        };
+        if let Some(p) = &register.purchased
+            && register.is_expired_on(today)
+        {
+            findings.push(Finding::new(
+                "AUD001",
+                Severity::Error,
+                format!("{} [registers.{name}] valid_until", config.registers.file.display()),
+                format!(
+                    "the purchased register '{name}' may be used only until {}; sending to it is refused. \
+                     Remove it from the campaign or renew the licence with {}",
+                    p.valid_until, p.provider
+                ),
+            ));
+        }
+    }
+
+    if let Err(e) = composer.check_fields(&store.common_fields(&campaign.registers).await?) {
+        findings.push(Finding::new(
+            "CNT001",
+            Severity::Error,
+            campaign.file.display().to_string(),
+            e.to_string(),
+        ));
+    }
+
+    let audience = store.campaign_audience(&campaign.registers).await?;
+    let counts = &mut report.audience;
+    counts.selected = audience.len();
+    for gate in &audience {
+        let c = &gate.recipient.contact;
+        let subject = || {
+            format!(
+                "contact {} (register {}, {})",
+                c.email, gate.recipient.register, c.source
+            )
+        };
+        if gate.suppressed.is_some() {
+            counts.excluded_suppressed += 1;
+            continue;
+        }
+        match gate.status {
+            ContactStatus::Passive => {
+                counts.excluded_passive += 1;
+                continue;
+            }
+            ContactStatus::Ceased => {
+                counts.excluded_ceased += 1;
+                continue;
+            }
+            ContactStatus::Active => counts.eligible += 1,
+        }
+        if is_freemail(&c.email) && c.legal_basis != LegalBasis::Consent {
+            findings.push(Finding::new(
+                "AUD002",
+                Severity::Error,
+                subject(),
+                format!(
+                    "{} is a consumer (free-mail) domain; marketing to it needs the person's consent, \
+                     but the legal basis is {}. Record consent (legal_basis = consent, consent_at) or remove the contact",
+                    c.email.domain(),
+                    c.legal_basis.as_str()
+                ),
+            ));
+        }
+        if is_role_account(&c.email) {
+            findings.push(Finding::new(
+                "AUD003",
+                Severity::Warning,
+                subject(),
+                format!(
+                    "'{}' is a role account, not an identified person; B2B marketing should reach a named person's work address",
+                    c.email.local_part()
+                ),
+            ));
+        }
+    }
+    for (code, n, what) in [
+        (
+            "AUD004",
+            counts.excluded_passive,
+            "passive (left their role) contact(s) excluded",
+        ),
+        (
+            "AUD005",
+            counts.excluded_ceased,
+            "contact(s) of ceased companies excluded",
+        ),
+        (
+            "AUD006",
+            counts.excluded_suppressed,
+            "suppressed address(es) (opt-out, bounce, complaint, erasure) excluded",
+        ),
+    ] {
+        if n > 0 {
+            findings.push(Finding::new(
+                code,
+                Severity::Info,
+                campaign.file.display().to_string(),
+                format!("{n} {what}"),
+            ));
+        }
+    }
+    if counts.eligible == 0 {
+        findings.push(Finding::new(
+            "AUD007",
+            Severity::Warning,
+            campaign.file.display().to_string(),
+            "the campaign has no eligible recipient",
+        ));
+    }
+
+    if depth == Depth::EveryMessage {
+        let mut failures: BTreeMap<String, usize> = BTreeMap::new();
+        for gate in audience.iter().filter(|g| is_eligible(g)) {
+            report.messages_checked += 1;
+            let outcome = composer
+                .compose(&gate.recipient)
+                .map_err(|e| ("MSG001", e.to_string()))
+                .and_then(|m| {
+                    super::gate(&m, &config.settings).map_err(|e| ("MSG002", e.problems.join("; ")))
+                });
+            if let Err((code, message)) = outcome {
+                *failures.entry(code.to_string()).or_default() += 1;
+                findings.push(Finding::new(
+                    code,
+                    Severity::Error,
+                    format!("contact {}", gate.recipient.contact.email),
+                    format!("the rendered message cannot be sent: {message}"),
+                ));
+            }
+        }
+    }
+
+    match footer_variants(config, campaign, &audience) {
+        Err(e) => findings.push(Finding::new(
+            "APR004",
+            Severity::Error,
+            campaign.file.display().to_string(),
+            e.to_string(),
+        )),
+        Ok(variants) => {
+            report.variants = variants.len();
+            approval_findings(campaign, store, &variants, findings).await?;
+        }
+    }
+    findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.code.cmp(b.code)));
+    Ok(report)
+}
+
+async fn approval_findings(
+    campaign: &Campaign,
+    store: &Store,
+    variants: &[super::review::FooterVariant],
+    findings: &mut Vec<Finding>,
+) -> Result<(), StoreError> {
+    let file = campaign.file.display().to_string();
+    if !campaign.require_approval {
+        findings.push(Finding::new(
+            "APR000",
+            Severity::Info,
+            format!("{file}: require_approval"),
+            "compliance approval is switched off for this campaign",
+        ));
+        return Ok(());
+    }
+    match store.latest_approval(&campaign.name).await? {
+        None => findings.push(Finding::new(
+            "APR001",
+            Severity::Error,
+            format!("{file}: require_approval"),
+            format!(
+                "the campaign's compliance blocks have not been approved: run `fairsend review {file}` \
+                 and `fairsend approve {file} --by NAME`"
+            ),
+        )),
+        Some(approval) => {
+            for (variant, why) in approval_gaps(&approval, variants) {
+                findings.push(Finding::new(
+                    "APR002",
+                    Severity::Error,
+                    format!("footer variant {variant}"),
+                    format!("{why} (approved by {}); review and approve again", approval.approved_by),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
