@@ -426,7 +426,6 @@ async fn send(
     let pending = parse_campaign_contacts(config, &campaign)?;
     let composer = Composer::new(config, &campaign, secret.clone())?;
     composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
-    let transport = Transport::new(&transport_url, &config.settings.transport)?;
     apply_campaign_contacts(store, pending, &secret).await?;
     let report = check_campaign(
         config,
@@ -445,6 +444,7 @@ async fn send(
         ))
         .into());
     }
+    let transport = Transport::new(&transport_url, &config.settings.transport)?;
 
     let options = SendOptions {
         dry_run,

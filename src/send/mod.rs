@@ -273,6 +273,7 @@ async fn run_locked(
     }
     fill_counts(&mut report, &counters);
     if !options.dry_run {
+        clear_staging(transport, &campaign.name);
         let counts = store.campaign_counts(Some(&campaign.name)).await?;
         if let Some(c) = counts.first() {
             report.waiting_for_retry =
@@ -281,6 +282,12 @@ async fn run_locked(
         report.next_retry_at = store.next_retry_at(campaign_id).await?;
     }
     Ok(report)
+}
+
+fn clear_staging(transport: &Transport, campaign: &str) {
+    if let Err(e) = transport.clear_staging(campaign) {
+        tracing::warn!(campaign, error = %e, "cannot remove the outbox staging directory");
+    }
 }
 
 fn fill_counts(report: &mut SendReport, c: &Counters) {

@@ -89,6 +89,19 @@ impl Transport {
         }
     }
 
+    /// The outbox transport stages each file in a per-campaign hidden directory before renaming
+    /// it into place; a killed run can leave partial files there. Called under the campaign's
+    /// send lock, at the start and the end of a run, it removes them.
+    pub fn clear_staging(&self, campaign: &str) -> std::io::Result<()> {
+        if let Self::Outbox(dir) = self {
+            let staging = staging_dir(dir, campaign);
+            if staging.exists() {
+                std::fs::remove_dir_all(staging)?;
+            }
+        }
+        Ok(())
+    }
+
     /// One transaction: `MAIL FROM` the message's VERP address, one `RCPT TO`, the bytes.
     /// Returns the server's reply.
     pub async fn deliver(
@@ -113,11 +126,15 @@ impl Transport {
                 let path = self
                     .outbox_file(campaign, message.outbox_id)
                     .ok_or_else(|| DeliveryFailure::Permanent("no outbox file".into()))?;
-                write_atomically(&path, message)
-                    .map(|()| format!("written to {}", path.display()))
-                    .map_err(|e| {
-                        DeliveryFailure::Transient(format!("cannot write {}: {e}", path.display()))
-                    })
+                write_atomically(
+                    &path,
+                    &staging_dir(path.parent().unwrap_or(Path::new(".")), campaign),
+                    message,
+                )
+                .map(|()| format!("written to {}", path.display()))
+                .map_err(|e| {
+                    DeliveryFailure::Transient(format!("cannot write {}: {e}", path.display()))
+                })
             }
         }
     }
@@ -153,12 +170,16 @@ fn envelope(message: &ComposedMessage) -> Result<Envelope, String> {
     Envelope::new(Some(from), vec![to]).map_err(|e| e.to_string())
 }
 
-/// Writes to a temporary file in the same directory, syncs it, then renames it into place:
+fn staging_dir(outbox: &Path, campaign: &str) -> PathBuf {
+    outbox.join(format!(".staging-{campaign}"))
+}
+
+/// Writes to a temporary file in the staging directory (same file system), syncs it, then renames it into place:
 /// a reader (or a crash) sees either the whole message or none.
-fn write_atomically(path: &Path, message: &ComposedMessage) -> std::io::Result<()> {
+fn write_atomically(path: &Path, staging: &Path, message: &ComposedMessage) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    std::fs::create_dir_all(staging)?;
+    let mut file = tempfile::NamedTempFile::new_in(staging)?;
     // The envelope travels with the spooled message as delivery agents record it.
     write!(
         file,
