@@ -1,8 +1,9 @@
 //! fairsend — a compliance-aware B2B email campaign sender.
 //!
 //! Data flows one way: [`config`] → [`audience`] → [`compose`] → [`compliance`] gate →
-//! [`send`] → (SMTP) → … → [`suppress`] → the next send. [`store`] is the only module that
-//! speaks SQL; the binary (`main.rs`) is a thin shell over these modules.
+//! [`send`] → (SMTP) → … → [`suppress`] → the next send; [`web`] serves the unsubscribe pages.
+//! [`store`] is the only module that speaks SQL; the binary (`main.rs`) and [`web`] are thin
+//! shells over these modules.
 
 pub mod audience;
 pub mod compliance;
@@ -11,6 +12,7 @@ pub mod config;
 pub mod send;
 pub mod store;
 pub mod suppress;
+pub mod web;
 
 /// Current time as Unix milliseconds: the one clock every stored timestamp uses.
 pub fn now_millis() -> i64 {

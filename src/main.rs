@@ -55,6 +55,21 @@ enum PreviewFormat {
 }
 
 #[derive(Subcommand)]
+enum OptoutAction {
+    /// Record an opt-out for EMAIL (suppressed at once, in every campaign).
+    Add {
+        email: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// The opt-out queue, newest first.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// Import or update contacts of a register from a CSV file.
     Import {
@@ -112,6 +127,18 @@ enum Command {
         to: String,
         #[arg(long, value_enum, default_value_t = PreviewFormat::Eml)]
         format: PreviewFormat,
+    },
+    /// Opt-outs (GDPR art. 21): add one by hand, or list the opt-out queue.
+    Optout {
+        #[command(subcommand)]
+        action: OptoutAction,
+    },
+    /// Erase a person's data (GDPR art. 17); the address stays suppressed as a keyed hash.
+    Erase { email: String },
+    /// Serve the unsubscribe pages and the one-click endpoint.
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
     },
     /// Per-state counts of one campaign or of all.
     Status {
@@ -236,6 +263,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             to,
             format,
         } => preview(&config, &store, &campaign, &to, format).await,
+        Command::Optout { action } => optout(&config, &store, action).await,
+        Command::Erase { email } => erase(&config, &store, &email).await,
+        Command::Serve { listen } => serve(config, store, listen).await,
         Command::Status { campaign, json } => status(&store, campaign.as_deref(), json).await,
     }
 }
@@ -805,4 +835,110 @@ async fn preview(
         PreviewFormat::Html => print!("{}", message.html),
     }
     Ok(())
+}
+
+fn parse_address(text: &str) -> anyhow::Result<fairsend::audience::EmailAddress> {
+    fairsend::audience::EmailAddress::parse(text)
+        .map_err(|e| BadInput(format!("{text}: {e}")).into())
+}
+
+async fn optout(config: &ConfigDir, store: &Store, action: OptoutAction) -> anyhow::Result<()> {
+    match action {
+        OptoutAction::Add { email, reason } => {
+            let address = parse_address(&email)?;
+            if reason
+                .as_deref()
+                .is_some_and(|r| r.chars().any(char::is_control))
+            {
+                return Err(BadInput("--reason may not contain line breaks".into()).into());
+            }
+            let secret = load_secret(config)?;
+            let created = fairsend::suppress::opt_out(
+                store,
+                &secret,
+                &address,
+                fairsend::suppress::OptOutSource::Manual,
+                None,
+                reason.as_deref(),
+            )
+            .await?;
+            if created {
+                println!("{address} opted out: suppressed in every campaign from now on");
+            } else {
+                println!("{address} had already opted out; nothing changed");
+            }
+        }
+        OptoutAction::List { json } => {
+            let entries = store.optouts().await?;
+            if json {
+                let rows: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "at": format_millis(e.at), "email": e.email, "source": e.source,
+                            "campaign": e.campaign, "detail": e.detail,
+                        })
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
+            } else {
+                if entries.is_empty() {
+                    println!("no opt-outs");
+                }
+                for e in entries {
+                    println!(
+                        "{}  {:<40} {:<10} {}{}",
+                        format_millis(e.at),
+                        e.email.as_deref().unwrap_or("(erased)"),
+                        e.source.as_str(),
+                        e.campaign.as_deref().unwrap_or("-"),
+                        e.detail.map(|d| format!("  ({d})")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn erase(config: &ConfigDir, store: &Store, email: &str) -> anyhow::Result<()> {
+    let address = parse_address(email)?;
+    let secret = load_secret(config)?;
+    let report = fairsend::suppress::erase(store, &secret, &address).await?;
+    if report.contact_found {
+        println!(
+            "erased {address}: contact, {} register entr(ies), {} outbox row(s) deleted; only a keyed hash remains, suppressed",
+            report.memberships_deleted, report.outbox_rows_deleted
+        );
+    } else {
+        println!(
+            "{address} was not a contact; its keyed hash is now suppressed so that it can never be imported"
+        );
+    }
+    Ok(())
+}
+
+async fn serve(
+    config: ConfigDir,
+    store: Store,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<()> {
+    let secret = load_secret(&config)?;
+    let state = fairsend::web::AppState {
+        store,
+        secret,
+        config: Arc::new(config),
+    };
+    fairsend::web::serve(listen, state)
+        .await
+        .with_context(|| format!("cannot serve on {listen}"))
+}
+
+fn format_millis(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default()
 }

@@ -4,6 +4,7 @@
 //! Every statement binds its parameters; no value is ever formatted into SQL text. This module
 //! stores and fetches; it makes no sending or compliance decisions.
 
+mod optout;
 mod outbox;
 
 use std::str::FromStr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate};
 
 use crate::audience::{ContactRecord, EmailAddress};

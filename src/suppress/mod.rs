@@ -45,3 +45,87 @@ impl SuppressionReason {
         .find(|r| r.as_str() == s)
     }
 }
+
+/// How a person refused marketing: shown in the opt-out queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptOutSource {
+    /// Confirmed on the unsubscribe page.
+    Page,
+    /// RFC 8058 one-click POST from the mailbox provider.
+    OneClick,
+    /// Mail to the tokenized `mailto:` address of `List-Unsubscribe`.
+    Mailto,
+    /// A reply whose first lines ask to be removed.
+    Reply,
+    /// A feedback-loop (ARF) spam complaint.
+    Complaint,
+    /// `fairsend optout add` or an operator.
+    Manual,
+}
+
+impl OptOutSource {
+    pub const ALL: [OptOutSource; 6] = [
+        Self::Page,
+        Self::OneClick,
+        Self::Mailto,
+        Self::Reply,
+        Self::Complaint,
+        Self::Manual,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Page => "page",
+            Self::OneClick => "one_click",
+            Self::Mailto => "mailto",
+            Self::Reply => "reply",
+            Self::Complaint => "complaint",
+            Self::Manual => "manual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+use crate::audience::EmailAddress;
+use crate::store::{ErasureReport, Store, StoreError};
+
+/// Records that `email` refuses marketing (GDPR art. 21): suppressed at once for every
+/// campaign and register. Returns false if it had already opted out.
+pub async fn opt_out(
+    store: &Store,
+    secret: &Secret,
+    email: &EmailAddress,
+    source: OptOutSource,
+    campaign_id: Option<i64>,
+    detail: Option<&str>,
+) -> Result<bool, StoreError> {
+    let created = store
+        .record_optout(
+            &address_hash(secret, email),
+            Some(email),
+            source,
+            campaign_id,
+            detail,
+        )
+        .await?;
+    if created {
+        tracing::info!(source = source.as_str(), campaign_id, "opt-out recorded");
+    }
+    Ok(created)
+}
+
+/// Erases the person's data (GDPR art. 17), keeping only the keyed hash so that the address
+/// stays suppressed and cannot be imported again.
+pub async fn erase(
+    store: &Store,
+    secret: &Secret,
+    email: &EmailAddress,
+) -> Result<ErasureReport, StoreError> {
+    let report = store.erase(email, &address_hash(secret, email)).await?;
+    tracing::info!(contact_found = report.contact_found, "personal data erased");
+    Ok(report)
+}

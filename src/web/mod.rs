@@ -1,0 +1,69 @@
+//! `fairsend serve`: the axum server for the public unsubscribe pages and the RFC 8058
+//! one-click endpoint. Handlers are thin: they verify the token, call `suppress` and render a
+//! page. No state that matters is kept in memory; everything is in the database.
+
+mod pages;
+mod unsubscribe;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use axum::routing::{get, post};
+
+use crate::config::ConfigDir;
+use crate::store::Store;
+use crate::suppress::Secret;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub secret: Secret,
+    pub config: Arc<ConfigDir>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/u/{token}",
+            get(unsubscribe::page).post(unsubscribe::confirm),
+        )
+        .route("/u/{token}/erase", post(unsubscribe::erase))
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(unsubscribe::not_found)
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    headers.insert("x-robots-tag", HeaderValue::from_static("noindex"));
+    response
+}
+
+/// Binds `listen`, says where on stdout, and serves until Ctrl-C.
+pub async fn serve(listen: SocketAddr, state: AppState) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let local = listener.local_addr()?;
+    println!("listening on http://{local}");
+    tracing::info!(%local, "serving");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+}
