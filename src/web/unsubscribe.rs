@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
@@ -14,7 +14,42 @@ use crate::config::Locale;
 use crate::store::UnsubscribeTarget;
 use crate::suppress::{OptOutSource, TokenPurpose, verify};
 
-const ONE_CLICK: &[u8] = b"List-Unsubscribe=One-Click";
+/// RFC 8058 §3.1: the body is `List-Unsubscribe=One-Click`, sent as
+/// `application/x-www-form-urlencoded` or as a `multipart/form-data` field.
+fn is_one_click(headers: &HeaderMap, body: &[u8]) -> bool {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("multipart/form-data") {
+        multipart_field_is(body, b"List-Unsubscribe", b"One-Click")
+    } else {
+        body.split(|b| *b == b'&')
+            .any(|pair| pair.trim_ascii() == b"List-Unsubscribe=One-Click")
+    }
+}
+
+/// Whether a multipart body has a part named `name` whose value is `value`.
+fn multipart_field_is(body: &[u8], name: &[u8], value: &[u8]) -> bool {
+    let marker = [b"name=\"".as_slice(), name, b"\"".as_slice()].concat();
+    let mut rest = body;
+    while let Some(at) = find(rest, &marker) {
+        rest = &rest[at + marker.len()..];
+        if let Some(start) = find(rest, b"\r\n\r\n") {
+            let content = &rest[start + 4..];
+            let end = find(content, b"\r\n").unwrap_or(content.len());
+            if content[..end].trim_ascii() == value {
+                return true;
+            }
+        }
+    }
+    false
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
 
 pub async fn page(State(app): State<AppState>, Path(token): Path<String>) -> Response {
     let target = match resolve(&app, &token).await {
@@ -38,6 +73,7 @@ pub async fn page(State(app): State<AppState>, Path(token): Path<String>) -> Res
 pub async fn confirm(
     State(app): State<AppState>,
     Path(token): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let target = match resolve(&app, &token).await {
@@ -45,7 +81,14 @@ pub async fn confirm(
         Ok(None) => return not_found().await,
         Err(r) => return r,
     };
-    let one_click = contains(&body, ONE_CLICK);
+    let one_click = is_one_click(&headers, &body);
+    if !one_click && !contains(&body, b"confirm=unsubscribe") {
+        return (
+            StatusCode::BAD_REQUEST,
+            "confirm from the page, or send List-Unsubscribe=One-Click\n",
+        )
+            .into_response();
+    }
     let source = if one_click {
         OptOutSource::OneClick
     } else {
@@ -157,7 +200,7 @@ fn locale_of(app: &AppState, target: &UnsubscribeTarget) -> Locale {
 }
 
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    find(haystack, needle).is_some()
 }
 
 fn render(page: impl Template) -> Response {
@@ -174,4 +217,28 @@ fn server_error(e: impl std::fmt::Display) -> Response {
         "internal error; please try again later\n",
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(content_type: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, content_type.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn one_click_bodies() {
+        let form = headers("application/x-www-form-urlencoded");
+        assert!(is_one_click(&form, b"List-Unsubscribe=One-Click"));
+        assert!(!is_one_click(&form, b"confirm=unsubscribe"));
+        assert!(!is_one_click(&form, b"List-Unsubscribe=One-Click-Not"));
+        let multipart = headers("multipart/form-data; boundary=xyz");
+        let body = b"--xyz\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nOne-Click\r\n--xyz--\r\n";
+        assert!(is_one_click(&multipart, body));
+        let other = b"--xyz\r\nContent-Disposition: form-data; name=\"List-Unsubscribe\"\r\n\r\nNo\r\n--xyz--\r\n";
+        assert!(!is_one_click(&multipart, other));
+    }
 }

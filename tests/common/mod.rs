@@ -294,3 +294,110 @@ impl Parsed {
         all[0]
     }
 }
+
+/// `fairsend serve` on an ephemeral loopback port.
+pub struct ServeProcess {
+    child: Child,
+    pub base: String,
+}
+
+impl ServeProcess {
+    pub fn start(scratch: &Scratch) -> Self {
+        let mut child = scratch
+            .command(&["serve", "--listen", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fairsend serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
+            .to_string();
+        Self { child, base }
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 client over loopback: (status, headers, body).
+pub fn http(method: &str, url: &str, body: Option<(&str, &str)>) -> (u16, String, String) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let mut stream = std::net::TcpStream::connect(host).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    match body {
+        Some((content_type, data)) => request.push_str(&format!(
+            "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{data}",
+            data.len()
+        )),
+        None => request.push_str("\r\n"),
+    }
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read");
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+/// Every (table, column, value) in the SQLite database whose text contains `needle`
+/// (case-insensitive): the check that erased personal data is gone from every table.
+pub fn text_occurrences(db_url: &str, needle: &str) -> Vec<(String, String)> {
+    use sqlx::Row;
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::SqlitePool::connect(db_url).await.expect("open db");
+        let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let mut found = Vec::new();
+        for table in tables {
+            let columns = sqlx::query(&format!("PRAGMA table_info(\"{table}\")")).fetch_all(&pool).await.unwrap();
+            for column in columns {
+                let name: String = column.get("name");
+                let n: i64 = sqlx::query_scalar(&format!(
+                    "SELECT COUNT(*) FROM \"{table}\" WHERE lower(CAST(\"{name}\" AS TEXT)) LIKE '%' || lower(?) || '%'"
+                ))
+                .bind(needle)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+                if n > 0 {
+                    found.push((table.clone(), name));
+                }
+            }
+        }
+        found
+    })
+}
+
+/// The unsubscribe URL of a message in the outbox or received by the SMTP server.
+pub fn unsubscribe_url(raw: &[u8]) -> String {
+    let m = parse_message(raw);
+    let header = m.one("list-unsubscribe");
+    header
+        .split(['<', '>'])
+        .find(|p| p.starts_with("http"))
+        .expect("https URL in List-Unsubscribe")
+        .to_string()
+}
