@@ -9,6 +9,7 @@ pub mod audience;
 pub mod compliance;
 pub mod compose;
 pub mod config;
+pub mod inbound;
 pub mod send;
 pub mod store;
 pub mod suppress;

@@ -55,6 +55,18 @@ enum PreviewFormat {
 }
 
 #[derive(Subcommand)]
+enum BouncesAction {
+    /// Parse messages and print what they are, changing nothing.
+    Parse {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// One JSON object per line.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum OptoutAction {
     /// Record an opt-out for EMAIL (suppressed at once, in every campaign).
     Add {
@@ -135,6 +147,11 @@ enum Command {
     },
     /// Erase a person's data (GDPR art. 17); the address stays suppressed as a keyed hash.
     Erase { email: String },
+    /// Bounces, complaints and replies: ingest, list, or parse without changing anything.
+    Bounces {
+        #[command(subcommand)]
+        action: BouncesAction,
+    },
     /// Serve the unsubscribe pages and the one-click endpoint.
     Serve {
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -265,6 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => preview(&config, &store, &campaign, &to, format).await,
         Command::Optout { action } => optout(&config, &store, action).await,
         Command::Erase { email } => erase(&config, &store, &email).await,
+        Command::Bounces { action } => bounces(&config, &store, action).await,
         Command::Serve { listen } => serve(config, store, listen).await,
         Command::Status { campaign, json } => status(&store, campaign.as_deref(), json).await,
     }
@@ -941,4 +959,50 @@ fn format_millis(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
+}
+
+async fn bounces(config: &ConfigDir, _store: &Store, action: BouncesAction) -> anyhow::Result<()> {
+    match action {
+        BouncesAction::Parse { files, json } => {
+            let secret = load_secret(config)?;
+            let keys = fairsend::inbound::Keys {
+                secret: &secret,
+                bounces: &config.settings.bounces,
+            };
+            for file in files {
+                let raw = std::fs::read(&file)
+                    .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
+                let parsed = fairsend::inbound::parse(&raw, &keys);
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "file": file.display().to_string(),
+                            "kind": parsed.kind,
+                            "recipients": parsed.recipients.iter().map(|r| serde_json::json!({
+                                "address": r.address, "action": r.action, "status": r.status,
+                                "reply_code": r.reply_code, "diagnostic": r.diagnostic,
+                                "class": r.class, "reason": r.reason,
+                            })).collect::<Vec<_>>(),
+                        })
+                    );
+                } else {
+                    println!("{}: {}", file.display(), parsed.kind.as_str());
+                    for r in &parsed.recipients {
+                        println!(
+                            "  {} {} status={} code={} {}",
+                            r.address.as_deref().unwrap_or("(unknown recipient)"),
+                            r.class.map(|c| c.as_str()).unwrap_or("-"),
+                            r.status.as_deref().unwrap_or("-"),
+                            r.reply_code
+                                .map(|c| c.to_string())
+                                .unwrap_or_else(|| "-".into()),
+                            r.reason.as_str()
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,279 @@
+//! Inbound mail: bounces (RFC 3464 DSNs and the non-standard texts MTAs send), feedback-loop
+//! complaints (ARF, RFC 5965), automatic replies (RFC 3834) and human replies. This module
+//! parses and decides what a message is; it changes nothing. `ingest` turns the decision into
+//! suppressions and records through `store` and `suppress`.
+
+pub mod classify;
+pub mod dsn;
+pub mod ingest;
+pub mod reply;
+
+use mail_parser::{Message, MessageParser, MimeHeaders};
+use sha2::{Digest, Sha256};
+
+pub use classify::{BounceClass, Reason};
+pub use dsn::DsnRecipient;
+
+use crate::config::BounceSettings;
+use crate::suppress::{Secret, TokenPurpose, verify};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Dsn,
+    Complaint,
+    AutoReply,
+    Reply,
+    Unknown,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dsn => "dsn",
+            Self::Complaint => "complaint",
+            Self::AutoReply => "auto_reply",
+            Self::Reply => "reply",
+            Self::Unknown => "unknown",
+        }
+    }
+}
+
+/// What an inbound message is and whom it concerns.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Inbound {
+    pub kind: Kind,
+    /// SHA-256 of the raw bytes: the same message ingested twice counts once.
+    pub fingerprint: String,
+    pub message_id: Option<String>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    /// The outbox row named by a VERP token (envelope sender) or our Message-ID found in the
+    /// message: the most reliable link to the recipient and campaign.
+    pub outbox_row: Option<i64>,
+    /// The outbox row of a tokenized `mailto:` unsubscribe address this was sent to.
+    pub unsubscribe_row: Option<i64>,
+    pub recipients: Vec<DsnRecipient>,
+    /// For replies: the unsubscribe word found in the person's first lines.
+    pub unsubscribe_word: Option<&'static str>,
+    /// For complaints: the ARF `Feedback-Type`.
+    pub feedback_type: Option<String>,
+}
+
+/// Splits an mbox (messages separated by lines starting with `From `) into messages; a file
+/// that is not an mbox is one message.
+pub fn split_mbox(raw: &[u8]) -> Vec<&[u8]> {
+    if !raw.starts_with(b"From ") {
+        return vec![raw];
+    }
+    let mut messages = Vec::new();
+    let mut start = 0;
+    let mut at = 0;
+    while at < raw.len() {
+        let line_end = raw[at..]
+            .iter()
+            .position(|b| *b == b'\n')
+            .map(|i| at + i + 1)
+            .unwrap_or(raw.len());
+        if raw[at..].starts_with(b"From ")
+            && (at == 0
+                || raw[..at].ends_with(b"\n\n")
+                || raw[..at].ends_with(b"\r\n\r\n")
+                || at == start)
+        {
+            if at > start {
+                messages.push(&raw[start..at]);
+            }
+            start = line_end; // the separator line is not part of the message
+        }
+        at = line_end;
+    }
+    if start < raw.len() {
+        messages.push(&raw[start..]);
+    }
+    messages.retain(|m| !m.iter().all(u8::is_ascii_whitespace));
+    messages
+}
+
+/// What identifies fairsend's own addresses and tokens in inbound mail.
+pub struct Keys<'a> {
+    pub secret: &'a Secret,
+    pub bounces: &'a BounceSettings,
+}
+
+pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
+    let fingerprint = data_encoding::HEXLOWER.encode(&Sha256::digest(raw));
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return Inbound {
+            kind: Kind::Unknown,
+            fingerprint,
+            message_id: None,
+            from: None,
+            subject: None,
+            outbox_row: None,
+            unsubscribe_row: None,
+            recipients: Vec::new(),
+            unsubscribe_word: None,
+            feedback_type: None,
+        };
+    };
+    let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
+    let outbox_row = find_token(&text, keys, &keys.bounces.local_part, TokenPurpose::Bounce)
+        .or_else(|| find_message_id_token(&text, keys));
+    let unsubscribe_row = recipient_headers(&message).iter().find_map(|h| {
+        find_token(
+            h,
+            keys,
+            &keys.bounces.unsubscribe_local_part,
+            TokenPurpose::Unsubscribe,
+        )
+    });
+    let own = |a: &str| a.ends_with(&format!("@{}", keys.bounces.domain));
+    let from = message
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(str::to_ascii_lowercase);
+
+    let mut inbound = Inbound {
+        kind: Kind::Unknown,
+        fingerprint,
+        message_id: message.message_id().map(str::to_string),
+        from: from.clone(),
+        subject: message.subject().map(str::to_string),
+        outbox_row,
+        unsubscribe_row,
+        recipients: Vec::new(),
+        unsubscribe_word: None,
+        feedback_type: None,
+    };
+    if is_complaint(&message) {
+        inbound.kind = Kind::Complaint;
+        inbound.feedback_type = feedback_type(&message);
+        let address = complaint_recipient(&message);
+        inbound.recipients = vec![DsnRecipient {
+            address,
+            action: None,
+            status: None,
+            reply_code: None,
+            diagnostic: inbound.feedback_type.clone(),
+            class: None,
+            reason: Reason::Other,
+        }];
+    } else if dsn::looks_like_dsn(&message) {
+        inbound.kind = Kind::Dsn;
+        inbound.recipients = dsn::recipients(&message, &own);
+    } else if reply::is_auto_reply(&message) {
+        inbound.kind = Kind::AutoReply;
+        // The auto-reply comes from the person our message reached.
+        inbound.recipients = vec![DsnRecipient {
+            address: from.clone(),
+            action: None,
+            status: None,
+            reply_code: None,
+            diagnostic: inbound.subject.clone(),
+            class: None,
+            reason: Reason::Other,
+        }];
+    } else if from.is_some() {
+        inbound.kind = Kind::Reply;
+        inbound.unsubscribe_word = reply::unsubscribe_request(&message);
+    }
+    inbound
+}
+
+/// ARF (RFC 5965): `multipart/report; report-type=feedback-report` or a
+/// `message/feedback-report` part.
+fn is_complaint(message: &Message<'_>) -> bool {
+    dsn::has_part(message, "message", "feedback-report")
+        || message.content_type().is_some_and(|ct| {
+            ct.attribute("report-type")
+                .is_some_and(|r| r.eq_ignore_ascii_case("feedback-report"))
+        })
+}
+
+fn feedback_type(message: &Message<'_>) -> Option<String> {
+    message.parts.iter().find_map(|p| {
+        let text = String::from_utf8_lossy(p.contents()).into_owned();
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("Feedback-Type:")
+                    .or_else(|| l.strip_prefix("feedback-type:"))
+            })
+            .map(|v| v.trim().to_ascii_lowercase())
+    })
+}
+
+/// The complained-about recipient: `Original-Rcpt-To` of the report, else the original
+/// message's `To`.
+fn complaint_recipient(message: &Message<'_>) -> Option<String> {
+    for p in &message.parts {
+        let text = String::from_utf8_lossy(p.contents()).into_owned();
+        for line in text.lines() {
+            if let Some(v) = line.strip_prefix("Original-Rcpt-To:")
+                && let Some((_, a)) = dsn::addresses(v).into_iter().next()
+            {
+                return Some(a);
+            }
+        }
+    }
+    dsn::original_header(message, "to")
+}
+
+fn recipient_headers(message: &Message<'_>) -> Vec<String> {
+    [
+        "to",
+        "cc",
+        "delivered-to",
+        "x-original-to",
+        "envelope-to",
+        "x-envelope-to",
+    ]
+    .iter()
+    .filter_map(|h| message.header_raw(*h).map(str::to_ascii_lowercase))
+    .collect()
+}
+
+/// A `LOCAL+TOKEN@bounce-domain` address anywhere in `text` whose token verifies.
+fn find_token(text: &str, keys: &Keys<'_>, local_part: &str, purpose: TokenPurpose) -> Option<i64> {
+    let prefix = format!("{}+", local_part.to_ascii_lowercase());
+    let suffix = format!("@{}", keys.bounces.domain);
+    text.match_indices(&prefix).find_map(|(i, _)| {
+        let rest = &text[i + prefix.len()..];
+        let token: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .take(64)
+            .collect();
+        rest[token.len()..]
+            .starts_with(&suffix)
+            .then(|| verify(keys.secret, purpose, &token))
+            .flatten()
+    })
+}
+
+/// Our Message-ID `<TOKEN@bounce-domain>` (quoted in a DSN's original message, or in a
+/// reply's `In-Reply-To`/`References`).
+fn find_message_id_token(text: &str, keys: &Keys<'_>) -> Option<i64> {
+    let suffix = format!("@{}>", keys.bounces.domain);
+    text.match_indices(&suffix).find_map(|(i, _)| {
+        let start = text[..i].rfind('<')?;
+        verify(keys.secret, TokenPurpose::Bounce, &text[start + 1..i])
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mbox_split() {
+        let mbox = b"From a@b Mon Jan 1 00:00:00 2024\nSubject: one\n\nbody\nFrom here on, a line\n\nFrom c@d Mon Jan 1 00:00:00 2024\nSubject: two\n\nbody2\n";
+        let parts = split_mbox(mbox);
+        assert_eq!(parts.len(), 2);
+        assert!(parts[0].starts_with(b"Subject: one"));
+        assert!(parts[0].ends_with(b"From here on, a line\n\n"));
+        assert!(parts[1].starts_with(b"Subject: two"));
+        assert_eq!(split_mbox(b"Subject: x\n\nbody").len(), 1);
+    }
+}
