@@ -56,6 +56,25 @@ enum PreviewFormat {
 
 #[derive(Subcommand)]
 enum BouncesAction {
+    /// Read DSNs, complaints and replies: `-` for one message on stdin (an MTA pipe),
+    /// `--mbox FILE`, or `--maildir DIR` (new/ is processed and moved to cur/).
+    Ingest {
+        /// `-` to read one message from standard input.
+        source: Option<String>,
+        #[arg(long, conflicts_with_all = ["source", "maildir"])]
+        mbox: Option<PathBuf>,
+        #[arg(long, conflicts_with_all = ["source", "mbox"])]
+        maildir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The bounce queue, newest first.
+    List {
+        #[arg(long, default_value_t = 200)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
     /// Parse messages and print what they are, changing nothing.
     Parse {
         #[arg(required = true)]
@@ -961,8 +980,98 @@ fn format_millis(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-async fn bounces(config: &ConfigDir, _store: &Store, action: BouncesAction) -> anyhow::Result<()> {
+async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> anyhow::Result<()> {
     match action {
+        BouncesAction::Ingest {
+            source,
+            mbox,
+            maildir,
+            json,
+        } => {
+            let secret = load_secret(config)?;
+            let summary = match (source.as_deref(), mbox, maildir) {
+                (Some("-"), None, None) => {
+                    let mut raw = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)?;
+                    ingest_all(config, store, &secret, vec![raw]).await?
+                }
+                (None, Some(file), None) => {
+                    let raw = std::fs::read(&file)
+                        .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
+                    let messages = fairsend::inbound::split_mbox(&raw)
+                        .into_iter()
+                        .map(<[u8]>::to_vec)
+                        .collect();
+                    ingest_all(config, store, &secret, messages).await?
+                }
+                (None, None, Some(dir)) => ingest_maildir(config, store, &secret, &dir).await?,
+                _ => {
+                    return Err(
+                        BadInput("give `-` (stdin), --mbox FILE or --maildir DIR".into()).into(),
+                    );
+                }
+            };
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&summary).unwrap_or_default()
+                );
+            } else {
+                println!(
+                    "{} message(s): {} new, {} already seen; {} DSN, {} complaint(s), {} auto-reply(ies), {} reply(ies), {} unknown; {} hard-bounced address(es) suppressed, {} after repeated soft bounces, {} opt-out(s)",
+                    summary.messages,
+                    summary.new,
+                    summary.duplicates,
+                    summary.dsn,
+                    summary.complaints,
+                    summary.auto_replies,
+                    summary.replies,
+                    summary.unknown,
+                    summary.suppressed_hard,
+                    summary.suppressed_soft_limit,
+                    summary.optouts
+                );
+            }
+        }
+        BouncesAction::List { limit, json } => {
+            let entries = store.bounces(limit).await?;
+            if json {
+                let rows: Vec<serde_json::Value> = entries
+                    .iter()
+                    .map(|b| serde_json::json!({
+                        "at": format_millis(b.at), "recipient": b.recipient, "campaign": b.campaign,
+                        "kind": b.kind, "class": b.class, "reason": b.reason, "status": b.status,
+                        "reply_code": b.reply_code, "diagnostic": b.diagnostic, "action": b.action,
+                    }))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).unwrap_or_default()
+                );
+            } else {
+                if entries.is_empty() {
+                    println!("no bounces");
+                }
+                for b in entries {
+                    println!(
+                        "{}  {:<36} {:<20} {:<4} {:<20} {:<7} {:<22} {}",
+                        format_millis(b.at),
+                        b.recipient.as_deref().unwrap_or("(unknown)"),
+                        b.campaign.as_deref().unwrap_or("-"),
+                        b.class.as_deref().unwrap_or("-"),
+                        b.reason,
+                        b.status.as_deref().unwrap_or("-"),
+                        b.action,
+                        b.diagnostic
+                            .as_deref()
+                            .unwrap_or("")
+                            .chars()
+                            .take(80)
+                            .collect::<String>()
+                    );
+                }
+            }
+        }
         BouncesAction::Parse { files, json } => {
             let secret = load_secret(config)?;
             let keys = fairsend::inbound::Keys {
@@ -1005,4 +1114,98 @@ async fn bounces(config: &ConfigDir, _store: &Store, action: BouncesAction) -> a
         }
     }
     Ok(())
+}
+
+#[derive(Default, serde::Serialize)]
+struct IngestSummary {
+    messages: usize,
+    new: usize,
+    duplicates: usize,
+    dsn: usize,
+    complaints: usize,
+    auto_replies: usize,
+    replies: usize,
+    unknown: usize,
+    suppressed_hard: usize,
+    suppressed_soft_limit: usize,
+    optouts: usize,
+}
+
+async fn ingest_all(
+    config: &ConfigDir,
+    store: &Store,
+    secret: &Secret,
+    messages: Vec<Vec<u8>>,
+) -> anyhow::Result<IngestSummary> {
+    let mut summary = IngestSummary::default();
+    for raw in messages {
+        ingest_one(config, store, secret, &raw, &mut summary).await?;
+    }
+    Ok(summary)
+}
+
+async fn ingest_one(
+    config: &ConfigDir,
+    store: &Store,
+    secret: &Secret,
+    raw: &[u8],
+    summary: &mut IngestSummary,
+) -> anyhow::Result<()> {
+    use fairsend::inbound::Kind;
+    let done =
+        fairsend::inbound::ingest::ingest(store, secret, &config.settings.bounces, raw).await?;
+    summary.messages += 1;
+    if done.applied.duplicate {
+        summary.duplicates += 1;
+        return Ok(());
+    }
+    summary.new += 1;
+    match done.parsed.kind {
+        Kind::Dsn => summary.dsn += 1,
+        Kind::Complaint => summary.complaints += 1,
+        Kind::AutoReply => summary.auto_replies += 1,
+        Kind::Reply => summary.replies += 1,
+        Kind::Unknown => summary.unknown += 1,
+    }
+    summary.suppressed_hard += done.applied.suppressed_hard;
+    summary.suppressed_soft_limit += done.applied.suppressed_soft_limit;
+    summary.optouts += done.applied.optouts;
+    Ok(())
+}
+
+/// Processes `DIR/new/*` and moves each handled file to `DIR/cur/` (maildir convention).
+async fn ingest_maildir(
+    config: &ConfigDir,
+    store: &Store,
+    secret: &Secret,
+    dir: &Path,
+) -> anyhow::Result<IngestSummary> {
+    let new = dir.join("new");
+    let cur = dir.join("cur");
+    let entries = std::fs::read_dir(&new)
+        .map_err(|e| BadInput(format!("{}: not a maildir: {e}", new.display())))?;
+    std::fs::create_dir_all(&cur)?;
+    let mut total = IngestSummary::default();
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    for file in files {
+        let raw =
+            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+        ingest_one(config, store, secret, &raw, &mut total).await?;
+        let name = file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let target = if name.contains(":2,") {
+            cur.join(&name)
+        } else {
+            cur.join(format!("{name}:2,"))
+        };
+        std::fs::rename(&file, &target)
+            .with_context(|| format!("cannot move {} to {}", file.display(), target.display()))?;
+    }
+    Ok(total)
 }

@@ -36,6 +36,8 @@ fn corpus_classification_and_recipients() {
         domain: "bounces.example.com".into(),
         local_part: "bounces".into(),
         unsubscribe_local_part: "unsubscribe".into(),
+        soft_bounce_limit: 3,
+        soft_bounce_days: 7,
     };
     let keys = Keys {
         secret: &secret,

@@ -144,6 +144,10 @@ pub struct BounceSettings {
     pub local_part: String,
     /// Local part of the `mailto:` unsubscribe address on the same domain.
     pub unsubscribe_local_part: String,
+    /// Soft bounces suppress an address once there are this many…
+    pub soft_bounce_limit: u32,
+    /// …spanning at least this many days.
+    pub soft_bounce_days: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -234,6 +238,8 @@ struct RawLinks {
 #[serde(deny_unknown_fields)]
 struct RawBounces {
     domain: Option<String>,
+    soft_bounce_limit: Option<u32>,
+    soft_bounce_days: Option<u32>,
     local_part: Option<String>,
     unsubscribe_local_part: Option<String>,
 }
@@ -384,6 +390,8 @@ impl Settings {
                 domain: bounce_domain.to_lowercase(),
                 local_part,
                 unsubscribe_local_part,
+                soft_bounce_limit: bounces.soft_bounce_limit.unwrap_or(3).max(1),
+                soft_bounce_days: bounces.soft_bounce_days.unwrap_or(7),
             },
             signing_secret_env: optional_text(
                 file,

@@ -1,1 +1,160 @@
-//! Placeholder replaced below.
+//! Turns a parsed inbound message into its effects: hard bounce → suppressed at once and the
+//! outbox row marked; soft bounce → recorded (suppressed after the configured number over the
+//! configured span); complaint → opt-out; auto-reply → recorded only; a reply asking to be
+//! removed, or mail to the tokenized `mailto:` address → opt-out. The store applies them in one
+//! transaction, and a message ingested twice counts once.
+
+use super::{Inbound, Keys, Kind, parse};
+use crate::audience::EmailAddress;
+use crate::config::BounceSettings;
+use crate::store::{AppliedInbound, BounceRecord, InboundEffects, Store, StoreError};
+use crate::suppress::{OptOutSource, Secret, address_hash};
+
+/// What ingesting one message found and did.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub parsed: Inbound,
+    pub applied: AppliedInbound,
+}
+
+pub async fn ingest(
+    store: &Store,
+    secret: &Secret,
+    settings: &BounceSettings,
+    raw: &[u8],
+) -> Result<Ingested, StoreError> {
+    let parsed = parse(
+        raw,
+        &Keys {
+            secret,
+            bounces: settings,
+        },
+    );
+    let effects = effects(store, secret, settings, &parsed).await?;
+    let applied = store.apply_inbound(&effects).await?;
+    Ok(Ingested { parsed, applied })
+}
+
+async fn effects(
+    store: &Store,
+    secret: &Secret,
+    settings: &BounceSettings,
+    parsed: &Inbound,
+) -> Result<InboundEffects, StoreError> {
+    let mut effects = InboundEffects {
+        fingerprint: parsed.fingerprint.clone(),
+        kind: parsed.kind.as_str(),
+        soft_limit: (
+            i64::from(settings.soft_bounce_limit),
+            i64::from(settings.soft_bounce_days),
+        ),
+        ..Default::default()
+    };
+    // The VERP token (or our Message-ID) names the outbox row: the most reliable recipient.
+    let row = match parsed.outbox_row {
+        Some(id) => store
+            .outbox_contact(id)
+            .await?
+            .map(|(email, campaign)| (id, email, campaign)),
+        None => None,
+    };
+    let hash = |a: &EmailAddress| address_hash(secret, a);
+
+    // Mail to the tokenized mailto: address is an opt-out, whatever it says.
+    if let Some(unsubscribe_row) = parsed.unsubscribe_row
+        && parsed.kind != Kind::Dsn
+        && let Some((email, campaign)) = store.outbox_contact(unsubscribe_row).await?
+    {
+        effects.optouts.push((
+            hash(&email),
+            Some(email),
+            OptOutSource::Mailto,
+            Some(campaign),
+            None,
+        ));
+        return Ok(effects);
+    }
+
+    match parsed.kind {
+        Kind::Dsn | Kind::Complaint | Kind::AutoReply => {
+            let single = parsed.recipients.len() == 1;
+            for r in &parsed.recipients {
+                let parsed_address = r
+                    .address
+                    .as_deref()
+                    .and_then(|a| EmailAddress::parse(a).ok());
+                // With one recipient the VERP row decides; with several, each report's own
+                // address does, and the row only if it is the same person.
+                let (address, outbox_id, campaign_id) = match (&row, &parsed_address) {
+                    (Some((id, email, campaign)), _) if single => {
+                        (Some(email.clone()), Some(*id), Some(*campaign))
+                    }
+                    (Some((id, email, campaign)), Some(a)) if a == email => {
+                        (Some(a.clone()), Some(*id), Some(*campaign))
+                    }
+                    (_, a) => (a.clone(), None, None),
+                };
+                let kind = match parsed.kind {
+                    Kind::Complaint => "complaint",
+                    Kind::AutoReply => "auto_reply",
+                    _ => "dsn",
+                };
+                effects.bounces.push(BounceRecord {
+                    email_hash: address.as_ref().map(hash),
+                    email: address.as_ref().map(|a| a.to_string()),
+                    outbox_id,
+                    campaign_id,
+                    kind,
+                    class: if parsed.kind == Kind::Dsn {
+                        r.class.map(|c| c.as_str())
+                    } else {
+                        None
+                    },
+                    reason: match parsed.kind {
+                        Kind::Complaint => "complaint",
+                        Kind::AutoReply => "auto_reply",
+                        _ => r.reason.as_str(),
+                    },
+                    status: r.status.clone(),
+                    reply_code: r.reply_code,
+                    diagnostic: r.diagnostic.clone(),
+                });
+                if parsed.kind == Kind::Complaint
+                    && let Some(a) = address
+                {
+                    effects.optouts.push((
+                        hash(&a),
+                        Some(a),
+                        OptOutSource::Complaint,
+                        campaign_id,
+                        parsed.feedback_type.clone(),
+                    ));
+                }
+            }
+        }
+        Kind::Reply => {
+            if let Some(word) = parsed.unsubscribe_word {
+                // The person the reply is about: our message it answers, else its sender.
+                let target = match &row {
+                    Some((_, email, campaign)) => Some((email.clone(), Some(*campaign))),
+                    None => parsed
+                        .from
+                        .as_deref()
+                        .and_then(|f| EmailAddress::parse(f).ok())
+                        .map(|a| (a, None)),
+                };
+                if let Some((email, campaign)) = target {
+                    effects.optouts.push((
+                        hash(&email),
+                        Some(email),
+                        OptOutSource::Reply,
+                        campaign,
+                        Some(format!("replied \"{word}\"")),
+                    ));
+                }
+            }
+        }
+        Kind::Unknown => {}
+    }
+    Ok(effects)
+}

@@ -4,6 +4,7 @@
 //! Every statement binds its parameters; no value is ever formatted into SQL text. This module
 //! stores and fetches; it makes no sending or compliance decisions.
 
+mod inbound;
 mod optout;
 mod outbox;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate};
 
