@@ -7,7 +7,7 @@
 use super::{Inbound, Keys, Kind, parse};
 use crate::audience::EmailAddress;
 use crate::config::BounceSettings;
-use crate::store::{AppliedInbound, BounceRecord, InboundEffects, Store, StoreError};
+use crate::store::{AppliedInbound, BounceRecord, InboundEffects, OptOutRecord, Store, StoreError};
 use crate::suppress::{OptOutSource, Secret, address_hash};
 
 /// What ingesting one message found and did.
@@ -65,13 +65,13 @@ async fn effects(
         && parsed.kind != Kind::Dsn
         && let Some((email, campaign)) = store.outbox_contact(unsubscribe_row).await?
     {
-        effects.optouts.push((
-            hash(&email),
-            Some(email),
-            OptOutSource::Mailto,
-            Some(campaign),
-            None,
-        ));
+        effects.optouts.push(OptOutRecord {
+            email_hash: hash(&email),
+            email: Some(email),
+            source: OptOutSource::Mailto,
+            campaign_id: Some(campaign),
+            detail: None,
+        });
         return Ok(effects);
     }
 
@@ -122,13 +122,13 @@ async fn effects(
                 if parsed.kind == Kind::Complaint
                     && let Some(a) = address
                 {
-                    effects.optouts.push((
-                        hash(&a),
-                        Some(a),
-                        OptOutSource::Complaint,
+                    effects.optouts.push(OptOutRecord {
+                        email_hash: hash(&a),
+                        email: Some(a),
+                        source: OptOutSource::Complaint,
                         campaign_id,
-                        parsed.feedback_type.clone(),
-                    ));
+                        detail: parsed.feedback_type.clone(),
+                    });
                 }
             }
         }
@@ -144,13 +144,13 @@ async fn effects(
                         .map(|a| (a, None)),
                 };
                 if let Some((email, campaign)) = target {
-                    effects.optouts.push((
-                        hash(&email),
-                        Some(email),
-                        OptOutSource::Reply,
-                        campaign,
-                        Some(format!("replied \"{word}\"")),
-                    ));
+                    effects.optouts.push(OptOutRecord {
+                        email_hash: hash(&email),
+                        email: Some(email),
+                        source: OptOutSource::Reply,
+                        campaign_id: campaign,
+                        detail: Some(format!("replied \"{word}\"")),
+                    });
                 }
             }
         }

@@ -22,19 +22,23 @@ pub struct BounceRecord {
     pub diagnostic: Option<String>,
 }
 
+/// An opt-out an inbound message asks for (complaint, reply, mailto).
+#[derive(Debug, Clone)]
+pub struct OptOutRecord {
+    pub email_hash: String,
+    pub email: Option<EmailAddress>,
+    pub source: OptOutSource,
+    pub campaign_id: Option<i64>,
+    pub detail: Option<String>,
+}
+
 /// Everything one inbound message changes, applied in one transaction.
 #[derive(Debug, Clone, Default)]
 pub struct InboundEffects {
     pub fingerprint: String,
     pub kind: &'static str,
     pub bounces: Vec<BounceRecord>,
-    pub optouts: Vec<(
-        String,
-        Option<EmailAddress>,
-        OptOutSource,
-        Option<i64>,
-        Option<String>,
-    )>,
+    pub optouts: Vec<OptOutRecord>,
     /// Soft bounces suppress an address once there are `count` of them spanning `days`.
     pub soft_limit: (i64, i64),
 }
@@ -190,7 +194,14 @@ impl Store {
                 }
             }
         }
-        for (hash, email, source, campaign_id, detail) in &effects.optouts {
+        for OptOutRecord {
+            email_hash: hash,
+            email,
+            source,
+            campaign_id,
+            detail,
+        } in &effects.optouts
+        {
             let done = sqlx::query(
                 "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
                  VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email_hash) DO NOTHING",
