@@ -624,10 +624,7 @@ async fn status(store: &Store, campaign: Option<&str>, json: bool) -> anyhow::Re
             (Some(_), [one]) => one.clone(),
             _ => serde_json::Value::Array(objects),
         };
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        );
+        print_json(&value);
         return Ok(());
     }
     if counts.is_empty() {
@@ -717,10 +714,7 @@ async fn check(config: &ConfigDir, store: &Store, file: &Path, json: bool) -> an
     let report: CheckReport =
         check_campaign(config, &campaign, &composer, store, Depth::EveryMessage).await?;
     if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
+        print_json(&report);
     } else {
         print_findings(&report.findings);
         let a = &report.audience;
@@ -917,10 +911,7 @@ async fn optout(config: &ConfigDir, store: &Store, action: OptoutAction) -> anyh
                         })
                     })
                     .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).unwrap_or_default()
-                );
+                print_json(&rows);
             } else {
                 if entries.is_empty() {
                     println!("no opt-outs");
@@ -1012,10 +1003,7 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                 }
             };
             if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&summary).unwrap_or_default()
-                );
+                print_json(&summary);
             } else {
                 println!(
                     "{} message(s): {} new, {} already seen; {} DSN, {} complaint(s), {} auto-reply(ies), {} reply(ies), {} unknown; {} hard-bounced address(es) suppressed, {} after repeated soft bounces, {} opt-out(s)",
@@ -1044,10 +1032,7 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                         "reply_code": b.reply_code, "diagnostic": b.diagnostic, "action": b.action,
                     }))
                     .collect();
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&rows).unwrap_or_default()
-                );
+                print_json(&rows);
             } else {
                 if entries.is_empty() {
                     println!("no bounces");
@@ -1208,4 +1193,11 @@ async fn ingest_maildir(
             .with_context(|| format!("cannot move {} to {}", file.display(), target.display()))?;
     }
     Ok(total)
+}
+
+fn print_json(value: &impl serde::Serialize) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
 }

@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::SqlitePool;
 
 pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, OptOutRecord};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
@@ -128,79 +128,59 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
             let fields = serde_json::to_string(&record.fields).unwrap_or_else(|_| "{}".into());
-            let locale = record.locale.map(|l| l.as_str());
-            let existing = sqlx::query(
-                "SELECT first_name, last_name, company, business_id, title, locale, legal_basis,
-                        consent_at, fields
-                   FROM memberships WHERE contact_id = ? AND register = ?",
+            let existed: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM memberships WHERE contact_id = ? AND register = ?",
             )
             .bind(contact_id)
             .bind(register)
             .fetch_optional(&mut *tx)
             .await?;
-            match existing {
-                None => {
-                    sqlx::query(
-                        "INSERT INTO memberships (contact_id, register, first_name, last_name,
-                            company, business_id, title, locale, legal_basis, consent_at, fields,
-                            source, created_at, updated_at)
-                         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    )
-                    .bind(contact_id)
-                    .bind(register)
-                    .bind(&record.first_name)
-                    .bind(&record.last_name)
-                    .bind(&record.company)
-                    .bind(&record.business_id)
-                    .bind(&record.title)
-                    .bind(locale)
-                    .bind(record.legal_basis.as_str())
-                    .bind(&record.consent_at)
-                    .bind(&fields)
-                    .bind(&record.source)
-                    .bind(now)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    outcome.inserted += 1;
-                }
-                Some(row) => {
-                    let same = row.get::<String, _>(0) == record.first_name
-                        && row.get::<String, _>(1) == record.last_name
-                        && row.get::<String, _>(2) == record.company
-                        && row.get::<String, _>(3) == record.business_id
-                        && row.get::<String, _>(4) == record.title
-                        && row.get::<Option<String>, _>(5).as_deref() == locale
-                        && row.get::<String, _>(6) == record.legal_basis.as_str()
-                        && row.get::<Option<String>, _>(7) == record.consent_at
-                        && row.get::<String, _>(8) == fields;
-                    if same {
-                        outcome.unchanged += 1;
-                        continue;
-                    }
-                    sqlx::query(
-                        "UPDATE memberships SET first_name = ?, last_name = ?, company = ?,
-                            business_id = ?, title = ?, locale = ?, legal_basis = ?, consent_at = ?,
-                            fields = ?, source = ?, updated_at = ?
-                         WHERE contact_id = ? AND register = ?",
-                    )
-                    .bind(&record.first_name)
-                    .bind(&record.last_name)
-                    .bind(&record.company)
-                    .bind(&record.business_id)
-                    .bind(&record.title)
-                    .bind(locale)
-                    .bind(record.legal_basis.as_str())
-                    .bind(&record.consent_at)
-                    .bind(&fields)
-                    .bind(&record.source)
-                    .bind(now)
-                    .bind(contact_id)
-                    .bind(register)
-                    .execute(&mut *tx)
-                    .await?;
-                    outcome.updated += 1;
-                }
+            // One upsert; its WHERE leaves an identical row untouched, so re-importing the
+            // same file affects no row.
+            let changed = sqlx::query(
+                "INSERT INTO memberships (contact_id, register, first_name, last_name, company,
+                    business_id, title, locale, legal_basis, consent_at, fields, source,
+                    created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (contact_id, register) DO UPDATE SET
+                    first_name = excluded.first_name, last_name = excluded.last_name,
+                    company = excluded.company, business_id = excluded.business_id,
+                    title = excluded.title, locale = excluded.locale,
+                    legal_basis = excluded.legal_basis, consent_at = excluded.consent_at,
+                    fields = excluded.fields, source = excluded.source,
+                    updated_at = excluded.updated_at
+                 WHERE memberships.first_name IS NOT excluded.first_name
+                    OR memberships.last_name IS NOT excluded.last_name
+                    OR memberships.company IS NOT excluded.company
+                    OR memberships.business_id IS NOT excluded.business_id
+                    OR memberships.title IS NOT excluded.title
+                    OR memberships.locale IS NOT excluded.locale
+                    OR memberships.legal_basis IS NOT excluded.legal_basis
+                    OR memberships.consent_at IS NOT excluded.consent_at
+                    OR memberships.fields IS NOT excluded.fields",
+            )
+            .bind(contact_id)
+            .bind(register)
+            .bind(&record.first_name)
+            .bind(&record.last_name)
+            .bind(&record.company)
+            .bind(&record.business_id)
+            .bind(&record.title)
+            .bind(record.locale.map(|l| l.as_str()))
+            .bind(record.legal_basis.as_str())
+            .bind(&record.consent_at)
+            .bind(&fields)
+            .bind(&record.source)
+            .bind(now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            match (existed.is_some(), changed) {
+                (false, _) => outcome.inserted += 1,
+                (true, true) => outcome.updated += 1,
+                (true, false) => outcome.unchanged += 1,
             }
         }
         tx.commit().await?;
