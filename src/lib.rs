@@ -9,6 +9,7 @@ pub mod audience;
 pub mod compliance;
 pub mod compose;
 pub mod config;
+pub mod dns;
 pub mod inbound;
 pub mod send;
 pub mod store;

@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 pub use campaign::{BodySource, Campaign, ContactImport, Mailbox};
 pub use registers::{PurchasedList, Register, RegisterKind, Registers};
 pub use settings::{
-    BounceSettings, PrivacySettings, RetrySettings, SenderIdentity, Settings, TlsMode,
-    TransportSettings, TransportUrl,
+    BounceSettings, DkimAlgorithm, DkimKeySource, DkimSettings, DnsSettings, PrivacySettings,
+    RetrySettings, SenderIdentity, Settings, TlsMode, TransportSettings, TransportUrl,
+    parse_socket_addr,
 };
 
 /// A problem in a configuration file, always naming the file and, where there is one, the

@@ -135,6 +135,9 @@ pub struct TransportSettings {
     /// Messages per second for the whole run; `None` is unlimited.
     pub rate_per_second: Option<f64>,
     pub timeout: Duration,
+    /// The addresses mail leaves from, for the SPF pre-flight; empty means "the transport
+    /// host's addresses".
+    pub sending_ips: Vec<std::net::IpAddr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,6 +162,35 @@ pub struct RetrySettings {
     pub wait_in_run: Duration,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DkimAlgorithm {
+    RsaSha256,
+    Ed25519Sha256,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DkimKeySource {
+    /// A PEM file outside the repository.
+    File(PathBuf),
+    /// An environment variable holding the PEM text.
+    Env(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    pub domain: String,
+    pub selector: String,
+    pub algorithm: DkimAlgorithm,
+    pub key: DkimKeySource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsSettings {
+    /// A resolver to ask instead of the system's (`IP:PORT`).
+    pub resolver: Option<std::net::SocketAddr>,
+    pub timeout: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub file: PathBuf,
@@ -170,6 +202,8 @@ pub struct Settings {
     pub bounces: BounceSettings,
     pub signing_secret_env: String,
     pub retry: RetrySettings,
+    pub dkim: Option<DkimSettings>,
+    pub dns: DnsSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -187,6 +221,26 @@ struct Raw {
     secrets: RawSecrets,
     #[serde(default)]
     retry: RawRetry,
+    dkim: Option<RawDkim>,
+    #[serde(default)]
+    dns: RawDns,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDkim {
+    domain: Option<String>,
+    selector: Option<String>,
+    algorithm: Option<String>,
+    private_key_file: Option<String>,
+    private_key_env: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDns {
+    resolver: Option<String>,
+    timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -220,6 +274,7 @@ struct RawTransport {
     concurrency: Option<usize>,
     rate_per_second: Option<f64>,
     timeout: Option<String>,
+    sending_ips: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -400,8 +455,82 @@ impl Settings {
             )?
             .unwrap_or_else(|| "FAIRSEND_SECRET".into()),
             retry,
+            dkim: raw.dkim.map(|d| parse_dkim(file, d)).transpose()?,
+            dns: DnsSettings {
+                resolver: match optional_text(file, "[dns] resolver", raw.dns.resolver)? {
+                    None => None,
+                    Some(text) => Some(parse_socket_addr(&text).ok_or_else(|| {
+                        ConfigError::field(
+                            file,
+                            "[dns] resolver",
+                            format!("'{text}' is not IP:PORT (for example 127.0.0.1:53)"),
+                        )
+                    })?),
+                },
+                timeout: duration_field(file, "[dns] timeout", raw.dns.timeout, "5s")?,
+            },
         })
     }
+}
+
+/// `IP:PORT`, or a bare IP meaning port 53.
+pub fn parse_socket_addr(text: &str) -> Option<std::net::SocketAddr> {
+    let text = text.trim();
+    text.parse().ok().or_else(|| {
+        text.parse::<std::net::IpAddr>()
+            .ok()
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+    })
+}
+
+fn parse_dkim(file: &Path, raw: RawDkim) -> Result<DkimSettings, ConfigError> {
+    let algorithm = match optional_text(file, "[dkim] algorithm", raw.algorithm)?.as_deref() {
+        None | Some("rsa-sha256") => DkimAlgorithm::RsaSha256,
+        Some("ed25519-sha256") | Some("ed25519") => DkimAlgorithm::Ed25519Sha256,
+        Some(other) => {
+            return Err(ConfigError::field(
+                file,
+                "[dkim] algorithm",
+                format!("'{other}' is not rsa-sha256 or ed25519-sha256"),
+            ));
+        }
+    };
+    let key = match (
+        optional_text(file, "[dkim] private_key_file", raw.private_key_file)?,
+        optional_text(file, "[dkim] private_key_env", raw.private_key_env)?,
+    ) {
+        (Some(path), None) => {
+            let path = PathBuf::from(path);
+            // A key inside the configuration directory would end up in the repository.
+            let config_dir = file.parent().unwrap_or(Path::new("."));
+            let inside = std::fs::canonicalize(&path)
+                .ok()
+                .zip(std::fs::canonicalize(config_dir).ok())
+                .is_some_and(|(key, dir)| key.starts_with(dir));
+            if path.is_relative() || inside {
+                return Err(ConfigError::field(
+                    file,
+                    "[dkim] private_key_file",
+                    "must be an absolute path outside the configuration directory (private keys never go into the repository); or use private_key_env",
+                ));
+            }
+            DkimKeySource::File(path)
+        }
+        (None, Some(var)) => DkimKeySource::Env(var),
+        _ => {
+            return Err(ConfigError::field(
+                file,
+                "[dkim] private_key_file",
+                "give exactly one of private_key_file and private_key_env",
+            ));
+        }
+    };
+    Ok(DkimSettings {
+        domain: required_text(file, "[dkim] domain", raw.domain)?.to_lowercase(),
+        selector: required_text(file, "[dkim] selector", raw.selector)?,
+        algorithm,
+        key,
+    })
 }
 
 fn parse_transport(file: &Path, raw: RawTransport) -> Result<TransportSettings, ConfigError> {
@@ -448,6 +577,20 @@ fn parse_transport(file: &Path, raw: RawTransport) -> Result<TransportSettings, 
         concurrency,
         rate_per_second,
         timeout: duration_field(file, "[transport] timeout", raw.timeout, "60s")?,
+        sending_ips: raw
+            .sending_ips
+            .unwrap_or_default()
+            .iter()
+            .map(|ip| {
+                ip.trim().parse().map_err(|_| {
+                    ConfigError::field(
+                        file,
+                        "[transport] sending_ips",
+                        format!("'{ip}' is not an IP address"),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?,
     })
 }
 

@@ -11,8 +11,8 @@ mod outbox;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, OptOutRecord};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
