@@ -55,6 +55,19 @@ enum PreviewFormat {
 }
 
 #[derive(Subcommand)]
+enum DnsAction {
+    /// SPF of the envelope domain for every sending IP, DMARC, alignment, the DKIM key.
+    Check {
+        campaign: PathBuf,
+        /// Ask this DNS server (IP:PORT) instead of the system's resolver.
+        #[arg(long)]
+        resolver: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum BouncesAction {
     /// Read DSNs, complaints and replies: `-` for one message on stdin (an MTA pipe),
     /// `--mbox FILE`, or `--maildir DIR` (new/ is processed and moved to cur/).
@@ -126,14 +139,28 @@ enum Command {
         /// Requeue messages an interrupted SMTP run may or may not have delivered.
         #[arg(long)]
         resend_interrupted: bool,
+        /// Send even if SPF fails or the published DKIM key does not match (logged loudly).
+        #[arg(long)]
+        allow_dns_problems: bool,
+        /// Ask this DNS server (IP:PORT) instead of the system's resolver.
+        #[arg(long)]
+        resolver: Option<String>,
         #[arg(long)]
         json: bool,
     },
     /// Every pre-flight check; exit 0 = sendable, 1 = problems listed.
     Check {
         campaign: PathBuf,
+        /// Ask this DNS server (IP:PORT) instead of the system's resolver.
+        #[arg(long)]
+        resolver: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// SPF, DKIM and DMARC pre-flight for a campaign.
+    Dns {
+        #[command(subcommand)]
+        action: DnsAction,
     },
     /// Write every distinct footer variant for compliance review.
     Review {
@@ -232,6 +259,7 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
             || cause.is::<fairsend::compose::ComposeError>()
             || cause.is::<fairsend::send::TransportError>()
             || cause.is::<fairsend::suppress::WeakSecret>()
+            || cause.is::<fairsend::dns::DkimError>()
     })
 }
 
@@ -251,7 +279,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = match ConfigDir::load(&cli.config) {
         Ok(config) => config,
         Err(e) => {
-            if let Command::Check { json, .. } = cli.command {
+            if let Command::Check { json, .. } = &cli.command {
+                let json = *json;
                 return Err(config_problem(e, json));
             }
             return Err(e.into());
@@ -274,20 +303,39 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
             transport,
             resend_interrupted,
+            allow_dns_problems,
+            resolver,
             json,
         } => {
+            let flags = SendFlags {
+                dry_run,
+                resend_interrupted,
+                allow_dns_problems,
+                json,
+            };
             send(
                 &config,
                 &store,
                 &campaign,
-                dry_run,
                 transport.as_deref(),
-                resend_interrupted,
-                json,
+                resolver.as_deref(),
+                flags,
             )
             .await
         }
-        Command::Check { campaign, json } => check(&config, &store, &campaign, json).await,
+        Command::Check {
+            campaign,
+            resolver,
+            json,
+        } => check(&config, &store, &campaign, resolver.as_deref(), json).await,
+        Command::Dns {
+            action:
+                DnsAction::Check {
+                    campaign,
+                    resolver,
+                    json,
+                },
+        } => dns_check(&config, &campaign, resolver.as_deref(), json).await,
         Command::Review {
             campaign,
             out,
@@ -468,15 +516,27 @@ async fn apply_campaign_contacts(
     Ok(())
 }
 
+struct SendFlags {
+    dry_run: bool,
+    resend_interrupted: bool,
+    allow_dns_problems: bool,
+    json: bool,
+}
+
 async fn send(
     config: &ConfigDir,
     store: &Store,
     campaign_file: &Path,
-    dry_run: bool,
     transport_override: Option<&str>,
-    resend_interrupted: bool,
-    json: bool,
+    resolver: Option<&str>,
+    flags: SendFlags,
 ) -> anyhow::Result<()> {
+    let SendFlags {
+        dry_run,
+        resend_interrupted,
+        allow_dns_problems,
+        json,
+    } = flags;
     let campaign = config.load_campaign(campaign_file)?;
     let secret = load_secret(config)?;
     let transport_url = match transport_override {
@@ -490,11 +550,12 @@ async fn send(
         ))
         .into());
     }
+    let dkim = load_dkim(config)?;
     let pending = parse_campaign_contacts(config, &campaign)?;
-    let composer = Composer::new(config, &campaign, secret.clone())?;
+    let composer = Composer::new(config, &campaign, secret.clone())?.with_dkim(dkim.as_ref());
     composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
     apply_campaign_contacts(store, pending, &secret).await?;
-    let report = check_campaign(
+    let mut report = check_campaign(
         config,
         &campaign,
         &composer,
@@ -502,12 +563,35 @@ async fn send(
         Depth::AudienceAndApproval,
     )
     .await?;
+    let dns_findings =
+        dns_preflight(config, &campaign, &transport_url, resolver, dkim.as_ref()).await?;
+    let dns_errors = dns_findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    if dns_errors > 0 && allow_dns_problems {
+        print_findings(&dns_findings);
+        eprintln!(
+            "WARNING: sending despite {dns_errors} DNS problem(s) because of --allow-dns-problems: receivers are likely to reject or junk this campaign"
+        );
+        tracing::warn!(
+            dns_errors,
+            "sending despite DNS problems (--allow-dns-problems)"
+        );
+    } else {
+        report.findings.extend(dns_findings);
+    }
     if report.errors() > 0 {
         print_findings(&report.findings);
         return Err(Problems(format!(
-            "send refused: `fairsend check {}` finds {} error(s)",
+            "send refused: `fairsend check {}` finds {} error(s){}",
             campaign.file.display(),
-            report.errors()
+            report.errors(),
+            if dns_errors > 0 {
+                " (DNS problems can be overridden with --allow-dns-problems)"
+            } else {
+                ""
+            }
         ))
         .into());
     }
@@ -662,6 +746,7 @@ fn config_problem(e: fairsend::config::ConfigError, json: bool) -> anyhow::Error
     let finding = Finding {
         code: "CFG001",
         severity: Severity::Error,
+        result: None,
         subject: match &e {
             fairsend::config::ConfigError::Field { file, field, .. } => {
                 format!("{}: {field}", file.display())
@@ -705,14 +790,27 @@ fn print_findings(findings: &[Finding]) {
     }
 }
 
-async fn check(config: &ConfigDir, store: &Store, file: &Path, json: bool) -> anyhow::Result<()> {
+async fn check(
+    config: &ConfigDir,
+    store: &Store,
+    file: &Path,
+    resolver: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     let campaign = match config.load_campaign(file) {
         Ok(c) => c,
         Err(e) => return Err(config_problem(e, json)),
     };
-    let composer = prepare(config, store, &campaign).await?;
-    let report: CheckReport =
+    let dkim = load_dkim(config)?;
+    let composer = prepare(config, store, &campaign)
+        .await?
+        .with_dkim(dkim.as_ref());
+    let mut report: CheckReport =
         check_campaign(config, &campaign, &composer, store, Depth::EveryMessage).await?;
+    let transport = &config.settings.transport.url;
+    report
+        .findings
+        .extend(dns_preflight(config, &campaign, transport, resolver, dkim.as_ref()).await?);
     if json {
         print_json(&report);
     } else {
@@ -1200,4 +1298,90 @@ fn print_json(value: &impl serde::Serialize) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
+}
+
+fn load_dkim(config: &ConfigDir) -> anyhow::Result<Option<fairsend::dns::DkimSigning>> {
+    Ok(config
+        .settings
+        .dkim
+        .as_ref()
+        .map(fairsend::dns::DkimSigning::load)
+        .transpose()?)
+}
+
+fn resolver_for(config: &ConfigDir, flag: Option<&str>) -> anyhow::Result<fairsend::dns::Dns> {
+    let server = match flag {
+        Some(text) => Some(
+            fairsend::config::parse_socket_addr(text)
+                .ok_or_else(|| BadInput(format!("--resolver: '{text}' is not IP:PORT")))?,
+        ),
+        None => config.settings.dns.resolver,
+    };
+    Ok(fairsend::dns::Dns::new(
+        server,
+        config.settings.dns.timeout,
+    )?)
+}
+
+/// The DNS pre-flight as `check` and `send` run it: for mail that goes out over SMTP, or when
+/// a resolver is named; an outbox transport reaches no one, so DNS is skipped (and said so).
+async fn dns_preflight(
+    config: &ConfigDir,
+    campaign: &Campaign,
+    transport: &TransportUrl,
+    resolver: Option<&str>,
+    dkim: Option<&fairsend::dns::DkimSigning>,
+) -> anyhow::Result<Vec<Finding>> {
+    let asked = resolver.is_some() || config.settings.dns.resolver.is_some();
+    if matches!(transport, TransportUrl::Outbox(_)) && !asked {
+        return Ok(vec![Finding::new(
+            "DNS000",
+            Severity::Info,
+            "[transport] url",
+            format!(
+                "DNS checks skipped: {transport} delivers nowhere (run `fairsend dns check` to check anyway)"
+            ),
+        )]);
+    }
+    let dns = resolver_for(config, resolver)?;
+    Ok(fairsend::dns::preflight(&config.settings, campaign, transport, &dns, dkim).await)
+}
+
+async fn dns_check(
+    config: &ConfigDir,
+    file: &Path,
+    resolver: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let campaign = config.load_campaign(file)?;
+    let dkim = load_dkim(config)?;
+    let dns = resolver_for(config, resolver)?;
+    let findings = fairsend::dns::preflight(
+        &config.settings,
+        &campaign,
+        &config.settings.transport.url,
+        &dns,
+        dkim.as_ref(),
+    )
+    .await;
+    if json {
+        for f in &findings {
+            println!(
+                "{}",
+                serde_json::json!({
+                    "code": f.code, "severity": f.severity, "subject": f.subject, "result": f.result, "message": f.message,
+                })
+            );
+        }
+    } else {
+        print_findings(&findings);
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    if errors > 0 {
+        return Err(Problems(format!("dns check: {errors} error(s)")).into());
+    }
+    Ok(())
 }

@@ -35,11 +35,13 @@ pub struct Finding {
     pub code: &'static str,
     pub severity: Severity,
     pub subject: String,
+    /// For SPF findings, the SPF result (`pass`, `fail`, …).
+    pub result: Option<String>,
     pub message: String,
 }
 
 impl Finding {
-    fn new(
+    pub fn new(
         code: &'static str,
         severity: Severity,
         subject: impl Into<String>,
@@ -49,8 +51,14 @@ impl Finding {
             code,
             severity,
             subject: subject.into(),
+            result: None,
             message: message.into(),
         }
+    }
+
+    pub fn with_result(mut self, result: &str) -> Self {
+        self.result = Some(result.to_string());
+        self
     }
 }
 

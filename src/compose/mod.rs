@@ -69,6 +69,7 @@ pub struct Composer<'a> {
     campaign: &'a Campaign,
     body: BodyTemplate,
     secret: Secret,
+    dkim: Option<&'a crate::dns::DkimSigning>,
 }
 
 #[derive(Template)]
@@ -99,7 +100,14 @@ impl<'a> Composer<'a> {
             campaign,
             body,
             secret,
+            dkim: None,
         })
+    }
+
+    /// Signs every composed message with this DKIM key.
+    pub fn with_dkim(mut self, dkim: Option<&'a crate::dns::DkimSigning>) -> Self {
+        self.dkim = dkim;
+        self
     }
 
     /// Checks that every field the templates use is one every recipient has: the standard
@@ -227,7 +235,12 @@ impl<'a> Composer<'a> {
             unsubscribe_url,
             text,
             html,
-            bytes: message.formatted(),
+            bytes: match self.dkim {
+                Some(dkim) => dkim
+                    .signed(&message.formatted())
+                    .map_err(|e| ComposeError::Build(e.to_string()))?,
+                None => message.formatted(),
+            },
         })
     }
 }

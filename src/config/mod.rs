@@ -185,12 +185,15 @@ pub(crate) fn required_address(
         .map_err(|e| ConfigError::field(file, field, e.to_string()))
 }
 
-/// Parses durations such as `"90s"`, `"5m"`, `"4h"`, `"7d"`.
+/// Parses durations such as `"250ms"`, `"90s"`, `"5m"`, `"4h"`, `"7d"`.
 pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
     let (number, unit) = text.split_at(split);
     let n: u64 = number.parse().ok()?;
+    if unit.trim() == "ms" {
+        return Some(std::time::Duration::from_millis(n));
+    }
     let seconds = match unit.trim() {
         "s" | "sec" | "secs" | "seconds" => n,
         "m" | "min" | "mins" | "minutes" => n.checked_mul(60)?,
@@ -208,6 +211,7 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("250ms").unwrap().as_millis(), 250);
         assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
         assert_eq!(parse_duration("4h").unwrap().as_secs(), 14_400);
         assert_eq!(parse_duration("2 days").unwrap().as_secs(), 172_800);

@@ -133,3 +133,45 @@ fn pem_body(pem: &str) -> Option<Vec<u8>> {
         .collect();
     data_encoding::BASE64.decode(body.as_bytes()).ok()
 }
+
+impl DkimSigning {
+    /// The `p=` value to publish at `selector._domainkey.domain`: SubjectPublicKeyInfo DER for
+    /// RSA, the raw 32-byte key for Ed25519, base64-encoded.
+    pub fn public_key_record(&self) -> String {
+        let (k, p) = match &self.signer.key {
+            DkimKey::Rsa(key) => ("rsa", rsa_spki(&key.public_key())),
+            DkimKey::Ed25519(key) => ("ed25519", key.public_key()),
+        };
+        format!("v=DKIM1; k={k}; p={}", data_encoding::BASE64.encode(&p))
+    }
+}
+
+/// Wraps a PKCS#1 RSAPublicKey in a SubjectPublicKeyInfo (rsaEncryption, NULL parameters).
+fn rsa_spki(pkcs1: &[u8]) -> Vec<u8> {
+    const RSA_ALGORITHM: [u8; 15] = [
+        0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01, 0x05, 0x00,
+    ];
+    let mut bit_string = vec![0x00];
+    bit_string.extend_from_slice(pkcs1);
+    let mut body = RSA_ALGORITHM.to_vec();
+    body.extend(der(0x03, &bit_string));
+    der(0x30, &body)
+}
+
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let len = content.len();
+    if len < 0x80 {
+        out.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
+        out.push(0x80 | bytes.len() as u8);
+        out.extend(bytes);
+    }
+    out.extend_from_slice(content);
+    out
+}

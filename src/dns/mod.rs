@@ -18,6 +18,7 @@ use mail_auth::MessageAuthenticator;
 use mail_auth::hickory_resolver::config::{NameServerConfig, ResolverConfig, ResolverOpts};
 use mail_auth::hickory_resolver::proto::rr::{RData, RecordType};
 
+pub use check::preflight;
 pub use dkim::{DkimError, DkimSigning};
 
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +162,10 @@ impl Dns {
             Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
             Err(e) => Err(LookupFailure(e.to_string())),
         }
+    }
+
+    pub(crate) fn authenticator(&self) -> &MessageAuthenticator {
+        &self.auth
     }
 
     /// The addresses of `host` (A and AAAA); an IP literal is itself.

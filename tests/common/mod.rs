@@ -108,6 +108,11 @@ public_base_url = "http://127.0.0.1:8080"
 [bounces]
 domain = "bounces.example.com"
 
+[dns]
+# Tests never leave loopback: nothing listens here, so DNS checks end as temperror at once.
+resolver = "127.0.0.1:9"
+timeout = "100ms"
+
 [retry]
 max_attempts = 3
 base_delay = "1s"
