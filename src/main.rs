@@ -55,6 +55,30 @@ enum PreviewFormat {
 }
 
 #[derive(Subcommand)]
+enum HygieneAction {
+    /// Companies that ceased (a CSV with a business_id column): their contacts become `ceased`.
+    Ceased { file: PathBuf },
+    /// Persons who left their role (email, or business_id + first_name + last_name): `passive`.
+    Passivate { file: PathBuf },
+    /// Delete the personal data of entries past retention and of expired purchased registers.
+    Purge {
+        /// Print what would be deleted, delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Per register: contacts by status, ceased share, never sent to, unengaged, retention.
+    Report {
+        /// Sends without any engagement or bounce after which a contact counts as a spam-trap risk.
+        #[arg(long, default_value_t = 5)]
+        unengaged_after: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum DnsAction {
     /// SPF of the envelope domain for every sending IP, DMARC, alignment, the DKIM key.
     Check {
@@ -197,6 +221,11 @@ enum Command {
     Bounces {
         #[command(subcommand)]
         action: BouncesAction,
+    },
+    /// Register hygiene: ceased companies, departed persons, retention, the report.
+    Hygiene {
+        #[command(subcommand)]
+        action: HygieneAction,
     },
     /// Serve the unsubscribe pages and the one-click endpoint.
     Serve {
@@ -350,6 +379,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Optout { action } => optout(&config, &store, action).await,
         Command::Erase { email } => erase(&config, &store, &email).await,
         Command::Bounces { action } => bounces(&config, &store, action).await,
+        Command::Hygiene { action } => hygiene(&config, &store, action).await,
         Command::Serve { listen } => serve(config, store, listen).await,
         Command::Status { campaign, json } => status(&store, campaign.as_deref(), json).await,
     }
@@ -399,10 +429,8 @@ async fn import(
     let outcome = store
         .import_contacts(register_name, &parsed.records, |a| address_hash(&secret, a))
         .await?;
-    for source in &outcome.refused_erased {
-        eprintln!(
-            "{source}: email: this person's data was erased on request (GDPR art. 17); the address may not be imported again"
-        );
+    for (source, reason) in &outcome.refused {
+        eprintln!("{source}: email: {}", reason.import_refusal());
     }
     if json {
         println!(
@@ -414,7 +442,7 @@ async fn import(
                 "updated": outcome.updated,
                 "unchanged": outcome.unchanged,
                 "merged_duplicates": parsed.merged_duplicates,
-                "refused_erased": outcome.refused_erased.len(),
+                "refused_suppressed": outcome.refused.len(),
                 "errors": parsed.errors,
             })
         );
@@ -426,13 +454,13 @@ async fn import(
             outcome.updated,
             outcome.unchanged,
             parsed.merged_duplicates,
-            parsed.errors.len() + outcome.refused_erased.len()
+            parsed.errors.len() + outcome.refused.len()
         );
     }
-    if !parsed.errors.is_empty() || !outcome.refused_erased.is_empty() {
+    if !parsed.errors.is_empty() || !outcome.refused.is_empty() {
         return Err(Problems(format!(
             "{} row(s) were not imported; the other rows were",
-            parsed.errors.len() + outcome.refused_erased.len()
+            parsed.errors.len() + outcome.refused.len()
         ))
         .into());
     }
@@ -501,8 +529,8 @@ async fn apply_campaign_contacts(
         let outcome = store
             .import_contacts(register, &p.records, |a| address_hash(secret, a))
             .await?;
-        for source in &outcome.refused_erased {
-            eprintln!("{source}: skipped: this person's data was erased on request (GDPR art. 17)");
+        for (source, reason) in &outcome.refused {
+            eprintln!("{source}: skipped: {}", reason.import_refusal());
         }
         if outcome.inserted + outcome.updated > 0 {
             tracing::info!(
@@ -1382,6 +1410,195 @@ async fn dns_check(
         .count();
     if errors > 0 {
         return Err(Problems(format!("dns check: {errors} error(s)")).into());
+    }
+    Ok(())
+}
+
+async fn hygiene(config: &ConfigDir, store: &Store, action: HygieneAction) -> anyhow::Result<()> {
+    use fairsend::audience::hygiene::{
+        Departed, parse_ceased_file, parse_departed_file, plan_purge, retention_end,
+    };
+    let report_errors = |errors: &[fairsend::audience::RowError]| {
+        for e in errors {
+            eprintln!("{e}");
+        }
+    };
+    match action {
+        HygieneAction::Ceased { file } => {
+            let (ids, errors) = parse_ceased_file(&file)?;
+            report_errors(&errors);
+            let (mut changed, mut matched, mut unknown) = (0, 0, 0);
+            for id in &ids {
+                let (c, m) = store.mark_ceased(id.as_str()).await?;
+                changed += c;
+                matched += m;
+                if m == 0 {
+                    unknown += 1;
+                }
+            }
+            println!(
+                "{}: {} ceased business ID(s): {changed} contact(s) newly ceased, {} already ceased; {unknown} ID(s) match no contact; {} row(s) rejected",
+                file.display(),
+                ids.len(),
+                matched - changed,
+                errors.len()
+            );
+            if !errors.is_empty() {
+                return Err(Problems(format!(
+                    "{} row(s) were not applied; the others were",
+                    errors.len()
+                ))
+                .into());
+            }
+        }
+        HygieneAction::Passivate { file } => {
+            let (people, errors) = parse_departed_file(&file)?;
+            report_errors(&errors);
+            let (mut changed, mut already, mut unknown) = (0, 0, 0);
+            for person in &people {
+                let addresses = match person {
+                    Departed::Email(a) => vec![a.clone()],
+                    Departed::Name {
+                        business_id,
+                        first_name,
+                        last_name,
+                    } => {
+                        store
+                            .contacts_by_name(business_id.as_str(), first_name, last_name)
+                            .await?
+                    }
+                };
+                if addresses.is_empty() {
+                    unknown += 1;
+                }
+                for address in addresses {
+                    match store.mark_passive(&address).await? {
+                        (true, _) => changed += 1,
+                        (false, true) => already += 1,
+                        (false, false) => unknown += 1,
+                    }
+                }
+            }
+            println!(
+                "{}: {changed} contact(s) made passive, {already} already passive or ceased, {unknown} not found; {} row(s) rejected",
+                file.display(),
+                errors.len()
+            );
+            if !errors.is_empty() {
+                return Err(Problems(format!(
+                    "{} row(s) were not applied; the others were",
+                    errors.len()
+                ))
+                .into());
+            }
+        }
+        HygieneAction::Purge { dry_run, json } => {
+            let entries = store.entry_ages().await?;
+            let plan = plan_purge(
+                &entries,
+                &config.registers,
+                config.settings.privacy.retention_months,
+                chrono::Utc::now(),
+            );
+            let outcome = if dry_run {
+                None
+            } else {
+                Some(
+                    store
+                        .purge_entries(&plan.iter().map(|p| p.membership_id).collect::<Vec<_>>())
+                        .await?,
+                )
+            };
+            if json {
+                print_json(
+                    &serde_json::json!({"dry_run": dry_run, "entries": plan, "deleted": outcome}),
+                );
+            } else {
+                for item in &plan {
+                    println!(
+                        "{} {:<40} register {:<16} {}",
+                        if dry_run { "would delete" } else { "deleted" },
+                        item.email,
+                        item.register,
+                        match item.reason {
+                            fairsend::audience::hygiene::PurgeReason::PastRetention => format!(
+                                "retention ended {}",
+                                item.retention_end.as_deref().unwrap_or("?")
+                            ),
+                            fairsend::audience::hygiene::PurgeReason::PurchasedRegisterExpired =>
+                                "purchased register expired".into(),
+                        }
+                    );
+                }
+                match outcome {
+                    None => println!(
+                        "dry run: {} register entr(ies) would be deleted; nothing was changed",
+                        plan.len()
+                    ),
+                    Some(o) => println!(
+                        "{} register entr(ies) deleted; {} contact(s) left with no entry were deleted ({} outbox row(s)); suppressions keep only keyed hashes",
+                        o.entries_deleted, o.contacts_deleted, o.outbox_rows_deleted
+                    ),
+                }
+            }
+        }
+        HygieneAction::Report {
+            unengaged_after,
+            json,
+        } => {
+            let counts = store.register_counts(unengaged_after).await?;
+            let entries = store.entry_ages().await?;
+            let now = chrono::Utc::now();
+            let soon = now + chrono::Duration::days(30);
+            let mut rows = Vec::new();
+            for (register, c) in &counts {
+                let (mut near, mut past) = (0, 0);
+                for e in entries.iter().filter(|e| &e.register == register) {
+                    match retention_end(
+                        e,
+                        &config.registers,
+                        config.settings.privacy.retention_months,
+                    ) {
+                        Some(end) if end <= now => past += 1,
+                        Some(end) if end <= soon => near += 1,
+                        _ => {}
+                    }
+                }
+                let total = c.active + c.passive + c.ceased;
+                rows.push(serde_json::json!({
+                    "register": register,
+                    "kind": config.registers.get(register).map(|r| r.kind.as_str()),
+                    "contacts": total,
+                    "by_status": {"active": c.active, "passive": c.passive, "ceased": c.ceased},
+                    "ceased_share": if total > 0 { c.ceased as f64 / total as f64 } else { 0.0 },
+                    "never_sent": c.never_sent,
+                    "unengaged": c.unengaged,
+                    "unengaged_after_sends": unengaged_after,
+                    "near_retention_end": near,
+                    "past_retention": past,
+                }));
+            }
+            if json {
+                print_json(&rows);
+            } else {
+                for r in &rows {
+                    println!(
+                        "{:<16} {:>6} contacts: {} active, {} passive, {} ceased ({:.1}% ceased); {} never sent to; {} unengaged after {} sends; retention: {} within 30 days, {} past",
+                        r["register"].as_str().unwrap_or(""),
+                        r["contacts"],
+                        r["by_status"]["active"],
+                        r["by_status"]["passive"],
+                        r["by_status"]["ceased"],
+                        r["ceased_share"].as_f64().unwrap_or(0.0) * 100.0,
+                        r["never_sent"],
+                        r["unengaged"],
+                        unengaged_after,
+                        r["near_retention_end"],
+                        r["past_retention"]
+                    );
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -253,7 +253,12 @@ fn parse_row(
         first_name: cell("first_name").to_string(),
         last_name: cell("last_name").to_string(),
         company: cell("company").to_string(),
-        business_id: cell("business_id").to_string(),
+        business_id: match cell("business_id") {
+            "" => String::new(),
+            text => super::BusinessId::parse(text)
+                .map_err(|e| ("business_id", e.to_string()))?
+                .to_string(),
+        },
         title: cell("title").to_string(),
         locale,
         legal_basis,

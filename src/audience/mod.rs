@@ -2,12 +2,15 @@
 //! fairsend works with. Parsing and validation live here; persistence is `store`'s.
 
 mod address;
+mod business_id;
+pub mod hygiene;
 mod import;
 mod rules;
 
 use std::collections::BTreeMap;
 
 pub use address::{AddressError, EmailAddress};
+pub use business_id::{BusinessId, BusinessIdError, y_tunnus_check_digit};
 pub use import::{ImportError, ParsedImport, RowError, parse_contacts_csv};
 pub use rules::{is_freemail, is_role_account};
 

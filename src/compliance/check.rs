@@ -223,6 +223,7 @@ pub async fn check_campaign(
             ));
         }
     }
+    retention_findings(config, campaign, store, &audience, findings).await?;
     if counts.eligible == 0 {
         findings.push(Finding::new(
             "AUD007",
@@ -268,6 +269,57 @@ pub async fn check_campaign(
     }
     findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.code.cmp(b.code)));
     Ok(report)
+}
+
+/// AUD008: eligible contacts whose retention ends within 30 days; AUD009: already past it
+/// (`fairsend hygiene purge` deletes them).
+async fn retention_findings(
+    config: &ConfigDir,
+    campaign: &Campaign,
+    store: &Store,
+    audience: &[crate::store::RecipientGate],
+    findings: &mut Vec<Finding>,
+) -> Result<(), StoreError> {
+    let eligible: std::collections::HashSet<(String, String)> = audience
+        .iter()
+        .filter(|g| is_eligible(g))
+        .map(|g| {
+            (
+                g.recipient.contact.email.to_string(),
+                g.recipient.register.clone(),
+            )
+        })
+        .collect();
+    let now = chrono::Utc::now();
+    let soon = now + chrono::Duration::days(30);
+    let (mut near, mut past) = (0, 0);
+    for entry in store.entry_ages().await? {
+        if !eligible.contains(&(entry.email.clone(), entry.register.clone())) {
+            continue;
+        }
+        match crate::audience::hygiene::retention_end(
+            &entry,
+            &config.registers,
+            config.settings.privacy.retention_months,
+        ) {
+            Some(end) if end <= now => past += 1,
+            Some(end) if end <= soon => near += 1,
+            _ => {}
+        }
+    }
+    let file = campaign.file.display().to_string();
+    if near > 0 {
+        findings.push(Finding::new(
+            "AUD008",
+            Severity::Warning,
+            file.clone(),
+            format!("{near} contact(s) reach the end of their retention period within 30 days"),
+        ));
+    }
+    if past > 0 {
+        findings.push(Finding::new("AUD009", Severity::Warning, file, format!("{past} contact(s) are past their retention period; `fairsend hygiene purge` deletes their data")));
+    }
+    Ok(())
 }
 
 async fn approval_findings(

@@ -49,6 +49,9 @@ pub struct Register {
     pub default_legal_basis: Option<LegalBasis>,
     pub default_locale: Locale,
     pub purchased: Option<PurchasedList>,
+    /// How long contact data is kept: from the last message sent, or from acquisition for a
+    /// purchased register. `None`: `[privacy] retention_months` of fairsend.toml.
+    pub retention_months: Option<u32>,
 }
 
 impl Register {
@@ -86,6 +89,7 @@ struct RawRegister {
     acquisition_method: Option<String>,
     acquired_on: Option<String>,
     valid_until: Option<String>,
+    retention: Option<String>,
 }
 
 impl Registers {
@@ -238,5 +242,30 @@ fn parse_register(file: &Path, name: &str, r: RawRegister) -> Result<Register, C
         default_legal_basis,
         default_locale,
         purchased,
+        retention_months: match optional_text(file, &field("retention"), r.retention)? {
+            None => None,
+            Some(text) => Some(parse_months(&text).ok_or_else(|| {
+                ConfigError::field(
+                    file,
+                    field("retention"),
+                    format!("'{text}' is not a period such as \"24 months\" or \"2 years\""),
+                )
+            })?),
+        },
     })
+}
+
+/// `"24 months"`, `"2 years"`, `"18 kuukautta"` → months.
+fn parse_months(text: &str) -> Option<u32> {
+    let mut parts = text.split_whitespace();
+    let n: u32 = parts.next()?.parse().ok()?;
+    let unit = parts.next().unwrap_or("months").to_lowercase();
+    if parts.next().is_some() {
+        return None;
+    }
+    match unit.as_str() {
+        "month" | "months" | "kuukausi" | "kuukautta" | "mo" => Some(n),
+        "year" | "years" | "vuosi" | "vuotta" | "y" => n.checked_mul(12),
+        _ => None,
+    }
 }

@@ -133,6 +133,15 @@ async fn effects(
             }
         }
         Kind::Reply => {
+            if let Some((_, email, campaign)) = &row {
+                effects.reply_from = Some((hash(email), Some(*campaign)));
+            } else if let Some(from) = parsed
+                .from
+                .as_deref()
+                .and_then(|f| EmailAddress::parse(f).ok())
+            {
+                effects.reply_from = Some((hash(&from), None));
+            }
             if let Some(word) = parsed.unsubscribe_word {
                 // The person the reply is about: our message it answers, else its sender.
                 let target = match &row {

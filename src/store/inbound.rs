@@ -41,6 +41,8 @@ pub struct InboundEffects {
     pub optouts: Vec<OptOutRecord>,
     /// Soft bounces suppress an address once there are `count` of them spanning `days`.
     pub soft_limit: (i64, i64),
+    /// (address hash, campaign) of a person who replied: engagement, for the hygiene report.
+    pub reply_from: Option<(String, Option<i64>)>,
 }
 
 /// What applying the effects did, per bounce row and in total.
@@ -229,6 +231,14 @@ impl Store {
                 now,
             )
             .await?;
+        }
+        if let Some((hash, campaign_id)) = &effects.reply_from {
+            sqlx::query("INSERT INTO engagements (email_hash, kind, campaign_id, created_at) VALUES (?, 'reply', ?, ?)")
+                .bind(hash)
+                .bind(campaign_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(applied)

@@ -4,6 +4,7 @@
 //! Every statement binds its parameters; no value is ever formatted into SQL text. This module
 //! stores and fetches; it makes no sending or compliance decisions.
 
+mod hygiene;
 mod inbound;
 mod optout;
 mod outbox;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, OptOutRecord};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate};
@@ -54,8 +56,8 @@ pub struct ImportOutcome {
     pub inserted: usize,
     pub updated: usize,
     pub unchanged: usize,
-    /// Addresses refused because the person's data was erased (GDPR art. 17) earlier.
-    pub refused_erased: Vec<String>,
+    /// Rows refused because the address is suppressed: (`FILE:LINE`, why).
+    pub refused: Vec<(String, SuppressionReason)>,
 }
 
 impl Store {
@@ -105,15 +107,16 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         for record in records {
             let hash = address_hash(&record.email);
-            let erased: Option<String> = sqlx::query_scalar(
-                "SELECT reason FROM suppressions WHERE email_hash = ? AND reason = ?",
-            )
-            .bind(&hash)
-            .bind(SuppressionReason::Erased.as_str())
-            .fetch_optional(&mut *tx)
-            .await?;
-            if erased.is_some() {
-                outcome.refused_erased.push(record.source.clone());
+            // A suppressed address is not (re-)imported: erased, opted out, complained or
+            // dead addresses stay out of the registers, not only out of the sends.
+            let suppressed: Option<String> =
+                sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = ?")
+                    .bind(&hash)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(reason) = suppressed {
+                let reason = SuppressionReason::parse(&reason).unwrap_or(SuppressionReason::OptOut);
+                outcome.refused.push((record.source.clone(), reason));
                 continue;
             }
             let contact_id: i64 = sqlx::query_scalar(

@@ -179,10 +179,15 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        sqlx::query("DELETE FROM bounces WHERE email_hash = ?")
-            .bind(email_hash)
-            .execute(&mut *tx)
-            .await?;
+        for statement in [
+            "DELETE FROM bounces WHERE email_hash = ?",
+            "DELETE FROM engagements WHERE email_hash = ?",
+        ] {
+            sqlx::query(statement)
+                .bind(email_hash)
+                .execute(&mut *tx)
+                .await?;
+        }
         report.optouts_anonymised =
             sqlx::query("UPDATE optouts SET email = NULL, detail = NULL WHERE email_hash = ?")
                 .bind(email_hash)

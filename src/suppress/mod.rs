@@ -23,6 +23,20 @@ pub enum SuppressionReason {
 }
 
 impl SuppressionReason {
+    /// Why an import refuses the address, for the person maintaining the register.
+    pub fn import_refusal(self) -> &'static str {
+        match self {
+            Self::Erased => {
+                "this person's data was erased on request (GDPR art. 17); the address may not be imported again"
+            }
+            Self::OptOut => "this address opted out of marketing; it is not imported again",
+            Self::Complaint => "this address reported our mail as spam; it is not imported again",
+            Self::HardBounce | Self::SoftBounceLimit => {
+                "this address bounced and is suppressed; it is not imported again"
+            }
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::OptOut => "optout",

@@ -8,6 +8,7 @@ Prints one JSON object: what a person saw before and after the click.
 import json
 import sys
 import tempfile
+import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -21,7 +22,14 @@ def browser(profile):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage", "--user-data-dir=" + profile):
         options.add_argument(flag)
-    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    # Starting Chromium can time out on a loaded 2-core machine; retry the start only.
+    for attempt in range(3):
+        try:
+            return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        except Exception as error:  # SessionNotCreatedException, WebDriverException
+            print("browser start failed (attempt %d): %s" % (attempt + 1, error), file=sys.stderr)
+            time.sleep(1)
+    raise RuntimeError("Chromium did not start")
 
 
 def unsubscribe(url):
