@@ -1081,10 +1081,16 @@ async fn serve(
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
     let secret = load_secret(&config)?;
+    let admin_password = fairsend::web::admin::AdminPassword::from_env("FAIRSEND_ADMIN_PASSWORD")
+        .map_err(BadInput)?;
+    if admin_password.is_none() {
+        eprintln!("note: FAIRSEND_ADMIN_PASSWORD is not set: the /admin pages are disabled");
+    }
     let state = fairsend::web::AppState {
         store,
         secret,
         config: Arc::new(config),
+        admin_password,
     };
     fairsend::web::serve(listen, state)
         .await

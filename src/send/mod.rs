@@ -325,6 +325,7 @@ async fn resolve_interrupted(
                         outbox_id,
                         "found in the outbox after an interrupted run",
                         "",
+                        None,
                     )
                     .await?;
                 report.interrupted_sent += 1;
@@ -448,7 +449,12 @@ async fn send_one(
     match transport.deliver(&campaign.name, &message).await {
         Ok(reply) => {
             store
-                .mark_sent(outbox_id, &reply, &message.message_id)
+                .mark_sent(
+                    outbox_id,
+                    &reply,
+                    &message.message_id,
+                    Some(started.elapsed().as_millis() as i64),
+                )
                 .await?;
             tracing::debug!(outbox_id, ms = started.elapsed().as_millis() as u64, "sent");
             Ok(Some(OutboxState::Sent))

@@ -6,6 +6,7 @@
 
 mod hygiene;
 mod inbound;
+mod ops;
 mod optout;
 mod outbox;
 
@@ -17,6 +18,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, OptOutRecord};
+pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate};
 

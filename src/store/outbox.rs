@@ -183,14 +183,16 @@ impl Store {
         outbox_id: i64,
         smtp_reply: &str,
         message_id: &str,
+        latency_ms: Option<i64>,
     ) -> Result<(), StoreError> {
         let now = crate::now_millis();
         sqlx::query(
             "UPDATE outbox SET state = 'sent', smtp_reply = ?, message_id = ?, last_error = NULL,
-                    sent_at = ?, updated_at = ? WHERE id = ?",
+                    latency_ms = ?, sent_at = ?, updated_at = ? WHERE id = ?",
         )
         .bind(smtp_reply)
         .bind(message_id)
+        .bind(latency_ms)
         .bind(now)
         .bind(now)
         .bind(outbox_id)

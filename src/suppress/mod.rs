@@ -8,7 +8,8 @@
 mod token;
 
 pub use token::{
-    DEVELOPMENT_SECRET, Secret, SecretOrigin, TokenPurpose, WeakSecret, address_hash, sign, verify,
+    DEVELOPMENT_SECRET, Secret, SecretOrigin, TokenPurpose, WeakSecret, address_hash, mac_hex,
+    sign, verify, verify_mac_hex,
 };
 
 /// Why an address is suppressed.

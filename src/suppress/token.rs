@@ -133,6 +133,23 @@ pub fn verify(secret: &Secret, purpose: TokenPurpose, token: &str) -> Option<i64
     Some(i64::from_be_bytes(id_bytes.try_into().ok()?))
 }
 
+/// A hex HMAC of `data` under a purpose string (admin sessions, CSRF tokens, passwords).
+pub fn mac_hex(secret: &Secret, purpose: &str, data: &[u8]) -> String {
+    let mut mac = secret.mac(purpose.as_bytes());
+    mac.update(data);
+    data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
+}
+
+/// Whether `given` is the HMAC of `data` for `purpose`, compared in constant time.
+pub fn verify_mac_hex(secret: &Secret, purpose: &str, data: &[u8], given: &str) -> bool {
+    let Ok(tag) = data_encoding::HEXLOWER.decode(given.trim().as_bytes()) else {
+        return false;
+    };
+    let mut mac = secret.mac(purpose.as_bytes());
+    mac.update(data);
+    mac.verify_slice(&tag).is_ok()
+}
+
 /// The keyed hash under which an address is suppressed: it lets an erased address stay
 /// blocked without keeping the address.
 pub fn address_hash(secret: &Secret, address: &EmailAddress) -> String {

@@ -1,7 +1,9 @@
-//! `fairsend serve`: the axum server for the public unsubscribe pages and the RFC 8058
-//! one-click endpoint. Handlers are thin: they verify the token, call `suppress` and render a
-//! page. No state that matters is kept in memory; everything is in the database.
+//! `fairsend serve`: the axum server for the public unsubscribe pages, the RFC 8058 one-click
+//! endpoint, the `/admin` operations and compliance pages, `/metrics` and `/healthz`. Handlers
+//! are thin: they check a token or a session, call library functions and render a page. No
+//! state that matters is kept in memory; everything is in the database.
 
+pub mod admin;
 mod pages;
 mod unsubscribe;
 
@@ -22,6 +24,8 @@ pub struct AppState {
     pub store: Store,
     pub secret: Secret,
     pub config: Arc<ConfigDir>,
+    /// `None`: the admin pages are disabled.
+    pub admin_password: Option<admin::AdminPassword>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -32,6 +36,20 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/u/{token}/erase", post(unsubscribe::erase))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(admin::metrics))
+        .route("/admin", get(admin::campaigns))
+        .route("/admin/login", get(admin::login_page).post(admin::login))
+        .route("/admin/logout", post(admin::logout))
+        .route("/admin/bounces", get(admin::bounces))
+        .route("/admin/bounces/{id}/reclassify", post(admin::reclassify))
+        .route(
+            "/admin/optouts",
+            get(admin::optouts).post(admin::add_optout),
+        )
+        .route("/admin/erase", post(admin::erase))
+        .route("/admin/review", get(admin::review_index))
+        .route("/admin/review/{stem}", get(admin::review))
+        .route("/admin/review/{stem}/approve", post(admin::approve))
         .fallback(unsubscribe::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

@@ -1,0 +1,204 @@
+//! Queries for the operations pages and /metrics: bounce re-classification with an audit
+//! record, counts for Prometheus, send rates.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::suppress::SuppressionReason;
+
+/// Upper bounds (ms) of the SMTP latency histogram buckets.
+pub const LATENCY_BUCKETS_MS: [i64; 10] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Metrics {
+    /// (campaign, state, count)
+    pub messages: Vec<(String, String, i64)>,
+    /// (class or kind, count): `hard`, `soft`, `complaint`, `auto_reply`, `delivered`.
+    pub bounces: Vec<(String, i64)>,
+    /// (source, count)
+    pub optouts: Vec<(String, i64)>,
+    /// Cumulative counts per bucket of `LATENCY_BUCKETS_MS`, then the total count and sum (ms).
+    pub latency_buckets: Vec<i64>,
+    pub latency_count: i64,
+    pub latency_sum_ms: i64,
+    /// Rows waiting to be sent (queued or deferred).
+    pub queue_depth: i64,
+}
+
+impl Store {
+    /// Re-classifies a bounce (an operator undoing a wrong classification): a bounce made soft
+    /// lifts the hard-bounce suppression it caused; one made hard suppresses the address.
+    /// Returns false if there is no such bounce.
+    pub async fn reclassify_bounce(
+        &self,
+        id: i64,
+        class: &str,
+        reason: &str,
+        actor: &str,
+    ) -> Result<bool, StoreError> {
+        let now = crate::now_millis();
+        let mut tx = self.pool().begin().await?;
+        let row = sqlx::query(
+            "SELECT class, reason, email_hash, email, campaign_id FROM bounces WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else { return Ok(false) };
+        let old_class: Option<String> = row.get("class");
+        let old_reason: String = row.get("reason");
+        let hash: Option<String> = row.get("email_hash");
+        let email: Option<String> = row.get("email");
+        let campaign_id: Option<i64> = row.get("campaign_id");
+        let action = match (old_class.as_deref(), class) {
+            (Some("hard"), "soft") => "reclassified: suppression lifted",
+            (_, "hard") => "reclassified: suppressed",
+            _ => "reclassified",
+        };
+        sqlx::query("UPDATE bounces SET class = ?, reason = ?, action_taken = ? WHERE id = ?")
+            .bind(class)
+            .bind(reason)
+            .bind(action)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(hash) = &hash {
+            if old_class.as_deref() == Some("hard") && class == "soft" {
+                sqlx::query("DELETE FROM suppressions WHERE email_hash = ? AND reason = ?")
+                    .bind(hash)
+                    .bind(SuppressionReason::HardBounce.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+            } else if class == "hard" {
+                sqlx::query(
+                    "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
+                     VALUES (?, ?, ?, 'operator', ?, ?) ON CONFLICT (email_hash) DO NOTHING",
+                )
+                .bind(hash)
+                .bind(&email)
+                .bind(SuppressionReason::HardBounce.as_str())
+                .bind(campaign_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES (?, ?, 'reclassify_bounce', ?, ?)")
+            .bind(now)
+            .bind(actor)
+            .bind(format!("bounce {id}"))
+            .bind(format!("{} {old_reason} → {class} {reason}", old_class.as_deref().unwrap_or("-")))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Records an operator's action.
+    pub async fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)")
+            .bind(crate::now_millis())
+            .bind(actor)
+            .bind(action)
+            .bind(subject)
+            .bind(detail)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// (action, subject, detail) of the newest audit records.
+    pub async fn audit_entries(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<(i64, String, String, String, Option<String>)>, StoreError> {
+        let rows = sqlx::query("SELECT created_at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?")
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get("created_at"),
+                    r.get("actor"),
+                    r.get("action"),
+                    r.get("subject"),
+                    r.get("detail"),
+                )
+            })
+            .collect())
+    }
+
+    /// Messages of a campaign sent in the last `seconds`.
+    pub async fn sent_since(&self, campaign: &str, since_ms: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox o JOIN campaigns c ON c.id = o.campaign_id
+              WHERE c.name = ? AND o.state = 'sent' AND o.sent_at >= ?",
+        )
+        .bind(campaign)
+        .bind(since_ms)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    pub async fn metrics(&self) -> Result<Metrics, StoreError> {
+        let pool = self.pool();
+        let mut m = Metrics::default();
+        for row in sqlx::query(
+            "SELECT c.name, o.state, COUNT(*) AS n FROM outbox o JOIN campaigns c ON c.id = o.campaign_id
+              GROUP BY c.name, o.state ORDER BY c.name, o.state",
+        )
+        .fetch_all(pool)
+        .await?
+        {
+            m.messages.push((row.get("name"), row.get("state"), row.get("n")));
+        }
+        for row in sqlx::query(
+            "SELECT COALESCE(class, CASE WHEN reason = 'delivered' THEN 'delivered' ELSE kind END) AS k, COUNT(*) AS n
+               FROM bounces GROUP BY k ORDER BY k",
+        )
+        .fetch_all(pool)
+        .await?
+        {
+            m.bounces.push((row.get("k"), row.get("n")));
+        }
+        for row in
+            sqlx::query("SELECT source, COUNT(*) AS n FROM optouts GROUP BY source ORDER BY source")
+                .fetch_all(pool)
+                .await?
+        {
+            m.optouts.push((row.get("source"), row.get("n")));
+        }
+        // One pass over the sent rows: a cumulative count per bucket bound (bound parameters).
+        let buckets = LATENCY_BUCKETS_MS
+            .iter()
+            .map(|_| "COALESCE(SUM(latency_ms <= ?), 0)")
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "SELECT COUNT(latency_ms), COALESCE(SUM(latency_ms), 0), {buckets} FROM outbox WHERE latency_ms IS NOT NULL"
+        );
+        let mut query = sqlx::query(&sql);
+        for le in LATENCY_BUCKETS_MS {
+            query = query.bind(le);
+        }
+        let row = query.fetch_one(pool).await?;
+        m.latency_count = row.get(0);
+        m.latency_sum_ms = row.get(1);
+        m.latency_buckets = (0..LATENCY_BUCKETS_MS.len())
+            .map(|i| row.get(i + 2))
+            .collect();
+        m.queue_depth =
+            sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE state IN ('queued', 'deferred')")
+                .fetch_one(pool)
+                .await?;
+        Ok(m)
+    }
+}

@@ -1,0 +1,708 @@
+//! `/admin`: the operations and compliance pages, behind a password from the environment
+//! (`FAIRSEND_ADMIN_PASSWORD`, compared in constant time). Sessions are stateless signed
+//! cookies (HttpOnly, SameSite=Strict, Secure on https); every state-changing form carries a
+//! CSRF token derived from the session. Handlers call store and compliance functions.
+
+use std::collections::HashMap;
+
+use askama::Template;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+
+use super::AppState;
+use crate::audience::EmailAddress;
+use crate::compliance::review::{combined_hash, variant_hashes};
+use crate::compliance::{FooterVariant, footer_variants};
+use crate::config::Campaign;
+use crate::inbound::Reason;
+use crate::suppress::{OptOutSource, mac_hex, verify_mac_hex};
+
+const COOKIE: &str = "fs_admin";
+const SESSION_PURPOSE: &str = "fairsend/admin-session/v1";
+const CSRF_PURPOSE: &str = "fairsend/admin-csrf/v1";
+const PASSWORD_PURPOSE: &str = "fairsend/admin-password/v1";
+const SESSION_HOURS: i64 = 8;
+
+/// The admin password; never printed.
+#[derive(Clone)]
+pub struct AdminPassword(String);
+
+impl AdminPassword {
+    /// `None` when the variable is unset (the pages are then disabled); an error when it is
+    /// too short to be a password.
+    pub fn from_env(var: &str) -> Result<Option<Self>, String> {
+        match std::env::var(var) {
+            Ok(p) if p.chars().count() >= 12 => Ok(Some(Self(p))),
+            Ok(p) if !p.is_empty() => Err(format!("{var} must be at least 12 characters")),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for AdminPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminPassword(redacted)")
+    }
+}
+
+/// A valid session: its cookie value (from which the CSRF token derives).
+struct Session(String);
+
+fn session(app: &AppState, headers: &HeaderMap) -> Option<Session> {
+    let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
+    let value = cookies
+        .split(';')
+        .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))?;
+    let (expires, mac) = value.split_once('.')?;
+    let expires: i64 = expires.parse().ok()?;
+    (expires > crate::now_millis()
+        && verify_mac_hex(
+            &app.secret,
+            SESSION_PURPOSE,
+            expires.to_string().as_bytes(),
+            mac,
+        ))
+    .then(|| Session(value.to_string()))
+}
+
+fn csrf(app: &AppState, s: &Session) -> String {
+    mac_hex(&app.secret, CSRF_PURPOSE, s.0.as_bytes())
+}
+
+fn csrf_ok(app: &AppState, s: &Session, form: &HashMap<String, String>) -> bool {
+    form.get("csrf")
+        .is_some_and(|t| verify_mac_hex(&app.secret, CSRF_PURPOSE, s.0.as_bytes(), t))
+}
+
+/// Either the page for a logged-in operator, or why not.
+enum Gate {
+    Open(Session),
+    Closed(Response),
+}
+
+fn gate(app: &AppState, headers: &HeaderMap) -> Gate {
+    if app.admin_password.is_none() {
+        return Gate::Closed(disabled());
+    }
+    match session(app, headers) {
+        Some(s) => Gate::Open(s),
+        None => Gate::Closed(Redirect::to("/admin/login").into_response()),
+    }
+}
+
+macro_rules! open_or_return {
+    ($app:expr, $headers:expr) => {
+        match gate(&$app, &$headers) {
+            Gate::Open(s) => s,
+            Gate::Closed(response) => return response,
+        }
+    };
+}
+
+fn disabled() -> Response {
+    let page = DisabledPage.render().unwrap_or_default();
+    (StatusCode::SERVICE_UNAVAILABLE, Html(page)).into_response()
+}
+
+fn render(page: impl Template) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+fn server_error(e: impl std::fmt::Display) -> Response {
+    tracing::error!(error = %e, "admin request failed");
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+}
+
+fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        "the form is out of date or forged: reload the page and try again\n",
+    )
+        .into_response()
+}
+
+fn format_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_default()
+}
+
+#[derive(Template)]
+#[template(path = "admin/disabled.html")]
+struct DisabledPage;
+
+#[derive(Template)]
+#[template(path = "admin/login.html")]
+struct LoginPage {
+    failed: bool,
+}
+
+pub async fn login_page(State(app): State<AppState>) -> Response {
+    if app.admin_password.is_none() {
+        return disabled();
+    }
+    render(LoginPage { failed: false })
+}
+
+pub async fn login(
+    State(app): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let Some(password) = &app.admin_password else {
+        return disabled();
+    };
+    let given = form.get("password").map(String::as_str).unwrap_or("");
+    // Compare MACs of both, in constant time: neither length nor prefix leaks.
+    let expected = mac_hex(&app.secret, PASSWORD_PURPOSE, password.0.as_bytes());
+    if !verify_mac_hex(&app.secret, PASSWORD_PURPOSE, given.as_bytes(), &expected) {
+        tracing::warn!("failed admin login");
+        return (
+            StatusCode::UNAUTHORIZED,
+            Html(LoginPage { failed: true }.render().unwrap_or_default()),
+        )
+            .into_response();
+    }
+    let expires = crate::now_millis() + SESSION_HOURS * 3_600_000;
+    let value = format!(
+        "{expires}.{}",
+        mac_hex(&app.secret, SESSION_PURPOSE, expires.to_string().as_bytes())
+    );
+    let secure = if app.config.settings.public_base_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        SESSION_HOURS * 3600
+    );
+    let mut response = Redirect::to("/admin").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+pub async fn logout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = open_or_return!(app, headers);
+    if !csrf_ok(&app, &s, &form) {
+        return forbidden();
+    }
+    let mut response = Redirect::to("/admin/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("fs_admin=; Path=/admin; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+struct CampaignRow {
+    name: String,
+    queued: i64,
+    sending: i64,
+    sent: i64,
+    deferred: i64,
+    failed: i64,
+    suppressed: i64,
+    rate: i64,
+}
+
+#[derive(Template)]
+#[template(path = "admin/campaigns.html")]
+struct CampaignsPage {
+    title: &'static str,
+    csrf: String,
+    refresh: bool,
+    campaigns: Vec<CampaignRow>,
+}
+
+pub async fn campaigns(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let s = open_or_return!(app, headers);
+    let counts = match app.store.campaign_counts(None).await {
+        Ok(c) => c,
+        Err(e) => return server_error(e),
+    };
+    let minute_ago = crate::now_millis() - 60_000;
+    let mut rows = Vec::new();
+    for c in counts {
+        use crate::store::OutboxState as S;
+        let rate = app
+            .store
+            .sent_since(&c.campaign, minute_ago)
+            .await
+            .unwrap_or(0);
+        rows.push(CampaignRow {
+            queued: c.count(S::Queued),
+            sending: c.count(S::Sending),
+            sent: c.count(S::Sent),
+            deferred: c.count(S::Deferred),
+            failed: c.count(S::Failed),
+            suppressed: c.count(S::Suppressed),
+            rate,
+            name: c.campaign,
+        });
+    }
+    let refresh = rows.iter().any(|r| r.queued + r.sending > 0);
+    render(CampaignsPage {
+        title: "Campaigns",
+        csrf: csrf(&app, &s),
+        refresh,
+        campaigns: rows,
+    })
+}
+
+struct BounceRow {
+    id: i64,
+    at: String,
+    recipient: String,
+    campaign: String,
+    kind: String,
+    class: String,
+    reason: String,
+    status: String,
+    diagnostic: String,
+    action: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/bounces.html")]
+struct BouncesPage {
+    title: &'static str,
+    csrf: String,
+    refresh: bool,
+    bounces: Vec<BounceRow>,
+    reasons: Vec<&'static str>,
+    filter_class: String,
+    filter_reason: String,
+    filter_campaign: String,
+}
+
+pub async fn bounces(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = open_or_return!(app, headers);
+    let entries = match app.store.bounces(500).await {
+        Ok(b) => b,
+        Err(e) => return server_error(e),
+    };
+    let want = |key: &str| q.get(key).map(|v| v.trim().to_string()).unwrap_or_default();
+    let (class, reason, campaign) = (want("class"), want("reason"), want("campaign"));
+    let rows = entries
+        .into_iter()
+        .filter(|b| class.is_empty() || b.class.as_deref() == Some(class.as_str()))
+        .filter(|b| reason.is_empty() || b.reason == reason)
+        .filter(|b| campaign.is_empty() || b.campaign.as_deref() == Some(campaign.as_str()))
+        .map(|b| BounceRow {
+            id: b.id,
+            at: format_time(b.at),
+            recipient: b.recipient.unwrap_or_else(|| "(unknown)".into()),
+            campaign: b.campaign.unwrap_or_default(),
+            kind: b.kind,
+            class: b.class.unwrap_or_default(),
+            reason: b.reason,
+            status: b.status.unwrap_or_default(),
+            diagnostic: b.diagnostic.unwrap_or_default().chars().take(160).collect(),
+            action: b.action,
+        })
+        .collect();
+    let reasons = Reason::ALL
+        .iter()
+        .filter(|r| **r != Reason::Delivered)
+        .map(|r| r.as_str())
+        .collect();
+    render(BouncesPage {
+        title: "Bounces",
+        csrf: csrf(&app, &s),
+        refresh: false,
+        bounces: rows,
+        reasons,
+        filter_class: class,
+        filter_reason: reason,
+        filter_campaign: campaign,
+    })
+}
+
+pub async fn reclassify(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<i64>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = open_or_return!(app, headers);
+    if !csrf_ok(&app, &s, &form) {
+        return forbidden();
+    }
+    let class = form.get("class").map(String::as_str).unwrap_or("");
+    let Some(reason) = form.get("reason").and_then(|r| Reason::parse(r)) else {
+        return (StatusCode::BAD_REQUEST, "unknown reason\n").into_response();
+    };
+    if !matches!(class, "hard" | "soft") {
+        return (StatusCode::BAD_REQUEST, "class must be hard or soft\n").into_response();
+    }
+    match app
+        .store
+        .reclassify_bounce(id, class, reason.as_str(), "admin")
+        .await
+    {
+        Ok(true) => Redirect::to("/admin/bounces").into_response(),
+        Ok(false) => (StatusCode::NOT_FOUND, "no such bounce\n").into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+struct OptoutRow {
+    at: String,
+    email: String,
+    source: &'static str,
+    campaign: String,
+    detail: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin/optouts.html")]
+struct OptoutsPage {
+    title: &'static str,
+    csrf: String,
+    refresh: bool,
+    notice: Option<String>,
+    optouts: Vec<OptoutRow>,
+}
+
+pub async fn optouts(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let s = open_or_return!(app, headers);
+    let entries = match app.store.optouts().await {
+        Ok(o) => o,
+        Err(e) => return server_error(e),
+    };
+    let rows = entries
+        .into_iter()
+        .map(|o| OptoutRow {
+            at: format_time(o.at),
+            email: o.email.unwrap_or_else(|| "(erased)".into()),
+            source: o.source.as_str(),
+            campaign: o.campaign.unwrap_or_default(),
+            detail: o.detail.unwrap_or_default(),
+        })
+        .collect();
+    let notice = q.get("done").map(|d| match d.as_str() {
+        "erased" => "The person's data was erased.".to_string(),
+        _ => "The opt-out was recorded.".to_string(),
+    });
+    render(OptoutsPage {
+        title: "Opt-outs",
+        csrf: csrf(&app, &s),
+        refresh: false,
+        notice,
+        optouts: rows,
+    })
+}
+
+pub async fn add_optout(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = open_or_return!(app, headers);
+    if !csrf_ok(&app, &s, &form) {
+        return forbidden();
+    }
+    let Some(email) = form.get("email").and_then(|e| EmailAddress::parse(e).ok()) else {
+        return (StatusCode::BAD_REQUEST, "not a valid email address\n").into_response();
+    };
+    let reason = form
+        .get("reason")
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty() && !r.chars().any(char::is_control));
+    let result = async {
+        crate::suppress::opt_out(
+            &app.store,
+            &app.secret,
+            &email,
+            OptOutSource::Manual,
+            None,
+            reason,
+        )
+        .await?;
+        app.store
+            .audit("admin", "optout", email.as_str(), reason)
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/admin/optouts?done=optout").into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+pub async fn erase(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = open_or_return!(app, headers);
+    if !csrf_ok(&app, &s, &form) {
+        return forbidden();
+    }
+    if form.get("confirm").map(String::as_str) != Some("yes") {
+        return (StatusCode::BAD_REQUEST, "confirm the erasure\n").into_response();
+    }
+    let Some(email) = form.get("email").and_then(|e| EmailAddress::parse(e).ok()) else {
+        return (StatusCode::BAD_REQUEST, "not a valid email address\n").into_response();
+    };
+    let result = async {
+        crate::suppress::erase(&app.store, &app.secret, &email).await?;
+        // The audit record names no one: the erased address may not be kept.
+        app.store
+            .audit("admin", "erase", "(erased address)", None)
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to("/admin/optouts?done=erased").into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// The campaign files of the configuration directory, by file stem.
+fn campaign_files(app: &AppState) -> Vec<(String, Campaign)> {
+    let dir = app.config.dir.join("campaigns");
+    let mut out: Vec<(String, Campaign)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter_map(|p| {
+            let stem = p.file_stem()?.to_string_lossy().into_owned();
+            app.config.load_campaign(&p).ok().map(|c| (stem, c))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[derive(Template)]
+#[template(path = "admin/review_index.html")]
+struct ReviewIndexPage {
+    title: &'static str,
+    csrf: String,
+    refresh: bool,
+    campaigns: Vec<(String, String)>,
+}
+
+pub async fn review_index(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let s = open_or_return!(app, headers);
+    let campaigns = campaign_files(&app)
+        .into_iter()
+        .map(|(stem, c)| (c.name, stem))
+        .collect();
+    render(ReviewIndexPage {
+        title: "Compliance review",
+        csrf: csrf(&app, &s),
+        refresh: false,
+        campaigns,
+    })
+}
+
+#[derive(Template)]
+#[template(path = "admin/review.html")]
+struct ReviewPage {
+    title: &'static str,
+    csrf: String,
+    refresh: bool,
+    campaign: String,
+    stem: String,
+    approval_state: String,
+    variants: Vec<FooterVariant>,
+}
+
+async fn variants_of(
+    app: &AppState,
+    stem: &str,
+) -> Result<Option<(Campaign, Vec<FooterVariant>)>, String> {
+    let Some((_, campaign)) = campaign_files(app).into_iter().find(|(s, _)| s == stem) else {
+        return Ok(None);
+    };
+    let audience = app
+        .store
+        .campaign_audience(&campaign.registers)
+        .await
+        .map_err(|e| e.to_string())?;
+    let variants = footer_variants(&app.config, &campaign, &audience).map_err(|e| e.to_string())?;
+    Ok(Some((campaign, variants)))
+}
+
+pub async fn review(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(stem): Path<String>,
+) -> Response {
+    let s = open_or_return!(app, headers);
+    let (campaign, variants) = match variants_of(&app, &stem).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such campaign\n").into_response(),
+        Err(e) => return server_error(e),
+    };
+    let approval_state = match app.store.latest_approval(&campaign.name).await {
+        Ok(None) => "Not approved yet.".to_string(),
+        Ok(Some(a)) => {
+            let gaps = crate::compliance::review::approval_gaps(&a, &variants);
+            if gaps.is_empty() {
+                format!(
+                    "Approved by {} on {}; the footers are unchanged since.",
+                    a.approved_by,
+                    format_time(a.approved_at)
+                )
+            } else {
+                format!(
+                    "Approved by {} on {}, but {} variant(s) changed or are new since: {}.",
+                    a.approved_by,
+                    format_time(a.approved_at),
+                    gaps.len(),
+                    gaps.iter()
+                        .map(|(v, _)| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        }
+        Err(e) => return server_error(e),
+    };
+    render(ReviewPage {
+        title: "Compliance review",
+        csrf: csrf(&app, &s),
+        refresh: false,
+        campaign: campaign.name,
+        stem,
+        approval_state,
+        variants,
+    })
+}
+
+pub async fn approve(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(stem): Path<String>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let s = open_or_return!(app, headers);
+    if !csrf_ok(&app, &s, &form) {
+        return forbidden();
+    }
+    let approver = form.get("approver").map(|a| a.trim()).unwrap_or("");
+    if approver.is_empty() || approver.chars().any(char::is_control) {
+        return (StatusCode::BAD_REQUEST, "give the approver's name\n").into_response();
+    }
+    let (campaign, variants) = match variants_of(&app, &stem).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return (StatusCode::NOT_FOUND, "no such campaign\n").into_response(),
+        Err(e) => return server_error(e),
+    };
+    if variants.is_empty() {
+        return (
+            StatusCode::BAD_REQUEST,
+            "nothing to approve: no eligible recipient\n",
+        )
+            .into_response();
+    }
+    let result = async {
+        app.store
+            .record_approval(
+                &campaign.name,
+                approver,
+                &combined_hash(&variants),
+                &variant_hashes(&variants),
+            )
+            .await?;
+        app.store
+            .audit(approver, "approve", &campaign.name, None)
+            .await
+    }
+    .await;
+    match result {
+        Ok(()) => Redirect::to(&format!("/admin/review/{stem}")).into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// Prometheus text exposition of what the database holds.
+pub async fn metrics(State(app): State<AppState>) -> Response {
+    let m = match app.store.metrics().await {
+        Ok(m) => m,
+        Err(e) => return server_error(e),
+    };
+    // Label values escape backslash, double quote and newline (exposition format 0.0.4).
+    let esc = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut out = String::new();
+    out.push_str("# HELP fairsend_messages Outbox rows by campaign and state.\n# TYPE fairsend_messages gauge\n");
+    for (campaign, state, n) in &m.messages {
+        out.push_str(&format!(
+            "fairsend_messages{{campaign=\"{}\",state=\"{}\"}} {n}\n",
+            esc(campaign),
+            esc(state)
+        ));
+    }
+    out.push_str("# HELP fairsend_bounces Inbound reports by class (hard, soft) or kind (complaint, auto_reply, delivered).\n# TYPE fairsend_bounces gauge\n");
+    for (class, n) in &m.bounces {
+        out.push_str(&format!(
+            "fairsend_bounces{{class=\"{}\"}} {n}\n",
+            esc(class)
+        ));
+    }
+    out.push_str("# HELP fairsend_optouts Opt-outs by source.\n# TYPE fairsend_optouts gauge\n");
+    for (source, n) in &m.optouts {
+        out.push_str(&format!(
+            "fairsend_optouts{{source=\"{}\"}} {n}\n",
+            esc(source)
+        ));
+    }
+    out.push_str("# HELP fairsend_smtp_latency_seconds Duration of the SMTP transactions of sent messages.\n# TYPE fairsend_smtp_latency_seconds histogram\n");
+    for (le, n) in crate::store::LATENCY_BUCKETS_MS
+        .iter()
+        .zip(&m.latency_buckets)
+    {
+        out.push_str(&format!(
+            "fairsend_smtp_latency_seconds_bucket{{le=\"{}\"}} {n}\n",
+            *le as f64 / 1000.0
+        ));
+    }
+    out.push_str(&format!(
+        "fairsend_smtp_latency_seconds_bucket{{le=\"+Inf\"}} {}\n",
+        m.latency_count
+    ));
+    out.push_str(&format!(
+        "fairsend_smtp_latency_seconds_sum {}\n",
+        m.latency_sum_ms as f64 / 1000.0
+    ));
+    out.push_str(&format!(
+        "fairsend_smtp_latency_seconds_count {}\n",
+        m.latency_count
+    ));
+    out.push_str("# HELP fairsend_queue_depth Outbox rows waiting to be sent (queued or deferred).\n# TYPE fairsend_queue_depth gauge\n");
+    out.push_str(&format!("fairsend_queue_depth {}\n", m.queue_depth));
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
