@@ -69,3 +69,125 @@ fn a_person_unsubscribes_in_a_real_browser() {
     assert_eq!(optouts[0]["email"], "karin.nyberg@nyberg.example");
     assert_eq!(optouts[0]["source"], "page");
 }
+
+/// An operator in real headless Chromium: logs in, sees a running campaign's counts change,
+/// re-classifies an ingested bounce, opts an address out from the page, approves the footers.
+#[test]
+fn an_operator_uses_the_admin_pages() {
+    use std::io::Write;
+
+    let scratch = Scratch::new("outbox:unused");
+    scratch.write(
+        "config/fairsend.toml",
+        &common::fairsend_toml("outbox:unused").replace("concurrency = 4", "concurrency = 1"),
+    );
+    scratch.write(
+        "config/campaigns/test.toml",
+        &common::CAMPAIGN.replace("require_approval = false", "require_approval = true"),
+    );
+    scratch.contacts("config/contacts/customers.csv", 60);
+    // Approve once through the CLI so the campaign may start; the page approves again later.
+    assert!(
+        scratch
+            .run(&[
+                "approve",
+                "config/campaigns/test.toml",
+                "--by",
+                "First Approver"
+            ])
+            .status
+            .success()
+    );
+    let dsn = "From: MAILER-DAEMON@mx.example.net\r\nTo: bounces@bounces.example.com\r\nSubject: Undelivered Mail Returned to Sender\r\n\
+        MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\n\
+        failed\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; stranger@nowhere.example\r\n\
+        Action: failed\r\nStatus: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--B--\r\n";
+    let mut ingest = scratch
+        .command(&["bounces", "ingest", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    ingest
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(dsn.as_bytes())
+        .unwrap();
+    assert!(ingest.wait().unwrap().success());
+
+    let server = common::SmtpServer::start(scratch.dir.path(), &["--delay", "0.15"]);
+    let mut send = scratch
+        .command(&[
+            "send",
+            "config/campaigns/test.toml",
+            "--transport",
+            &server.url(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(server.wait_for_messages(2, std::time::Duration::from_secs(30)) >= 2);
+    let password = "correct horse battery staple";
+    let serve = ServeProcess::start_with_env(&scratch, &[("FAIRSEND_ADMIN_PASSWORD", password)]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/browser.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(script)
+        .args(["admin", &serve.base, password, "test-campaign", "test"]);
+    if let Ok(dir) = std::env::var("FAIRSEND_SCREENSHOTS") {
+        cmd.arg(dir);
+    }
+    let run = cmd.output().expect("python3");
+    let _ = send.kill();
+    let _ = send.wait();
+    assert!(run.status.success(), "browser failed: {}", stderr(&run));
+    let seen: serde_json::Value = serde_json::from_str(stdout(&run).trim()).unwrap();
+
+    assert!(
+        seen["login_url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/admin/login")
+    );
+    assert_eq!(
+        seen["refreshing"], true,
+        "the page refreshes itself while the campaign runs"
+    );
+    assert!(
+        seen["sent_later"].as_i64().unwrap() > seen["sent_first"].as_i64().unwrap(),
+        "{seen}"
+    );
+    assert_eq!(seen["bounce_before"]["class"], "hard");
+    assert_eq!(
+        seen["bounce_before"]["recipient"],
+        "stranger@nowhere.example"
+    );
+    assert_eq!(seen["bounce_after"]["class"], "soft");
+    assert_eq!(seen["bounce_after"]["reason"], "mailbox_full");
+    assert_eq!(
+        seen["bounce_after"]["action"],
+        "reclassified: suppression lifted"
+    );
+    assert_eq!(seen["optout"]["email"], "walkin@firma.example");
+    assert_eq!(seen["optout"]["source"], "manual");
+    assert_eq!(seen["variants"], 1);
+    assert!(
+        seen["approval_after"]
+            .as_str()
+            .unwrap()
+            .starts_with("Approved by Liisa Lakimies"),
+        "{seen}"
+    );
+
+    // The same records the CLI reads.
+    let optouts: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&scratch.run(&["optout", "list", "--json"]))).unwrap();
+    assert_eq!(optouts[0]["email"], "walkin@firma.example");
+    let bounces: Vec<serde_json::Value> =
+        serde_json::from_str(&stdout(&scratch.run(&["bounces", "list", "--json"]))).unwrap();
+    assert_eq!(
+        (bounces[0]["class"].as_str(), bounces[0]["reason"].as_str()),
+        (Some("soft"), Some("mailbox_full"))
+    );
+}

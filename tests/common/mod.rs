@@ -308,8 +308,16 @@ pub struct ServeProcess {
 
 impl ServeProcess {
     pub fn start(scratch: &Scratch) -> Self {
-        let mut child = scratch
-            .command(&["serve", "--listen", "127.0.0.1:0"])
+        Self::start_with_env(scratch, &[])
+    }
+
+    pub fn start_with_env(scratch: &Scratch, env: &[(&str, &str)]) -> Self {
+        let mut command = scratch.command(&["serve", "--listen", "127.0.0.1:0"]);
+        command.env_remove("FAIRSEND_ADMIN_PASSWORD");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -336,6 +344,16 @@ impl Drop for ServeProcess {
 
 /// A minimal HTTP/1.1 client over loopback: (status, headers, body).
 pub fn http(method: &str, url: &str, body: Option<(&str, &str)>) -> (u16, String, String) {
+    http_with(method, url, body, None)
+}
+
+/// As [`http`], sending a `Cookie` header.
+pub fn http_with(
+    method: &str,
+    url: &str,
+    body: Option<(&str, &str)>,
+    cookie: Option<&str>,
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
@@ -345,6 +363,9 @@ pub fn http(method: &str, url: &str, body: Option<(&str, &str)>) -> (u16, String
     let mut stream = std::net::TcpStream::connect(host).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
+    if let Some(cookie) = cookie {
+        request.push_str(&format!("Cookie: {cookie}\r\n"));
+    }
     match body {
         Some((content_type, data)) => request.push_str(&format!(
             "Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{data}",

@@ -2,6 +2,9 @@
 """Drives Debian's headless Chromium (through chromedriver) for fairsend's browser tests.
 
     browser.py unsubscribe URL   open the unsubscribe page, read it, click confirm, read the result
+    browser.py admin BASE PASSWORD CAMPAIGN STEM [SCREENSHOT_DIR]
+                                 log in to /admin, watch CAMPAIGN's counts change, re-classify
+                                 the newest bounce, opt out an address, approve STEM's footers
 
 Prints one JSON object: what a person saw before and after the click.
 """
@@ -56,8 +59,80 @@ def unsubscribe(url):
             driver.quit()
 
 
+def admin(base, password, campaign, stem, shots):
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    def shot(name):
+        if shots:
+            driver.save_screenshot("%s/%s.png" % (shots, name))
+
+    def sent_count():
+        try:
+            return int(driver.find_element(By.CSS_SELECTOR, "#campaign-%s .sent" % campaign).text)
+        except Exception:
+            return None
+
+    seen = {}
+    with tempfile.TemporaryDirectory() as profile:
+        driver = browser(profile)
+        driver.set_window_size(1200, 900)
+        try:
+            driver.get(base + "/admin")
+            seen["login_url"] = driver.current_url
+            driver.find_element(By.ID, "password").send_keys(password)
+            shot("login")
+            driver.find_element(By.ID, "login").click()
+            WebDriverWait(driver, 10).until(lambda d: sent_count() is not None)
+            first = sent_count()
+            seen["refreshing"] = bool(driver.find_elements(By.CSS_SELECTOR, "meta[http-equiv=refresh]"))
+            shot("campaigns")
+            # The page refreshes itself while the campaign runs: wait for the count to move.
+            WebDriverWait(driver, 20, poll_frequency=0.3).until(lambda d: (sent_count() or first) > first)
+            seen["sent_first"], seen["sent_later"] = first, sent_count()
+
+            driver.get(base + "/admin/bounces")
+            row = driver.find_element(By.CSS_SELECTOR, "tbody tr")
+            bounce_id = row.get_attribute("id").split("-")[1]
+            seen["bounce_before"] = {"class": row.find_element(By.CLASS_NAME, "class").text,
+                                     "recipient": row.find_elements(By.TAG_NAME, "td")[1].text}
+            Select(driver.find_element(By.ID, "class-" + bounce_id)).select_by_value("soft")
+            Select(driver.find_element(By.ID, "reason-" + bounce_id)).select_by_value("mailbox_full")
+            shot("bounces")
+            driver.find_element(By.ID, "reclassify-" + bounce_id).click()
+            row = driver.find_element(By.ID, "bounce-" + bounce_id)
+            seen["bounce_after"] = {"class": row.find_element(By.CLASS_NAME, "class").text,
+                                    "reason": row.find_element(By.CLASS_NAME, "reason").text,
+                                    "action": row.find_element(By.CLASS_NAME, "action").text}
+
+            driver.get(base + "/admin/optouts")
+            driver.find_element(By.ID, "optout-email").send_keys("walkin@firma.example")
+            driver.find_element(By.ID, "optout-reason").send_keys("asked at a fair")
+            driver.find_element(By.ID, "optout-submit").click()
+            first_row = driver.find_element(By.CSS_SELECTOR, "tbody tr")
+            seen["optout"] = {"email": first_row.find_element(By.CLASS_NAME, "email").text,
+                              "source": first_row.find_element(By.CLASS_NAME, "source").text,
+                              "status": driver.find_element(By.CSS_SELECTOR, "[role=status]").text}
+            shot("optouts")
+
+            driver.get(base + "/admin/review")
+            driver.find_element(By.CSS_SELECTOR, "a[href='/admin/review/%s']" % stem).click()
+            seen["variants"] = len(driver.find_elements(By.CLASS_NAME, "footer-variant"))
+            seen["approval_before"] = driver.find_element(By.ID, "approval-state").text
+            driver.find_element(By.ID, "approver").send_keys("Liisa Lakimies")
+            driver.find_element(By.ID, "approve").click()
+            seen["approval_after"] = driver.find_element(By.ID, "approval-state").text
+            shot("review")
+            return seen
+        finally:
+            driver.quit()
+
+
 if __name__ == "__main__":
-    command, url = sys.argv[1], sys.argv[2]
-    if command != "unsubscribe":
+    command = sys.argv[1]
+    if command == "unsubscribe":
+        print(json.dumps(unsubscribe(sys.argv[2])))
+    elif command == "admin":
+        shots = sys.argv[6] if len(sys.argv) > 6 else None
+        print(json.dumps(admin(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], shots)))
+    else:
         sys.exit("unknown command " + command)
-    print(json.dumps(unsubscribe(url)))

@@ -1,0 +1,325 @@
+//! The admin pages and /metrics over HTTP: disabled without FAIRSEND_ADMIN_PASSWORD and
+//! showing no data; refusing without credentials and with a forged CSRF token; /metrics in
+//! Prometheus exposition format with counts equal to the database's.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::process::Stdio;
+
+use common::{Scratch, ServeProcess, SmtpServer, http, http_with, stderr, stdout};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn sent(n: usize) -> (Scratch, SmtpServer) {
+    let scratch = Scratch::new("outbox:unused");
+    scratch.contacts("config/contacts/customers.csv", n);
+    let server = SmtpServer::start(scratch.dir.path(), &[]);
+    let out = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (scratch, server)
+}
+
+fn login(serve: &ServeProcess) -> String {
+    let (status, head, _) = http(
+        "POST",
+        &format!("{}/admin/login", serve.base),
+        Some((
+            "application/x-www-form-urlencoded",
+            "password=correct+horse+battery+staple",
+        )),
+    );
+    assert_eq!(status, 303);
+    let cookie = head
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("set-cookie: ")
+                .or_else(|| l.strip_prefix("Set-Cookie: "))
+        })
+        .expect("session cookie");
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    cookie.split(';').next().unwrap().to_string()
+}
+
+fn csrf_from(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf field")
+        .to_string()
+}
+
+#[test]
+fn admin_is_disabled_without_the_variable_and_shows_no_data() {
+    let (scratch, _server) = sent(2);
+    let serve = ServeProcess::start_with_env(&scratch, &[]);
+    for path in [
+        "/admin",
+        "/admin/login",
+        "/admin/bounces",
+        "/admin/optouts",
+        "/admin/review",
+        "/admin/review/test",
+    ] {
+        let (status, _, body) = http("GET", &format!("{}{path}", serve.base), None);
+        assert_eq!(status, 503, "{path}");
+        assert!(
+            body.contains("FAIRSEND_ADMIN_PASSWORD"),
+            "says how to enable it"
+        );
+        assert!(
+            !body.contains("test-campaign") && !body.contains("company0"),
+            "{path} shows no data"
+        );
+    }
+    let (status, _, _) = http(
+        "POST",
+        &format!("{}/admin/login", serve.base),
+        Some(("application/x-www-form-urlencoded", "password=anything")),
+    );
+    assert_eq!(status, 503);
+    // Public pages work without it.
+    assert_eq!(http("GET", &format!("{}/healthz", serve.base), None).0, 200);
+}
+
+#[test]
+fn admin_refuses_without_credentials_and_with_a_forged_csrf_token() {
+    let (scratch, _server) = sent(2);
+    let serve = ServeProcess::start_with_env(&scratch, &[("FAIRSEND_ADMIN_PASSWORD", PASSWORD)]);
+    let base = &serve.base;
+    for path in [
+        "/admin",
+        "/admin/bounces",
+        "/admin/optouts",
+        "/admin/review",
+    ] {
+        let (status, head, body) = http("GET", &format!("{base}{path}"), None);
+        assert_eq!(status, 303, "{path}");
+        assert!(head.to_ascii_lowercase().contains("location: /admin/login"));
+        assert!(!body.contains("test-campaign"));
+    }
+    let form = (
+        "application/x-www-form-urlencoded",
+        "csrf=x&email=victim%40example.com",
+    );
+    assert_eq!(
+        http("POST", &format!("{base}/admin/optouts"), Some(form)).0,
+        303,
+        "no session: to the login page"
+    );
+    let (status, _, body) = http(
+        "POST",
+        &format!("{base}/admin/login"),
+        Some(("application/x-www-form-urlencoded", "password=wrong")),
+    );
+    assert_eq!(status, 401);
+    assert!(body.contains("Wrong password"));
+    // A forged session cookie is no session.
+    let forged = format!(
+        "fs_admin={}.{}",
+        chrono_now_ms() + 3_600_000,
+        "00".repeat(32)
+    );
+    assert_eq!(
+        http_with("GET", &format!("{base}/admin"), None, Some(&forged)).0,
+        303
+    );
+
+    let cookie = login(&serve);
+    let (status, _, page) = http_with("GET", &format!("{base}/admin/optouts"), None, Some(&cookie));
+    assert_eq!(status, 200);
+    let (status, _, _) = http_with(
+        "POST",
+        &format!("{base}/admin/optouts"),
+        Some(form),
+        Some(&cookie),
+    );
+    assert_eq!(status, 403, "forged CSRF token");
+    let list = |s: &Scratch| -> Vec<serde_json::Value> {
+        serde_json::from_str(&stdout(&s.run(&["optout", "list", "--json"]))).unwrap()
+    };
+    assert!(list(&scratch).is_empty(), "nothing changed");
+    let body = format!(
+        "csrf={}&email=walkin%40firma.example&reason=asked+at+a+fair",
+        csrf_from(&page)
+    );
+    let (status, _, _) = http_with(
+        "POST",
+        &format!("{base}/admin/optouts"),
+        Some(("application/x-www-form-urlencoded", &body)),
+        Some(&cookie),
+    );
+    assert_eq!(status, 303);
+    let optouts = list(&scratch);
+    assert_eq!(
+        (optouts[0]["email"].as_str(), optouts[0]["source"].as_str()),
+        (Some("walkin@firma.example"), Some("manual"))
+    );
+    // Another session's CSRF token does not fit this session.
+    let other = login(&serve);
+    let (_, _, other_page) = http_with("GET", &format!("{base}/admin/optouts"), None, Some(&other));
+    if other != cookie {
+        let body = format!("csrf={}&email=x%40y.example", csrf_from(&other_page));
+        assert_eq!(
+            http_with(
+                "POST",
+                &format!("{base}/admin/optouts"),
+                Some(("application/x-www-form-urlencoded", &body)),
+                Some(&cookie)
+            )
+            .0,
+            403
+        );
+    }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Parses the text exposition format strictly: every sample line is `name{labels} value` of a
+/// metric whose TYPE came before it. Returns (name with labels) → value.
+fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
+    let mut types = BTreeMap::new();
+    let mut samples = BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').expect("TYPE name kind");
+            assert!(
+                ["gauge", "counter", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            types.insert(name.to_string(), kind.to_string());
+            continue;
+        }
+        if line.starts_with("# HELP ") || line.is_empty() {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').expect("sample value");
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "{line}"
+        );
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s))
+            .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+            .unwrap_or(name);
+        assert!(types.contains_key(family), "sample before its TYPE: {line}");
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+                for pair in labels[1..labels.len() - 1].split(',') {
+                    let (k, v) = pair.split_once('=').expect("label=value");
+                    assert!(
+                        k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                            && v.starts_with('"')
+                            && v.ends_with('"'),
+                        "{line}"
+                    );
+                }
+            }
+        }
+        samples.insert(
+            series.to_string(),
+            value
+                .parse::<f64>()
+                .unwrap_or_else(|_| panic!("value in {line}")),
+        );
+    }
+    samples
+}
+
+#[test]
+fn metrics_parse_and_equal_the_database() {
+    let (scratch, server) = sent(6);
+    // One hard and one soft bounce, and one opt-out.
+    let rcpt = |i: usize| {
+        server.messages()[i]["rcpt_tos"][0]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let verp = |i: usize| {
+        server.messages()[i]["mail_from"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for (i, status, action) in [(0, "5.1.1", "failed"), (1, "4.2.2", "delayed")] {
+        let dsn = format!(
+            "From: MAILER-DAEMON@mx.example.net\r\nTo: {}\r\nSubject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n--B\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\
+             --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; {}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n--B--\r\n",
+            verp(i),
+            rcpt(i)
+        );
+        let mut child = scratch
+            .command(&["bounces", "ingest", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(dsn.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+    }
+    assert!(scratch.run(&["optout", "add", &rcpt(2)]).status.success());
+
+    let serve = ServeProcess::start(&scratch);
+    let (status, head, body) = http("GET", &format!("{}/metrics", serve.base), None);
+    assert_eq!(status, 200);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4")
+    );
+    let m = parse_exposition(&body);
+
+    let states: serde_json::Value = serde_json::from_str(&stdout(&scratch.run(&[
+        "status",
+        "test-campaign",
+        "--json",
+    ])))
+    .unwrap();
+    for state in ["sent", "failed"] {
+        let db = states["states"][state].as_f64().unwrap();
+        let metric = m
+            .get(&format!(
+                "fairsend_messages{{campaign=\"test-campaign\",state=\"{state}\"}}"
+            ))
+            .copied()
+            .unwrap_or(0.0);
+        assert_eq!(metric, db, "{state}");
+    }
+    assert_eq!(m["fairsend_bounces{class=\"hard\"}"], 1.0);
+    assert_eq!(m["fairsend_bounces{class=\"soft\"}"], 1.0);
+    assert_eq!(m["fairsend_optouts{source=\"manual\"}"], 1.0);
+    assert_eq!(m["fairsend_queue_depth"], 0.0);
+    // Every message ever sent has a latency; the histogram is cumulative.
+    assert_eq!(m["fairsend_smtp_latency_seconds_count"], 6.0);
+    assert_eq!(m["fairsend_smtp_latency_seconds_bucket{le=\"+Inf\"}"], 6.0);
+    let buckets: Vec<f64> = m
+        .iter()
+        .filter(|(k, _)| k.starts_with("fairsend_smtp_latency_seconds_bucket"))
+        .map(|(_, v)| *v)
+        .collect();
+    assert!(buckets.iter().all(|v| *v <= 6.0));
+    assert!(m["fairsend_smtp_latency_seconds_sum"] > 0.0);
+}
