@@ -219,18 +219,18 @@ fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
             .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
             .unwrap_or(name);
         assert!(types.contains_key(family), "sample before its TYPE: {line}");
-        if let Some(labels) = series.strip_prefix(name) {
-            if !labels.is_empty() {
-                assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
-                for pair in labels[1..labels.len() - 1].split(',') {
-                    let (k, v) = pair.split_once('=').expect("label=value");
-                    assert!(
-                        k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-                            && v.starts_with('"')
-                            && v.ends_with('"'),
-                        "{line}"
-                    );
-                }
+        if let Some(labels) = series.strip_prefix(name)
+            && !labels.is_empty()
+        {
+            assert!(labels.starts_with('{') && labels.ends_with('}'), "{line}");
+            for pair in labels[1..labels.len() - 1].split(',') {
+                let (k, v) = pair.split_once('=').expect("label=value");
+                assert!(
+                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                        && v.starts_with('"')
+                        && v.ends_with('"'),
+                    "{line}"
+                );
             }
         }
         samples.insert(
