@@ -5,6 +5,7 @@
 //! [`store`] is the only module that speaks SQL; the binary (`main.rs`) and [`web`] are thin
 //! shells over these modules.
 
+pub mod abtest;
 pub mod audience;
 pub mod compliance;
 pub mod compose;

@@ -166,6 +166,9 @@ enum Command {
         /// Send even if SPF fails or the published DKIM key does not match (logged loudly).
         #[arg(long)]
         allow_dns_problems: bool,
+        /// After an A/B test phase, exit instead of waiting; a later `send` decides and goes on.
+        #[arg(long)]
+        no_wait: bool,
         /// Ask this DNS server (IP:PORT) instead of the system's resolver.
         #[arg(long)]
         resolver: Option<String>,
@@ -333,6 +336,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             transport,
             resend_interrupted,
             allow_dns_problems,
+            no_wait,
             resolver,
             json,
         } => {
@@ -340,6 +344,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 dry_run,
                 resend_interrupted,
                 allow_dns_problems,
+                no_wait,
                 json,
             };
             send(
@@ -381,7 +386,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bounces { action } => bounces(&config, &store, action).await,
         Command::Hygiene { action } => hygiene(&config, &store, action).await,
         Command::Serve { listen } => serve(config, store, listen).await,
-        Command::Status { campaign, json } => status(&store, campaign.as_deref(), json).await,
+        Command::Status { campaign, json } => {
+            status(&config, &store, campaign.as_deref(), json).await
+        }
     }
 }
 
@@ -548,6 +555,7 @@ struct SendFlags {
     dry_run: bool,
     resend_interrupted: bool,
     allow_dns_problems: bool,
+    no_wait: bool,
     json: bool,
 }
 
@@ -563,6 +571,7 @@ async fn send(
         dry_run,
         resend_interrupted,
         allow_dns_problems,
+        no_wait,
         json,
     } = flags;
     let campaign = config.load_campaign(campaign_file)?;
@@ -583,6 +592,7 @@ async fn send(
     let composer = Composer::new(config, &campaign, secret.clone())?.with_dkim(dkim.as_ref());
     composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
     apply_campaign_contacts(store, pending, &secret).await?;
+    let composer = with_tracking(composer, store, &campaign).await?;
     let mut report = check_campaign(
         config,
         &campaign,
@@ -628,6 +638,7 @@ async fn send(
     let options = SendOptions {
         dry_run,
         resend_interrupted,
+        no_wait,
         on_progress: Some(progress_display()),
         ..Default::default()
     };
@@ -704,7 +715,14 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
             report.interrupted_sent, report.interrupted_requeued, report.interrupted_failed
         );
     }
-    if report.waiting_for_retry > 0 {
+    if let Some(at) = report.ab_decision_at {
+        let when = chrono::DateTime::from_timestamp_millis(at)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        println!(
+            "  A/B test phase sent; the winner is chosen at {when}: run `fairsend send` again then (without --no-wait it waits)"
+        );
+    } else if report.waiting_for_retry > 0 {
         let when = report
             .next_retry_at
             .and_then(chrono::DateTime::from_timestamp_millis)
@@ -717,7 +735,12 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
     }
 }
 
-async fn status(store: &Store, campaign: Option<&str>, json: bool) -> anyhow::Result<()> {
+async fn status(
+    config: &ConfigDir,
+    store: &Store,
+    campaign: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
     let counts = store
         .campaign_counts(campaign)
         .await
@@ -727,10 +750,24 @@ async fn status(store: &Store, campaign: Option<&str>, json: bool) -> anyhow::Re
     {
         return Err(BadInput(format!("no campaign named '{name}' has been sent yet")).into());
     }
+    let mut ab = Vec::new();
+    for c in &counts {
+        ab.push(match campaign_named(config, &c.campaign) {
+            Some(file) => ab_status(store, &file).await?,
+            None => None,
+        });
+    }
     if json {
         let objects: Vec<serde_json::Value> = counts
             .iter()
-            .map(|c| serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total()}))
+            .zip(&ab)
+            .map(|(c, ab)| {
+                let mut object = serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total()});
+                if let Some(ab) = ab {
+                    object["ab"] = ab.clone();
+                }
+                object
+            })
             .collect();
         let value = match (campaign, objects.as_slice()) {
             (Some(_), [one]) => one.clone(),
@@ -742,7 +779,7 @@ async fn status(store: &Store, campaign: Option<&str>, json: bool) -> anyhow::Re
     if counts.is_empty() {
         println!("no campaigns yet");
     }
-    for c in counts {
+    for (c, ab) in counts.iter().zip(&ab) {
         let states: Vec<String> = OutboxState::ALL
             .iter()
             .map(|s| format!("{} {}", s.as_str(), c.count(*s)))
@@ -753,6 +790,37 @@ async fn status(store: &Store, campaign: Option<&str>, json: bool) -> anyhow::Re
             c.total(),
             states.join(", ")
         );
+        if let Some(ab) = ab {
+            println!(
+                "  A/B ({}), phase {}:",
+                ab["metric"].as_str().unwrap_or(""),
+                ab["phase"].as_str().unwrap_or("")
+            );
+            for v in ab["variants"].as_array().into_iter().flatten() {
+                println!(
+                    "    {:<50} group {:>5}, sent {:>5}, events {:>4}, rate {:.3}",
+                    v["subject"].as_str().unwrap_or(""),
+                    v["group_size"],
+                    v["sent"],
+                    v["events"],
+                    v["rate"].as_f64().unwrap_or(0.0)
+                );
+            }
+            if !ab["decision"].is_null() {
+                let d = &ab["decision"];
+                println!(
+                    "    winner: {} (z = {:.3}, p = {:.4}{})",
+                    d["subject"].as_str().unwrap_or(""),
+                    d["statistic"].as_f64().unwrap_or(0.0),
+                    d["p_value_or_probability"].as_f64().unwrap_or(1.0),
+                    if d["fallback_used"] == true {
+                        "; not significant, fallback used"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
     }
     Ok(())
 }
@@ -982,6 +1050,7 @@ async fn preview(
         ))
         .into());
     }
+    let composer = with_tracking(composer, store, &campaign).await?;
     let message = composer.compose(&gate.recipient)?;
     match format {
         PreviewFormat::Eml => {
@@ -1607,4 +1676,74 @@ async fn hygiene(config: &ConfigDir, store: &Store, action: HygieneAction) -> an
         }
     }
     Ok(())
+}
+
+/// Fixes the campaign's trackable links (the first send stores them; the redirect endpoint
+/// allows only these) and makes the composer rewrite them.
+async fn with_tracking<'c>(
+    composer: Composer<'c>,
+    store: &Store,
+    campaign: &Campaign,
+) -> anyhow::Result<Composer<'c>> {
+    if !campaign.tracks_clicks() {
+        return Ok(composer);
+    }
+    let campaign_id = store.campaign_id(&campaign.name).await?;
+    let links = store
+        .set_campaign_links(campaign_id, &composer.trackable_links())
+        .await?;
+    Ok(composer.with_click_tracking(links))
+}
+
+/// The campaign file whose `name` is `name`, among `config/campaigns/*.toml`.
+fn campaign_named(config: &ConfigDir, name: &str) -> Option<Campaign> {
+    std::fs::read_dir(config.dir.join("campaigns"))
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .filter_map(|p| config.load_campaign(&p).ok())
+        .find(|c| c.name == name)
+}
+
+/// The `"ab"` object of `status --json` for an A/B campaign.
+async fn ab_status(
+    store: &Store,
+    campaign: &Campaign,
+) -> anyhow::Result<Option<serde_json::Value>> {
+    let Some(ab) = &campaign.ab else {
+        return Ok(None);
+    };
+    let campaign_id = store.campaign_id(&campaign.name).await?;
+    let state = store.ab_state(campaign_id).await?;
+    let groups = store.ab_group_counts(campaign_id).await?;
+    let observed = fairsend::abtest::observe(
+        &store.ab_test_messages(campaign_id).await?,
+        ab.metric,
+        ab.subjects.len(),
+    );
+    let phase = match (&state.decision, state.test_finished_at) {
+        (Some(_), _) => "remainder",
+        (None, Some(_)) => "waiting",
+        (None, None) if groups.is_empty() => "not_started",
+        (None, None) => "test",
+    };
+    let variants: Vec<serde_json::Value> = ab
+        .subjects
+        .iter()
+        .enumerate()
+        .map(|(i, subject)| {
+            let (size, sent) = groups.iter().find(|(v, _, _)| *v == i).map(|(_, s, n)| (*s, *n)).unwrap_or((0, 0));
+            let o = observed.get(i).copied().unwrap_or(fairsend::abtest::Observed { sent: 0, events: 0 });
+            serde_json::json!({"subject": subject, "group_size": size, "sent": sent, "events": o.events, "rate": o.rate()})
+        })
+        .collect();
+    Ok(Some(serde_json::json!({
+        "phase": phase,
+        "metric": ab.metric,
+        "variants": variants,
+        "decision": state.decision.map(|(_, d)| serde_json::json!({
+            "winner": d.winner, "subject": ab.subjects.get(d.winner), "method": d.method, "statistic": d.statistic,
+            "p_value_or_probability": d.p_value_or_probability, "fallback_used": d.fallback_used,
+        })),
+    })))
 }

@@ -158,6 +158,7 @@ fn unescape(html: &str) -> String {
 fn recipient(register: &str, locale: Locale, basis: LegalBasis) -> Recipient {
     Recipient {
         outbox_id: 7,
+        variant: 0,
         register: register.to_string(),
         contact: ContactRecord {
             email: EmailAddress::parse("maija@firma.example").unwrap(),

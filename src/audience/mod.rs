@@ -84,4 +84,6 @@ pub struct Recipient {
     pub outbox_id: i64,
     pub register: String,
     pub contact: ContactRecord,
+    /// The A/B subject variant (0 without a test, or before the winner is known).
+    pub variant: usize,
 }

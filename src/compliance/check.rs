@@ -137,6 +137,19 @@ pub async fn check_campaign(
         }
     }
 
+    if (campaign.tracks_clicks() || campaign.tracks_opens())
+        && !config.settings.privacy.declares_tracking
+    {
+        findings.push(Finding::new(
+            "CNT002",
+            Severity::Error,
+            format!("{}: [privacy] declares_tracking", config.settings.file.display()),
+            format!(
+                "the campaign measures {} ([ab] metric) but the privacy notice does not say so: set declares_tracking = true so every message states it",
+                if campaign.tracks_clicks() { "link clicks" } else { "opens" }
+            ),
+        ));
+    }
     if let Err(e) = composer.check_fields(&store.common_fields(&campaign.registers).await?) {
         findings.push(Finding::new(
             "CNT001",

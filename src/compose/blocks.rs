@@ -40,6 +40,7 @@ pub struct PrivacyBlock {
     pub rights: String,
     pub complaint: String,
     pub source: String,
+    pub tracking: Option<String>,
     pub policy: Option<Link>,
 }
 
@@ -150,6 +151,9 @@ impl ComplianceBlocks {
                 ],
             ),
             source: fill(w.privacy_source, &[("register", register_title)]),
+            tracking: privacy
+                .declares_tracking
+                .then(|| w.privacy_tracking.to_string()),
             policy: privacy.policy_url.as_ref().map(|url| Link {
                 label: w.privacy_policy_label.to_string(),
                 url: url.clone(),

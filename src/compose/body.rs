@@ -10,7 +10,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use super::ComposeError;
 use crate::config::BodySource;
 
-const SUBJECT: &str = "subject";
+const SUBJECTS: [&str; 5] = ["subject0", "subject1", "subject2", "subject3", "subject4"];
 const TEXT: &str = "text";
 const HTML: &str = "html";
 
@@ -23,9 +23,10 @@ pub struct BodyTemplate {
 }
 
 impl BodyTemplate {
+    /// `subjects`: the subject template of each A/B variant (one without a test).
     pub fn load(
         body: &BodySource,
-        subject: &str,
+        subjects: &[&str],
         campaign_file: &Path,
     ) -> Result<Self, ComposeError> {
         let read = |path: &Path| {
@@ -54,11 +55,13 @@ impl BodyTemplate {
                 AutoEscape::None
             }
         });
-        let sources = vec![
-            (SUBJECT, campaign_file.to_path_buf(), subject.to_string()),
-            (TEXT, text_file, text_source),
-            (HTML, html_file, html_source),
-        ];
+        let mut sources: Vec<(&'static str, PathBuf, String)> = subjects
+            .iter()
+            .zip(SUBJECTS)
+            .map(|(subject, name)| (name, campaign_file.to_path_buf(), subject.to_string()))
+            .collect();
+        sources.push((TEXT, text_file, text_source));
+        sources.push((HTML, html_file, html_source));
         for (name, file, source) in &sources {
             env.add_template_owned(*name, source.clone())
                 .map_err(|e| template_error(file, &e))?;
@@ -106,8 +109,38 @@ impl BodyTemplate {
         Ok(())
     }
 
-    /// Renders (subject, text, html) for one recipient's fields.
-    pub fn render(&self, fields: &Value) -> Result<(String, String, String), ComposeError> {
+    /// The absolute http(s) links of the body that hold no template expression: the only
+    /// targets a tracked link may redirect to.
+    pub fn static_links(&self) -> Vec<String> {
+        let mut links: Vec<String> = Vec::new();
+        for (name, _, source) in &self.sources {
+            if !matches!(*name, TEXT | HTML) {
+                continue;
+            }
+            for start in ["](", "href=\"", "href='"] {
+                for (at, _) in source.match_indices(start) {
+                    let rest = &source[at + start.len()..];
+                    let end = rest.find([')', '"', '\'', ' ', '>']).unwrap_or(rest.len());
+                    let url = rest[..end].trim();
+                    if (url.starts_with("https://") || url.starts_with("http://"))
+                        && !url.contains("{{")
+                        && !url.contains("{%")
+                        && !links.iter().any(|l| l == url)
+                    {
+                        links.push(url.to_string());
+                    }
+                }
+            }
+        }
+        links
+    }
+
+    /// Renders (subject, text, html) for one recipient's fields and subject variant.
+    pub fn render(
+        &self,
+        fields: &Value,
+        variant: usize,
+    ) -> Result<(String, String, String), ComposeError> {
         let render = |name: &str| -> Result<String, ComposeError> {
             let (file, _) = self.source(name);
             let template = self
@@ -118,7 +151,11 @@ impl BodyTemplate {
                 .render(fields)
                 .map_err(|e| template_error(file, &e))
         };
-        let subject = render(SUBJECT)?;
+        let subject_template = SUBJECTS
+            .get(variant)
+            .filter(|n| self.sources.iter().any(|(s, _, _)| s == *n))
+            .unwrap_or(&SUBJECTS[0]);
+        let subject = render(subject_template)?;
         let text = render(TEXT)?;
         let html_source = render(HTML)?;
         let html = if self.markdown {

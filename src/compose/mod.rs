@@ -70,6 +70,8 @@ pub struct Composer<'a> {
     body: BodyTemplate,
     secret: Secret,
     dkim: Option<&'a crate::dns::DkimSigning>,
+    /// The body's trackable links (by index), when the campaign tracks clicks.
+    links: Vec<String>,
 }
 
 #[derive(Template)]
@@ -94,14 +96,30 @@ impl<'a> Composer<'a> {
         campaign: &'a Campaign,
         secret: Secret,
     ) -> Result<Self, ComposeError> {
-        let body = BodyTemplate::load(&campaign.body, &campaign.subject, &campaign.file)?;
+        let body = BodyTemplate::load(&campaign.body, &campaign.subjects(), &campaign.file)?;
         Ok(Self {
             config,
             campaign,
             body,
             secret,
             dkim: None,
+            links: Vec::new(),
         })
+    }
+
+    pub(crate) fn secret(&self) -> &Secret {
+        &self.secret
+    }
+
+    /// The body links a click may redirect to, in index order (`/c/{token}` names the index).
+    pub fn trackable_links(&self) -> Vec<String> {
+        self.body.static_links()
+    }
+
+    /// Rewrites the body's links to tracked redirects through `fairsend serve`.
+    pub fn with_click_tracking(mut self, links: Vec<String>) -> Self {
+        self.links = links;
+        self
     }
 
     /// Signs every composed message with this DKIM key.
@@ -141,8 +159,10 @@ impl<'a> Composer<'a> {
         let locale = self.locale_for(recipient, register);
         let contact = &recipient.contact;
 
-        let (subject, body_text, body_html) =
-            self.body.render(&template_fields(recipient, locale))?;
+        let (subject, body_text, body_html) = self
+            .body
+            .render(&template_fields(recipient, locale), recipient.variant)?;
+        let body_html = self.track(body_html, recipient.outbox_id);
         reject_control("Subject", &subject)?;
 
         let unsubscribe_token = sign(&self.secret, TokenPurpose::Unsubscribe, recipient.outbox_id);
@@ -242,6 +262,33 @@ impl<'a> Composer<'a> {
                 None => message.formatted(),
             },
         })
+    }
+}
+
+impl Composer<'_> {
+    /// Replaces each trackable link of the body with its signed redirect, and adds the open
+    /// pixel when opens are the A/B metric. The compliance blocks are never rewritten.
+    fn track(&self, mut html: String, outbox_id: i64) -> String {
+        let base = &self.config.settings.public_base_url;
+        for (index, url) in self.links.iter().enumerate().take(64) {
+            let token = sign(
+                &self.secret,
+                TokenPurpose::Click,
+                outbox_id.saturating_mul(64) + index as i64,
+            );
+            let tracked = format!("{base}/c/{token}");
+            html = html
+                .replace(
+                    &format!("href=\"{}\"", url.replace('&', "&amp;")),
+                    &format!("href=\"{tracked}\""),
+                )
+                .replace(&format!("href=\"{url}\""), &format!("href=\"{tracked}\""));
+        }
+        if self.campaign.tracks_opens() {
+            let token = sign(&self.secret, TokenPurpose::Open, outbox_id);
+            html.push_str(&format!("<img src=\"{base}/o/{token}\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;border:0\">"));
+        }
+        html
     }
 }
 

@@ -61,6 +61,36 @@ pub struct ContactImport {
     pub register: String,
 }
 
+/// What decides an A/B test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AbMetric {
+    Clicks,
+    Opens,
+    Replies,
+}
+
+impl AbMetric {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clicks => "clicks",
+            Self::Opens => "opens",
+            Self::Replies => "replies",
+        }
+    }
+}
+
+/// `[ab]`: subject variants tested on a sample before the rest gets the winner.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbSettings {
+    pub subjects: Vec<String>,
+    pub test_fraction: f64,
+    pub metric: AbMetric,
+    pub wait: std::time::Duration,
+    pub confidence: f64,
+    pub fallback: crate::abtest::Fallback,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Campaign {
     pub file: PathBuf,
@@ -75,6 +105,30 @@ pub struct Campaign {
     pub locale: Option<Locale>,
     pub imports: Vec<ContactImport>,
     pub require_approval: bool,
+    pub ab: Option<AbSettings>,
+}
+
+impl Campaign {
+    /// Whether messages carry tracked links (clicks) or an open pixel.
+    pub fn tracks_clicks(&self) -> bool {
+        self.ab
+            .as_ref()
+            .is_some_and(|a| a.metric == AbMetric::Clicks)
+    }
+
+    pub fn tracks_opens(&self) -> bool {
+        self.ab
+            .as_ref()
+            .is_some_and(|a| a.metric == AbMetric::Opens)
+    }
+
+    /// The subject templates: the A/B variants, or the one subject.
+    pub fn subjects(&self) -> Vec<&str> {
+        match &self.ab {
+            Some(ab) => ab.subjects.iter().map(String::as_str).collect(),
+            None => vec![self.subject.as_str()],
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -92,6 +146,18 @@ struct Raw {
     require_approval: Option<bool>,
     #[serde(default)]
     import: Vec<RawImport>,
+    ab: Option<RawAb>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAb {
+    subjects: Option<Vec<String>>,
+    test_fraction: Option<f64>,
+    metric: Option<String>,
+    wait: Option<String>,
+    confidence: Option<f64>,
+    fallback: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -189,19 +255,104 @@ impl Campaign {
                 register,
             });
         }
+        let ab = raw.ab.map(|ab| parse_ab(file, ab)).transpose()?;
+        let subject = match &ab {
+            Some(_) if raw.subject.is_some() => {
+                return Err(ConfigError::field(
+                    file,
+                    "subject",
+                    "with [ab], give the subjects as [ab] subjects",
+                ));
+            }
+            Some(ab) => ab.subjects[0].clone(),
+            None => required_text(file, "subject", raw.subject)?,
+        };
         Ok(Self {
             file: file.to_path_buf(),
             name,
             registers: register_names,
-            subject: required_text(file, "subject", raw.subject)?,
+            subject,
             from,
             reply_to: required_address(file, "reply_to", raw.reply_to)?,
             body,
             locale,
             imports,
             require_approval: raw.require_approval.unwrap_or(true),
+            ab,
         })
     }
+}
+
+fn parse_ab(file: &Path, raw: RawAb) -> Result<AbSettings, ConfigError> {
+    let subjects: Vec<String> = raw
+        .subjects
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| super::single_line(file, &format!("[ab] subjects[{i}]"), s))
+        .collect::<Result<_, _>>()?;
+    if !(2..=5).contains(&subjects.len()) || subjects.iter().any(|s| s.is_empty()) {
+        return Err(ConfigError::field(
+            file,
+            "[ab] subjects",
+            "give 2 to 5 non-empty subject lines",
+        ));
+    }
+    let test_fraction = raw.test_fraction.unwrap_or(0.2);
+    if !(test_fraction > 0.0 && test_fraction <= 1.0) {
+        return Err(ConfigError::field(
+            file,
+            "[ab] test_fraction",
+            "must be more than 0 and at most 1 (for example 0.2)",
+        ));
+    }
+    let metric = match raw.metric.as_deref().unwrap_or("clicks") {
+        "clicks" => AbMetric::Clicks,
+        "opens" => AbMetric::Opens,
+        "replies" => AbMetric::Replies,
+        other => {
+            return Err(ConfigError::field(
+                file,
+                "[ab] metric",
+                format!("'{other}' is not clicks, opens or replies"),
+            ));
+        }
+    };
+    let wait_text = raw.wait.unwrap_or_else(|| "4h".into());
+    let wait = super::parse_duration(&wait_text).ok_or_else(|| {
+        ConfigError::field(
+            file,
+            "[ab] wait",
+            format!("'{wait_text}' is not a duration such as \"4h\""),
+        )
+    })?;
+    let confidence = raw.confidence.unwrap_or(0.95);
+    if !(confidence > 0.5 && confidence < 1.0) {
+        return Err(ConfigError::field(
+            file,
+            "[ab] confidence",
+            "must be between 0.5 and 1 (for example 0.95)",
+        ));
+    }
+    let fallback = match raw.fallback.as_deref().unwrap_or("first") {
+        "first" => crate::abtest::Fallback::First,
+        "best_observed" => crate::abtest::Fallback::BestObserved,
+        other => {
+            return Err(ConfigError::field(
+                file,
+                "[ab] fallback",
+                format!("'{other}' is not first or best_observed"),
+            ));
+        }
+    };
+    Ok(AbSettings {
+        subjects,
+        test_fraction,
+        metric,
+        wait,
+        confidence,
+        fallback,
+    })
 }
 
 fn existing_file(

@@ -11,7 +11,7 @@ mod settings;
 
 use std::path::{Path, PathBuf};
 
-pub use campaign::{BodySource, Campaign, ContactImport, Mailbox};
+pub use campaign::{AbMetric, AbSettings, BodySource, Campaign, ContactImport, Mailbox};
 pub use registers::{PurchasedList, Register, RegisterKind, Registers};
 pub use settings::{
     BounceSettings, DkimAlgorithm, DkimKeySource, DkimSettings, DnsSettings, PrivacySettings,

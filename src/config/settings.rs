@@ -31,6 +31,8 @@ pub struct PrivacySettings {
     pub supervisory_authority: Option<String>,
     pub supervisory_authority_url: String,
     pub policy_url: Option<String>,
+    /// The notice says that link clicks and opens may be recorded (required for tracking).
+    pub declares_tracking: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -262,6 +264,7 @@ struct RawPrivacy {
     supervisory_authority: Option<String>,
     supervisory_authority_url: Option<String>,
     policy_url: Option<String>,
+    declares_tracking: Option<bool>,
 }
 
 #[derive(Deserialize, Default)]
@@ -381,6 +384,7 @@ impl Settings {
             )?
             .unwrap_or_else(|| FINNISH_DPO_URL.to_string()),
             policy_url: optional_text(file, "[privacy] policy_url", raw.privacy.policy_url)?,
+            declares_tracking: raw.privacy.declares_tracking.unwrap_or(false),
         };
         if privacy.supervisory_authority.is_some()
             && privacy.supervisory_authority_url == FINNISH_DPO_URL

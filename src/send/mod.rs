@@ -17,6 +17,7 @@ use futures_util::StreamExt;
 pub use pacer::Pacer;
 pub use transport::{DeliveryFailure, Transport, TransportError};
 
+use crate::abtest::Phase;
 use crate::compliance;
 use crate::compose::{ComposeError, Composer};
 use crate::config::{Campaign, ConfigDir};
@@ -58,6 +59,9 @@ pub struct SendReport {
     pub waiting_for_retry: u64,
     pub next_retry_at: Option<i64>,
     pub dry_run: bool,
+    /// The A/B phase the run ended in, and when the decision is due if it is still waiting.
+    pub ab_phase: Option<String>,
+    pub ab_decision_at: Option<i64>,
 }
 
 /// Called after each message with the running report and the number of rows processed.
@@ -72,6 +76,8 @@ pub struct SendOptions {
     pub on_progress: Option<ProgressFn>,
     /// Set to stop claiming new rows (Ctrl-C); messages in flight finish.
     pub stop: Arc<AtomicBool>,
+    /// After an A/B test phase, exit instead of waiting for the decision time.
+    pub no_wait: bool,
 }
 
 impl Default for SendOptions {
@@ -81,6 +87,7 @@ impl Default for SendOptions {
             resend_interrupted: false,
             on_progress: None,
             stop: Arc::new(AtomicBool::new(false)),
+            no_wait: false,
         }
     }
 }
@@ -193,59 +200,117 @@ async fn run_locked(
         .materialise_outbox(campaign_id, &campaign.registers)
         .await?;
 
-    let settings = &config.settings;
-    let pacer = settings.transport.rate_per_second.map(Pacer::per_second);
-    let counters = Counters::default();
-    let done = AtomicU64::new(0);
-    let mut seen_in_dry_run = 0i64;
-    loop {
-        if options.stop.load(Ordering::SeqCst) {
-            break;
+    let run = Run {
+        config,
+        campaign,
+        campaign_id,
+        composer,
+        store,
+        transport,
+        options,
+        holder,
+        pacer: config
+            .settings
+            .transport
+            .rate_per_second
+            .map(Pacer::per_second),
+        counters: Counters::default(),
+        done: AtomicU64::new(0),
+    };
+    match (&campaign.ab, options.dry_run) {
+        (Some(ab), false) => run_ab(&run, ab, &mut report).await?,
+        _ => run.send_phase(&report, None).await?,
+    }
+    let counters = run.counters;
+    fill_counts(&mut report, &counters);
+    if !options.dry_run {
+        clear_staging(transport, &campaign.name);
+        let counts = store.campaign_counts(Some(&campaign.name)).await?;
+        if let Some(c) = counts.first() {
+            report.waiting_for_retry =
+                (c.count(OutboxState::Deferred) + c.count(OutboxState::Queued)) as u64;
         }
-        let now = crate::now_millis();
-        let due = if options.dry_run {
-            // A dry run changes no state, so it pages through the due rows instead.
-            let all = store
-                .due_rows(campaign_id, i64::MAX, seen_in_dry_run + 512)
-                .await?;
-            let page: Vec<i64> = all.into_iter().skip(seen_in_dry_run as usize).collect();
-            seen_in_dry_run += page.len() as i64;
-            page
-        } else {
-            store.due_rows(campaign_id, now, 512).await?
-        };
-        if due.is_empty() {
-            if options.dry_run {
-                break;
+        report.next_retry_at = store.next_retry_at(campaign_id, None).await?;
+    }
+    Ok(report)
+}
+
+/// One run's fixed parts and running counts.
+struct Run<'a> {
+    config: &'a ConfigDir,
+    campaign: &'a Campaign,
+    campaign_id: i64,
+    composer: &'a Composer<'a>,
+    store: &'a Store,
+    transport: &'a Transport,
+    options: &'a SendOptions,
+    holder: &'a str,
+    pacer: Option<Pacer>,
+    counters: Counters,
+    done: AtomicU64,
+}
+
+impl Run<'_> {
+    /// Sends every due row (of `phase`, if given), waiting within the run for deferred rows
+    /// that come due within `wait_in_run`.
+    async fn send_phase(&self, report: &SendReport, phase: Option<Phase>) -> Result<(), SendError> {
+        let Run {
+            config,
+            campaign,
+            campaign_id,
+            composer,
+            store,
+            transport,
+            options,
+            holder,
+            ..
+        } = *self;
+        let settings = &config.settings;
+        let mut seen_in_dry_run = 0i64;
+        loop {
+            if options.stop.load(Ordering::SeqCst) {
+                return Ok(());
             }
-            match store.next_retry_at(campaign_id).await? {
-                Some(at) if at - now <= settings.retry.wait_in_run.as_millis() as i64 => {
-                    tracing::info!(campaign = %campaign.name, wait_ms = at - now, "waiting for deferred messages to come due");
-                    wait_or_stop(
-                        Duration::from_millis((at - now).max(0) as u64),
-                        &options.stop,
-                    )
-                    .await;
-                    continue;
+            let now = crate::now_millis();
+            let due = if options.dry_run {
+                // A dry run changes no state, so it pages through the due rows instead.
+                let all = store
+                    .due_rows(campaign_id, i64::MAX, seen_in_dry_run + 512, phase)
+                    .await?;
+                let page: Vec<i64> = all.into_iter().skip(seen_in_dry_run as usize).collect();
+                seen_in_dry_run += page.len() as i64;
+                page
+            } else {
+                store.due_rows(campaign_id, now, 512, phase).await?
+            };
+            if due.is_empty() {
+                if options.dry_run {
+                    return Ok(());
                 }
-                _ => break,
+                match store.next_retry_at(campaign_id, phase).await? {
+                    Some(at) if at - now <= settings.retry.wait_in_run.as_millis() as i64 => {
+                        tracing::info!(campaign = %campaign.name, wait_ms = at - now, "waiting for deferred messages to come due");
+                        wait_or_stop(
+                            Duration::from_millis((at - now).max(0) as u64),
+                            &options.stop,
+                        )
+                        .await;
+                        continue;
+                    }
+                    _ => return Ok(()),
+                }
             }
-        }
-        futures_util::stream::iter(due)
-            .for_each_concurrent(settings.transport.concurrency, |outbox_id| {
-                let counters = &counters;
-                let pacer = pacer.as_ref();
-                let done = &done;
-                let report = &report;
-                async move {
+            futures_util::stream::iter(due)
+                .for_each_concurrent(settings.transport.concurrency, |outbox_id| async move {
                     if options.stop.load(Ordering::SeqCst) {
                         return;
                     }
                     let outcome = if options.dry_run {
                         dry_run_one(config, composer, store, outbox_id).await
                     } else {
-                        send_one(config, campaign, composer, store, transport, pacer, holder, outbox_id).await
+                        send_one(config, campaign, composer, store, transport, self.pacer.as_ref(), holder, outbox_id).await
                     };
+                    let counters = &self.counters;
                     match outcome {
                         Ok(Some(OutboxState::Sent)) => counters.sent.fetch_add(1, Ordering::Relaxed),
                         Ok(Some(OutboxState::Deferred)) => counters.deferred.fetch_add(1, Ordering::Relaxed),
@@ -258,30 +323,97 @@ async fn run_locked(
                             0
                         }
                     };
-                    let n = done.fetch_add(1, Ordering::Relaxed) + 1;
+                    let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
                     if let Some(progress) = &options.on_progress {
                         let mut snapshot = report.clone();
                         fill_counts(&mut snapshot, counters);
                         progress(&snapshot, n);
                     }
-                }
-            })
-            .await;
-        if options.dry_run {
-            continue;
+                })
+                .await;
         }
     }
-    fill_counts(&mut report, &counters);
-    if !options.dry_run {
-        clear_staging(transport, &campaign.name);
-        let counts = store.campaign_counts(Some(&campaign.name)).await?;
-        if let Some(c) = counts.first() {
-            report.waiting_for_retry =
-                (c.count(OutboxState::Deferred) + c.count(OutboxState::Queued)) as u64;
-        }
-        report.next_retry_at = store.next_retry_at(campaign_id).await?;
+}
+
+/// The A/B flow: form the groups once, send the test phase, wait until `wait` has passed
+/// since it finished, decide once, then send the rest with the winning subject.
+async fn run_ab(
+    run: &Run<'_>,
+    ab: &crate::config::AbSettings,
+    report: &mut SendReport,
+) -> Result<(), SendError> {
+    let (store, campaign_id, options) = (run.store, run.campaign_id, run.options);
+    let unassigned = store.ab_unassigned(campaign_id).await?;
+    if !unassigned.is_empty() {
+        let assignments = crate::abtest::assign(
+            run.composer.secret(),
+            &run.campaign.name,
+            &unassigned,
+            ab.test_fraction,
+            ab.subjects.len(),
+        );
+        store.ab_assign(&assignments).await?;
     }
-    Ok(report)
+    if store.ab_state(campaign_id).await?.decision.is_none() {
+        report.ab_phase = Some("test".into());
+        run.send_phase(report, Some(Phase::Test)).await?;
+        if options.stop.load(Ordering::SeqCst)
+            || store.ab_pending(campaign_id, Phase::Test).await? > 0
+        {
+            return Ok(()); // test messages still queued or deferred: a later run continues
+        }
+        let finished = store.ab_test_finished(campaign_id).await?;
+        let decide_at = finished + ab.wait.as_millis() as i64;
+        let now = crate::now_millis();
+        if now < decide_at {
+            report.ab_decision_at = Some(decide_at);
+            if options.no_wait {
+                return Ok(());
+            }
+            countdown(decide_at, &options.stop).await;
+            if options.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+        }
+        let observed = crate::abtest::observe(
+            &store.ab_test_messages(campaign_id).await?,
+            ab.metric,
+            ab.subjects.len(),
+        );
+        let decision = store
+            .ab_decide(
+                campaign_id,
+                &crate::abtest::decide(&observed, ab.confidence, ab.fallback),
+            )
+            .await?;
+        tracing::info!(
+            campaign = %run.campaign.name,
+            winner = decision.winner,
+            subject = %ab.subjects[decision.winner],
+            p = decision.p_value_or_probability,
+            fallback = decision.fallback_used,
+            "A/B decision"
+        );
+        report.ab_decision_at = None;
+    }
+    report.ab_phase = Some("remainder".into());
+    run.send_phase(report, None).await
+}
+
+/// Waits until `at`, saying how long is left every 10 seconds.
+async fn countdown(at: i64, stop: &AtomicBool) {
+    loop {
+        let left = at - crate::now_millis();
+        if left <= 0 || stop.load(Ordering::SeqCst) {
+            return;
+        }
+        let secs = left / 1000;
+        tracing::info!(
+            remaining = format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60),
+            "A/B test finished; deciding after the wait"
+        );
+        wait_or_stop(Duration::from_millis(left.min(10_000) as u64), stop).await;
+    }
 }
 
 fn clear_staging(transport: &Transport, campaign: &str) {

@@ -4,6 +4,7 @@
 //! Every statement binds its parameters; no value is ever formatted into SQL text. This module
 //! stores and fetches; it makes no sending or compliance decisions.
 
+mod ab;
 mod hygiene;
 mod inbound;
 mod ops;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use ab::{AbState, TestMessage};
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, OptOutRecord};
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};

@@ -114,31 +114,44 @@ impl Store {
     }
 
     /// Up to `limit` rows that are due now, oldest first.
+    /// `phase`: only rows of that A/B phase (the test phase is sent before the rest).
     pub async fn due_rows(
         &self,
         campaign_id: i64,
         now: i64,
         limit: i64,
+        phase: Option<crate::abtest::Phase>,
     ) -> Result<Vec<i64>, StoreError> {
+        let phase = phase.map(|p| p.as_str());
         Ok(sqlx::query_scalar(
             "SELECT id FROM outbox
               WHERE campaign_id = ? AND state IN ('queued', 'deferred') AND next_attempt_at <= ?
+                AND (? IS NULL OR phase = ?)
               ORDER BY next_attempt_at, id LIMIT ?",
         )
         .bind(campaign_id)
         .bind(now)
+        .bind(phase)
+        .bind(phase)
         .bind(limit)
         .fetch_all(self.pool())
         .await?)
     }
 
-    /// When the earliest deferred row comes due, if any row is still waiting.
-    pub async fn next_retry_at(&self, campaign_id: i64) -> Result<Option<i64>, StoreError> {
+    /// When the earliest waiting row (of `phase`, if given) comes due.
+    pub async fn next_retry_at(
+        &self,
+        campaign_id: i64,
+        phase: Option<crate::abtest::Phase>,
+    ) -> Result<Option<i64>, StoreError> {
+        let phase = phase.map(|p| p.as_str());
         Ok(sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM outbox
-              WHERE campaign_id = ? AND state IN ('queued', 'deferred')",
+              WHERE campaign_id = ? AND state IN ('queued', 'deferred') AND (? IS NULL OR phase = ?)",
         )
         .bind(campaign_id)
+        .bind(phase)
+        .bind(phase)
         .fetch_one(self.pool())
         .await?)
     }
@@ -162,7 +175,7 @@ impl Store {
     /// The recipient of a row with its status and suppression, read fresh.
     pub async fn recipient(&self, outbox_id: i64) -> Result<Option<RecipientGate>, StoreError> {
         let row = sqlx::query(
-            "SELECT o.id, o.register, c.email, c.status, m.first_name, m.last_name, m.company,
+            "SELECT o.id, o.register, o.variant, c.email, c.status, m.first_name, m.last_name, m.company,
                     m.business_id, m.title, m.locale, m.legal_basis, m.consent_at, m.fields,
                     m.source, s.reason
                FROM outbox o
@@ -358,6 +371,7 @@ fn gate_from_row(
     Ok(RecipientGate {
         recipient: Recipient {
             outbox_id,
+            variant: row.get::<Option<i64>, _>("variant").unwrap_or(0).max(0) as usize,
             register: row.get("register"),
             contact: ContactRecord {
                 email,
@@ -391,7 +405,7 @@ impl Store {
         let mut audience = Vec::new();
         for register in registers {
             let mut rows = sqlx::query(
-                "SELECT c.id AS contact_id, m.register, c.email, c.status, m.first_name,
+                "SELECT c.id AS contact_id, m.register, NULL AS variant, c.email, c.status, m.first_name,
                         m.last_name, m.company, m.business_id, m.title, m.locale, m.legal_basis,
                         m.consent_at, m.fields, m.source, s.reason
                    FROM memberships m

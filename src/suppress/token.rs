@@ -90,6 +90,10 @@ pub enum TokenPurpose {
     Unsubscribe,
     /// The VERP envelope sender: identifies the outbox row a bounce belongs to.
     Bounce,
+    /// A tracked link: the outbox row × 64 + the link's index in the campaign.
+    Click,
+    /// The open pixel of an outbox row.
+    Open,
 }
 
 impl TokenPurpose {
@@ -97,6 +101,8 @@ impl TokenPurpose {
         match self {
             Self::Unsubscribe => b"fairsend/unsubscribe/v1",
             Self::Bounce => b"fairsend/bounce/v1",
+            Self::Click => b"fairsend/click/v1",
+            Self::Open => b"fairsend/open/v1",
         }
     }
 }

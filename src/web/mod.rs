@@ -35,6 +35,8 @@ pub fn router(state: AppState) -> Router {
             get(unsubscribe::page).post(unsubscribe::confirm),
         )
         .route("/u/{token}/erase", post(unsubscribe::erase))
+        .route("/c/{token}", get(unsubscribe::click))
+        .route("/o/{token}", get(unsubscribe::open))
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(admin::metrics))
         .route("/admin", get(admin::campaigns))

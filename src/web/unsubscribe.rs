@@ -219,6 +219,36 @@ fn server_error(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+/// `GET /c/{token}`: a tracked link. Redirects only to a link of the message's own campaign;
+/// anything else is a 404.
+pub async fn click(State(app): State<AppState>, Path(token): Path<String>) -> Response {
+    let Some(signed) = verify(&app.secret, TokenPurpose::Click, &token) else {
+        return not_found().await;
+    };
+    let (outbox_id, link) = (signed.div_euclid(64), signed.rem_euclid(64));
+    match app.store.link_target(outbox_id, link).await {
+        Ok(Some(url)) => {
+            if let Err(e) = app.store.record_event(outbox_id, "click", Some(link)).await {
+                tracing::warn!(error = %e, "cannot record a click");
+            }
+            axum::response::Redirect::to(&url).into_response()
+        }
+        Ok(None) => not_found().await,
+        Err(e) => server_error(e),
+    }
+}
+
+/// `GET /o/{token}`: the open pixel (a 1×1 transparent GIF).
+pub async fn open(State(app): State<AppState>, Path(token): Path<String>) -> Response {
+    const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+    if let Some(outbox_id) = verify(&app.secret, TokenPurpose::Open, &token)
+        && let Err(e) = app.store.record_event(outbox_id, "open", None).await
+    {
+        tracing::warn!(error = %e, "cannot record an open");
+    }
+    ([(axum::http::header::CONTENT_TYPE, "image/gif")], GIF).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,287 @@
+//! A/B test state: phase and variant assignment, the decision (taken once), tracked links and
+//! click/open events.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::abtest::{Decision, Phase};
+
+/// The stored state of a campaign's test.
+#[derive(Debug, Clone, Default)]
+pub struct AbState {
+    pub test_finished_at: Option<i64>,
+    pub decision: Option<(i64, Decision)>,
+}
+
+/// One test-phase message with what happened to it, for the decision.
+#[derive(Debug, Clone)]
+pub struct TestMessage {
+    pub variant: usize,
+    pub sent_at: Option<i64>,
+    /// (kind, link, at) of each click or open.
+    pub events: Vec<(String, Option<i64>, i64)>,
+    pub replied: bool,
+}
+
+impl Store {
+    /// Queued rows not yet given a phase whose contact may be sent to: (outbox id, contact id).
+    /// Rows whose contact is suppressed or inactive are marked `suppressed` instead, so they
+    /// never count in a group.
+    pub async fn ab_unassigned(&self, campaign_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'suppressed', last_error = 'not eligible when the A/B groups were formed', updated_at = ?
+              WHERE campaign_id = ? AND phase IS NULL AND state = 'queued'
+                AND contact_id IN (SELECT c.id FROM contacts c
+                                   LEFT JOIN suppressions s ON s.email_hash = c.email_hash
+                                   WHERE c.status != 'active' OR s.email_hash IS NOT NULL)",
+        )
+        .bind(crate::now_millis())
+        .bind(campaign_id)
+        .execute(self.pool())
+        .await?;
+        let rows = sqlx::query("SELECT id, contact_id FROM outbox WHERE campaign_id = ? AND phase IS NULL AND state = 'queued' ORDER BY id")
+            .bind(campaign_id)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get("id"), r.get("contact_id")))
+            .collect())
+    }
+
+    pub async fn ab_assign(
+        &self,
+        assignments: &[(i64, Phase, Option<usize>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for (id, phase, variant) in assignments {
+            sqlx::query("UPDATE outbox SET phase = ?, variant = ? WHERE id = ? AND phase IS NULL")
+                .bind(phase.as_str())
+                .bind(variant.map(|v| v as i64))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Rows of `phase` not yet in a final state.
+    pub async fn ab_pending(&self, campaign_id: i64, phase: Phase) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE campaign_id = ? AND phase = ? AND state IN ('queued', 'deferred', 'sending')",
+        )
+        .bind(campaign_id)
+        .bind(phase.as_str())
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    pub async fn ab_state(&self, campaign_id: i64) -> Result<AbState, StoreError> {
+        let row = sqlx::query("SELECT * FROM ab_state WHERE campaign_id = ?")
+            .bind(campaign_id)
+            .fetch_optional(self.pool())
+            .await?;
+        let Some(row) = row else {
+            return Ok(AbState::default());
+        };
+        let decided_at: Option<i64> = row.get("decided_at");
+        let decision = decided_at.map(|at| {
+            (
+                at,
+                Decision {
+                    winner: row.get::<Option<i64>, _>("winner").unwrap_or(0) as usize,
+                    method: row.get::<Option<String>, _>("method").unwrap_or_default(),
+                    statistic: row.get::<Option<f64>, _>("statistic").unwrap_or(0.0),
+                    p_value_or_probability: row.get::<Option<f64>, _>("p_value").unwrap_or(1.0),
+                    fallback_used: row.get::<Option<i64>, _>("fallback_used").unwrap_or(0) != 0,
+                },
+            )
+        });
+        Ok(AbState {
+            test_finished_at: row.get("test_finished_at"),
+            decision,
+        })
+    }
+
+    /// Records when the test phase finished (the last test message's send time), once.
+    pub async fn ab_test_finished(&self, campaign_id: i64) -> Result<i64, StoreError> {
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(sent_at) FROM outbox WHERE campaign_id = ? AND phase = 'test'",
+        )
+        .bind(campaign_id)
+        .fetch_one(self.pool())
+        .await?;
+        sqlx::query(
+            "INSERT INTO ab_state (campaign_id, test_finished_at) VALUES (?, ?)
+             ON CONFLICT (campaign_id) DO UPDATE SET test_finished_at = COALESCE(ab_state.test_finished_at, excluded.test_finished_at)",
+        )
+        .bind(campaign_id)
+        .bind(last.unwrap_or_else(crate::now_millis))
+        .execute(self.pool())
+        .await?;
+        Ok(self
+            .ab_state(campaign_id)
+            .await?
+            .test_finished_at
+            .unwrap_or_else(crate::now_millis))
+    }
+
+    /// Stores the decision unless one was taken already, gives the remainder the winning
+    /// variant, and returns the decision in force.
+    pub async fn ab_decide(
+        &self,
+        campaign_id: i64,
+        decision: &Decision,
+    ) -> Result<Decision, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "UPDATE ab_state SET decided_at = ?, winner = ?, method = ?, statistic = ?, p_value = ?, fallback_used = ?
+              WHERE campaign_id = ? AND decided_at IS NULL",
+        )
+        .bind(crate::now_millis())
+        .bind(decision.winner as i64)
+        .bind(&decision.method)
+        .bind(decision.statistic)
+        .bind(decision.p_value_or_probability)
+        .bind(decision.fallback_used as i64)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
+        let winner: i64 = sqlx::query_scalar("SELECT winner FROM ab_state WHERE campaign_id = ?")
+            .bind(campaign_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE outbox SET variant = ? WHERE campaign_id = ? AND phase = 'remainder'")
+            .bind(winner)
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(self
+            .ab_state(campaign_id)
+            .await?
+            .decision
+            .map(|(_, d)| d)
+            .unwrap_or_else(|| decision.clone()))
+    }
+
+    /// Every test-phase message that was sent, with its events and whether its recipient replied.
+    pub async fn ab_test_messages(&self, campaign_id: i64) -> Result<Vec<TestMessage>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, o.variant, o.sent_at,
+                    EXISTS (SELECT 1 FROM engagements e JOIN contacts c ON c.email_hash = e.email_hash
+                             WHERE c.id = o.contact_id AND e.kind = 'reply' AND e.campaign_id = o.campaign_id) AS replied
+               FROM outbox o WHERE o.campaign_id = ? AND o.phase = 'test' AND o.state = 'sent' ORDER BY o.id",
+        )
+        .bind(campaign_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let id: i64 = r.get("id");
+            let events = sqlx::query("SELECT kind, link, created_at FROM message_events WHERE outbox_id = ? ORDER BY created_at")
+                .bind(id)
+                .fetch_all(self.pool())
+                .await?
+                .into_iter()
+                .map(|e| (e.get("kind"), e.get("link"), e.get("created_at")))
+                .collect();
+            out.push(TestMessage {
+                variant: r.get::<Option<i64>, _>("variant").unwrap_or(0) as usize,
+                sent_at: r.get("sent_at"),
+                events,
+                replied: r.get("replied"),
+            });
+        }
+        Ok(out)
+    }
+
+    /// (group size, sent) per variant of the test phase.
+    pub async fn ab_group_counts(
+        &self,
+        campaign_id: i64,
+    ) -> Result<Vec<(usize, i64, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT variant, COUNT(*) AS size, SUM(state = 'sent') AS sent FROM outbox
+              WHERE campaign_id = ? AND phase = 'test' GROUP BY variant ORDER BY variant",
+        )
+        .bind(campaign_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    r.get::<Option<i64>, _>("variant").unwrap_or(0) as usize,
+                    r.get("size"),
+                    r.get::<Option<i64>, _>("sent").unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+
+    /// Stores the campaign's trackable links (first send fixes them; later sends keep them).
+    pub async fn set_campaign_links(
+        &self,
+        campaign_id: i64,
+        links: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for (idx, url) in links.iter().enumerate() {
+            sqlx::query("INSERT INTO campaign_links (campaign_id, idx, url) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+                .bind(campaign_id)
+                .bind(idx as i64)
+                .bind(url)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(
+            sqlx::query_scalar("SELECT url FROM campaign_links WHERE campaign_id = ? ORDER BY idx")
+                .bind(campaign_id)
+                .fetch_all(self.pool())
+                .await?,
+        )
+    }
+
+    /// The target of a tracked link: a URL of that outbox row's own campaign, or nothing.
+    pub async fn link_target(
+        &self,
+        outbox_id: i64,
+        idx: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT l.url FROM outbox o JOIN campaign_links l ON l.campaign_id = o.campaign_id AND l.idx = ? WHERE o.id = ?",
+        )
+        .bind(idx)
+        .bind(outbox_id)
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    pub async fn record_event(
+        &self,
+        outbox_id: i64,
+        kind: &str,
+        link: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM outbox WHERE id = ?")
+            .bind(outbox_id)
+            .fetch_optional(self.pool())
+            .await?;
+        if exists.is_none() {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO message_events (outbox_id, kind, link, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(outbox_id)
+        .bind(kind)
+        .bind(link)
+        .bind(crate::now_millis())
+        .execute(self.pool())
+        .await?;
+        Ok(true)
+    }
+}
