@@ -213,6 +213,7 @@ struct CampaignRow {
     failed: i64,
     suppressed: i64,
     rate: i64,
+    ab: String,
 }
 
 #[derive(Template)]
@@ -247,6 +248,7 @@ pub async fn campaigns(State(app): State<AppState>, headers: HeaderMap) -> Respo
             failed: c.count(S::Failed),
             suppressed: c.count(S::Suppressed),
             rate,
+            ab,
             name: c.campaign,
         });
     }
