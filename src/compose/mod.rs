@@ -141,14 +141,6 @@ impl<'a> Composer<'a> {
         recipient_locale(recipient.contact.locale, self.campaign, register)
     }
 
-    pub fn unsubscribe_url(&self, outbox_id: i64) -> String {
-        format!(
-            "{}/u/{}",
-            self.config.settings.public_base_url,
-            sign(&self.secret, TokenPurpose::Unsubscribe, outbox_id)
-        )
-    }
-
     pub fn compose(&self, recipient: &Recipient) -> Result<ComposedMessage, ComposeError> {
         let settings = &self.config.settings;
         let register = self

@@ -216,21 +216,4 @@ impl Store {
         }
         Ok(out)
     }
-
-    /// Records a reply, click or open from an address.
-    pub async fn record_engagement(
-        &self,
-        email_hash: &str,
-        kind: &str,
-        campaign_id: Option<i64>,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO engagements (email_hash, kind, campaign_id, created_at) VALUES (?, ?, ?, ?)")
-            .bind(email_hash)
-            .bind(kind)
-            .bind(campaign_id)
-            .bind(crate::now_millis())
-            .execute(self.pool())
-            .await?;
-        Ok(())
-    }
 }

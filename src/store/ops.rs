@@ -113,29 +113,6 @@ impl Store {
         Ok(())
     }
 
-    /// (action, subject, detail) of the newest audit records.
-    pub async fn audit_entries(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(i64, String, String, String, Option<String>)>, StoreError> {
-        let rows = sqlx::query("SELECT created_at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT ?")
-            .bind(limit)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                (
-                    r.get("created_at"),
-                    r.get("actor"),
-                    r.get("action"),
-                    r.get("subject"),
-                    r.get("detail"),
-                )
-            })
-            .collect())
-    }
-
     /// Messages of a campaign sent in the last `seconds`.
     pub async fn sent_since(&self, campaign: &str, since_ms: i64) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
