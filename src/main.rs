@@ -1713,7 +1713,9 @@ async fn ab_status(
     let Some(ab) = &campaign.ab else {
         return Ok(None);
     };
-    let campaign_id = store.campaign_id(&campaign.name).await?;
+    let Some(campaign_id) = store.find_campaign_id(&campaign.name).await? else {
+        return Ok(None);
+    };
     let state = store.ab_state(campaign_id).await?;
     let groups = store.ab_group_counts(campaign_id).await?;
     let observed = fairsend::abtest::observe(

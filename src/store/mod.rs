@@ -233,6 +233,16 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
+    /// The id of a campaign that has been started, without creating one (for read paths).
+    pub async fn find_campaign_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM campaigns WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Registers a campaign by name (idempotent) and returns its id.
     pub async fn campaign_id(&self, name: &str) -> Result<i64, StoreError> {
         let id = sqlx::query_scalar(

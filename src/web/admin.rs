@@ -240,20 +240,23 @@ pub async fn campaigns(State(app): State<AppState>, headers: HeaderMap) -> Respo
             .sent_since(&c.campaign, minute_ago)
             .await
             .unwrap_or(0);
-        let ab = match app.store.campaign_id(&c.campaign).await {
-            Ok(id) => match app.store.ab_state(id).await {
-                Ok(state) => match (state.decision, state.test_finished_at) {
-                    (Some((_, d)), _) => format!(
-                        "variant {} won (z = {:.2}, p = {:.4}{})",
-                        d.winner + 1,
-                        d.statistic,
-                        d.p_value_or_probability,
-                        if d.fallback_used { ", fallback" } else { "" }
-                    ),
-                    (None, Some(_)) => "test sent; waiting to decide".into(),
-                    (None, None) => String::new(),
-                },
-                Err(e) => return server_error(e),
+        // A GET that refreshes every few seconds only reads: the campaign exists already.
+        let state = match app.store.find_campaign_id(&c.campaign).await {
+            Ok(Some(id)) => app.store.ab_state(id).await,
+            Ok(None) => Ok(Default::default()),
+            Err(e) => Err(e),
+        };
+        let ab = match state {
+            Ok(state) => match (state.decision, state.test_finished_at) {
+                (Some((_, d)), _) => format!(
+                    "variant {} won (z = {:.2}, p = {:.4}{})",
+                    d.winner + 1,
+                    d.statistic,
+                    d.p_value_or_probability,
+                    if d.fallback_used { ", fallback" } else { "" }
+                ),
+                (None, Some(_)) => "test sent; waiting to decide".into(),
+                (None, None) => String::new(),
             },
             Err(e) => return server_error(e),
         };
