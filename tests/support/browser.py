@@ -47,7 +47,12 @@ def unsubscribe(url):
                 "text": driver.find_element(By.TAG_NAME, "main").text,
                 "button": driver.find_element(By.ID, "confirm").text,
             }
-            driver.find_element(By.ID, "confirm").click()
+            from selenium.webdriver.support import expected_conditions
+            from selenium.webdriver.support.ui import WebDriverWait
+            button = driver.find_element(By.ID, "confirm")
+            button.click()
+            # Read the result page, not the page the form was on.
+            WebDriverWait(driver, 10).until(expected_conditions.staleness_of(button))
             after = {
                 "h1": driver.find_element(By.TAG_NAME, "h1").text,
                 "text": driver.find_element(By.TAG_NAME, "main").text,
@@ -60,7 +65,14 @@ def unsubscribe(url):
 
 
 def admin(base, password, campaign, stem, shots):
+    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    def submit(button):
+        # Wait until the page the form was on is replaced by the response: reading before
+        # then would read the old page.
+        button.click()
+        WebDriverWait(driver, 10).until(expected_conditions.staleness_of(button))
 
     def shot(name):
         if shots:
@@ -81,7 +93,7 @@ def admin(base, password, campaign, stem, shots):
             seen["login_url"] = driver.current_url
             driver.find_element(By.ID, "password").send_keys(password)
             shot("login")
-            driver.find_element(By.ID, "login").click()
+            submit(driver.find_element(By.ID, "login"))
             WebDriverWait(driver, 10).until(lambda d: sent_count() is not None)
             first = sent_count()
             seen["refreshing"] = bool(driver.find_elements(By.CSS_SELECTOR, "meta[http-equiv=refresh]"))
@@ -98,7 +110,7 @@ def admin(base, password, campaign, stem, shots):
             Select(driver.find_element(By.ID, "class-" + bounce_id)).select_by_value("soft")
             Select(driver.find_element(By.ID, "reason-" + bounce_id)).select_by_value("mailbox_full")
             shot("bounces")
-            driver.find_element(By.ID, "reclassify-" + bounce_id).click()
+            submit(driver.find_element(By.ID, "reclassify-" + bounce_id))
             row = driver.find_element(By.ID, "bounce-" + bounce_id)
             seen["bounce_after"] = {"class": row.find_element(By.CLASS_NAME, "class").text,
                                     "reason": row.find_element(By.CLASS_NAME, "reason").text,
@@ -107,7 +119,7 @@ def admin(base, password, campaign, stem, shots):
             driver.get(base + "/admin/optouts")
             driver.find_element(By.ID, "optout-email").send_keys("walkin@firma.example")
             driver.find_element(By.ID, "optout-reason").send_keys("asked at a fair")
-            driver.find_element(By.ID, "optout-submit").click()
+            submit(driver.find_element(By.ID, "optout-submit"))
             first_row = driver.find_element(By.CSS_SELECTOR, "tbody tr")
             seen["optout"] = {"email": first_row.find_element(By.CLASS_NAME, "email").text,
                               "source": first_row.find_element(By.CLASS_NAME, "source").text,
@@ -115,11 +127,11 @@ def admin(base, password, campaign, stem, shots):
             shot("optouts")
 
             driver.get(base + "/admin/review")
-            driver.find_element(By.CSS_SELECTOR, "a[href='/admin/review/%s']" % stem).click()
+            submit(driver.find_element(By.CSS_SELECTOR, "a[href='/admin/review/%s']" % stem))
             seen["variants"] = len(driver.find_elements(By.CLASS_NAME, "footer-variant"))
             seen["approval_before"] = driver.find_element(By.ID, "approval-state").text
             driver.find_element(By.ID, "approver").send_keys("Liisa Lakimies")
-            driver.find_element(By.ID, "approve").click()
+            submit(driver.find_element(By.ID, "approve"))
             seen["approval_after"] = driver.find_element(By.ID, "approval-state").text
             shot("review")
             return seen
