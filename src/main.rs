@@ -31,8 +31,14 @@ struct Cli {
     /// Configuration directory (fairsend.toml, registers.toml, campaigns/, content/).
     #[arg(long, global = true, default_value = "config")]
     config: PathBuf,
-    /// Database URL; defaults to [database] url in fairsend.toml (sqlite://fairsend.db).
-    #[arg(long, global = true)]
+    /// Database URL (sqlite://FILE or postgres://USER@HOST/DB); defaults to [database] url in
+    /// fairsend.toml (sqlite://fairsend.db).
+    #[arg(
+        long,
+        global = true,
+        env = "FAIRSEND_DATABASE_URL",
+        hide_env_values = true
+    )]
     db: Option<String>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -321,8 +327,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let db_url = cli
         .db
         .clone()
-        .unwrap_or_else(|| config.settings.database_url.clone());
-    let store = Store::open(&db_url).await?;
+        .unwrap_or_else(|| config.settings.database.url.clone());
+    let store = Store::open_with(
+        &db_url,
+        &fairsend::store::StoreOptions {
+            max_connections: config.settings.database.max_connections,
+        },
+    )
+    .await?;
     match cli.command {
         Command::Import {
             file,
@@ -654,8 +666,7 @@ async fn send(
     let report = run_campaign(config, &campaign, &composer, store, &transport, &options)
         .await
         .map_err(|e| match e {
-            fairsend::send::SendError::Locked { .. }
-            | fairsend::send::SendError::ExpiredRegister { .. } => {
+            fairsend::send::SendError::ExpiredRegister { .. } => {
                 anyhow::Error::new(Problems(format!("send refused: {e}")))
             }
             other => anyhow::Error::new(other),

@@ -199,7 +199,7 @@ pub struct Settings {
     pub sender: SenderIdentity,
     pub privacy: PrivacySettings,
     pub transport: TransportSettings,
-    pub database_url: String,
+    pub database: DatabaseSettings,
     pub public_base_url: String,
     pub bounces: BounceSettings,
     pub signing_secret_env: String,
@@ -284,6 +284,21 @@ struct RawTransport {
 #[serde(deny_unknown_fields)]
 struct RawDatabase {
     url: Option<String>,
+    max_connections: Option<u32>,
+    lease: Option<String>,
+}
+
+/// Where the state lives and how `send` workers share a campaign.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DatabaseSettings {
+    /// `sqlite://FILE` (embedded default) or `postgres://USER@HOST/DB` (password from
+    /// `PGPASSWORD`, never from the file).
+    pub url: String,
+    /// Connections per process; `None` takes the engine's default.
+    pub max_connections: Option<u32>,
+    /// How long a worker's claim on a batch of outbox rows lasts without a heartbeat: after
+    /// it, a dead worker's unsent rows go to the others.
+    pub lease: Duration,
 }
 
 #[derive(Deserialize, Default)]
@@ -442,8 +457,7 @@ impl Settings {
             sender,
             privacy,
             transport,
-            database_url: optional_text(file, "[database] url", raw.database.url)?
-                .unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            database: database_settings(file, raw.database)?,
             public_base_url: public_base_url.trim_end_matches('/').to_string(),
             bounces: BounceSettings {
                 domain: bounce_domain.to_lowercase(),
@@ -596,6 +610,50 @@ fn parse_transport(file: &Path, raw: RawTransport) -> Result<TransportSettings, 
             })
             .collect::<Result<_, _>>()?,
     })
+}
+
+fn database_settings(file: &Path, raw: RawDatabase) -> Result<DatabaseSettings, ConfigError> {
+    let url = optional_text(file, "[database] url", raw.url)?
+        .unwrap_or_else(|| DEFAULT_DATABASE_URL.into());
+    if url_has_password(&url) {
+        return Err(ConfigError::field(
+            file,
+            "[database] url",
+            "the URL contains a password; configuration files hold no secrets: remove it and set \
+             the PGPASSWORD environment variable (or pass the whole URL in FAIRSEND_DATABASE_URL)",
+        ));
+    }
+    if raw.max_connections == Some(0) {
+        return Err(ConfigError::field(
+            file,
+            "[database] max_connections",
+            "must be at least 1",
+        ));
+    }
+    let lease = duration_field(file, "[database] lease", raw.lease, "30s")?;
+    if lease < Duration::from_secs(1) {
+        return Err(ConfigError::field(
+            file,
+            "[database] lease",
+            "must be at least 1s: workers renew their leases every third of it",
+        ));
+    }
+    Ok(DatabaseSettings {
+        url,
+        max_connections: raw.max_connections,
+        lease,
+    })
+}
+
+/// Whether a `scheme://user:password@host/…` URL carries a password.
+fn url_has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 fn duration_field(

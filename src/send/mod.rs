@@ -1,9 +1,15 @@
 //! The campaign run: outbox materialisation, per-recipient SMTP transactions, rate limit,
 //! retries, and the resolution of rows a killed run left behind.
 //!
-//! Every message goes through the same steps: claim the row (`sending`, committed), read the
-//! recipient fresh and stop if suppressed or inactive, compose, pass the compliance gate,
-//! deliver, record the outcome. This module decides what happens to a row; `store` records it.
+//! A run is one worker; any number of workers (processes, on one machine or several) may
+//! send the same campaign. Each leases batches of due rows, renews its leases with a heartbeat
+//! and draws send slots from the campaign's shared pace. Every message goes through the same
+//! steps: move the row to `sending` (committed, only while this worker holds its lease), read
+//! the recipient fresh and stop if suppressed or inactive, compose, pass the compliance gate,
+//! deliver, record the outcome. A worker that finds another dead (its heartbeat stopped, or
+//! its process gone on this host) frees its leases and resolves its `sending` rows by the
+//! same no-duplicate rule as a restarted single run. This module decides what happens to a
+//! row; `store` records it.
 
 mod pacer;
 mod transport;
@@ -21,7 +27,7 @@ use crate::abtest::Phase;
 use crate::compliance;
 use crate::compose::{ComposeError, Composer};
 use crate::config::{Campaign, ConfigDir};
-use crate::store::{OutboxState, Store, StoreError};
+use crate::store::{OutboxState, Store, StoreError, WorkerRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -31,8 +37,6 @@ pub enum SendError {
     Compose(#[from] ComposeError),
     #[error(transparent)]
     Transport(#[from] TransportError),
-    #[error("campaign '{campaign}' is already being sent by {holder}; wait for it to finish")]
-    Locked { campaign: String, holder: String },
     #[error(
         "register '{register}' is a purchased list whose permission to use ended on {valid_until}; sending to it is refused"
     )]
@@ -92,30 +96,38 @@ impl Default for SendOptions {
     }
 }
 
-/// The `host:pid` that identifies this run in locks and claims.
-pub fn holder_id() -> String {
-    let host = hostname::get()
+/// This machine's name, as workers record it.
+pub fn host_name() -> String {
+    hostname::get()
         .map(|h| h.to_string_lossy().into_owned())
-        .unwrap_or_else(|_| "localhost".into());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|_| "localhost".into())
 }
 
-/// A lock holder on this host whose process no longer exists is dead; one on another host is
-/// presumed alive.
-fn holder_is_dead(holder: &str) -> bool {
-    let this_host = holder_id();
-    let this_host = this_host.rsplit_once(':').map(|(h, _)| h).unwrap_or("");
-    match holder.rsplit_once(':') {
-        Some((host, pid)) if host == this_host => pid
-            .parse::<u32>()
-            .map(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
-            .unwrap_or(true),
-        _ => false,
+/// The identity of this worker in leases and claims: `host:pid:start-millis` (the start time
+/// tells a reused pid from the process that had it before).
+fn worker_id() -> String {
+    format!(
+        "{}:{}:{}",
+        host_name(),
+        std::process::id(),
+        crate::now_millis()
+    )
+}
+
+/// Whether a worker is dead: its heartbeat is older than the lease, or it ran on this host
+/// and its process no longer exists (found at once, without waiting for the lease).
+fn worker_is_dead(worker: &WorkerRecord, now: i64, lease: Duration, this_host: &str) -> bool {
+    if now - worker.heartbeat_at > lease.as_millis() as i64 {
+        return true;
     }
+    worker.host == this_host
+        && worker.pid as u32 != std::process::id()
+        && !std::path::Path::new(&format!("/proc/{}", worker.pid)).exists()
 }
 
 #[derive(Default)]
 struct Counters {
+    claimed: AtomicU64,
     sent: AtomicU64,
     deferred: AtomicU64,
     failed: AtomicU64,
@@ -144,62 +156,21 @@ pub async fn run_campaign(
         }
     }
     let campaign_id = store.campaign_id(&campaign.name).await?;
-    let holder = holder_id();
-    if let Err(current) = store
-        .acquire_send_lock(campaign_id, &holder, holder_is_dead)
-        .await?
-    {
-        return Err(SendError::Locked {
-            campaign: campaign.name.clone(),
-            holder: current,
-        });
-    }
-    let result = run_locked(
-        config,
-        campaign,
-        campaign_id,
-        composer,
-        store,
-        transport,
-        options,
-        &holder,
-    )
-    .await;
-    store.release_send_lock(campaign_id, &holder).await?;
-    result
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn run_locked(
-    config: &ConfigDir,
-    campaign: &Campaign,
-    campaign_id: i64,
-    composer: &Composer<'_>,
-    store: &Store,
-    transport: &Transport,
-    options: &SendOptions,
-    holder: &str,
-) -> Result<SendReport, SendError> {
-    let mut report = SendReport {
-        campaign: campaign.name.clone(),
-        dry_run: options.dry_run,
-        ..Default::default()
-    };
-    if !options.dry_run {
-        resolve_interrupted(
-            campaign,
-            campaign_id,
-            store,
-            transport,
-            options,
-            &mut report,
-        )
+    let worker = worker_id();
+    let host = host_name();
+    store
+        .register_worker(campaign_id, &worker, &host, std::process::id())
         .await?;
-    }
-    report.added_to_outbox = store
-        .materialise_outbox(campaign_id, &campaign.registers)
-        .await?;
-
+    let lease = config.settings.database.lease;
+    let counters = Arc::new(Counters::default());
+    let heartbeat = (!options.dry_run).then(|| {
+        tokio::spawn(heartbeat_loop(
+            store.clone(),
+            worker.clone(),
+            counters.clone(),
+            lease,
+        ))
+    });
     let run = Run {
         config,
         campaign,
@@ -208,31 +179,37 @@ async fn run_locked(
         store,
         transport,
         options,
-        holder,
+        worker: &worker,
+        host: &host,
+        lease,
         pacer: config
             .settings
             .transport
             .rate_per_second
-            .map(Pacer::per_second),
-        counters: Counters::default(),
+            .map(|rate| Pacer::per_second(store.clone(), campaign_id, rate)),
+        counters,
         done: AtomicU64::new(0),
     };
-    match (&campaign.ab, options.dry_run) {
-        (Some(ab), false) => run_ab(&run, ab, &mut report).await?,
-        _ => run.send_phase(&report, None).await?,
+    let result = run.run().await;
+    if let Some(heartbeat) = heartbeat {
+        heartbeat.abort();
     }
-    let counters = run.counters;
-    fill_counts(&mut report, &counters);
-    if !options.dry_run {
-        clear_staging(transport, &campaign.name);
-        let counts = store.campaign_counts(Some(&campaign.name)).await?;
-        if let Some(c) = counts.first() {
-            report.waiting_for_retry =
-                (c.count(OutboxState::Deferred) + c.count(OutboxState::Queued)) as u64;
+    // A clean exit hands this worker's unstarted rows to the others at once.
+    store.release_leases(&worker, true).await?;
+    result
+}
+
+/// Renews the worker's heartbeat and leases every third of the lease.
+async fn heartbeat_loop(store: Store, worker: String, counters: Arc<Counters>, lease: Duration) {
+    loop {
+        tokio::time::sleep(lease / 3).await;
+        let lease_until = crate::now_millis() + lease.as_millis() as i64;
+        let claimed = counters.claimed.load(Ordering::Relaxed);
+        let sent = counters.sent.load(Ordering::Relaxed);
+        if let Err(e) = store.heartbeat(&worker, claimed, sent, lease_until).await {
+            tracing::warn!(worker, error = %e, "cannot renew the heartbeat; other workers may take this worker's rows when its lease runs out");
         }
-        report.next_retry_at = store.next_retry_at(campaign_id, None).await?;
     }
-    Ok(report)
 }
 
 /// One run's fixed parts and running counts.
@@ -244,71 +221,143 @@ struct Run<'a> {
     store: &'a Store,
     transport: &'a Transport,
     options: &'a SendOptions,
-    holder: &'a str,
+    worker: &'a str,
+    host: &'a str,
+    lease: Duration,
     pacer: Option<Pacer>,
-    counters: Counters,
+    counters: Arc<Counters>,
     done: AtomicU64,
 }
 
 impl Run<'_> {
-    /// Sends every due row (of `phase`, if given), waiting within the run for deferred rows
-    /// that come due within `wait_in_run`.
-    async fn send_phase(&self, report: &SendReport, phase: Option<Phase>) -> Result<(), SendError> {
-        let Run {
-            config,
-            campaign,
-            campaign_id,
-            composer,
-            store,
-            transport,
-            options,
-            holder,
-            ..
-        } = *self;
-        let settings = &config.settings;
-        let mut seen_in_dry_run = 0i64;
+    async fn run(&self) -> Result<SendReport, SendError> {
+        let (campaign, store, options) = (self.campaign, self.store, self.options);
+        let mut report = SendReport {
+            campaign: campaign.name.clone(),
+            dry_run: options.dry_run,
+            ..Default::default()
+        };
+        if !options.dry_run {
+            self.reap_dead_workers(&mut report).await?;
+        }
+        let assign = campaign.ab.as_ref().filter(|_| !options.dry_run).map(|ab| {
+            let (secret, name, fraction, variants) = (
+                self.composer.secret(),
+                campaign.name.as_str(),
+                ab.test_fraction,
+                ab.subjects.len(),
+            );
+            move |rows: &[(i64, i64)]| crate::abtest::assign(secret, name, rows, fraction, variants)
+        });
+        report.added_to_outbox = store
+            .prepare_outbox(self.campaign_id, &campaign.registers, assign)
+            .await?;
+        match (&campaign.ab, options.dry_run) {
+            (Some(ab), false) => run_ab(self, ab, &mut report).await?,
+            _ => self.send_phase(&mut report, None).await?,
+        }
+        fill_counts(&mut report, &self.counters);
+        if !options.dry_run {
+            clear_staging(self.transport, &campaign.name);
+            let counts = store.campaign_counts(Some(&campaign.name)).await?;
+            if let Some(c) = counts.first() {
+                report.waiting_for_retry =
+                    (c.count(OutboxState::Deferred) + c.count(OutboxState::Queued)) as u64;
+            }
+            report.next_retry_at = store.next_retry_at(self.campaign_id, None).await?;
+        }
+        Ok(report)
+    }
+
+    /// Finds the campaign's dead workers: frees the rows they leased and resolves the rows
+    /// they left in `sending` (see [`resolve_interrupted`]). Rows in `sending` whose worker
+    /// is not a live one are theirs.
+    async fn reap_dead_workers(&self, report: &mut SendReport) -> Result<(), SendError> {
+        let (store, campaign_id) = (self.store, self.campaign_id);
+        let now = crate::now_millis();
+        let mut live = std::collections::HashSet::new();
+        for worker in store.campaign_workers(campaign_id).await? {
+            if worker.worker != self.worker && worker_is_dead(&worker, now, self.lease, self.host) {
+                tracing::warn!(campaign = %self.campaign.name, worker = %worker.worker, "a worker of this campaign is dead; taking over its rows");
+                store.release_leases(&worker.worker, false).await?;
+                store.bury_worker(&worker.worker).await?;
+            } else {
+                live.insert(worker.worker);
+            }
+        }
+        let orphans: Vec<(i64, Option<String>)> = store
+            .rows_in_sending(campaign_id)
+            .await?
+            .into_iter()
+            .filter(|(_, by)| by.as_ref().is_none_or(|by| !live.contains(by)))
+            .collect();
+        if !orphans.is_empty() {
+            resolve_interrupted(self, &orphans, report).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends every due row (of `phase`, if given), waiting within the run for rows that
+    /// come due within `wait_in_run`: deferred rows, and rows other workers hold (which come
+    /// back if those workers die).
+    async fn send_phase(
+        &self,
+        report: &mut SendReport,
+        phase: Option<Phase>,
+    ) -> Result<(), SendError> {
+        let (store, campaign_id, options) = (self.store, self.campaign_id, self.options);
+        let settings = &self.config.settings;
+        let batch = (settings.transport.concurrency as i64 * 8).clamp(16, 512);
+        let mut dry_run_after = 0i64;
         loop {
             if options.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let now = crate::now_millis();
             let due = if options.dry_run {
-                // A dry run changes no state, so it pages through the due rows instead.
-                let all = store
-                    .due_rows(campaign_id, i64::MAX, seen_in_dry_run + 512, phase)
+                // A dry run changes no state, so it pages through the rows instead.
+                let page = store
+                    .rows_to_send(campaign_id, dry_run_after, batch, phase)
                     .await?;
-                let page: Vec<i64> = all.into_iter().skip(seen_in_dry_run as usize).collect();
-                seen_in_dry_run += page.len() as i64;
+                dry_run_after = page.last().copied().unwrap_or(i64::MAX);
                 page
             } else {
-                store.due_rows(campaign_id, now, 512, phase).await?
+                self.reap_dead_workers(report).await?;
+                let lease_until = now + self.lease.as_millis() as i64;
+                let rows = store
+                    .claim_batch(campaign_id, self.worker, now, lease_until, batch, phase)
+                    .await?;
+                self.counters
+                    .claimed
+                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
+                rows
             };
             if due.is_empty() {
                 if options.dry_run {
                     return Ok(());
                 }
-                match store.next_retry_at(campaign_id, phase).await? {
+                match store.next_claimable_at(campaign_id, phase).await? {
                     Some(at) if at - now <= settings.retry.wait_in_run.as_millis() as i64 => {
-                        tracing::info!(campaign = %campaign.name, wait_ms = at - now, "waiting for deferred messages to come due");
-                        wait_or_stop(
-                            Duration::from_millis((at - now).max(0) as u64),
-                            &options.stop,
-                        )
-                        .await;
+                        // Poll at least every second: a worker found dead frees its rows
+                        // before its lease would run out.
+                        let wait = (at - now).clamp(0, 1000);
+                        tracing::debug!(campaign = %self.campaign.name, wait_ms = wait, "waiting for rows to come due");
+                        wait_or_stop(Duration::from_millis(wait as u64), &options.stop).await;
                         continue;
                     }
                     _ => return Ok(()),
                 }
             }
+            let report = &*report;
             futures_util::stream::iter(due)
                 .for_each_concurrent(settings.transport.concurrency, |outbox_id| async move {
                     if options.stop.load(Ordering::SeqCst) {
                         return;
                     }
                     let outcome = if options.dry_run {
-                        dry_run_one(config, composer, store, outbox_id).await
+                        dry_run_one(self.config, self.composer, store, outbox_id).await
                     } else {
-                        send_one(config, campaign, composer, store, transport, self.pacer.as_ref(), holder, outbox_id).await
+                        send_one(self, outbox_id).await
                     };
                     let counters = &self.counters;
                     match outcome {
@@ -343,24 +392,25 @@ async fn run_ab(
     report: &mut SendReport,
 ) -> Result<(), SendError> {
     let (store, campaign_id, options) = (run.store, run.campaign_id, run.options);
-    let unassigned = store.ab_unassigned(campaign_id).await?;
-    if !unassigned.is_empty() {
-        let assignments = crate::abtest::assign(
-            run.composer.secret(),
-            &run.campaign.name,
-            &unassigned,
-            ab.test_fraction,
-            ab.subjects.len(),
-        );
-        store.ab_assign(&assignments).await?;
-    }
     if store.ab_state(campaign_id).await?.decision.is_none() {
         report.ab_phase = Some("test".into());
-        run.send_phase(report, Some(Phase::Test)).await?;
-        if options.stop.load(Ordering::SeqCst)
-            || store.ab_pending(campaign_id, Phase::Test).await? > 0
-        {
-            return Ok(()); // test messages still queued or deferred: a later run continues
+        loop {
+            run.send_phase(report, Some(Phase::Test)).await?;
+            if options.stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            // Other workers may still be sending test messages: the phase ends with theirs.
+            if store
+                .ab_in_flight(campaign_id, Phase::Test, crate::now_millis())
+                .await?
+                == 0
+            {
+                break;
+            }
+            wait_or_stop(Duration::from_millis(200), &options.stop).await;
+        }
+        if store.ab_pending(campaign_id, Phase::Test).await? > 0 {
+            return Ok(()); // test messages deferred beyond this run: a later run continues
         }
         let finished = store.ab_test_finished(campaign_id).await?;
         let decide_at = finished + ab.wait.as_millis() as i64;
@@ -380,6 +430,7 @@ async fn run_ab(
             ab.metric,
             ab.subjects.len(),
         );
+        // Taken once: every worker proposes, the first stored decision holds for all.
         let decision = store
             .ab_decide(
                 campaign_id,
@@ -437,95 +488,81 @@ async fn wait_or_stop(duration: Duration, stop: &AtomicBool) {
     }
 }
 
-/// Rows in `sending` belong to a run that was killed mid-transaction (the lock guarantees no
-/// live run holds them). The outbox transport can tell whether the file was written; SMTP
-/// cannot tell whether the server accepted the message, so such rows fail as `interrupted`
-/// rather than risk a duplicate, unless the operator asked to resend them.
+/// Rows a dead worker left in `sending` were in the middle of their transaction. The outbox
+/// transport can tell whether the file was written; SMTP cannot tell whether the server
+/// accepted the message, so such rows fail as `interrupted` rather than risk a duplicate,
+/// unless the operator asked to resend them. Only the first live worker to resolve a row does.
 async fn resolve_interrupted(
-    campaign: &Campaign,
-    campaign_id: i64,
-    store: &Store,
-    transport: &Transport,
-    options: &SendOptions,
+    run: &Run<'_>,
+    orphans: &[(i64, Option<String>)],
     report: &mut SendReport,
 ) -> Result<(), SendError> {
-    for outbox_id in store.rows_in_sending(campaign_id).await? {
-        if let Some(file) = transport.outbox_file(&campaign.name, outbox_id) {
-            if file.exists() {
-                store
-                    .mark_sent(
-                        outbox_id,
-                        "found in the outbox after an interrupted run",
-                        "",
-                        None,
-                    )
-                    .await?;
-                report.interrupted_sent += 1;
-            } else {
-                store
-                    .mark_unsent(
-                        outbox_id,
-                        OutboxState::Queued,
-                        0,
-                        "interrupted before the file was written",
-                    )
-                    .await?;
-                report.interrupted_requeued += 1;
+    let (store, transport) = (run.store, run.transport);
+    let (mut sent, mut requeued, mut failed) = (0, 0, 0);
+    for (outbox_id, dead) in orphans {
+        let (outbox_id, dead) = (*outbox_id, dead.as_deref());
+        let (resolution, note) = match transport.outbox_file(&run.campaign.name, outbox_id) {
+            Some(file) if file.exists() => (
+                OutboxState::Sent,
+                "found in the outbox after an interrupted run",
+            ),
+            Some(_) => (
+                OutboxState::Queued,
+                "interrupted before the file was written",
+            ),
+            None if run.options.resend_interrupted => (
+                OutboxState::Queued,
+                "interrupted; requeued by --resend-interrupted",
+            ),
+            None => (
+                OutboxState::Failed,
+                "interrupted: the run was killed during the SMTP transaction and the server may \
+                 have accepted the message; not resent, to avoid a duplicate (requeue with \
+                 `fairsend send --resend-interrupted`)",
+            ),
+        };
+        if store
+            .resolve_interrupted(outbox_id, dead, resolution, note)
+            .await?
+        {
+            match resolution {
+                OutboxState::Sent => sent += 1,
+                OutboxState::Queued => requeued += 1,
+                _ => failed += 1,
             }
-        } else if options.resend_interrupted {
-            store
-                .mark_unsent(
-                    outbox_id,
-                    OutboxState::Queued,
-                    0,
-                    "interrupted; requeued by --resend-interrupted",
-                )
-                .await?;
-            report.interrupted_requeued += 1;
-        } else {
-            store
-                .mark_unsent(
-                    outbox_id,
-                    OutboxState::Failed,
-                    0,
-                    "interrupted: the run was killed during the SMTP transaction and the server may \
-                     have accepted the message; not resent, to avoid a duplicate (requeue with \
-                     `fairsend send --resend-interrupted`)",
-                )
-                .await?;
-            report.interrupted_failed += 1;
         }
     }
-    if report.interrupted_failed + report.interrupted_requeued + report.interrupted_sent > 0 {
+    report.interrupted_sent += sent;
+    report.interrupted_requeued += requeued;
+    report.interrupted_failed += failed;
+    if sent + requeued + failed > 0 {
         tracing::warn!(
-            campaign = %campaign.name,
-            sent = report.interrupted_sent,
-            requeued = report.interrupted_requeued,
-            failed = report.interrupted_failed,
+            campaign = %run.campaign.name,
+            sent,
+            requeued,
+            failed,
             "resolved rows left in 'sending' by an interrupted run"
         );
     }
     Ok(())
 }
 
-/// Sends one outbox row; returns the state it ended in, or `None` if another run had it.
-#[allow(clippy::too_many_arguments)]
-async fn send_one(
-    config: &ConfigDir,
-    campaign: &Campaign,
-    composer: &Composer<'_>,
-    store: &Store,
-    transport: &Transport,
-    pacer: Option<&Pacer>,
-    holder: &str,
-    outbox_id: i64,
-) -> Result<Option<OutboxState>, StoreError> {
-    if let Some(pacer) = pacer {
-        pacer.wait().await;
+/// Sends one leased outbox row; returns the state it ended in, or `None` if the row is no
+/// longer this worker's.
+async fn send_one(run: &Run<'_>, outbox_id: i64) -> Result<Option<OutboxState>, StoreError> {
+    let (config, campaign, composer, store, transport) = (
+        run.config,
+        run.campaign,
+        run.composer,
+        run.store,
+        run.transport,
+    );
+    if let Some(pacer) = &run.pacer {
+        pacer.wait().await?;
     }
-    if !store.claim(outbox_id, holder).await? {
+    let Some(attempts) = store.begin_sending(outbox_id, run.worker).await? else {
         return Ok(None);
-    }
+    };
     // Read immediately before the transaction: an opt-out committed a moment ago counts.
     let Some(gate) = store.recipient(outbox_id).await? else {
         store
@@ -600,7 +637,6 @@ async fn send_one(
         }
         Err(DeliveryFailure::Transient(reason)) => {
             let retry = &config.settings.retry;
-            let attempts = store.attempts(outbox_id).await?;
             if attempts >= i64::from(retry.max_attempts) {
                 let why = format!("gave up after {attempts} attempts: {reason}");
                 tracing::warn!(outbox_id, %why, "temporary failures exhausted the retries");
@@ -668,11 +704,41 @@ mod tests {
     }
 
     #[test]
-    fn dead_holders() {
-        let me = holder_id();
-        assert!(!holder_is_dead(&me));
-        let host = me.rsplit_once(':').unwrap().0;
-        assert!(holder_is_dead(&format!("{host}:4294967")));
-        assert!(!holder_is_dead("some-other-host:1"));
+    fn dead_workers() {
+        let lease = Duration::from_secs(30);
+        let now = 1_000_000;
+        let worker = |host: &str, pid: i64, heartbeat_at: i64| WorkerRecord {
+            worker: format!("{host}:{pid}:0"),
+            host: host.into(),
+            pid,
+            started_at: 0,
+            heartbeat_at,
+            claimed: 0,
+            sent: 0,
+            stopped_at: None,
+        };
+        let here = host_name();
+        let me = std::process::id() as i64;
+        assert!(!worker_is_dead(&worker(&here, me, now), now, lease, &here));
+        // A process that does not exist on this host is dead at once.
+        assert!(worker_is_dead(
+            &worker(&here, 4_294_967, now),
+            now,
+            lease,
+            &here
+        ));
+        // Another host's worker is alive while its heartbeat is fresh, dead after the lease.
+        assert!(!worker_is_dead(
+            &worker("elsewhere", 1, now - 29_000),
+            now,
+            lease,
+            &here
+        ));
+        assert!(worker_is_dead(
+            &worker("elsewhere", 1, now - 31_000),
+            now,
+            lease,
+            &here
+        ));
     }
 }

@@ -24,52 +24,29 @@ pub struct TestMessage {
 }
 
 impl Store {
-    /// Queued rows not yet given a phase whose contact may be sent to: (outbox id, contact id).
-    /// Rows whose contact is suppressed or inactive are marked `suppressed` instead, so they
-    /// never count in a group.
-    pub async fn ab_unassigned(&self, campaign_id: i64) -> Result<Vec<(i64, i64)>, StoreError> {
-        sqlx::query(
-            "UPDATE outbox SET state = 'suppressed', last_error = 'not eligible when the A/B groups were formed', updated_at = ?
-              WHERE campaign_id = ? AND phase IS NULL AND state = 'queued'
-                AND contact_id IN (SELECT c.id FROM contacts c
-                                   LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-                                   WHERE c.status != 'active' OR s.email_hash IS NOT NULL)",
-        )
-        .bind(crate::now_millis())
-        .bind(campaign_id)
-        .execute(self.pool())
-        .await?;
-        let rows = sqlx::query("SELECT id, contact_id FROM outbox WHERE campaign_id = ? AND phase IS NULL AND state = 'queued' ORDER BY id")
-            .bind(campaign_id)
-            .fetch_all(self.pool())
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.get("id"), r.get("contact_id")))
-            .collect())
-    }
-
-    pub async fn ab_assign(
+    /// Rows of `phase` being worked on at `now`: in `sending`, or leased to a worker whose
+    /// lease has not run out. While there are any, the phase is not over.
+    pub async fn ab_in_flight(
         &self,
-        assignments: &[(i64, Phase, Option<usize>)],
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        for (id, phase, variant) in assignments {
-            sqlx::query("UPDATE outbox SET phase = ?, variant = ? WHERE id = ? AND phase IS NULL")
-                .bind(phase.as_str())
-                .bind(variant.map(|v| v as i64))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        campaign_id: i64,
+        phase: Phase,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM outbox WHERE campaign_id = $1 AND phase = $2
+                AND (state = 'sending' OR (state IN ('queued', 'deferred') AND lease_until >= $3))",
+        )
+        .bind(campaign_id)
+        .bind(phase.as_str())
+        .bind(now)
+        .fetch_one(self.pool())
+        .await?)
     }
 
     /// Rows of `phase` not yet in a final state.
     pub async fn ab_pending(&self, campaign_id: i64, phase: Phase) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM outbox WHERE campaign_id = ? AND phase = ? AND state IN ('queued', 'deferred', 'sending')",
+            "SELECT COUNT(*) FROM outbox WHERE campaign_id = $1 AND phase = $2 AND state IN ('queued', 'deferred', 'sending')",
         )
         .bind(campaign_id)
         .bind(phase.as_str())
@@ -78,7 +55,7 @@ impl Store {
     }
 
     pub async fn ab_state(&self, campaign_id: i64) -> Result<AbState, StoreError> {
-        let row = sqlx::query("SELECT * FROM ab_state WHERE campaign_id = ?")
+        let row = sqlx::query("SELECT * FROM ab_state WHERE campaign_id = $1")
             .bind(campaign_id)
             .fetch_optional(self.pool())
             .await?;
@@ -107,13 +84,13 @@ impl Store {
     /// Records when the test phase finished (the last test message's send time), once.
     pub async fn ab_test_finished(&self, campaign_id: i64) -> Result<i64, StoreError> {
         let last: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(sent_at) FROM outbox WHERE campaign_id = ? AND phase = 'test'",
+            "SELECT MAX(sent_at) FROM outbox WHERE campaign_id = $1 AND phase = 'test'",
         )
         .bind(campaign_id)
         .fetch_one(self.pool())
         .await?;
         sqlx::query(
-            "INSERT INTO ab_state (campaign_id, test_finished_at) VALUES (?, ?)
+            "INSERT INTO ab_state (campaign_id, test_finished_at) VALUES ($1, $2)
              ON CONFLICT (campaign_id) DO UPDATE SET test_finished_at = COALESCE(ab_state.test_finished_at, excluded.test_finished_at)",
         )
         .bind(campaign_id)
@@ -136,8 +113,8 @@ impl Store {
     ) -> Result<Decision, StoreError> {
         let mut tx = self.pool().begin().await?;
         sqlx::query(
-            "UPDATE ab_state SET decided_at = ?, winner = ?, method = ?, statistic = ?, p_value = ?, fallback_used = ?
-              WHERE campaign_id = ? AND decided_at IS NULL",
+            "UPDATE ab_state SET decided_at = $1, winner = $2, method = $3, statistic = $4, p_value = $5, fallback_used = $6
+              WHERE campaign_id = $7 AND decided_at IS NULL",
         )
         .bind(crate::now_millis())
         .bind(decision.winner as i64)
@@ -148,15 +125,17 @@ impl Store {
         .bind(campaign_id)
         .execute(&mut *tx)
         .await?;
-        let winner: i64 = sqlx::query_scalar("SELECT winner FROM ab_state WHERE campaign_id = ?")
+        let winner: i64 = sqlx::query_scalar("SELECT winner FROM ab_state WHERE campaign_id = $1")
             .bind(campaign_id)
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query("UPDATE outbox SET variant = ? WHERE campaign_id = ? AND phase = 'remainder'")
-            .bind(winner)
-            .bind(campaign_id)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET variant = $1 WHERE campaign_id = $2 AND phase = 'remainder'",
+        )
+        .bind(winner)
+        .bind(campaign_id)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(self
             .ab_state(campaign_id)
@@ -170,9 +149,10 @@ impl Store {
     pub async fn ab_test_messages(&self, campaign_id: i64) -> Result<Vec<TestMessage>, StoreError> {
         let rows = sqlx::query(
             "SELECT o.id, o.variant, o.sent_at,
-                    EXISTS (SELECT 1 FROM engagements e JOIN contacts c ON c.email_hash = e.email_hash
-                             WHERE c.id = o.contact_id AND e.kind = 'reply' AND e.campaign_id = o.campaign_id) AS replied
-               FROM outbox o WHERE o.campaign_id = ? AND o.phase = 'test' AND o.state = 'sent' ORDER BY o.id",
+                    CASE WHEN EXISTS (SELECT 1 FROM engagements e JOIN contacts c ON c.email_hash = e.email_hash
+                             WHERE c.id = o.contact_id AND e.kind = 'reply' AND e.campaign_id = o.campaign_id)
+                         THEN 1 ELSE 0 END AS replied
+               FROM outbox o WHERE o.campaign_id = $1 AND o.phase = 'test' AND o.state = 'sent' ORDER BY o.id",
         )
         .bind(campaign_id)
         .fetch_all(self.pool())
@@ -180,7 +160,7 @@ impl Store {
         let mut out = Vec::new();
         for r in rows {
             let id: i64 = r.get("id");
-            let events = sqlx::query("SELECT kind, link, created_at FROM message_events WHERE outbox_id = ? ORDER BY created_at")
+            let events = sqlx::query("SELECT kind, link, created_at FROM message_events WHERE outbox_id = $1 ORDER BY created_at")
                 .bind(id)
                 .fetch_all(self.pool())
                 .await?
@@ -191,7 +171,7 @@ impl Store {
                 variant: r.get::<Option<i64>, _>("variant").unwrap_or(0) as usize,
                 sent_at: r.get("sent_at"),
                 events,
-                replied: r.get("replied"),
+                replied: r.get::<i64, _>("replied") != 0,
             });
         }
         Ok(out)
@@ -203,8 +183,8 @@ impl Store {
         campaign_id: i64,
     ) -> Result<Vec<(usize, i64, i64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT variant, COUNT(*) AS size, SUM(state = 'sent') AS sent FROM outbox
-              WHERE campaign_id = ? AND phase = 'test' GROUP BY variant ORDER BY variant",
+            "SELECT variant, COUNT(*) AS size, SUM(CASE WHEN state = 'sent' THEN 1 ELSE 0 END) AS sent FROM outbox
+              WHERE campaign_id = $1 AND phase = 'test' GROUP BY variant ORDER BY variant",
         )
         .bind(campaign_id)
         .fetch_all(self.pool())
@@ -229,7 +209,7 @@ impl Store {
     ) -> Result<Vec<String>, StoreError> {
         let mut tx = self.pool().begin().await?;
         for (idx, url) in links.iter().enumerate() {
-            sqlx::query("INSERT INTO campaign_links (campaign_id, idx, url) VALUES (?, ?, ?) ON CONFLICT DO NOTHING")
+            sqlx::query("INSERT INTO campaign_links (campaign_id, idx, url) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                 .bind(campaign_id)
                 .bind(idx as i64)
                 .bind(url)
@@ -238,10 +218,12 @@ impl Store {
         }
         tx.commit().await?;
         Ok(
-            sqlx::query_scalar("SELECT url FROM campaign_links WHERE campaign_id = ? ORDER BY idx")
-                .bind(campaign_id)
-                .fetch_all(self.pool())
-                .await?,
+            sqlx::query_scalar(
+                "SELECT url FROM campaign_links WHERE campaign_id = $1 ORDER BY idx",
+            )
+            .bind(campaign_id)
+            .fetch_all(self.pool())
+            .await?,
         )
     }
 
@@ -252,7 +234,7 @@ impl Store {
         idx: i64,
     ) -> Result<Option<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT l.url FROM outbox o JOIN campaign_links l ON l.campaign_id = o.campaign_id AND l.idx = ? WHERE o.id = ?",
+            "SELECT l.url FROM outbox o JOIN campaign_links l ON l.campaign_id = o.campaign_id AND l.idx = $1 WHERE o.id = $2",
         )
         .bind(idx)
         .bind(outbox_id)
@@ -266,7 +248,7 @@ impl Store {
         kind: &str,
         link: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM outbox WHERE id = ?")
+        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM outbox WHERE id = $1")
             .bind(outbox_id)
             .fetch_optional(self.pool())
             .await?;
@@ -274,7 +256,7 @@ impl Store {
             return Ok(false);
         }
         sqlx::query(
-            "INSERT INTO message_events (outbox_id, kind, link, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO message_events (outbox_id, kind, link, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(outbox_id)
         .bind(kind)
@@ -284,4 +266,49 @@ impl Store {
         .await?;
         Ok(true)
     }
+}
+
+/// Queued rows not yet given a phase whose contact may be sent to: (outbox id, contact id).
+/// Rows whose contact is suppressed or inactive are marked `suppressed` instead, so they never
+/// count in a group. Runs inside [`Store::prepare_outbox`]'s transaction.
+pub(super) async fn unassigned_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    campaign_id: i64,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET state = 'suppressed', last_error = 'not eligible when the A/B groups were formed', updated_at = $1
+          WHERE campaign_id = $2 AND phase IS NULL AND state = 'queued'
+            AND contact_id IN (SELECT c.id FROM contacts c
+                               LEFT JOIN suppressions s ON s.email_hash = c.email_hash
+                               WHERE c.status != 'active' OR s.email_hash IS NOT NULL)",
+    )
+    .bind(crate::now_millis())
+    .bind(campaign_id)
+    .execute(&mut **tx)
+    .await?;
+    let rows = sqlx::query(
+        "SELECT id, contact_id FROM outbox WHERE campaign_id = $1 AND phase IS NULL AND state = 'queued' ORDER BY id",
+    )
+    .bind(campaign_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.get("id"), r.get("contact_id")))
+        .collect())
+}
+
+pub(super) async fn assign_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    assignments: &[(i64, Phase, Option<usize>)],
+) -> Result<(), StoreError> {
+    for (id, phase, variant) in assignments {
+        sqlx::query("UPDATE outbox SET phase = $1, variant = $2 WHERE id = $3 AND phase IS NULL")
+            .bind(phase.as_str())
+            .bind(variant.map(|v| v as i64))
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
 }

@@ -42,15 +42,15 @@ impl Store {
     /// Marks every contact with this business ID `ceased`; returns (newly ceased, matched).
     pub async fn mark_ceased(&self, business_id: &str) -> Result<(u64, u64), StoreError> {
         let matched: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT contact_id) FROM memberships WHERE business_id = ?",
+            "SELECT COUNT(DISTINCT contact_id) FROM memberships WHERE business_id = $1",
         )
         .bind(business_id)
         .fetch_one(self.pool())
         .await?;
         let changed = sqlx::query(
-            "UPDATE contacts SET status = 'ceased', updated_at = ?
+            "UPDATE contacts SET status = 'ceased', updated_at = $1
               WHERE status != 'ceased'
-                AND id IN (SELECT contact_id FROM memberships WHERE business_id = ?)",
+                AND id IN (SELECT contact_id FROM memberships WHERE business_id = $2)",
         )
         .bind(crate::now_millis())
         .bind(business_id)
@@ -64,7 +64,7 @@ impl Store {
     /// returns (changed, found).
     pub async fn mark_passive(&self, email: &EmailAddress) -> Result<(bool, bool), StoreError> {
         let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM contacts WHERE email = ?")
+            sqlx::query_scalar("SELECT status FROM contacts WHERE email = $1")
                 .bind(email.as_str())
                 .fetch_optional(self.pool())
                 .await?;
@@ -88,7 +88,7 @@ impl Store {
     ) -> Result<Vec<EmailAddress>, StoreError> {
         let emails: Vec<String> = sqlx::query_scalar(
             "SELECT DISTINCT c.email FROM contacts c JOIN memberships m ON m.contact_id = c.id
-              WHERE m.business_id = ? AND lower(m.first_name) = lower(?) AND lower(m.last_name) = lower(?)",
+              WHERE m.business_id = $1 AND lower(m.first_name) = lower($2) AND lower(m.last_name) = lower($3)",
         )
         .bind(business_id)
         .bind(first_name)
@@ -131,7 +131,7 @@ impl Store {
         let mut touched = Vec::new();
         for id in membership_ids {
             let contact: Option<i64> =
-                sqlx::query_scalar("DELETE FROM memberships WHERE id = ? RETURNING contact_id")
+                sqlx::query_scalar("DELETE FROM memberships WHERE id = $1 RETURNING contact_id")
                     .bind(id)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -144,7 +144,7 @@ impl Store {
         touched.dedup();
         for contact in touched {
             let left: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE contact_id = ?")
+                sqlx::query_scalar("SELECT COUNT(*) FROM memberships WHERE contact_id = $1")
                     .bind(contact)
                     .fetch_one(&mut *tx)
                     .await?;
@@ -152,25 +152,25 @@ impl Store {
                 continue;
             }
             let hash: Option<String> =
-                sqlx::query_scalar("SELECT email_hash FROM contacts WHERE id = ?")
+                sqlx::query_scalar("SELECT email_hash FROM contacts WHERE id = $1")
                     .bind(contact)
                     .fetch_optional(&mut *tx)
                     .await?;
-            outcome.outbox_rows_deleted += sqlx::query("DELETE FROM outbox WHERE contact_id = ?")
+            outcome.outbox_rows_deleted += sqlx::query("DELETE FROM outbox WHERE contact_id = $1")
                 .bind(contact)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            sqlx::query("DELETE FROM contacts WHERE id = ?")
+            sqlx::query("DELETE FROM contacts WHERE id = $1")
                 .bind(contact)
                 .execute(&mut *tx)
                 .await?;
             if let Some(hash) = hash {
                 for statement in [
-                    "DELETE FROM bounces WHERE email_hash = ?",
-                    "DELETE FROM engagements WHERE email_hash = ?",
-                    "UPDATE suppressions SET email = NULL WHERE email_hash = ?",
-                    "UPDATE optouts SET email = NULL, detail = NULL WHERE email_hash = ?",
+                    "DELETE FROM bounces WHERE email_hash = $1",
+                    "DELETE FROM engagements WHERE email_hash = $1",
+                    "UPDATE suppressions SET email = NULL WHERE email_hash = $1",
+                    "UPDATE optouts SET email = NULL, detail = NULL WHERE email_hash = $1",
                 ] {
                     sqlx::query(statement).bind(&hash).execute(&mut *tx).await?;
                 }
@@ -189,8 +189,10 @@ impl Store {
         let rows = sqlx::query(
             "SELECT m.register, c.status,
                     (SELECT COUNT(*) FROM outbox o WHERE o.contact_id = c.id AND o.state = 'sent') AS sends,
-                    EXISTS (SELECT 1 FROM engagements e WHERE e.email_hash = c.email_hash) AS engaged,
-                    EXISTS (SELECT 1 FROM bounces b WHERE b.email_hash = c.email_hash AND b.kind = 'dsn') AS bounced
+                    CASE WHEN EXISTS (SELECT 1 FROM engagements e WHERE e.email_hash = c.email_hash)
+                         THEN 1 ELSE 0 END AS engaged,
+                    CASE WHEN EXISTS (SELECT 1 FROM bounces b WHERE b.email_hash = c.email_hash AND b.kind = 'dsn')
+                         THEN 1 ELSE 0 END AS bounced
                FROM memberships m JOIN contacts c ON c.id = m.contact_id",
         )
         .fetch_all(self.pool())
@@ -208,8 +210,8 @@ impl Store {
                 counts.never_sent += 1;
             }
             if sends >= unengaged_after
-                && !r.get::<bool, _>("engaged")
-                && !r.get::<bool, _>("bounced")
+                && r.get::<i64, _>("engaged") == 0
+                && r.get::<i64, _>("bounced") == 0
             {
                 counts.unengaged += 1;
             }

@@ -78,7 +78,7 @@ impl Store {
     ) -> Result<Option<(EmailAddress, i64)>, StoreError> {
         let row = sqlx::query(
             "SELECT c.email, o.campaign_id FROM outbox o JOIN contacts c ON c.id = o.contact_id
-              WHERE o.id = ?",
+              WHERE o.id = $1",
         )
         .bind(outbox_id)
         .fetch_optional(self.pool())
@@ -100,7 +100,7 @@ impl Store {
         let mut applied = AppliedInbound::default();
         let mut tx = self.pool().begin().await?;
         let new = sqlx::query(
-            "INSERT INTO inbound_messages (fingerprint, kind, received_at) VALUES (?, ?, ?)
+            "INSERT INTO inbound_messages (fingerprint, kind, received_at) VALUES ($1, $2, $3)
              ON CONFLICT (fingerprint) DO NOTHING",
         )
         .bind(&effects.fingerprint)
@@ -135,8 +135,8 @@ impl Store {
                 applied.suppressed_hard += 1;
                 if let Some(outbox_id) = b.outbox_id {
                     sqlx::query(
-                        "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ?
-                          WHERE id = ? AND state IN ('sent', 'queued', 'deferred')",
+                        "UPDATE outbox SET state = 'failed', last_error = $1, updated_at = $2
+                          WHERE id = $3 AND state IN ('sent', 'queued', 'deferred')",
                     )
                     .bind(format!("hard bounce: {}", b.reason))
                     .bind(now)
@@ -148,7 +148,7 @@ impl Store {
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO bounces (fingerprint, received_at, email_hash, email, outbox_id, campaign_id,
                      kind, class, reason, status, reply_code, diagnostic, action_taken)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
             )
             .bind(&effects.fingerprint)
             .bind(now)
@@ -170,7 +170,7 @@ impl Store {
             {
                 let (count, first, last): (i64, i64, i64) = sqlx::query_as(
                     "SELECT COUNT(*), MIN(received_at), MAX(received_at) FROM bounces
-                      WHERE email_hash = ? AND class = 'soft'",
+                      WHERE email_hash = $1 AND class = 'soft'",
                 )
                 .bind(hash)
                 .fetch_one(&mut *tx)
@@ -188,7 +188,7 @@ impl Store {
                     .await?;
                     action = "suppressed_soft_limit";
                     applied.suppressed_soft_limit += 1;
-                    sqlx::query("UPDATE bounces SET action_taken = ? WHERE id = ?")
+                    sqlx::query("UPDATE bounces SET action_taken = $1 WHERE id = $2")
                         .bind(action)
                         .bind(id)
                         .execute(&mut *tx)
@@ -206,7 +206,7 @@ impl Store {
         {
             let done = sqlx::query(
                 "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email_hash) DO NOTHING",
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
             )
             .bind(hash)
             .bind(email.as_ref().map(EmailAddress::as_str))
@@ -233,7 +233,7 @@ impl Store {
             .await?;
         }
         if let Some((hash, campaign_id)) = &effects.reply_from {
-            sqlx::query("INSERT INTO engagements (email_hash, kind, campaign_id, created_at) VALUES (?, 'reply', ?, ?)")
+            sqlx::query("INSERT INTO engagements (email_hash, kind, campaign_id, created_at) VALUES ($1, 'reply', $2, $3)")
                 .bind(hash)
                 .bind(campaign_id)
                 .bind(now)
@@ -250,7 +250,7 @@ impl Store {
             "SELECT b.id, b.received_at, b.email, c.name AS campaign, b.kind, b.class, b.reason,
                     b.status, b.reply_code, b.diagnostic, b.action_taken
                FROM bounces b LEFT JOIN campaigns c ON c.id = b.campaign_id
-              ORDER BY b.received_at DESC, b.id DESC LIMIT ?",
+              ORDER BY b.received_at DESC, b.id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(self.pool())
@@ -275,7 +275,7 @@ impl Store {
 }
 
 async fn suppress(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     hash: &str,
     email: Option<&str>,
     reason: SuppressionReason,
@@ -284,7 +284,7 @@ async fn suppress(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
-         VALUES (?, ?, ?, 'inbound', ?, ?) ON CONFLICT (email_hash) DO NOTHING",
+         VALUES ($1, $2, $3, 'inbound', $4, $5) ON CONFLICT (email_hash) DO NOTHING",
     )
     .bind(hash)
     .bind(email)

@@ -1,8 +1,10 @@
 //! Persistence with sqlx: the only module that speaks SQL.
 //!
 //! SQLite is the embedded default: the database file is created and migrated on first use.
-//! Every statement binds its parameters; no value is ever formatted into SQL text. This module
-//! stores and fetches; it makes no sending or compliance decisions.
+//! PostgreSQL is the engine for several workers on one campaign. Both run the same statements
+//! through sqlx's `Any` driver (`$N` placeholders, portable SQL); what differs between them is
+//! in [`Backend`] alone. Every statement binds its parameters; no value is ever formatted into
+//! SQL text. This module stores and fetches; it makes no sending or compliance decisions.
 
 mod ab;
 mod hygiene;
@@ -10,12 +12,11 @@ mod inbound;
 mod ops;
 mod optout;
 mod outbox;
+mod workers;
 
-use std::str::FromStr;
-use std::time::Duration;
-
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Connection, Executor};
 
 pub use ab::{AbState, TestMessage};
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
@@ -23,6 +24,7 @@ pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, Opt
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate};
+pub use workers::WorkerRecord;
 
 use crate::audience::{ContactRecord, EmailAddress};
 use crate::suppress::SuppressionReason;
@@ -45,13 +47,60 @@ pub enum StoreError {
         id: i64,
         value: String,
     },
-    #[error("unsupported database URL '{0}': use sqlite://FILE")]
+    #[error(
+        "unsupported database URL '{0}': use sqlite://FILE or postgres://USER@HOST[:PORT]/DATABASE"
+    )]
     UnsupportedUrl(String),
+}
+
+/// The database engine behind a [`Store`]: the one place where their SQL differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn of_url(url: &str) -> Option<Self> {
+        if url.starts_with("sqlite:") {
+            Some(Self::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Self::Postgres)
+        } else {
+            None
+        }
+    }
+
+    /// The row-locking clause of a claim: PostgreSQL workers skip rows another worker is
+    /// claiming at this instant; SQLite has one writer at a time, so the claim's own UPDATE
+    /// already excludes the others.
+    fn skip_locked(self) -> &'static str {
+        match self {
+            Self::Sqlite => "",
+            Self::Postgres => "FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    fn default_max_connections(self) -> u32 {
+        match self {
+            Self::Sqlite => 8,
+            Self::Postgres => 10,
+        }
+    }
+}
+
+/// How to open a [`Store`].
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// Pool size; `None` takes the engine's default (SQLite 8, PostgreSQL 10).
+    pub max_connections: Option<u32>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 /// What an import changed.
@@ -67,35 +116,64 @@ pub struct ImportOutcome {
 impl Store {
     /// Opens (creating and migrating if needed) the database at `url`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::UnsupportedUrl(url.to_string()));
-        }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        Self::open_with(url, &StoreOptions::default()).await
+    }
+
+    pub async fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend =
+            Backend::of_url(url).ok_or_else(|| StoreError::UnsupportedUrl(redact(url)))?;
+        let open_error = |source| StoreError::Open {
+            url: redact(url),
+            source,
+        };
+        let connect_url = match backend {
+            // Create the file on first use (the embedded default needs no setup).
+            Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
+            _ => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(
+                options
+                    .max_connections
+                    .unwrap_or(backend.default_max_connections()),
+            )
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers (serve, status) work during a send; NORMAL
+                        // synchronous is durable across process crashes, which is what the
+                        // outbox state machine relies on.
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&connect_url)
             .await
-            .map_err(|source| StoreError::Open {
-                url: url.to_string(),
-                source,
-            })?;
-        sqlx::migrate!("migrations/sqlite")
+            .map_err(open_error)?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        // On PostgreSQL the migrator holds an advisory lock: workers starting together
+        // migrate once.
+        migrator
             .run(&pool)
             .await
             .map_err(|source| StoreError::Migrate {
-                url: url.to_string(),
+                url: redact(url),
                 source,
             })?;
-        Ok(Self { pool })
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Applies validated contact records to `register` in one transaction. A record identical
@@ -114,7 +192,7 @@ impl Store {
             // A suppressed address is not (re-)imported: erased, opted out, complained or
             // dead addresses stay out of the registers, not only out of the sends.
             let suppressed: Option<String> =
-                sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = ?")
+                sqlx::query_scalar("SELECT reason FROM suppressions WHERE email_hash = $1")
                     .bind(&hash)
                     .fetch_optional(&mut *tx)
                     .await?;
@@ -124,7 +202,7 @@ impl Store {
                 continue;
             }
             let contact_id: i64 = sqlx::query_scalar(
-                "INSERT INTO contacts (email, email_hash, created_at, updated_at) VALUES (?, ?, ?, ?)
+                "INSERT INTO contacts (email, email_hash, created_at, updated_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (email) DO UPDATE SET email = excluded.email
                  RETURNING id",
             )
@@ -136,7 +214,7 @@ impl Store {
             .await?;
             let fields = serde_json::to_string(&record.fields).unwrap_or_else(|_| "{}".into());
             let existed: Option<i64> = sqlx::query_scalar(
-                "SELECT 1 FROM memberships WHERE contact_id = ? AND register = ?",
+                "SELECT 1 FROM memberships WHERE contact_id = $1 AND register = $2",
             )
             .bind(contact_id)
             .bind(register)
@@ -148,7 +226,7 @@ impl Store {
                 "INSERT INTO memberships (contact_id, register, first_name, last_name, company,
                     business_id, title, locale, legal_basis, consent_at, fields, source,
                     created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
                  ON CONFLICT (contact_id, register) DO UPDATE SET
                     first_name = excluded.first_name, last_name = excluded.last_name,
                     company = excluded.company, business_id = excluded.business_id,
@@ -156,15 +234,15 @@ impl Store {
                     legal_basis = excluded.legal_basis, consent_at = excluded.consent_at,
                     fields = excluded.fields, source = excluded.source,
                     updated_at = excluded.updated_at
-                 WHERE memberships.first_name IS NOT excluded.first_name
-                    OR memberships.last_name IS NOT excluded.last_name
-                    OR memberships.company IS NOT excluded.company
-                    OR memberships.business_id IS NOT excluded.business_id
-                    OR memberships.title IS NOT excluded.title
-                    OR memberships.locale IS NOT excluded.locale
-                    OR memberships.legal_basis IS NOT excluded.legal_basis
-                    OR memberships.consent_at IS NOT excluded.consent_at
-                    OR memberships.fields IS NOT excluded.fields",
+                 WHERE memberships.first_name IS DISTINCT FROM excluded.first_name
+                    OR memberships.last_name IS DISTINCT FROM excluded.last_name
+                    OR memberships.company IS DISTINCT FROM excluded.company
+                    OR memberships.business_id IS DISTINCT FROM excluded.business_id
+                    OR memberships.title IS DISTINCT FROM excluded.title
+                    OR memberships.locale IS DISTINCT FROM excluded.locale
+                    OR memberships.legal_basis IS DISTINCT FROM excluded.legal_basis
+                    OR memberships.consent_at IS DISTINCT FROM excluded.consent_at
+                    OR memberships.fields IS DISTINCT FROM excluded.fields",
             )
             .bind(contact_id)
             .bind(register)
@@ -200,7 +278,7 @@ impl Store {
         email: &EmailAddress,
         status: crate::audience::ContactStatus,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE contacts SET status = ?, updated_at = ? WHERE email = ?")
+        let done = sqlx::query("UPDATE contacts SET status = $1, updated_at = $2 WHERE email = $3")
             .bind(status.as_str())
             .bind(crate::now_millis())
             .bind(email.as_str())
@@ -220,7 +298,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let done = sqlx::query(
             "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email_hash) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
         )
         .bind(hash)
         .bind(email.map(EmailAddress::as_str))
@@ -236,7 +314,7 @@ impl Store {
     /// The id of a campaign that has been started, without creating one (for read paths).
     pub async fn find_campaign_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
         Ok(
-            sqlx::query_scalar("SELECT id FROM campaigns WHERE name = ?")
+            sqlx::query_scalar("SELECT id FROM campaigns WHERE name = $1")
                 .bind(name)
                 .fetch_optional(&self.pool)
                 .await?,
@@ -246,7 +324,7 @@ impl Store {
     /// Registers a campaign by name (idempotent) and returns its id.
     pub async fn campaign_id(&self, name: &str) -> Result<i64, StoreError> {
         let id = sqlx::query_scalar(
-            "INSERT INTO campaigns (name, created_at) VALUES (?, ?)
+            "INSERT INTO campaigns (name, created_at) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
         )
         .bind(name)
@@ -256,8 +334,29 @@ impl Store {
         Ok(id)
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Checks that the database answers (for `/healthz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.pool.acquire().await?.ping().await?;
+        Ok(())
+    }
+}
+
+/// `url` with any password replaced, for messages and logs.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) if userinfo.contains(':') => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}{path}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -271,7 +370,7 @@ impl Store {
         let mut common: Option<std::collections::BTreeSet<String>> = None;
         for register in registers {
             let mut rows = sqlx::query_scalar::<_, String>(
-                "SELECT DISTINCT fields FROM memberships WHERE register = ?",
+                "SELECT DISTINCT fields FROM memberships WHERE register = $1",
             )
             .bind(register)
             .fetch(&self.pool);
@@ -295,7 +394,7 @@ impl Store {
     pub async fn has_members(&self, registers: &[String]) -> Result<bool, StoreError> {
         for register in registers {
             let found: Option<i64> =
-                sqlx::query_scalar("SELECT 1 FROM memberships WHERE register = ? LIMIT 1")
+                sqlx::query_scalar("SELECT 1 FROM memberships WHERE register = $1 LIMIT 1")
                     .bind(register)
                     .fetch_optional(&self.pool)
                     .await?;

@@ -39,7 +39,7 @@ impl Store {
         let now = crate::now_millis();
         let mut tx = self.pool().begin().await?;
         let row = sqlx::query(
-            "SELECT class, reason, email_hash, email, campaign_id FROM bounces WHERE id = ?",
+            "SELECT class, reason, email_hash, email, campaign_id FROM bounces WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -55,7 +55,7 @@ impl Store {
             (_, "hard") => "reclassified: suppressed",
             _ => "reclassified",
         };
-        sqlx::query("UPDATE bounces SET class = ?, reason = ?, action_taken = ? WHERE id = ?")
+        sqlx::query("UPDATE bounces SET class = $1, reason = $2, action_taken = $3 WHERE id = $4")
             .bind(class)
             .bind(reason)
             .bind(action)
@@ -64,7 +64,7 @@ impl Store {
             .await?;
         if let Some(hash) = &hash {
             if old_class.as_deref() == Some("hard") && class == "soft" {
-                sqlx::query("DELETE FROM suppressions WHERE email_hash = ? AND reason = ?")
+                sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = $2")
                     .bind(hash)
                     .bind(SuppressionReason::HardBounce.as_str())
                     .execute(&mut *tx)
@@ -72,7 +72,7 @@ impl Store {
             } else if class == "hard" {
                 sqlx::query(
                     "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
-                     VALUES (?, ?, ?, 'operator', ?, ?) ON CONFLICT (email_hash) DO NOTHING",
+                     VALUES ($1, $2, $3, 'operator', $4, $5) ON CONFLICT (email_hash) DO NOTHING",
                 )
                 .bind(hash)
                 .bind(&email)
@@ -83,7 +83,7 @@ impl Store {
                 .await?;
             }
         }
-        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES (?, ?, 'reclassify_bounce', ?, ?)")
+        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, 'reclassify_bounce', $3, $4)")
             .bind(now)
             .bind(actor)
             .bind(format!("bounce {id}"))
@@ -102,7 +102,7 @@ impl Store {
         subject: &str,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES (?, ?, ?, ?, ?)")
+        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
             .bind(crate::now_millis())
             .bind(actor)
             .bind(action)
@@ -117,7 +117,7 @@ impl Store {
     pub async fn sent_since(&self, campaign: &str, since_ms: i64) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT COUNT(*) FROM outbox o JOIN campaigns c ON c.id = o.campaign_id
-              WHERE c.name = ? AND o.state = 'sent' AND o.sent_at >= ?",
+              WHERE c.name = $1 AND o.state = 'sent' AND o.sent_at >= $2",
         )
         .bind(campaign)
         .bind(since_ms)
@@ -156,11 +156,17 @@ impl Store {
         // One pass over the sent rows: a cumulative count per bucket bound (bound parameters).
         let buckets = LATENCY_BUCKETS_MS
             .iter()
-            .map(|_| "COALESCE(SUM(latency_ms <= ?), 0)")
+            .enumerate()
+            .map(|(i, _)| {
+                format!(
+                    "COALESCE(SUM(CASE WHEN latency_ms <= ${} THEN 1 ELSE 0 END), 0)",
+                    i + 1
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let sql = format!(
-            "SELECT COUNT(latency_ms), COALESCE(SUM(latency_ms), 0), {buckets} FROM outbox WHERE latency_ms IS NOT NULL"
+            "SELECT COUNT(latency_ms), CAST(COALESCE(SUM(latency_ms), 0) AS BIGINT), {buckets} FROM outbox WHERE latency_ms IS NOT NULL"
         );
         let mut query = sqlx::query(&sql);
         for le in LATENCY_BUCKETS_MS {

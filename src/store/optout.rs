@@ -50,7 +50,7 @@ impl Store {
                FROM outbox o
                JOIN contacts c ON c.id = o.contact_id
                LEFT JOIN memberships m ON m.contact_id = o.contact_id AND m.register = o.register
-              WHERE o.id = ?",
+              WHERE o.id = $1",
         )
         .bind(outbox_id)
         .fetch_optional(self.pool())
@@ -89,7 +89,7 @@ impl Store {
         let mut tx = self.pool().begin().await?;
         let done = sqlx::query(
             "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email_hash) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
         )
         .bind(email_hash)
         .bind(email.map(EmailAddress::as_str))
@@ -101,7 +101,7 @@ impl Store {
         .await?;
         sqlx::query(
             "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
-             VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (email_hash) DO NOTHING",
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
         )
         .bind(email_hash)
         .bind(email.map(EmailAddress::as_str))
@@ -156,32 +156,32 @@ impl Store {
         let mut report = ErasureReport::default();
         let mut tx = self.pool().begin().await?;
         let contact_id: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM contacts WHERE email = ? OR email_hash = ?")
+            sqlx::query_scalar("SELECT id FROM contacts WHERE email = $1 OR email_hash = $2")
                 .bind(email.as_str())
                 .bind(email_hash)
                 .fetch_optional(&mut *tx)
                 .await?;
         if let Some(id) = contact_id {
             report.contact_found = true;
-            report.outbox_rows_deleted = sqlx::query("DELETE FROM outbox WHERE contact_id = ?")
+            report.outbox_rows_deleted = sqlx::query("DELETE FROM outbox WHERE contact_id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
             report.memberships_deleted =
-                sqlx::query("DELETE FROM memberships WHERE contact_id = ?")
+                sqlx::query("DELETE FROM memberships WHERE contact_id = $1")
                     .bind(id)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-            sqlx::query("DELETE FROM contacts WHERE id = ?")
+            sqlx::query("DELETE FROM contacts WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
         for statement in [
-            "DELETE FROM bounces WHERE email_hash = ?",
-            "DELETE FROM engagements WHERE email_hash = ?",
+            "DELETE FROM bounces WHERE email_hash = $1",
+            "DELETE FROM engagements WHERE email_hash = $1",
         ] {
             sqlx::query(statement)
                 .bind(email_hash)
@@ -189,14 +189,14 @@ impl Store {
                 .await?;
         }
         report.optouts_anonymised =
-            sqlx::query("UPDATE optouts SET email = NULL, detail = NULL WHERE email_hash = ?")
+            sqlx::query("UPDATE optouts SET email = NULL, detail = NULL WHERE email_hash = $1")
                 .bind(email_hash)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
         sqlx::query(
             "INSERT INTO suppressions (email_hash, email, reason, source, created_at)
-             VALUES (?, NULL, ?, 'erasure', ?)
+             VALUES ($1, NULL, $2, 'erasure', $3)
              ON CONFLICT (email_hash) DO UPDATE SET email = NULL, reason = excluded.reason",
         )
         .bind(email_hash)

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use super::{Store, StoreError};
+use crate::abtest::Phase;
 use crate::audience::{ContactRecord, ContactStatus, EmailAddress, Recipient};
 use crate::config::{LegalBasis, Locale};
 use crate::suppress::SuppressionReason;
@@ -81,14 +82,36 @@ impl Store {
         campaign_id: i64,
         registers: &[String],
     ) -> Result<u64, StoreError> {
+        self.prepare_outbox(campaign_id, registers, None::<fn(&[(i64, i64)]) -> Vec<_>>)
+            .await
+    }
+
+    /// Materialises the outbox and, for an A/B campaign, gives every new eligible row its
+    /// phase and variant (`assign` maps (outbox id, contact id) pairs to assignments), all in
+    /// one transaction that holds the campaign's row lock: workers starting together prepare
+    /// the campaign once, and the groups are formed over one consistent set of rows.
+    pub async fn prepare_outbox<F>(
+        &self,
+        campaign_id: i64,
+        registers: &[String],
+        assign: Option<F>,
+    ) -> Result<u64, StoreError>
+    where
+        F: FnOnce(&[(i64, i64)]) -> Vec<(i64, Phase, Option<usize>)>,
+    {
         let now = crate::now_millis();
         let mut added = 0;
         let mut tx = self.pool().begin().await?;
+        // A write first: PostgreSQL locks the campaign row, SQLite takes its write lock.
+        sqlx::query("UPDATE campaigns SET name = name WHERE id = $1")
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await?;
         for register in registers {
             let done = sqlx::query(
                 "INSERT INTO outbox (campaign_id, contact_id, register, state, updated_at)
-                 SELECT ?, m.contact_id, m.register, 'queued', ? FROM memberships m
-                  WHERE m.register = ?
+                 SELECT $1, m.contact_id, m.register, 'queued', $2 FROM memberships m
+                  WHERE m.register = $3
                   ORDER BY m.contact_id
                  ON CONFLICT (campaign_id, contact_id) DO NOTHING",
             )
@@ -99,39 +122,34 @@ impl Store {
             .await?;
             added += done.rows_affected();
         }
+        if let Some(assign) = assign {
+            let unassigned = super::ab::unassigned_rows(&mut tx, campaign_id).await?;
+            if !unassigned.is_empty() {
+                super::ab::assign_rows(&mut tx, &assign(&unassigned)).await?;
+            }
+        }
         tx.commit().await?;
         Ok(added)
     }
 
-    /// Rows left in `sending` (by a run that was killed).
-    pub async fn rows_in_sending(&self, campaign_id: i64) -> Result<Vec<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "SELECT id FROM outbox WHERE campaign_id = ? AND state = 'sending' ORDER BY id",
-        )
-        .bind(campaign_id)
-        .fetch_all(self.pool())
-        .await?)
-    }
-
-    /// Up to `limit` rows that are due now, oldest first.
-    /// `phase`: only rows of that A/B phase (the test phase is sent before the rest).
-    pub async fn due_rows(
+    /// The next `limit` rows after `after_id` that a run would send (queued or deferred, of
+    /// `phase` if given), by id: how a dry run pages through the outbox without changing it.
+    pub async fn rows_to_send(
         &self,
         campaign_id: i64,
-        now: i64,
+        after_id: i64,
         limit: i64,
-        phase: Option<crate::abtest::Phase>,
+        phase: Option<Phase>,
     ) -> Result<Vec<i64>, StoreError> {
         let phase = phase.map(|p| p.as_str());
         Ok(sqlx::query_scalar(
             "SELECT id FROM outbox
-              WHERE campaign_id = ? AND state IN ('queued', 'deferred') AND next_attempt_at <= ?
-                AND (? IS NULL OR phase = ?)
-              ORDER BY next_attempt_at, id LIMIT ?",
+              WHERE campaign_id = $1 AND state IN ('queued', 'deferred') AND id > $2
+                AND ($3 IS NULL OR phase = $3)
+              ORDER BY id LIMIT $4",
         )
         .bind(campaign_id)
-        .bind(now)
-        .bind(phase)
+        .bind(after_id)
         .bind(phase)
         .bind(limit)
         .fetch_all(self.pool())
@@ -142,34 +160,97 @@ impl Store {
     pub async fn next_retry_at(
         &self,
         campaign_id: i64,
-        phase: Option<crate::abtest::Phase>,
+        phase: Option<Phase>,
     ) -> Result<Option<i64>, StoreError> {
         let phase = phase.map(|p| p.as_str());
         Ok(sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM outbox
-              WHERE campaign_id = ? AND state IN ('queued', 'deferred') AND (? IS NULL OR phase = ?)",
+              WHERE campaign_id = $1 AND state IN ('queued', 'deferred') AND ($2 IS NULL OR phase = $2)",
         )
         .bind(campaign_id)
-        .bind(phase)
         .bind(phase)
         .fetch_one(self.pool())
         .await?)
     }
 
-    /// Moves a due row to `sending`, committed before any byte goes to the mail server, so a
-    /// crash can never lead to a blind resend. Returns false if another run took it.
-    pub async fn claim(&self, outbox_id: i64, holder: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'sending', claimed_by = ?, attempts = attempts + 1,
-                    updated_at = ?
-              WHERE id = ? AND state IN ('queued', 'deferred')",
+    /// When the next row (of `phase`, if given) can be claimed: when it comes due, or, for a
+    /// row under another worker's lease, just after that lease would run out.
+    pub async fn next_claimable_at(
+        &self,
+        campaign_id: i64,
+        phase: Option<Phase>,
+    ) -> Result<Option<i64>, StoreError> {
+        let phase = phase.map(|p| p.as_str());
+        Ok(sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN lease_until IS NOT NULL AND lease_until >= next_attempt_at
+                             THEN lease_until + 1 ELSE next_attempt_at END)
+               FROM outbox
+              WHERE campaign_id = $1 AND state IN ('queued', 'deferred') AND ($2 IS NULL OR phase = $2)",
         )
-        .bind(holder)
+        .bind(campaign_id)
+        .bind(phase)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
+    /// Leases up to `limit` due rows (of `phase`, if given) to `worker` until `lease_until`:
+    /// rows that are queued or deferred, due by `now`, and not under another live lease.
+    /// Returns their ids, oldest first. Leasing sends nothing; each row is still moved to
+    /// `sending` by [`Store::begin_sending`] before its transaction.
+    pub async fn claim_batch(
+        &self,
+        campaign_id: i64,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+        phase: Option<Phase>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let phase = phase.map(|p| p.as_str());
+        let sql = format!(
+            "UPDATE outbox SET lease_owner = $1, lease_until = $2
+              WHERE id IN (SELECT id FROM outbox
+                            WHERE campaign_id = $3 AND state IN ('queued', 'deferred')
+                              AND next_attempt_at <= $4
+                              AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)
+                              AND ($5 IS NULL OR phase = $5)
+                            ORDER BY next_attempt_at, id LIMIT $6 {})
+             RETURNING id",
+            self.backend.skip_locked()
+        );
+        let mut ids: Vec<i64> = sqlx::query_scalar(&sql)
+            .bind(worker)
+            .bind(lease_until)
+            .bind(campaign_id)
+            .bind(now)
+            .bind(phase)
+            .bind(limit)
+            .fetch_all(self.pool())
+            .await?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    /// Moves a leased row to `sending`, committed before any byte goes to the mail server, so
+    /// a crash can never lead to a blind resend. Returns the attempt number, or `None` if the
+    /// row is no longer this worker's to send (its lease ran out and another worker took it,
+    /// or it reached a final state).
+    pub async fn begin_sending(
+        &self,
+        outbox_id: i64,
+        worker: &str,
+    ) -> Result<Option<i64>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "UPDATE outbox SET state = 'sending', claimed_by = $1, attempts = attempts + 1,
+                    updated_at = $2
+              WHERE id = $3 AND lease_owner = $1 AND state IN ('queued', 'deferred')
+             RETURNING attempts",
+        )
+        .bind(worker)
         .bind(crate::now_millis())
         .bind(outbox_id)
-        .execute(self.pool())
-        .await?;
-        Ok(done.rows_affected() == 1)
+        .fetch_optional(self.pool())
+        .await?)
     }
 
     /// The recipient of a row with its status and suppression, read fresh.
@@ -182,7 +263,7 @@ impl Store {
                JOIN contacts c ON c.id = o.contact_id
                JOIN memberships m ON m.contact_id = o.contact_id AND m.register = o.register
                LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-              WHERE o.id = ?",
+              WHERE o.id = $1",
         )
         .bind(outbox_id)
         .fetch_optional(self.pool())
@@ -200,13 +281,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = crate::now_millis();
         sqlx::query(
-            "UPDATE outbox SET state = 'sent', smtp_reply = ?, message_id = ?, last_error = NULL,
-                    latency_ms = ?, sent_at = ?, updated_at = ? WHERE id = ?",
+            "UPDATE outbox SET state = 'sent', smtp_reply = $1, message_id = $2, last_error = NULL,
+                    latency_ms = $3, sent_at = $4, updated_at = $4, lease_owner = NULL,
+                    lease_until = NULL
+              WHERE id = $5",
         )
         .bind(smtp_reply)
         .bind(message_id)
         .bind(latency_ms)
-        .bind(now)
         .bind(now)
         .bind(outbox_id)
         .execute(self.pool())
@@ -215,6 +297,7 @@ impl Store {
     }
 
     /// Ends a transaction without delivery: `deferred` (retry at `retry_at`) or a final state.
+    /// The lease is released, so any worker may take a deferred row when it comes due.
     pub async fn mark_unsent(
         &self,
         outbox_id: i64,
@@ -224,14 +307,12 @@ impl Store {
     ) -> Result<(), StoreError> {
         debug_assert!(matches!(
             state,
-            OutboxState::Deferred
-                | OutboxState::Failed
-                | OutboxState::Suppressed
-                | OutboxState::Queued
+            OutboxState::Deferred | OutboxState::Failed | OutboxState::Suppressed
         ));
         sqlx::query(
-            "UPDATE outbox SET state = ?, next_attempt_at = ?, last_error = ?, updated_at = ?
-              WHERE id = ?",
+            "UPDATE outbox SET state = $1, next_attempt_at = $2, last_error = $3, updated_at = $4,
+                    lease_owner = NULL, lease_until = NULL
+              WHERE id = $5",
         )
         .bind(state.as_str())
         .bind(retry_at)
@@ -243,51 +324,57 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the campaign's send lock for `holder` (`host:pid`). A lock held by a process that
-    /// `holder_is_dead` says is gone is taken over. Returns the current holder on refusal.
-    pub async fn acquire_send_lock(
+    /// Rows in `sending`, with the worker that moved them there.
+    pub async fn rows_in_sending(
         &self,
         campaign_id: i64,
-        holder: &str,
-        holder_is_dead: impl Fn(&str) -> bool,
-    ) -> Result<Result<(), String>, StoreError> {
-        let mut tx = self.pool().begin().await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT holder FROM send_locks WHERE campaign_id = ?")
-                .bind(campaign_id)
-                .fetch_optional(&mut *tx)
-                .await?;
-        if let Some(current) = current
-            && current != holder
-            && !holder_is_dead(&current)
-        {
-            return Ok(Err(current));
-        }
-        sqlx::query(
-            "INSERT INTO send_locks (campaign_id, holder, acquired_at) VALUES (?, ?, ?)
-             ON CONFLICT (campaign_id) DO UPDATE SET holder = excluded.holder,
-                 acquired_at = excluded.acquired_at",
+    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, claimed_by FROM outbox WHERE campaign_id = $1 AND state = 'sending' ORDER BY id",
         )
         .bind(campaign_id)
-        .bind(holder)
-        .bind(crate::now_millis())
-        .execute(&mut *tx)
+        .fetch_all(self.pool())
         .await?;
-        tx.commit().await?;
-        Ok(Ok(()))
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("id"), r.get("claimed_by")))
+            .collect())
     }
 
-    pub async fn release_send_lock(
+    /// Resolves a row a dead worker left in `sending`: to `sent`, back to `queued`, or to
+    /// `failed`. Only the first live worker to try succeeds; returns whether this one did.
+    pub async fn resolve_interrupted(
         &self,
-        campaign_id: i64,
-        holder: &str,
-    ) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM send_locks WHERE campaign_id = ? AND holder = ?")
-            .bind(campaign_id)
-            .bind(holder)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        outbox_id: i64,
+        dead_worker: Option<&str>,
+        resolution: OutboxState,
+        note: &str,
+    ) -> Result<bool, StoreError> {
+        debug_assert!(matches!(
+            resolution,
+            OutboxState::Sent | OutboxState::Queued | OutboxState::Failed
+        ));
+        let now = crate::now_millis();
+        let (last_error, smtp_reply, sent_at) = match resolution {
+            OutboxState::Sent => (None, Some(note), Some(now)),
+            _ => (Some(note), None, None),
+        };
+        let done = sqlx::query(
+            "UPDATE outbox SET state = $1, last_error = $2, smtp_reply = $3, sent_at = $4,
+                    next_attempt_at = 0, updated_at = $5, lease_owner = NULL, lease_until = NULL
+              WHERE id = $6 AND state = 'sending'
+                AND (claimed_by = $7 OR (claimed_by IS NULL AND $7 IS NULL))",
+        )
+        .bind(resolution.as_str())
+        .bind(last_error)
+        .bind(smtp_reply)
+        .bind(sent_at)
+        .bind(now)
+        .bind(outbox_id)
+        .bind(dead_worker)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Per-state counts for one campaign, or for every campaign.
@@ -298,7 +385,7 @@ impl Store {
         let rows = sqlx::query(
             "SELECT c.name, o.state, COUNT(o.id) AS n
                FROM campaigns c LEFT JOIN outbox o ON o.campaign_id = c.id
-              WHERE ? IS NULL OR c.name = ?
+              WHERE $1 IS NULL OR c.name = $2
               GROUP BY c.name, o.state ORDER BY c.name",
         )
         .bind(campaign)
@@ -325,23 +412,8 @@ impl Store {
     }
 }
 
-impl Store {
-    /// How many delivery attempts a row has had (counted when it is claimed).
-    pub async fn attempts(&self, outbox_id: i64) -> Result<i64, StoreError> {
-        Ok(
-            sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = ?")
-                .bind(outbox_id)
-                .fetch_one(self.pool())
-                .await?,
-        )
-    }
-}
-
 /// Builds a [`RecipientGate`] from a row of contacts ⋈ memberships ⋈ suppressions.
-fn gate_from_row(
-    row: &sqlx::sqlite::SqliteRow,
-    outbox_id: i64,
-) -> Result<RecipientGate, StoreError> {
+fn gate_from_row(row: &sqlx::any::AnyRow, outbox_id: i64) -> Result<RecipientGate, StoreError> {
     let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
         table: "contacts/memberships",
         column,
@@ -411,7 +483,7 @@ impl Store {
                    FROM memberships m
                    JOIN contacts c ON c.id = m.contact_id
                    LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-                  WHERE m.register = ? ORDER BY c.id",
+                  WHERE m.register = $1 ORDER BY c.id",
             )
             .bind(register)
             .fetch(self.pool());
@@ -436,7 +508,7 @@ impl Store {
         let variants = serde_json::to_string(variants).unwrap_or_else(|_| "{}".into());
         Ok(sqlx::query_scalar(
             "INSERT INTO approvals (campaign, approved_by, approved_at, combined_hash, variants)
-             VALUES (?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(campaign)
         .bind(approved_by)
@@ -451,7 +523,7 @@ impl Store {
     pub async fn latest_approval(&self, campaign: &str) -> Result<Option<Approval>, StoreError> {
         let row = sqlx::query(
             "SELECT id, approved_by, approved_at, combined_hash, variants FROM approvals
-              WHERE campaign = ? ORDER BY id DESC LIMIT 1",
+              WHERE campaign = $1 ORDER BY id DESC LIMIT 1",
         )
         .bind(campaign)
         .fetch_optional(self.pool())
@@ -493,7 +565,7 @@ impl Store {
     ) -> Result<Option<i64>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT o.id FROM outbox o JOIN contacts c ON c.id = o.contact_id
-              WHERE o.campaign_id = ? AND c.email = ?",
+              WHERE o.campaign_id = $1 AND c.email = $2",
         )
         .bind(campaign_id)
         .bind(email.as_str())
