@@ -762,18 +762,26 @@ async fn status(
         return Err(BadInput(format!("no campaign named '{name}' has been sent yet")).into());
     }
     let mut ab = Vec::new();
+    let mut workers = Vec::new();
     for c in &counts {
         ab.push(match campaign_named(config, &c.campaign) {
             Some(file) => ab_status(store, &file).await?,
             None => None,
+        });
+        workers.push(match store.find_campaign_id(&c.campaign).await? {
+            Some(id) => {
+                fairsend::send::campaign_workers(store, id, config.settings.database.lease).await?
+            }
+            None => Vec::new(),
         });
     }
     if json {
         let objects: Vec<serde_json::Value> = counts
             .iter()
             .zip(&ab)
-            .map(|(c, ab)| {
-                let mut object = serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total()});
+            .zip(&workers)
+            .map(|((c, ab), workers)| {
+                let mut object = serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total(), "workers": workers});
                 if let Some(ab) = ab {
                     object["ab"] = ab.clone();
                 }
@@ -790,7 +798,7 @@ async fn status(
     if counts.is_empty() {
         println!("no campaigns yet");
     }
-    for (c, ab) in counts.iter().zip(&ab) {
+    for ((c, ab), workers) in counts.iter().zip(&ab).zip(&workers) {
         let states: Vec<String> = OutboxState::ALL
             .iter()
             .map(|s| format!("{} {}", s.as_str(), c.count(*s)))
@@ -801,6 +809,22 @@ async fn status(
             c.total(),
             states.join(", ")
         );
+        for w in workers {
+            let ago = (fairsend::now_millis() - w.record.heartbeat_at).max(0) as f64 / 1000.0;
+            println!(
+                "  worker {} (host {}, pid {}): claimed {}, sent {}, last heartbeat {ago:.1} s ago{}",
+                w.record.worker,
+                w.record.host,
+                w.record.pid,
+                w.record.claimed,
+                w.record.sent,
+                if w.live {
+                    ""
+                } else {
+                    " — presumed dead; the next live worker takes its rows"
+                }
+            );
+        }
         if let Some(ab) = ab {
             println!(
                 "  A/B ({}), phase {}:",

@@ -125,6 +125,34 @@ fn worker_is_dead(worker: &WorkerRecord, now: i64, lease: Duration, this_host: &
         && !std::path::Path::new(&format!("/proc/{}", worker.pid)).exists()
 }
 
+/// A worker of a campaign as `status` shows it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WorkerStatus {
+    #[serde(flatten)]
+    pub record: WorkerRecord,
+    /// False for a worker that stopped heart-beating (or whose process is gone) without
+    /// exiting cleanly; the next live worker takes its rows over.
+    pub live: bool,
+}
+
+/// The workers of a campaign that have not exited cleanly, each with whether it is alive.
+pub async fn campaign_workers(
+    store: &Store,
+    campaign_id: i64,
+    lease: Duration,
+) -> Result<Vec<WorkerStatus>, StoreError> {
+    let (now, host) = (crate::now_millis(), host_name());
+    Ok(store
+        .campaign_workers(campaign_id)
+        .await?
+        .into_iter()
+        .map(|record| WorkerStatus {
+            live: !worker_is_dead(&record, now, lease, &host),
+            record,
+        })
+        .collect())
+}
+
 #[derive(Default)]
 struct Counters {
     claimed: AtomicU64,
@@ -202,7 +230,8 @@ pub async fn run_campaign(
 /// Renews the worker's heartbeat and leases every third of the lease.
 async fn heartbeat_loop(store: Store, worker: String, counters: Arc<Counters>, lease: Duration) {
     loop {
-        tokio::time::sleep(lease / 3).await;
+        // Often enough for `status` to show live counts, and well inside the lease.
+        tokio::time::sleep((lease / 3).min(Duration::from_secs(2))).await;
         let lease_until = crate::now_millis() + lease.as_millis() as i64;
         let claimed = counters.claimed.load(Ordering::Relaxed);
         let sent = counters.sent.load(Ordering::Relaxed);

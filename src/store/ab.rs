@@ -111,7 +111,7 @@ impl Store {
         campaign_id: i64,
         decision: &Decision,
     ) -> Result<Decision, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE ab_state SET decided_at = $1, winner = $2, method = $3, statistic = $4, p_value = $5, fallback_used = $6
               WHERE campaign_id = $7 AND decided_at IS NULL",
@@ -207,7 +207,7 @@ impl Store {
         campaign_id: i64,
         links: &[String],
     ) -> Result<Vec<String>, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for (idx, url) in links.iter().enumerate() {
             sqlx::query("INSERT INTO campaign_links (campaign_id, idx, url) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                 .bind(campaign_id)

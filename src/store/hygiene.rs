@@ -127,7 +127,7 @@ impl Store {
     /// bounces and the address in suppression and opt-out records, keeping the keyed hashes.
     pub async fn purge_entries(&self, membership_ids: &[i64]) -> Result<PurgeOutcome, StoreError> {
         let mut outcome = PurgeOutcome::default();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut touched = Vec::new();
         for id in membership_ids {
             let contact: Option<i64> =

@@ -98,7 +98,7 @@ impl Store {
     ) -> Result<AppliedInbound, StoreError> {
         let now = crate::now_millis();
         let mut applied = AppliedInbound::default();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let new = sqlx::query(
             "INSERT INTO inbound_messages (fingerprint, kind, received_at) VALUES ($1, $2, $3)
              ON CONFLICT (fingerprint) DO NOTHING",

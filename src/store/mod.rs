@@ -82,6 +82,16 @@ impl Backend {
         }
     }
 
+    /// How a transaction that writes begins. SQLite must take its write lock at BEGIN: a
+    /// deferred transaction that reads and then writes fails at once (SQLITE_BUSY, no
+    /// waiting) when another process wrote in between.
+    fn begin_write(self) -> &'static str {
+        match self {
+            Self::Sqlite => "BEGIN IMMEDIATE",
+            Self::Postgres => "BEGIN",
+        }
+    }
+
     fn default_max_connections(self) -> u32 {
         match self {
             Self::Sqlite => 8,
@@ -145,8 +155,8 @@ impl Store {
                         // synchronous is durable across process crashes, which is what the
                         // outbox state machine relies on.
                         conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 30000;",
+                            "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
                         )
                         .await?;
                     }
@@ -172,6 +182,12 @@ impl Store {
         Ok(Self { pool, backend })
     }
 
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        Ok(self.pool.begin_with(self.backend.begin_write()).await?)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
@@ -186,7 +202,7 @@ impl Store {
     ) -> Result<ImportOutcome, StoreError> {
         let now = crate::now_millis();
         let mut outcome = ImportOutcome::default();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for record in records {
             let hash = address_hash(&record.email);
             // A suppressed address is not (re-)imported: erased, opted out, complained or

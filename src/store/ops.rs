@@ -37,7 +37,7 @@ impl Store {
         actor: &str,
     ) -> Result<bool, StoreError> {
         let now = crate::now_millis();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(
             "SELECT class, reason, email_hash, email, campaign_id FROM bounces WHERE id = $1",
         )

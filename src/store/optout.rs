@@ -86,7 +86,7 @@ impl Store {
         detail: Option<&str>,
     ) -> Result<bool, StoreError> {
         let now = crate::now_millis();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
@@ -154,7 +154,7 @@ impl Store {
     ) -> Result<ErasureReport, StoreError> {
         let now = crate::now_millis();
         let mut report = ErasureReport::default();
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let contact_id: Option<i64> =
             sqlx::query_scalar("SELECT id FROM contacts WHERE email = $1 OR email_hash = $2")
                 .bind(email.as_str())

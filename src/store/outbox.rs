@@ -101,7 +101,7 @@ impl Store {
     {
         let now = crate::now_millis();
         let mut added = 0;
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         // A write first: PostgreSQL locks the campaign row, SQLite takes its write lock.
         sqlx::query("UPDATE campaigns SET name = name WHERE id = $1")
             .bind(campaign_id)

@@ -54,7 +54,7 @@ impl Store {
         sent: u64,
         lease_until: i64,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE workers SET heartbeat_at = $1, claimed = $2, sent = $3 WHERE worker = $4",
         )
@@ -79,7 +79,7 @@ impl Store {
     /// Gives up the rows `worker` leased but did not start, so other workers take them at
     /// once; `stopped` also marks the worker as gone (a clean exit).
     pub async fn release_leases(&self, worker: &str, stopped: bool) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE outbox SET lease_owner = NULL, lease_until = NULL
               WHERE lease_owner = $1 AND state IN ('queued', 'deferred')",

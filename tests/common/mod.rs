@@ -9,16 +9,110 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_fairsend");
 
-/// A scratch directory holding a configuration directory and a database.
+/// A scratch directory holding a configuration directory and a database: a SQLite file in the
+/// directory, or, when `FAIRSEND_TEST_POSTGRES` names a PostgreSQL server (an admin URL such as
+/// `postgres://fairsend:fairsend@127.0.0.1/postgres`), a fresh database there, dropped at the end.
 pub struct Scratch {
     pub dir: tempfile::TempDir,
+    db: TestDatabase,
+}
+
+enum TestDatabase {
+    Sqlite(String),
+    Postgres {
+        admin: String,
+        name: String,
+        url: String,
+    },
+}
+
+impl TestDatabase {
+    fn new(dir: &Path) -> Self {
+        match std::env::var("FAIRSEND_TEST_POSTGRES") {
+            Ok(admin) if !admin.is_empty() => {
+                static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                let name = format!(
+                    "fairsend_test_{}_{}_{}",
+                    std::process::id(),
+                    NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst),
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .subsec_nanos()
+                );
+                pg_admin(
+                    &admin,
+                    &format!("CREATE DATABASE {name} TEMPLATE template0"),
+                );
+                let (base, _) = admin
+                    .rsplit_once('/')
+                    .expect("admin URL ends with /DATABASE");
+                let url = format!("{base}/{name}");
+                Self::Postgres { admin, name, url }
+            }
+            _ => Self::Sqlite(format!("sqlite://{}", dir.join("fairsend.db").display())),
+        }
+    }
+
+    fn url(&self) -> &str {
+        match self {
+            Self::Sqlite(url) => url,
+            Self::Postgres { url, .. } => url,
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres { admin, name, .. } = self {
+            pg_admin(
+                admin,
+                &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            );
+        }
+    }
+}
+
+/// Runs one statement on the PostgreSQL server's admin database (names are generated here,
+/// never taken from input).
+fn pg_admin(admin: &str, sql: &str) {
+    use sqlx::Connection;
+    let run = || async {
+        let mut conn = sqlx::PgConnection::connect(admin).await?;
+        sqlx::Executor::execute(&mut conn, sql).await?;
+        conn.close().await
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Tests running in parallel create databases at once; PostgreSQL refuses a CREATE
+    // DATABASE while another one copies the same template, so try again after a moment.
+    let mut attempt = 0;
+    loop {
+        match runtime.block_on(run()) {
+            Ok(()) => return,
+            Err(e) if attempt < 10 => {
+                attempt += 1;
+                eprintln!("PostgreSQL test database ({sql}): {e}; retrying");
+                std::thread::sleep(Duration::from_millis(100 * attempt));
+            }
+            Err(e) => panic!("PostgreSQL test database ({sql}): {e}"),
+        }
+    }
+}
+
+/// Whether the tests run against PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("FAIRSEND_TEST_POSTGRES").is_ok_and(|v| !v.is_empty())
 }
 
 impl Scratch {
     /// A configuration with one customer register and a campaign over it.
     pub fn new(transport: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
-        let s = Self { dir };
+        let db = TestDatabase::new(dir.path());
+        let s = Self { dir, db };
         s.write("config/fairsend.toml", &fairsend_toml(transport));
         s.write("config/registers.toml", REGISTERS);
         s.write("config/content/body.md", "Hello {{ first_name }} at {{ company }},\n\nsee [our offer](https://www.example.com/offer).\n");
@@ -33,7 +127,8 @@ impl Scratch {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("config"),
             &dir.path().join("config"),
         );
-        Self { dir }
+        let db = TestDatabase::new(dir.path());
+        Self { dir, db }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -47,7 +142,7 @@ impl Scratch {
     }
 
     pub fn db_url(&self) -> String {
-        format!("sqlite://{}", self.path("fairsend.db").display())
+        self.db.url().to_string()
     }
 
     /// `fairsend --config DIR --db URL ARGS…`, run to completion.
@@ -386,31 +481,53 @@ pub fn http_with(
     (status, head.to_string(), body.to_string())
 }
 
-/// Every (table, column, value) in the SQLite database whose text contains `needle`
-/// (case-insensitive): the check that erased personal data is gone from every table.
+/// Every (table, column) of the database whose text contains `needle` (case-insensitive):
+/// the check that erased personal data is gone from every table.
 pub fn text_occurrences(db_url: &str, needle: &str) -> Vec<(String, String)> {
     use sqlx::Row;
+    sqlx::any::install_default_drivers();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let pool = sqlx::SqlitePool::connect(db_url).await.expect("open db");
-        let tables: Vec<String> = sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+        let pool = sqlx::AnyPool::connect(db_url).await.expect("open db");
+        let columns: Vec<(String, String)> = if db_url.starts_with("sqlite:") {
+            let tables: Vec<String> =
+                sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+            let mut columns = Vec::new();
+            for table in tables {
+                for column in sqlx::query(&format!("PRAGMA table_info(\"{table}\")"))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap()
+                {
+                    columns.push((table.clone(), column.get::<String, _>("name")));
+                }
+            }
+            columns
+        } else {
+            sqlx::query(
+                "SELECT table_name::text AS t, column_name::text AS c FROM information_schema.columns
+                  WHERE table_schema = 'public'",
+            )
             .fetch_all(&pool)
             .await
-            .unwrap();
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("t"), r.get("c")))
+            .collect()
+        };
         let mut found = Vec::new();
-        for table in tables {
-            let columns = sqlx::query(&format!("PRAGMA table_info(\"{table}\")")).fetch_all(&pool).await.unwrap();
-            for column in columns {
-                let name: String = column.get("name");
-                let n: i64 = sqlx::query_scalar(&format!(
-                    "SELECT COUNT(*) FROM \"{table}\" WHERE lower(CAST(\"{name}\" AS TEXT)) LIKE '%' || lower(?) || '%'"
-                ))
-                .bind(needle)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-                if n > 0 {
-                    found.push((table.clone(), name));
-                }
+        for (table, name) in columns {
+            let n: i64 = sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM \"{table}\" WHERE lower(CAST(\"{name}\" AS TEXT)) LIKE '%' || lower($1) || '%'"
+            ))
+            .bind(needle)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            if n > 0 {
+                found.push((table.clone(), name));
             }
         }
         found

@@ -1,0 +1,147 @@
+//! Several `send` workers on one campaign: they share the outbox through leases, keep one
+//! campaign-wide rate limit, and a worker killed with SIGKILL neither loses rows nor causes a
+//! duplicate. Runs against SQLite by default and PostgreSQL with FAIRSEND_TEST_POSTGRES.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Scratch, SmtpServer, stderr};
+
+const RECIPIENTS: usize = 5000;
+const RATE: f64 = 200.0;
+
+fn spawn_worker(scratch: &Scratch) -> Child {
+    scratch
+        .command(&["send", "--json", "config/campaigns/test.toml"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn a send worker")
+}
+
+fn accepted(server: &SmtpServer) -> usize {
+    server.messages().len()
+}
+
+#[test]
+fn three_workers_one_killed_every_recipient_once_under_one_rate_limit() {
+    let server_dir = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(server_dir.path(), &[]);
+    let scratch = Scratch::new(&server.url());
+    scratch.write(
+        "config/fairsend.toml",
+        &(common::fairsend_toml(&server.url())
+            .replace("rate_per_second = 0", &format!("rate_per_second = {RATE}"))
+            + "\n[database]\nlease = \"3s\"\n"),
+    );
+    let emails = scratch.contacts("config/contacts/customers.csv", RECIPIENTS);
+    // Import once, so that the workers start on the same audience at the same moment.
+    let import = scratch.run(&[
+        "import",
+        "config/contacts/customers.csv",
+        "--register",
+        "customers",
+    ]);
+    assert!(import.status.success(), "{}", stderr(&import));
+
+    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(&scratch)).collect();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while accepted(&server) < 1000 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    for worker in &mut workers {
+        if let Some(status) = worker.try_wait().expect("try_wait") {
+            let mut err = String::new();
+            std::io::Read::read_to_string(worker.stderr.as_mut().expect("stderr"), &mut err).ok();
+            panic!("a worker exited early ({status}): {err}");
+        }
+    }
+    // `status` shows the three live workers with their counts.
+    let status = scratch.run(&["status", "test-campaign", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    let live: Vec<&serde_json::Value> = status["workers"]
+        .as_array()
+        .expect("workers")
+        .iter()
+        .filter(|w| w["live"] == true)
+        .collect();
+    assert_eq!(live.len(), 3, "{status:#}");
+    assert!(
+        live.iter()
+            .all(|w| w["pid"].as_i64().unwrap_or(0) > 0 && w["host"].is_string())
+    );
+
+    // SIGKILL one worker mid-run: no handler, no lease release, rows left as they are.
+    let mut killed = workers.remove(1);
+    killed.kill().expect("kill -9");
+    killed.wait().expect("reap");
+    let killed_at = accepted(&server);
+
+    let mut sent_by_survivors = 0;
+    for worker in workers {
+        let out = worker.wait_with_output().expect("worker exit");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+        sent_by_survivors += report["sent"].as_u64().unwrap_or(0);
+    }
+    assert!(sent_by_survivors > 0);
+
+    let messages = server.messages();
+    let mut per_rcpt: BTreeMap<String, usize> = BTreeMap::new();
+    let mut times: Vec<f64> = Vec::new();
+    for m in &messages {
+        for rcpt in m["rcpt_tos"].as_array().expect("rcpt_tos") {
+            *per_rcpt
+                .entry(rcpt.as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        times.push(m["at"].as_f64().expect("at"));
+    }
+    let duplicates: Vec<_> = per_rcpt.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(duplicates.is_empty(), "duplicates: {duplicates:?}");
+
+    // Every row is final: sent, or failed as `interrupted` (the killed worker's transactions in
+    // flight, which are never resent blindly). Every sent row was received exactly once.
+    let states = common::states(&scratch, "test-campaign");
+    let (sent, failed) = (
+        states["sent"].as_u64().unwrap_or(0) as usize,
+        states["failed"].as_u64().unwrap_or(0) as usize,
+    );
+    assert_eq!(sent + failed, RECIPIENTS, "{states}");
+    assert!(
+        failed <= 4,
+        "at most the killed worker's concurrency is interrupted: {states}"
+    );
+    assert!(per_rcpt.len() >= sent && per_rcpt.len() <= RECIPIENTS);
+    assert!(per_rcpt.keys().all(|r| emails.contains(r)));
+
+    // The limit held for the three workers together: no one-second window of the server's
+    // own timestamps holds more than the rate allows (plus one slot of clock jitter).
+    times.sort_by(f64::total_cmp);
+    let mut busiest = 0;
+    let mut start = 0;
+    for end in 0..times.len() {
+        while times[end] - times[start] >= 1.0 {
+            start += 1;
+        }
+        busiest = busiest.max(end - start + 1);
+    }
+    let overall = (times.len() - 1) as f64 / (times[times.len() - 1] - times[0]);
+    eprintln!(
+        "workers: {} messages, {sent} sent, {failed} interrupted, killed after {killed_at}; \
+         overall {overall:.1}/s, busiest second {busiest} (limit {RATE}/s)",
+        messages.len()
+    );
+    assert!(
+        busiest as f64 <= RATE + 2.0,
+        "busiest second held {busiest} messages"
+    );
+    assert!(overall <= RATE * 1.01, "overall {overall:.1} messages/s");
+}
