@@ -323,3 +323,48 @@ fn metrics_parse_and_equal_the_database() {
     assert!(buckets.iter().all(|v| *v <= 6.0));
     assert!(m["fairsend_smtp_latency_seconds_sum"] > 0.0);
 }
+
+#[test]
+fn two_serve_instances_share_nothing_but_the_database() {
+    let (scratch, _server) = sent(2);
+    let env = [("FAIRSEND_ADMIN_PASSWORD", PASSWORD)];
+    let a = ServeProcess::start_with_env(&scratch, &env);
+    let b = ServeProcess::start_with_env(&scratch, &env);
+    for serve in [&a, &b] {
+        let (status, _, body) = http("GET", &format!("{}/healthz", serve.base), None);
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
+    // A session opened on one instance works on the other, CSRF token included: behind a
+    // load balancer, requests of one operator land on either.
+    let cookie = login(&a);
+    let (status, _, page) = http_with(
+        "GET",
+        &format!("{}/admin/optouts", a.base),
+        None,
+        Some(&cookie),
+    );
+    assert_eq!(status, 200);
+    let body = format!(
+        "csrf={}&email=walkin%40firma.example&reason=asked+at+a+fair",
+        csrf_from(&page)
+    );
+    let (status, _, _) = http_with(
+        "POST",
+        &format!("{}/admin/optouts", b.base),
+        Some(("application/x-www-form-urlencoded", &body)),
+        Some(&cookie),
+    );
+    assert_eq!(
+        status, 303,
+        "instance B accepts instance A's session and CSRF token"
+    );
+    // What one instance recorded, the other shows.
+    let (status, _, page) = http_with(
+        "GET",
+        &format!("{}/admin/optouts", a.base),
+        None,
+        Some(&cookie),
+    );
+    assert_eq!(status, 200);
+    assert!(page.contains("walkin@firma.example"), "{page}");
+}

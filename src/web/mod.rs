@@ -37,7 +37,7 @@ pub fn router(state: AppState) -> Router {
         .route("/u/{token}/erase", post(unsubscribe::erase))
         .route("/c/{token}", get(unsubscribe::click))
         .route("/o/{token}", get(unsubscribe::open))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(admin::metrics))
         .route("/admin", get(admin::campaigns))
         .route("/admin/login", get(admin::login_page).post(admin::login))
@@ -55,6 +55,23 @@ pub fn router(state: AppState) -> Router {
         .fallback(unsubscribe::not_found)
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// For load balancers: 200 while the database answers, 503 otherwise (the instance itself
+/// holds nothing that matters, so a healthy database means a healthy instance).
+async fn healthz(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> (axum::http::StatusCode, &'static str) {
+    match state.store.ping().await {
+        Ok(()) => (axum::http::StatusCode::OK, "ok"),
+        Err(e) => {
+            tracing::error!(error = %e, "health check: the database does not answer");
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "database unavailable",
+            )
+        }
+    }
 }
 
 async fn security_headers(mut response: Response) -> Response {
