@@ -122,8 +122,10 @@ fn three_workers_one_killed_every_recipient_once_under_one_rate_limit() {
     assert!(per_rcpt.len() >= sent && per_rcpt.len() <= RECIPIENTS);
     assert!(per_rcpt.keys().all(|r| emails.contains(r)));
 
-    // The limit held for the three workers together: no one-second window of the server's
-    // own timestamps holds more than the rate allows (plus one slot of clock jitter).
+    // The limit held for the three workers together: overall, and in every one-second window
+    // of the server's own timestamps. Slots are kept at the source; what arrives at the server
+    // also carries each transaction's own latency, so a window may see up to a tenth more
+    // (100 ms of jitter), never a burst.
     times.sort_by(f64::total_cmp);
     let mut busiest = 0;
     let mut start = 0;
@@ -140,7 +142,7 @@ fn three_workers_one_killed_every_recipient_once_under_one_rate_limit() {
         messages.len()
     );
     assert!(
-        busiest as f64 <= RATE + 2.0,
+        busiest as f64 <= RATE * 1.1,
         "busiest second held {busiest} messages"
     );
     assert!(overall <= RATE * 1.01, "overall {overall:.1} messages/s");

@@ -7,14 +7,16 @@
 
 mod blocks;
 mod body;
+mod qp;
 mod wording;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use askama::Template;
+use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox as LettreMailbox, MultiPart};
+use lettre::message::{Body, Mailbox as LettreMailbox, MultiPart, SinglePart};
 use minijinja::Value;
 
 pub use blocks::{BlockInputs, ComplianceBlocks, RenderedBlocks};
@@ -232,10 +234,11 @@ impl<'a> Composer<'a> {
                 HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
                 "List-Unsubscribe=One-Click".to_string(),
             ))
-            .multipart(MultiPart::alternative_plain_html(
-                text.clone(),
-                html.clone(),
-            ))
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(quoted_printable_part(ContentType::TEXT_PLAIN, &text))
+                    .singlepart(quoted_printable_part(ContentType::TEXT_HTML, &html)),
+            )
             .map_err(|e| ComposeError::Build(e.to_string()))?;
 
         Ok(ComposedMessage {
@@ -255,6 +258,16 @@ impl<'a> Composer<'a> {
             },
         })
     }
+}
+
+/// A text part in UTF-8, quoted-printable: readable where it is ASCII, safe through any relay.
+fn quoted_printable_part(content_type: ContentType, text: &str) -> SinglePart {
+    SinglePart::builder()
+        .header(content_type)
+        .body(Body::dangerous_pre_encoded(
+            qp::encode(text),
+            ContentTransferEncoding::QuotedPrintable,
+        ))
 }
 
 impl Composer<'_> {

@@ -12,6 +12,7 @@
 //! row; `store` records it.
 
 mod pacer;
+mod smtp;
 mod transport;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use crate::abtest::Phase;
 use crate::compliance;
 use crate::compose::{ComposeError, Composer};
 use crate::config::{Campaign, ConfigDir};
-use crate::store::{OutboxState, Store, StoreError, WorkerRecord};
+use crate::store::{OutboxState, RecipientGate, Store, StoreError, WorkerRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -336,7 +337,13 @@ impl Run<'_> {
     ) -> Result<(), SendError> {
         let (store, campaign_id, options) = (self.store, self.campaign_id, self.options);
         let settings = &self.config.settings;
-        let batch = (settings.transport.concurrency as i64 * 8).clamp(16, 512);
+        // Enough rows per claim to keep the database out of the way, few enough that a
+        // rate-limited campaign's rows spread over its workers (about two seconds' worth).
+        let concurrency = settings.transport.concurrency as i64;
+        let mut batch = (concurrency * 16).clamp(64, 1024);
+        if let Some(rate) = settings.transport.rate_per_second {
+            batch = batch.min(((rate * 2.0) as i64).max(concurrency));
+        }
         let mut dry_run_after = 0i64;
         loop {
             if options.stop.load(Ordering::SeqCst) {
@@ -377,16 +384,23 @@ impl Run<'_> {
                     _ => return Ok(()),
                 }
             }
+            let mut gates = store.recipients(&due).await?;
+            let rows: Vec<(i64, Option<RecipientGate>)> =
+                due.iter().map(|id| (*id, gates.remove(id))).collect();
             let report = &*report;
-            futures_util::stream::iter(due)
-                .for_each_concurrent(settings.transport.concurrency, |outbox_id| async move {
+            let recorder = SentRecorder::start(store, settings.transport.concurrency * 4);
+            let recording = &recorder;
+            let starter = SendingStarter::start(store, self.worker);
+            let starting = &starter;
+            futures_util::stream::iter(rows)
+                .for_each_concurrent(settings.transport.concurrency, |(outbox_id, gate)| async move {
                     if options.stop.load(Ordering::SeqCst) {
                         return;
                     }
                     let outcome = if options.dry_run {
-                        dry_run_one(self.config, self.composer, store, outbox_id).await
+                        Ok(dry_run_one(self.config, self.composer, outbox_id, gate))
                     } else {
-                        send_one(self, outbox_id).await
+                        send_one(self, starting, recording, outbox_id, gate).await
                     };
                     let counters = &self.counters;
                     match outcome {
@@ -409,6 +423,11 @@ impl Run<'_> {
                     }
                 })
                 .await;
+            starter.finish().await;
+            if let Err(e) = recorder.finish().await {
+                options.stop.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
         }
     }
 }
@@ -576,9 +595,17 @@ async fn resolve_interrupted(
     Ok(())
 }
 
-/// Sends one leased outbox row; returns the state it ended in, or `None` if the row is no
-/// longer this worker's.
-async fn send_one(run: &Run<'_>, outbox_id: i64) -> Result<Option<OutboxState>, StoreError> {
+/// Sends one leased outbox row whose recipient was read with its batch; returns the state it
+/// ended in, or `None` if the row is no longer this worker's. The message is composed first
+/// (while waiting for the pace), then the row moves to `sending` in the statement that reads
+/// the contact's status and suppression as of that instant, and only then does a byte go out.
+async fn send_one(
+    run: &Run<'_>,
+    starter: &SendingStarter,
+    recorder: &SentRecorder,
+    outbox_id: i64,
+    gate: Option<RecipientGate>,
+) -> Result<Option<OutboxState>, StoreError> {
     let (config, campaign, composer, store, transport) = (
         run.config,
         run.campaign,
@@ -586,93 +613,71 @@ async fn send_one(run: &Run<'_>, outbox_id: i64) -> Result<Option<OutboxState>, 
         run.store,
         run.transport,
     );
+    let composed = gate.as_ref().map(|gate| {
+        composer
+            .compose(&gate.recipient)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                compliance::gate(&m, &config.settings)
+                    .map(|()| m)
+                    .map_err(|e| e.to_string())
+            })
+    });
     if let Some(pacer) = &run.pacer {
         pacer.wait().await?;
     }
-    let Some(attempts) = store.begin_sending(outbox_id, run.worker).await? else {
+    let Some(row) = starter.begin(outbox_id).await? else {
         return Ok(None);
     };
-    // Read immediately before the transaction: an opt-out committed a moment ago counts.
-    let Some(gate) = store.recipient(outbox_id).await? else {
-        store
-            .mark_unsent(
-                outbox_id,
-                OutboxState::Failed,
-                0,
-                "the contact no longer exists",
-            )
-            .await?;
-        return Ok(Some(OutboxState::Failed));
+    let fail = |state: OutboxState, why: String| async move {
+        store.mark_unsent(outbox_id, state, 0, &why).await?;
+        Ok::<_, StoreError>(Some(state))
     };
-    if let Some(reason) = gate.suppressed {
-        store
-            .mark_unsent(
-                outbox_id,
-                OutboxState::Suppressed,
-                0,
-                &format!("suppressed: {}", reason.as_str()),
-            )
-            .await?;
-        return Ok(Some(OutboxState::Suppressed));
+    let (Some(status), Some(composed)) = (row.status, composed) else {
+        return fail(OutboxState::Failed, "the contact no longer exists".into()).await;
+    };
+    if let Some(reason) = row.suppressed {
+        return fail(
+            OutboxState::Suppressed,
+            format!("suppressed: {}", reason.as_str()),
+        )
+        .await;
     }
-    if gate.status != crate::audience::ContactStatus::Active {
-        store
-            .mark_unsent(
-                outbox_id,
-                OutboxState::Suppressed,
-                0,
-                &format!("contact is {}", gate.status.as_str()),
-            )
-            .await?;
-        return Ok(Some(OutboxState::Suppressed));
+    if status != crate::audience::ContactStatus::Active {
+        return fail(
+            OutboxState::Suppressed,
+            format!("contact is {}", status.as_str()),
+        )
+        .await;
     }
-    let message = match composer.compose(&gate.recipient) {
-        Ok(m) => m,
+    let message = match composed {
+        Ok(message) => message,
         Err(e) => {
-            tracing::error!(outbox_id, error = %e, "cannot compose the message");
-            store
-                .mark_unsent(outbox_id, OutboxState::Failed, 0, &e.to_string())
-                .await?;
-            return Ok(Some(OutboxState::Failed));
+            // A message that cannot be composed, or fails the compliance gate, is never sent.
+            tracing::error!(outbox_id, error = %e, "this message cannot be sent");
+            return fail(OutboxState::Failed, e).await;
         }
     };
-    if let Err(e) = compliance::gate(&message, &config.settings) {
-        tracing::error!(outbox_id, error = %e, "compliance gate refused the message");
-        store
-            .mark_unsent(outbox_id, OutboxState::Failed, 0, &e.to_string())
-            .await?;
-        return Ok(Some(OutboxState::Failed));
-    }
     let started = std::time::Instant::now();
     match transport.deliver(&campaign.name, &message).await {
         Ok(reply) => {
-            store
-                .mark_sent(
-                    outbox_id,
-                    &reply,
-                    &message.message_id,
-                    Some(started.elapsed().as_millis() as i64),
-                )
+            let latency = started.elapsed().as_millis() as i64;
+            recorder
+                .record(outbox_id, reply, message.message_id, latency)
                 .await?;
-            tracing::debug!(outbox_id, ms = started.elapsed().as_millis() as u64, "sent");
             Ok(Some(OutboxState::Sent))
         }
         Err(DeliveryFailure::Permanent(reason)) => {
             tracing::warn!(outbox_id, %reason, "permanent failure for this recipient");
-            store
-                .mark_unsent(outbox_id, OutboxState::Failed, 0, &reason)
-                .await?;
-            Ok(Some(OutboxState::Failed))
+            fail(OutboxState::Failed, reason).await
         }
         Err(DeliveryFailure::Transient(reason)) => {
             let retry = &config.settings.retry;
+            let attempts = row.attempts;
             if attempts >= i64::from(retry.max_attempts) {
                 let why = format!("gave up after {attempts} attempts: {reason}");
                 tracing::warn!(outbox_id, %why, "temporary failures exhausted the retries");
-                store
-                    .mark_unsent(outbox_id, OutboxState::Failed, 0, &why)
-                    .await?;
-                return Ok(Some(OutboxState::Failed));
+                return fail(OutboxState::Failed, why).await;
             }
             let delay = backoff(retry.base_delay, retry.max_delay, attempts);
             tracing::info!(outbox_id, %reason, retry_in_s = delay.as_secs_f64(), "deferred");
@@ -685,28 +690,142 @@ async fn send_one(run: &Run<'_>, outbox_id: i64) -> Result<Option<OutboxState>, 
     }
 }
 
+/// Moves rows to `sending` for the concurrent senders of one worker, all the rows asked for
+/// while the previous statement ran in one statement (group commit). Each row is still moved
+/// only when its own transaction is about to start, so no more rows are ever in `sending` than
+/// transactions in flight.
+struct SendingStarter {
+    sender: tokio::sync::mpsc::UnboundedSender<StartRequest>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+type StartRequest = (
+    i64,
+    tokio::sync::oneshot::Sender<Result<Option<crate::store::SendingRow>, String>>,
+);
+
+impl SendingStarter {
+    fn start(store: &Store, worker: &str) -> Self {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<StartRequest>();
+        let (store, worker) = (store.clone(), worker.to_string());
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(first) = receiver.recv().await {
+                batch.push(first);
+                while let Ok(next) = receiver.try_recv() {
+                    batch.push(next);
+                }
+                let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
+                match store.begin_sending(&ids, &worker).await {
+                    Ok(mut started) => {
+                        for (id, reply) in batch.drain(..) {
+                            let _ = reply.send(Ok(started.remove(&id)));
+                        }
+                    }
+                    Err(e) => {
+                        for (_, reply) in batch.drain(..) {
+                            let _ = reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        Self { sender, task }
+    }
+
+    async fn begin(&self, outbox_id: i64) -> Result<Option<crate::store::SendingRow>, StoreError> {
+        let lost = || StoreError::Sql(sqlx::Error::Protocol("the sending starter stopped".into()));
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.sender.send((outbox_id, reply)).map_err(|_| lost())?;
+        answer
+            .await
+            .map_err(|_| lost())?
+            .map_err(|e| StoreError::Sql(sqlx::Error::Protocol(e)))
+    }
+
+    async fn finish(self) {
+        drop(self.sender);
+        let _ = self.task.await;
+    }
+}
+
+/// Records delivered messages off the SMTP path: a task commits them many per statement,
+/// as fast as they come. A message whose record has not been committed when the process dies
+/// is left in `sending` and resolved like any interrupted transaction (never resent blindly);
+/// the channel holds at most a few times the concurrency of them.
+struct SentRecorder {
+    sender: tokio::sync::mpsc::Sender<(i64, String, String, Option<i64>)>,
+    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+}
+
+impl SentRecorder {
+    fn start(store: &Store, capacity: usize) -> Self {
+        let (sender, mut receiver) =
+            tokio::sync::mpsc::channel::<(i64, String, String, Option<i64>)>(capacity);
+        let store = store.clone();
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(first) = receiver.recv().await {
+                batch.push(first);
+                while batch.len() < 200 {
+                    match receiver.try_recv() {
+                        Ok(next) => batch.push(next),
+                        Err(_) => break,
+                    }
+                }
+                store.mark_sent_batch(&batch).await?;
+                batch.clear();
+            }
+            Ok(())
+        });
+        Self { sender, task }
+    }
+
+    async fn record(
+        &self,
+        outbox_id: i64,
+        reply: String,
+        message_id: String,
+        latency_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.sender
+            .send((outbox_id, reply, message_id, Some(latency_ms)))
+            .await
+            .map_err(|_| StoreError::Sql(sqlx::Error::PoolClosed))
+    }
+
+    /// Waits until everything recorded is committed.
+    async fn finish(self) -> Result<(), StoreError> {
+        drop(self.sender);
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Sql(sqlx::Error::Protocol(format!(
+                "the recorder of sent messages stopped: {e}"
+            )))),
+        }
+    }
+}
+
 /// Composes and gates a row without claiming it or sending it.
-async fn dry_run_one(
+fn dry_run_one(
     config: &ConfigDir,
     composer: &Composer<'_>,
-    store: &Store,
     outbox_id: i64,
-) -> Result<Option<OutboxState>, StoreError> {
-    let Some(gate) = store.recipient(outbox_id).await? else {
-        return Ok(None);
-    };
+    gate: Option<RecipientGate>,
+) -> Option<OutboxState> {
+    let gate = gate?;
     if gate.suppressed.is_some() || gate.status != crate::audience::ContactStatus::Active {
-        return Ok(Some(OutboxState::Suppressed));
+        return Some(OutboxState::Suppressed);
     }
     let ok = composer
         .compose(&gate.recipient)
         .map_err(|e| e.to_string())
         .and_then(|m| compliance::gate(&m, &config.settings).map_err(|e| e.to_string()));
     match ok {
-        Ok(()) => Ok(Some(OutboxState::Sent)),
+        Ok(()) => Some(OutboxState::Sent),
         Err(e) => {
             tracing::error!(outbox_id, error = %e, "this message would not be sent");
-            Ok(Some(OutboxState::Failed))
+            Some(OutboxState::Failed)
         }
     }
 }

@@ -1,13 +1,13 @@
-//! Transports: SMTP (plain with STARTTLS, or TLS from the start) through lettre's pooled async
-//! client, and the `outbox:DIR` spool that writes one `.eml` per message atomically.
+//! Transports: SMTP (plain with STARTTLS, or TLS from the start) through the connection pool
+//! in `smtp.rs`, and the `outbox:DIR` spool that writes one `.eml` per message atomically.
 
 use std::path::{Path, PathBuf};
 
 use lettre::address::Envelope;
-use lettre::transport::smtp::PoolConfig;
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use lettre::transport::smtp::client::TlsParameters;
+
+use super::smtp::{Security, SmtpPool};
 
 use crate::compose::ComposedMessage;
 use crate::config::{TlsMode, TransportSettings, TransportUrl};
@@ -28,7 +28,7 @@ pub enum DeliveryFailure {
 }
 
 pub enum Transport {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(SmtpPool),
     Outbox(PathBuf),
 }
 
@@ -40,41 +40,41 @@ impl Transport {
             url: url.to_string(),
             message,
         };
-        let (host, port, tls) = match url {
+        let (host, port, security) = match url {
             TransportUrl::Outbox(dir) => {
                 std::fs::create_dir_all(dir)
                     .map_err(|e| setup(format!("cannot create {}: {e}", dir.display())))?;
                 return Ok(Self::Outbox(dir.clone()));
             }
-            TransportUrl::Smtps { host, port } => {
-                let params = TlsParameters::new(host.clone()).map_err(|e| setup(e.to_string()))?;
-                (host, *port, Tls::Wrapper(params))
-            }
+            TransportUrl::Smtps { host, port } => (
+                host,
+                *port,
+                Security::Wrapper(super::smtp::wrapper_tls_config().map_err(setup)?),
+            ),
             TransportUrl::Smtp { host, port } => {
                 let starttls = match settings.tls {
                     TlsMode::Required => true,
                     TlsMode::Auto => !url.is_loopback(),
                     TlsMode::None => false,
                 };
-                let tls = if starttls {
-                    Tls::Required(
+                let security = if starttls {
+                    Security::StartTls(
                         TlsParameters::new(host.clone()).map_err(|e| setup(e.to_string()))?,
                     )
                 } else {
-                    Tls::None
+                    Security::None
                 };
-                (host, *port, tls)
+                (host, *port, security)
             }
         };
-        let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-            .port(port)
-            .tls(tls)
-            .timeout(Some(settings.timeout))
-            .pool_config(PoolConfig::new().max_size(settings.concurrency as u32));
-        if let Some(credentials) = credentials(settings).map_err(setup)? {
-            builder = builder.credentials(credentials);
-        }
-        Ok(Self::Smtp(builder.build()))
+        Ok(Self::Smtp(SmtpPool::new(
+            host.clone(),
+            port,
+            security,
+            credentials(settings).map_err(setup)?,
+            settings.timeout,
+            settings.concurrency,
+        )))
     }
 
     pub fn is_outbox(&self) -> bool {
@@ -112,15 +112,12 @@ impl Transport {
         match self {
             Self::Smtp(smtp) => {
                 let envelope = envelope(message).map_err(DeliveryFailure::Permanent)?;
-                match smtp.send_raw(&envelope, &message.bytes).await {
-                    Ok(response) => Ok(format!(
-                        "{} {}",
-                        response.code(),
-                        response.message().collect::<Vec<_>>().join(" ")
-                    )),
-                    Err(e) if e.is_permanent() => Err(DeliveryFailure::Permanent(e.to_string())),
-                    Err(e) => Err(DeliveryFailure::Transient(e.to_string())),
-                }
+                let response = smtp.send(&envelope, &message.bytes).await?;
+                Ok(format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                ))
             }
             Self::Outbox(_) => {
                 let path = self

@@ -23,7 +23,7 @@ pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, OptOutRecord};
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
-pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate};
+pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate, SendingRow};
 pub use workers::WorkerRecord;
 
 use crate::audience::{ContactRecord, EmailAddress};
@@ -111,6 +111,10 @@ pub struct StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time: the concurrent writes of one process take turns here
+    /// instead of colliding on the file lock, where the loser sleeps in SQLite's busy handler
+    /// (measured: a send at concurrency 1 spent most of its time in those sleeps).
+    sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What an import changed.
@@ -179,13 +183,26 @@ impl Store {
                 url: redact(url),
                 source,
             })?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub(crate) async fn begin_write(
         &self,
     ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
         Ok(self.pool.begin_with(self.backend.begin_write()).await?)
+    }
+
+    /// Held around a write on the send path: serialises this process's SQLite writes;
+    /// PostgreSQL needs nothing of the kind.
+    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.backend {
+            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
+            Backend::Postgres => None,
+        }
     }
 
     pub fn backend(&self) -> Backend {

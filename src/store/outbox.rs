@@ -57,6 +57,16 @@ pub struct RecipientGate {
     pub suppressed: Option<SuppressionReason>,
 }
 
+/// A row just moved to `sending`, with what was read in the same statement.
+#[derive(Debug, Clone)]
+pub struct SendingRow {
+    /// This attempt's number (1 for the first).
+    pub attempts: i64,
+    /// `None` if the contact no longer exists.
+    pub status: Option<ContactStatus>,
+    pub suppressed: Option<SuppressionReason>,
+}
+
 /// Per-state counts of one campaign's outbox.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CampaignCounts {
@@ -206,6 +216,7 @@ impl Store {
         limit: i64,
         phase: Option<Phase>,
     ) -> Result<Vec<i64>, StoreError> {
+        let _turn = self.write_turn().await;
         let phase = phase.map(|p| p.as_str());
         let sql = format!(
             "UPDATE outbox SET lease_owner = $1, lease_until = $2
@@ -231,26 +242,143 @@ impl Store {
         Ok(ids)
     }
 
-    /// Moves a leased row to `sending`, committed before any byte goes to the mail server, so
-    /// a crash can never lead to a blind resend. Returns the attempt number, or `None` if the
-    /// row is no longer this worker's to send (its lease ran out and another worker took it,
-    /// or it reached a final state).
+    /// Moves leased rows to `sending`, committed before any byte goes to the mail server, so
+    /// a crash can never lead to a blind resend; reads, in the same statement, what may still
+    /// forbid each transaction (the contact's status and any suppression, as of this instant).
+    /// Rows missing from the answer are no longer this worker's to send (the lease ran out and
+    /// another worker took the row, or it reached a final state). Several rows go in one
+    /// statement when several transactions start at once (group commit).
     pub async fn begin_sending(
         &self,
-        outbox_id: i64,
+        outbox_ids: &[i64],
         worker: &str,
-    ) -> Result<Option<i64>, StoreError> {
-        Ok(sqlx::query_scalar(
-            "UPDATE outbox SET state = 'sending', claimed_by = $1, attempts = attempts + 1,
-                    updated_at = $2
-              WHERE id = $3 AND lease_owner = $1 AND state IN ('queued', 'deferred')
-             RETURNING attempts",
-        )
-        .bind(worker)
-        .bind(crate::now_millis())
-        .bind(outbox_id)
-        .fetch_optional(self.pool())
-        .await?)
+    ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
+        let _turn = self.write_turn().await;
+        let mut started = BTreeMap::new();
+        for chunk in outbox_ids.chunks(500) {
+            let placeholders = (0..chunk.len())
+                .map(|i| format!("${}", i + 3))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "UPDATE outbox SET state = 'sending', claimed_by = $1, attempts = attempts + 1,
+                        updated_at = $2
+                  WHERE id IN ({placeholders}) AND lease_owner = $1 AND state IN ('queued', 'deferred')
+                 RETURNING id, attempts,
+                        (SELECT c.status FROM contacts c WHERE c.id = outbox.contact_id) AS status,
+                        (SELECT s.reason FROM contacts c JOIN suppressions s ON s.email_hash = c.email_hash
+                          WHERE c.id = outbox.contact_id) AS reason"
+            );
+            let mut query = sqlx::query(&sql).bind(worker).bind(crate::now_millis());
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let id: i64 = row.get("id");
+                let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+                    table: "contacts/suppressions",
+                    column,
+                    id,
+                    value,
+                };
+                let status: Option<String> = row.get("status");
+                let status = match status {
+                    None => None,
+                    Some(s) => {
+                        Some(ContactStatus::parse(&s).ok_or_else(|| corrupt("status", s.clone()))?)
+                    }
+                };
+                let reason: Option<String> = row.get("reason");
+                let suppressed = match reason {
+                    None => None,
+                    Some(r) => Some(
+                        SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?,
+                    ),
+                };
+                started.insert(
+                    id,
+                    SendingRow {
+                        attempts: row.get("attempts"),
+                        status,
+                        suppressed,
+                    },
+                );
+            }
+        }
+        Ok(started)
+    }
+
+    /// The recipients of `outbox_ids` (rows whose contact no longer exists are left out), read
+    /// once per claimed batch; what can change between then and the transaction (status,
+    /// suppression) is read again by [`Store::begin_sending`].
+    pub async fn recipients(
+        &self,
+        outbox_ids: &[i64],
+    ) -> Result<BTreeMap<i64, RecipientGate>, StoreError> {
+        let mut found = BTreeMap::new();
+        for chunk in outbox_ids.chunks(500) {
+            let placeholders = (1..=chunk.len())
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let sql = format!(
+                "SELECT o.id, o.register, o.variant, c.email, c.status, m.first_name, m.last_name, m.company,
+                        m.business_id, m.title, m.locale, m.legal_basis, m.consent_at, m.fields,
+                        m.source, s.reason
+                   FROM outbox o
+                   JOIN contacts c ON c.id = o.contact_id
+                   JOIN memberships m ON m.contact_id = o.contact_id AND m.register = o.register
+                   LEFT JOIN suppressions s ON s.email_hash = c.email_hash
+                  WHERE o.id IN ({placeholders})"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(id);
+            }
+            for row in query.fetch_all(self.pool()).await? {
+                let id: i64 = row.get("id");
+                found.insert(id, gate_from_row(&row, id)?);
+            }
+        }
+        Ok(found)
+    }
+
+    /// Records a batch of delivered messages in one statement:
+    /// (outbox id, SMTP reply, Message-ID, latency in ms).
+    pub async fn mark_sent_batch(
+        &self,
+        sent: &[(i64, String, String, Option<i64>)],
+    ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
+        let now = crate::now_millis();
+        for chunk in sent.chunks(200) {
+            let values = (0..chunk.len())
+                .map(|i| {
+                    format!(
+                        "(${}, ${}, ${}, ${})",
+                        4 * i + 2,
+                        4 * i + 3,
+                        4 * i + 4,
+                        4 * i + 5
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            // VALUES columns are column1… on both engines.
+            let sql = format!(
+                "UPDATE outbox SET state = 'sent', smtp_reply = v.column2, message_id = v.column3,
+                        last_error = NULL, latency_ms = v.column4, sent_at = $1, updated_at = $1,
+                        lease_owner = NULL, lease_until = NULL
+                   FROM (VALUES {values}) AS v
+                  WHERE outbox.id = v.column1"
+            );
+            let mut query = sqlx::query(&sql).bind(now);
+            for (id, reply, message_id, latency) in chunk {
+                query = query.bind(id).bind(reply).bind(message_id).bind(latency);
+            }
+            query.execute(self.pool()).await?;
+        }
+        Ok(())
     }
 
     /// The recipient of a row with its status and suppression, read fresh.
@@ -279,6 +407,7 @@ impl Store {
         message_id: &str,
         latency_ms: Option<i64>,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let now = crate::now_millis();
         sqlx::query(
             "UPDATE outbox SET state = 'sent', smtp_reply = $1, message_id = $2, last_error = NULL,
@@ -305,6 +434,7 @@ impl Store {
         retry_at: i64,
         error: &str,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         debug_assert!(matches!(
             state,
             OutboxState::Deferred | OutboxState::Failed | OutboxState::Suppressed

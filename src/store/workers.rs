@@ -54,6 +54,7 @@ impl Store {
         sent: u64,
         lease_until: i64,
     ) -> Result<(), StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         sqlx::query(
             "UPDATE workers SET heartbeat_at = $1, claimed = $2, sent = $3 WHERE worker = $4",
@@ -147,6 +148,7 @@ impl Store {
         interval_us: i64,
         count: i64,
     ) -> Result<i64, StoreError> {
+        let _turn = self.write_turn().await;
         let span = interval_us.saturating_mul(count);
         Ok(sqlx::query_scalar(
             "INSERT INTO campaign_pace (campaign_id, next_slot) VALUES ($1, $2 + $3)

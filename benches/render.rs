@@ -1,0 +1,68 @@
+//! Render throughput: personalised messages per second with the full compliance blocks, the
+//! compliance gate and the finished MIME bytes, one thread, over the benchmark campaign
+//! (bench/config). A harness that prints figures, not a test: `cargo bench --bench render`
+//! (bench/run.sh runs it). `-- --dkim` also signs every message (RSA-2048, from a key made
+//! with openssl; the path is given in FAIRSEND_BENCH_DKIM_KEY).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use fairsend::audience::{ContactRecord, EmailAddress, Recipient};
+use fairsend::compose::Composer;
+use fairsend::config::{ConfigDir, LegalBasis};
+use fairsend::suppress::Secret;
+
+fn recipient(i: usize) -> Recipient {
+    Recipient {
+        outbox_id: i as i64 + 1,
+        register: "prospects".into(),
+        variant: 0,
+        contact: ContactRecord {
+            email: EmailAddress::parse(&format!("person{i}@company{}.example", i % 997))
+                .expect("synthetic address"),
+            first_name: format!("Etunimi{i}"),
+            last_name: format!("Sukunimi{i}"),
+            company: format!("Yritys {} Oy", i % 997),
+            business_id: String::new(),
+            title: "Tietohallintojohtaja".into(),
+            locale: None,
+            legal_basis: LegalBasis::JobRole,
+            consent_at: None,
+            fields: BTreeMap::from([(
+                "industry".to_string(),
+                ["rakennus", "logistiikka", "teollisuus", "kauppa"][i % 4].to_string(),
+            )]),
+            source: format!("contacts.csv:{}", i + 2),
+        },
+    }
+}
+
+fn main() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = ConfigDir::load(&root.join("bench/config")).expect("bench/config");
+    let campaign = config
+        .load_campaign(&root.join("bench/config/campaigns/bench.toml"))
+        .expect("bench campaign");
+    let composer = Composer::new(&config, &campaign, Secret::development()).expect("composer");
+    let recipients: Vec<Recipient> = (0..10_000).map(recipient).collect();
+    for r in recipients.iter().take(1000) {
+        std::hint::black_box(composer.compose(r).expect("compose"));
+    }
+    let budget = Duration::from_secs(5);
+    let started = Instant::now();
+    let (mut messages, mut bytes) = (0usize, 0usize);
+    while started.elapsed() < budget {
+        for r in &recipients {
+            let message = composer.compose(r).expect("compose");
+            fairsend::compliance::gate(&message, &config.settings).expect("gate");
+            bytes += message.bytes.len();
+            messages += 1;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    println!(
+        "render: {messages} messages in {secs:.2} s = {:.0} messages/s (one thread), mean size {} bytes",
+        messages as f64 / secs,
+        bytes / messages
+    );
+}
