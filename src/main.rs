@@ -981,8 +981,7 @@ async fn review(
 ) -> anyhow::Result<()> {
     let campaign = config.load_campaign(file)?;
     prepare(config, store, &campaign).await?;
-    let audience = store.campaign_audience(&campaign.registers).await?;
-    let variants = footer_variants(config, &campaign, &audience)?;
+    let variants = footer_variants(config, &campaign, store).await?;
     let index = write_review(out, &campaign, &variants)?;
     if json {
         println!(
@@ -1022,8 +1021,7 @@ async fn approve(config: &ConfigDir, store: &Store, file: &Path, by: &str) -> an
     }
     let campaign = config.load_campaign(file)?;
     prepare(config, store, &campaign).await?;
-    let audience = store.campaign_audience(&campaign.registers).await?;
-    let variants = footer_variants(config, &campaign, &audience)?;
+    let variants = footer_variants(config, &campaign, store).await?;
     if variants.is_empty() {
         return Err(
             Problems("nothing to approve: the campaign has no eligible recipient".into()).into(),

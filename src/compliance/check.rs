@@ -1,14 +1,12 @@
 //! `fairsend check`: every pre-flight rule over config, audience, content and approval, each
 //! finding with a stable code and a severity. Errors block sending; warnings do not.
 
-use std::collections::BTreeMap;
-
 use crate::audience::{ContactStatus, is_freemail, is_role_account};
 use crate::compose::Composer;
 use crate::config::{Campaign, ConfigDir, LegalBasis};
 use crate::store::{Store, StoreError};
 
-use super::review::{approval_gaps, footer_variants, is_eligible};
+use super::review::approval_gaps;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -159,57 +157,84 @@ pub async fn check_campaign(
         ));
     }
 
-    let audience = store.campaign_audience(&campaign.registers).await?;
+    // One streaming pass over the audience: counts, per-contact findings, every message
+    // rendered and gated (for `check`), the footer variants. Memory does not grow with it.
     let counts = &mut report.audience;
-    counts.selected = audience.len();
-    for gate in &audience {
-        let c = &gate.recipient.contact;
-        let subject = || {
-            format!(
-                "contact {} (register {}, {})",
-                c.email, gate.recipient.register, c.source
-            )
-        };
-        if gate.suppressed.is_some() {
-            counts.excluded_suppressed += 1;
-            continue;
-        }
-        match gate.status {
-            ContactStatus::Passive => {
-                counts.excluded_passive += 1;
-                continue;
-            }
-            ContactStatus::Ceased => {
-                counts.excluded_ceased += 1;
-                continue;
-            }
-            ContactStatus::Active => counts.eligible += 1,
-        }
-        if is_freemail(&c.email) && c.legal_basis != LegalBasis::Consent {
-            findings.push(Finding::new(
-                "AUD002",
-                Severity::Error,
-                subject(),
+    let mut variants = super::review::VariantCounter::default();
+    let mut messages_checked = 0;
+    let every_message = depth == Depth::EveryMessage;
+    store
+        .for_each_audience_member(&campaign.registers, |gate| {
+            counts.selected += 1;
+            variants.add(config, campaign, &gate);
+            let c = &gate.recipient.contact;
+            let subject = || {
                 format!(
-                    "{} is a consumer (free-mail) domain; marketing to it needs the person's consent, \
-                     but the legal basis is {}. Record consent (legal_basis = consent, consent_at) or remove the contact",
-                    c.email.domain(),
-                    c.legal_basis.as_str()
-                ),
-            ));
-        }
-        if is_role_account(&c.email) {
-            findings.push(Finding::new(
-                "AUD003",
-                Severity::Warning,
-                subject(),
-                format!(
-                    "'{}' is a role account, not an identified person; B2B marketing should reach a named person's work address",
-                    c.email.local_part()
-                ),
-            ));
-        }
-    }
+                    "contact {} (register {}, {})",
+                    c.email, gate.recipient.register, c.source
+                )
+            };
+            if gate.suppressed.is_some() {
+                counts.excluded_suppressed += 1;
+                return;
+            }
+            match gate.status {
+                ContactStatus::Passive => {
+                    counts.excluded_passive += 1;
+                    return;
+                }
+                ContactStatus::Ceased => {
+                    counts.excluded_ceased += 1;
+                    return;
+                }
+                ContactStatus::Active => counts.eligible += 1,
+            }
+            if is_freemail(&c.email) && c.legal_basis != LegalBasis::Consent {
+                findings.push(Finding::new(
+                    "AUD002",
+                    Severity::Error,
+                    subject(),
+                    format!(
+                        "{} is a consumer (free-mail) domain; marketing to it needs the person's consent, \
+                         but the legal basis is {}. Record consent (legal_basis = consent, consent_at) or remove the contact",
+                        c.email.domain(),
+                        c.legal_basis.as_str()
+                    ),
+                ));
+            }
+            if is_role_account(&c.email) {
+                findings.push(Finding::new(
+                    "AUD003",
+                    Severity::Warning,
+                    subject(),
+                    format!(
+                        "'{}' is a role account, not an identified person; B2B marketing should reach a named person's work address",
+                        c.email.local_part()
+                    ),
+                ));
+            }
+            if every_message {
+                messages_checked += 1;
+                let outcome = composer
+                    .compose(&gate.recipient)
+                    .map_err(|e| ("MSG001", e.to_string()))
+                    .and_then(|m| {
+                        super::gate(&m, &config.settings)
+                            .map_err(|e| ("MSG002", e.problems.join("; ")))
+                    });
+                if let Err((code, message)) = outcome {
+                    findings.push(Finding::new(
+                        code,
+                        Severity::Error,
+                        format!("contact {}", c.email),
+                        format!("the rendered message cannot be sent: {message}"),
+                    ));
+                }
+            }
+        })
+        .await?;
+    report.messages_checked = messages_checked;
+    let counts = &report.audience;
     for (code, n, what) in [
         (
             "AUD004",
@@ -236,7 +261,7 @@ pub async fn check_campaign(
             ));
         }
     }
-    retention_findings(config, campaign, store, &audience, findings).await?;
+    retention_findings(config, campaign, store, findings).await?;
     if counts.eligible == 0 {
         findings.push(Finding::new(
             "AUD007",
@@ -246,29 +271,7 @@ pub async fn check_campaign(
         ));
     }
 
-    if depth == Depth::EveryMessage {
-        let mut failures: BTreeMap<String, usize> = BTreeMap::new();
-        for gate in audience.iter().filter(|g| is_eligible(g)) {
-            report.messages_checked += 1;
-            let outcome = composer
-                .compose(&gate.recipient)
-                .map_err(|e| ("MSG001", e.to_string()))
-                .and_then(|m| {
-                    super::gate(&m, &config.settings).map_err(|e| ("MSG002", e.problems.join("; ")))
-                });
-            if let Err((code, message)) = outcome {
-                *failures.entry(code.to_string()).or_default() += 1;
-                findings.push(Finding::new(
-                    code,
-                    Severity::Error,
-                    format!("contact {}", gate.recipient.contact.email),
-                    format!("the rendered message cannot be sent: {message}"),
-                ));
-            }
-        }
-    }
-
-    match footer_variants(config, campaign, &audience) {
+    match variants.finish(config, campaign) {
         Err(e) => findings.push(Finding::new(
             "APR004",
             Severity::Error,
@@ -290,36 +293,24 @@ async fn retention_findings(
     config: &ConfigDir,
     campaign: &Campaign,
     store: &Store,
-    audience: &[crate::store::RecipientGate],
     findings: &mut Vec<Finding>,
 ) -> Result<(), StoreError> {
-    let eligible: std::collections::HashSet<(String, String)> = audience
-        .iter()
-        .filter(|g| is_eligible(g))
-        .map(|g| {
-            (
-                g.recipient.contact.email.to_string(),
-                g.recipient.register.clone(),
-            )
-        })
-        .collect();
     let now = chrono::Utc::now();
     let soon = now + chrono::Duration::days(30);
     let (mut near, mut past) = (0, 0);
-    for entry in store.entry_ages().await? {
-        if !eligible.contains(&(entry.email.clone(), entry.register.clone())) {
-            continue;
-        }
-        match crate::audience::hygiene::retention_end(
-            &entry,
-            &config.registers,
-            config.settings.privacy.retention_months,
-        ) {
-            Some(end) if end <= now => past += 1,
-            Some(end) if end <= soon => near += 1,
-            _ => {}
-        }
-    }
+    store
+        .for_each_eligible_entry(&campaign.registers, |entry| {
+            match crate::audience::hygiene::retention_end(
+                &entry,
+                &config.registers,
+                config.settings.privacy.retention_months,
+            ) {
+                Some(end) if end <= now => past += 1,
+                Some(end) if end <= soon => near += 1,
+                _ => {}
+            }
+        })
+        .await?;
     let file = campaign.file.display().to_string();
     if near > 0 {
         findings.push(Finding::new(

@@ -51,32 +51,65 @@ pub enum ReviewError {
     UnknownRegister(String),
     #[error("cannot render the compliance blocks: {0}")]
     Render(#[from] askama::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
-/// Every distinct footer the eligible part of `audience` will receive, with recipient counts.
-pub fn footer_variants(
+/// Every distinct footer the eligible part of the campaign's audience will receive, with
+/// recipient counts, from one streaming pass over the audience.
+pub async fn footer_variants(
     config: &ConfigDir,
     campaign: &Campaign,
-    audience: &[RecipientGate],
+    store: &crate::store::Store,
 ) -> Result<Vec<FooterVariant>, ReviewError> {
-    let mut counts: BTreeMap<VariantKey, usize> = BTreeMap::new();
-    for gate in audience.iter().filter(|g| is_eligible(g)) {
+    let mut counter = VariantCounter::default();
+    store
+        .for_each_audience_member(&campaign.registers, |gate| {
+            counter.add(config, campaign, &gate)
+        })
+        .await?;
+    counter.finish(config, campaign)
+}
+
+/// Counts recipients per footer variant as an audience streams past.
+#[derive(Default)]
+pub struct VariantCounter {
+    counts: BTreeMap<VariantKey, usize>,
+    unknown_register: Option<String>,
+}
+
+impl VariantCounter {
+    pub fn add(&mut self, config: &ConfigDir, campaign: &Campaign, gate: &RecipientGate) {
+        if !is_eligible(gate) {
+            return;
+        }
         let r = &gate.recipient;
-        let register = config
-            .registers
-            .get(&r.register)
-            .ok_or_else(|| ReviewError::UnknownRegister(r.register.clone()))?;
+        let Some(register) = config.registers.get(&r.register) else {
+            self.unknown_register = Some(r.register.clone());
+            return;
+        };
         let key = VariantKey {
             register: r.register.clone(),
             locale: recipient_locale(r.contact.locale, campaign, register),
             legal_basis: r.contact.legal_basis,
         };
-        *counts.entry(key).or_default() += 1;
+        *self.counts.entry(key).or_default() += 1;
     }
-    counts
-        .into_iter()
-        .map(|(key, recipients)| render_variant(config, campaign, key, recipients))
-        .collect()
+
+    /// Renders each variant once.
+    pub fn finish(
+        self,
+        config: &ConfigDir,
+        campaign: &Campaign,
+    ) -> Result<Vec<FooterVariant>, ReviewError> {
+        if let Some(register) = self.unknown_register {
+            return Err(ReviewError::UnknownRegister(register));
+        }
+        self.counts
+            .into_iter()
+            .map(|(key, recipients)| render_variant(config, campaign, key, recipients))
+            .collect()
+    }
 }
 
 pub fn is_eligible(gate: &RecipientGate) -> bool {

@@ -123,6 +123,38 @@ impl Store {
             .collect())
     }
 
+    /// Calls `each` for every entry of `registers` whose contact may be sent to (active, not
+    /// suppressed), with its age: the retention warnings of `check`, streamed.
+    pub async fn for_each_eligible_entry(
+        &self,
+        registers: &[String],
+        mut each: impl FnMut(EntryAge),
+    ) -> Result<(), StoreError> {
+        use futures_util::TryStreamExt;
+        for register in registers {
+            let mut rows = sqlx::query(
+                "SELECT m.id, m.contact_id, m.register, c.email, m.created_at,
+                        (SELECT MAX(o.sent_at) FROM outbox o WHERE o.contact_id = m.contact_id) AS last_sent
+                   FROM memberships m JOIN contacts c ON c.id = m.contact_id
+                  WHERE m.register = $1 AND c.status = 'active'
+                    AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)",
+            )
+            .bind(register)
+            .fetch(self.pool());
+            while let Some(r) = rows.try_next().await? {
+                each(EntryAge {
+                    membership_id: r.get("id"),
+                    contact_id: r.get("contact_id"),
+                    register: r.get("register"),
+                    email: r.get("email"),
+                    created_at: r.get("created_at"),
+                    last_sent_at: r.get("last_sent"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Deletes register entries; a contact left with none is deleted with its outbox rows,
     /// bounces and the address in suppression and opt-out records, keeping the keyed hashes.
     pub async fn purge_entries(&self, membership_ids: &[i64]) -> Result<PurgeOutcome, StoreError> {

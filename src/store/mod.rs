@@ -402,16 +402,21 @@ impl Store {
     ) -> Result<std::collections::BTreeSet<String>, StoreError> {
         let mut common: Option<std::collections::BTreeSet<String>> = None;
         for register in registers {
+            // Streamed, not DISTINCT: the values differ per contact, so DISTINCT would only
+            // make the database sort every row.
             let mut rows = sqlx::query_scalar::<_, String>(
-                "SELECT DISTINCT fields FROM memberships WHERE register = $1",
+                "SELECT fields FROM memberships WHERE register = $1",
             )
             .bind(register)
             .fetch(&self.pool);
             use futures_util::TryStreamExt;
             while let Some(json) = rows.try_next().await? {
-                let fields: std::collections::BTreeMap<String, String> =
+                let fields: std::collections::BTreeMap<String, serde::de::IgnoredAny> =
                     serde_json::from_str(&json).unwrap_or_default();
-                let keys = fields.into_keys().collect();
+                let keys: std::collections::BTreeSet<String> = fields.into_keys().collect();
+                if common.as_ref().is_some_and(|c| c.is_subset(&keys)) {
+                    continue;
+                }
                 common = Some(match common {
                     None => keys,
                     Some(c) => c.intersection(&keys).cloned().collect(),

@@ -595,36 +595,50 @@ fn gate_from_row(row: &sqlx::any::AnyRow, outbox_id: i64) -> Result<RecipientGat
 }
 
 impl Store {
-    /// Every contact `registers` select, each once, through the first register listed that
-    /// holds it, with status and suppression: the audience `check` and `review` examine.
-    /// Outbox ids are 0: these are not queued rows.
-    pub async fn campaign_audience(
+    /// Calls `each` for every contact `registers` select, each once, through the first
+    /// register listed that holds it, with status and suppression: the audience `check`,
+    /// `review` and `approve` examine. Rows stream from the database (memory does not grow
+    /// with the audience); outbox ids are 0, as these are not queued rows.
+    pub async fn for_each_audience_member(
         &self,
         registers: &[String],
-    ) -> Result<Vec<RecipientGate>, StoreError> {
+        mut each: impl FnMut(RecipientGate),
+    ) -> Result<(), StoreError> {
         use futures_util::TryStreamExt;
-        let mut seen = std::collections::HashSet::new();
-        let mut audience = Vec::new();
-        for register in registers {
-            let mut rows = sqlx::query(
-                "SELECT c.id AS contact_id, m.register, NULL AS variant, c.email, c.status, m.first_name,
+        for (index, register) in registers.iter().enumerate() {
+            // Contacts also in an earlier register were selected through that one.
+            let earlier = (0..index)
+                .map(|i| format!("${}", i + 2))
+                .collect::<Vec<_>>()
+                .join(", ");
+            let not_earlier = if index == 0 {
+                String::new()
+            } else {
+                format!(
+                    "AND NOT EXISTS (SELECT 1 FROM memberships e
+                                      WHERE e.contact_id = m.contact_id AND e.register IN ({earlier}))"
+                )
+            };
+            let sql = format!(
+                "SELECT m.register, NULL AS variant, c.email, c.status, m.first_name,
                         m.last_name, m.company, m.business_id, m.title, m.locale, m.legal_basis,
                         m.consent_at, m.fields, m.source, s.reason
                    FROM memberships m
                    JOIN contacts c ON c.id = m.contact_id
                    LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-                  WHERE m.register = $1 ORDER BY c.id",
-            )
-            .bind(register)
-            .fetch(self.pool());
+                  WHERE m.register = $1 {not_earlier}
+                  ORDER BY c.id"
+            );
+            let mut query = sqlx::query(&sql).bind(register);
+            for earlier in &registers[..index] {
+                query = query.bind(earlier);
+            }
+            let mut rows = query.fetch(self.pool());
             while let Some(row) = rows.try_next().await? {
-                let contact_id: i64 = row.get("contact_id");
-                if seen.insert(contact_id) {
-                    audience.push(gate_from_row(&row, 0)?);
-                }
+                each(gate_from_row(&row, 0)?);
             }
         }
-        Ok(audience)
+        Ok(())
     }
 
     /// Records an approval of a campaign's compliance blocks.

@@ -558,12 +558,9 @@ async fn variants_of(
     let Some((_, campaign)) = campaign_files(app).into_iter().find(|(s, _)| s == stem) else {
         return Ok(None);
     };
-    let audience = app
-        .store
-        .campaign_audience(&campaign.registers)
+    let variants = footer_variants(&app.config, &campaign, &app.store)
         .await
         .map_err(|e| e.to_string())?;
-    let variants = footer_variants(&app.config, &campaign, &audience).map_err(|e| e.to_string())?;
     Ok(Some((campaign, variants)))
 }
 
