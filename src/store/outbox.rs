@@ -351,7 +351,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let _turn = self.write_turn().await;
         let now = crate::now_millis();
-        for chunk in sent.chunks(200) {
+        for chunk in sent.chunks(64) {
             let values = (0..chunk.len())
                 .map(|i| {
                     format!(
