@@ -251,7 +251,8 @@ def main():
                     size_bytes = mean_message_size(config, db, campaign, "etu0.suku0@yritys0.example")
                 ours = sent / secs if sent else None
                 log(f"== {label}: smtp-source at concurrency {c}, {sent or size} messages of {size_bytes} bytes")
-                theirs = smtp_source_rate(sink, c, sent or size, size_bytes)
+                # The rate is the rate: 100k messages measure it as well as a million.
+                theirs = smtp_source_rate(sink, c, min(sent or size, 100000), size_bytes)
                 ratio = ours / theirs if ours and theirs else None
                 rows.append((f"send, concurrency {c}", label, ours, "messages/s", "-", None))
                 rows.append((f"smtp-source, concurrency {c}", label, theirs, "messages/s", "-", None))

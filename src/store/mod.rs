@@ -127,10 +127,13 @@ pub struct StoreOptions {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite has one writer at a time: the concurrent writes of one process take turns here
-    /// instead of colliding on the file lock, where the loser sleeps in SQLite's busy handler
-    /// (measured: a send at concurrency 1 spent most of its time in those sleeps).
-    sqlite_writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The send path's writes of one process take turns. On SQLite they would otherwise
+    /// collide on the file lock and the loser sleep in SQLite's busy handler (measured: a send
+    /// at concurrency 1 spent most of its time in those sleeps); on PostgreSQL, the heartbeat's
+    /// lease renewal, the group-committed `sending` update and the batched `sent` update lock
+    /// overlapping rows in different orders, and PostgreSQL ended one of them as a deadlock
+    /// (seen in the benchmark). Workers never touch each other's rows: they need no turns.
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// What an import changed.
@@ -207,7 +210,7 @@ impl Store {
         Ok(Self {
             pool,
             backend,
-            sqlite_writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         })
     }
 
@@ -217,13 +220,9 @@ impl Store {
         Ok(self.pool.begin_with(self.backend.begin_write()).await?)
     }
 
-    /// Held around a write on the send path: serialises this process's SQLite writes;
-    /// PostgreSQL needs nothing of the kind.
-    pub(crate) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.backend {
-            Backend::Sqlite => Some(self.sqlite_writer.lock().await),
-            Backend::Postgres => None,
-        }
+    /// Held around each write on the send path: this process's writes take turns.
+    pub(crate) async fn write_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writer.lock().await
     }
 
     pub fn backend(&self) -> Backend {
@@ -372,7 +371,6 @@ impl Store {
         Ok(())
     }
 }
-
 
 /// Contacts per statement in an import (14 bound values per membership row).
 const IMPORT_BATCH: usize = 500;

@@ -480,6 +480,7 @@ impl Store {
         resolution: OutboxState,
         note: &str,
     ) -> Result<bool, StoreError> {
+        let _turn = self.write_turn().await;
         debug_assert!(matches!(
             resolution,
             OutboxState::Sent | OutboxState::Queued | OutboxState::Failed

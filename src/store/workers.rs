@@ -80,6 +80,7 @@ impl Store {
     /// Gives up the rows `worker` leased but did not start, so other workers take them at
     /// once; `stopped` also marks the worker as gone (a clean exit).
     pub async fn release_leases(&self, worker: &str, stopped: bool) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
         let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE outbox SET lease_owner = NULL, lease_until = NULL
