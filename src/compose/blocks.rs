@@ -70,11 +70,35 @@ pub struct ComplianceBlocks {
 }
 
 /// The blocks rendered in one format, in the order they appear in a message.
+#[derive(Clone)]
 pub struct RenderedBlocks {
     pub identity: String,
     pub source: String,
     pub privacy: String,
     pub objection: String,
+}
+
+/// The art. 21 objection block: the one block that carries the recipient's own link.
+fn objection_block(inputs: &BlockInputs<'_>) -> ObjectionBlock {
+    let w: &Wording = wording(inputs.locale);
+    ObjectionBlock {
+        heading: w.objection_heading,
+        right: w.objection_right.to_string(),
+        unsubscribe: Link {
+            label: w.objection_link_label.to_string(),
+            url: inputs.unsubscribe_url.to_string(),
+        },
+        reply: fill(w.objection_reply, &[("reply_to", inputs.reply_to.as_str())]),
+    }
+}
+
+/// The objection block alone, in text and HTML, exactly as [`ComplianceBlocks`] renders it.
+pub fn render_objection(inputs: &BlockInputs<'_>) -> Result<(String, String), askama::Error> {
+    let b = objection_block(inputs);
+    Ok((
+        ObjectionText { b: &b }.render()?,
+        ObjectionHtml { b: &b }.render()?,
+    ))
 }
 
 impl ComplianceBlocks {
@@ -159,15 +183,7 @@ impl ComplianceBlocks {
                 url: url.clone(),
             }),
         };
-        let objection = ObjectionBlock {
-            heading: w.objection_heading,
-            right: w.objection_right.to_string(),
-            unsubscribe: Link {
-                label: w.objection_link_label.to_string(),
-                url: inputs.unsubscribe_url.to_string(),
-            },
-            reply: fill(w.objection_reply, &[("reply_to", inputs.reply_to.as_str())]),
-        };
+        let objection = objection_block(inputs);
         Self {
             identity,
             source,

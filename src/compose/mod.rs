@@ -74,7 +74,16 @@ pub struct Composer<'a> {
     dkim: Option<&'a crate::dns::DkimSigning>,
     /// The body's trackable links (by index), when the campaign tracks clicks.
     links: Vec<String>,
+    /// Identity, source and privacy blocks per footer variant (register, locale, legal
+    /// basis), rendered once: they are the same for every recipient of the variant, and
+    /// rendering them was a tenth of composing a message.
+    shared_blocks: std::sync::Mutex<SharedBlocks>,
 }
+
+type SharedBlocks = std::collections::HashMap<
+    (String, Locale, crate::config::LegalBasis),
+    (RenderedBlocks, RenderedBlocks),
+>;
 
 #[derive(Template)]
 #[template(path = "message.txt")]
@@ -106,6 +115,7 @@ impl<'a> Composer<'a> {
             secret,
             dkim: None,
             links: Vec::new(),
+            shared_blocks: std::sync::Mutex::new(SharedBlocks::new()),
         })
     }
 
@@ -173,20 +183,17 @@ impl<'a> Composer<'a> {
         );
         let message_id = format!("<{bounce_token}@{domain}>");
 
-        let blocks = ComplianceBlocks::new(&BlockInputs {
-            settings,
-            register,
-            locale,
-            legal_basis: contact.legal_basis,
-            unsubscribe_url: &unsubscribe_url,
-            reply_to: &self.campaign.reply_to,
-        });
-        let text_blocks = blocks
-            .render_text()
-            .map_err(|e| ComposeError::Layout("text", e))?;
-        let html_blocks = blocks
-            .render_html()
-            .map_err(|e| ComposeError::Layout("HTML", e))?;
+        let (text_blocks, html_blocks) = self.blocks_for(
+            &BlockInputs {
+                settings,
+                register,
+                locale,
+                legal_basis: contact.legal_basis,
+                unsubscribe_url: &unsubscribe_url,
+                reply_to: &self.campaign.reply_to,
+            },
+            &recipient.register,
+        )?;
         let text = TextLayout {
             body: body_text.trim_end(),
             blocks: &text_blocks,
@@ -271,6 +278,44 @@ fn quoted_printable_part(content_type: ContentType, text: &str) -> SinglePart {
 }
 
 impl Composer<'_> {
+    /// The four blocks in text and HTML for one recipient: the shared three from the cache
+    /// (rendered on first use), the objection block with the recipient's own link.
+    fn blocks_for(
+        &self,
+        inputs: &BlockInputs<'_>,
+        register: &str,
+    ) -> Result<(RenderedBlocks, RenderedBlocks), ComposeError> {
+        let (objection_text, objection_html) =
+            blocks::render_objection(inputs).map_err(|e| ComposeError::Layout("text", e))?;
+        let key = (register.to_string(), inputs.locale, inputs.legal_basis);
+        let cached = self
+            .shared_blocks
+            .lock()
+            .ok()
+            .and_then(|cache| cache.get(&key).cloned());
+        let (mut text, mut html) = match cached {
+            Some(shared) => shared,
+            None => {
+                let blocks = ComplianceBlocks::new(inputs);
+                let shared = (
+                    blocks
+                        .render_text()
+                        .map_err(|e| ComposeError::Layout("text", e))?,
+                    blocks
+                        .render_html()
+                        .map_err(|e| ComposeError::Layout("HTML", e))?,
+                );
+                if let Ok(mut cache) = self.shared_blocks.lock() {
+                    cache.insert(key, shared.clone());
+                }
+                shared
+            }
+        };
+        text.objection = objection_text;
+        html.objection = objection_html;
+        Ok((text, html))
+    }
+
     /// Replaces each trackable link of the body with its signed redirect, and adds the open
     /// pixel when opens are the A/B metric. The compliance blocks are never rewritten.
     fn track(&self, mut html: String, outbox_id: i64) -> String {
