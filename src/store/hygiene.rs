@@ -110,17 +110,7 @@ impl Store {
         )
         .fetch_all(self.pool())
         .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| EntryAge {
-                membership_id: r.get("id"),
-                contact_id: r.get("contact_id"),
-                register: r.get("register"),
-                email: r.get("email"),
-                created_at: r.get("created_at"),
-                last_sent_at: r.get("last_sent"),
-            })
-            .collect())
+        Ok(rows.iter().map(entry_from_row).collect())
     }
 
     /// Calls `each` for every entry of `registers` whose contact may be sent to (active, not
@@ -142,14 +132,7 @@ impl Store {
             .bind(register)
             .fetch(self.pool());
             while let Some(r) = rows.try_next().await? {
-                each(EntryAge {
-                    membership_id: r.get("id"),
-                    contact_id: r.get("contact_id"),
-                    register: r.get("register"),
-                    email: r.get("email"),
-                    created_at: r.get("created_at"),
-                    last_sent_at: r.get("last_sent"),
-                });
+                each(entry_from_row(&r));
             }
         }
         Ok(())
@@ -249,5 +232,17 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+/// An [`EntryAge`] from a row of memberships ⋈ contacts with `last_sent`.
+fn entry_from_row(r: &sqlx::any::AnyRow) -> EntryAge {
+    EntryAge {
+        membership_id: r.get("id"),
+        contact_id: r.get("contact_id"),
+        register: r.get("register"),
+        email: r.get("email"),
+        created_at: r.get("created_at"),
+        last_sent_at: r.get("last_sent"),
     }
 }
