@@ -15,7 +15,21 @@ import time
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
+
+
+def gone(element):
+    """A wait condition: the element's document has been replaced (the form was answered).
+    Chromedriver reports such a node as a stale element or, while the new document is being
+    attached, as "Node with given id does not belong to the document"; both mean gone."""
+    def predicate(_driver):
+        try:
+            element.is_enabled()
+            return False
+        except WebDriverException:
+            return True
+    return predicate
 
 
 def browser(profile):
@@ -47,12 +61,11 @@ def unsubscribe(url):
                 "text": driver.find_element(By.TAG_NAME, "main").text,
                 "button": driver.find_element(By.ID, "confirm").text,
             }
-            from selenium.webdriver.support import expected_conditions
             from selenium.webdriver.support.ui import WebDriverWait
             button = driver.find_element(By.ID, "confirm")
             button.click()
             # Read the result page, not the page the form was on.
-            WebDriverWait(driver, 10).until(expected_conditions.staleness_of(button))
+            WebDriverWait(driver, 10).until(gone(button))
             after = {
                 "h1": driver.find_element(By.TAG_NAME, "h1").text,
                 "text": driver.find_element(By.TAG_NAME, "main").text,
@@ -65,14 +78,13 @@ def unsubscribe(url):
 
 
 def admin(base, password, campaign, stem, shots):
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     def submit(button):
         # Wait until the page the form was on is replaced by the response: reading before
         # then would read the old page.
         button.click()
-        WebDriverWait(driver, 10).until(expected_conditions.staleness_of(button))
+        WebDriverWait(driver, 10).until(gone(button))
 
     def shot(name):
         if shots:
