@@ -225,10 +225,6 @@ impl Store {
         self.writer.lock().await
     }
 
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
     /// Applies validated contact records to `register` in one transaction. A record identical
     /// to what is stored changes nothing, so re-importing a file is a no-op. Records go in
     /// batches, a few statements per batch rather than per contact.

@@ -400,31 +400,6 @@ impl Store {
         gate_from_row(&row, outbox_id).map(Some)
     }
 
-    pub async fn mark_sent(
-        &self,
-        outbox_id: i64,
-        smtp_reply: &str,
-        message_id: &str,
-        latency_ms: Option<i64>,
-    ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let now = crate::now_millis();
-        sqlx::query(
-            "UPDATE outbox SET state = 'sent', smtp_reply = $1, message_id = $2, last_error = NULL,
-                    latency_ms = $3, sent_at = $4, updated_at = $4, lease_owner = NULL,
-                    lease_until = NULL
-              WHERE id = $5",
-        )
-        .bind(smtp_reply)
-        .bind(message_id)
-        .bind(latency_ms)
-        .bind(now)
-        .bind(outbox_id)
-        .execute(self.pool())
-        .await?;
-        Ok(())
-    }
-
     /// Ends a transaction without delivery: `deferred` (retry at `retry_at`) or a final state.
     /// The lease is released, so any worker may take a deferred row when it comes due.
     pub async fn mark_unsent(
