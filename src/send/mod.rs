@@ -288,7 +288,7 @@ impl Run<'_> {
         }
         fill_counts(&mut report, &self.counters);
         if !options.dry_run {
-            clear_staging(self.transport, &campaign.name);
+            clear_staging(self.transport, &campaign.name, std::process::id());
             let counts = store.campaign_counts(Some(&campaign.name)).await?;
             if let Some(c) = counts.first() {
                 report.waiting_for_retry =
@@ -311,6 +311,9 @@ impl Run<'_> {
                 tracing::warn!(campaign = %self.campaign.name, worker = %worker.worker, "a worker of this campaign is dead; taking over its rows");
                 store.release_leases(&worker.worker, false).await?;
                 store.bury_worker(&worker.worker).await?;
+                if worker.host == self.host {
+                    clear_staging(self.transport, &self.campaign.name, worker.pid as u32);
+                }
             } else {
                 live.insert(worker.worker);
             }
@@ -515,8 +518,8 @@ async fn countdown(at: i64, stop: &AtomicBool) {
     }
 }
 
-fn clear_staging(transport: &Transport, campaign: &str) {
-    if let Err(e) = transport.clear_staging(campaign) {
+fn clear_staging(transport: &Transport, campaign: &str, pid: u32) {
+    if let Err(e) = transport.clear_staging(campaign, pid) {
         tracing::warn!(campaign, error = %e, "cannot remove the outbox staging directory");
     }
 }

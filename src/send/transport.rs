@@ -89,12 +89,13 @@ impl Transport {
         }
     }
 
-    /// The outbox transport stages each file in a per-campaign hidden directory before renaming
-    /// it into place; a killed run can leave partial files there. Called under the campaign's
-    /// send lock, at the start and the end of a run, it removes them.
-    pub fn clear_staging(&self, campaign: &str) -> std::io::Result<()> {
+    /// The outbox transport stages each file in a hidden directory of the campaign and the
+    /// process (workers on one campaign never share one) before renaming it into place; a
+    /// killed worker can leave partial files there. Removes the staging directory of the
+    /// process `pid`: a worker's own at the end of its run, a dead worker's when it is found.
+    pub fn clear_staging(&self, campaign: &str, pid: u32) -> std::io::Result<()> {
         if let Self::Outbox(dir) = self {
-            let staging = staging_dir(dir, campaign);
+            let staging = staging_dir(dir, campaign, pid);
             if staging.exists() {
                 std::fs::remove_dir_all(staging)?;
             }
@@ -125,7 +126,11 @@ impl Transport {
                     .ok_or_else(|| DeliveryFailure::Permanent("no outbox file".into()))?;
                 write_atomically(
                     &path,
-                    &staging_dir(path.parent().unwrap_or(Path::new(".")), campaign),
+                    &staging_dir(
+                        path.parent().unwrap_or(Path::new(".")),
+                        campaign,
+                        std::process::id(),
+                    ),
                     message,
                 )
                 .map(|()| format!("written to {}", path.display()))
@@ -167,8 +172,8 @@ fn envelope(message: &ComposedMessage) -> Result<Envelope, String> {
     Envelope::new(Some(from), vec![to]).map_err(|e| e.to_string())
 }
 
-fn staging_dir(outbox: &Path, campaign: &str) -> PathBuf {
-    outbox.join(format!(".staging-{campaign}"))
+fn staging_dir(outbox: &Path, campaign: &str, pid: u32) -> PathBuf {
+    outbox.join(format!(".staging-{campaign}-{pid}"))
 }
 
 /// Writes to a temporary file in the staging directory (same file system), syncs it, then renames it into place:
