@@ -25,7 +25,7 @@ use fairsend::compose::Composer;
 use fairsend::config::{Campaign, ConfigDir, TransportUrl};
 use fairsend::send::{ProgressFn, SendOptions, SendReport, Transport, run_campaign};
 use fairsend::store::{OutboxState, Store};
-use fairsend::suppress::{Secret, SecretOrigin, address_hash};
+use fairsend::suppress::{MasterSecret, Secret, address_hash, fingerprint};
 
 #[derive(Parser)]
 #[command(
@@ -124,6 +124,23 @@ enum BouncesAction {
         #[arg(long)]
         json: bool,
     },
+    /// Confirm an unverified bounce or complaint (one fairsend could not tie to a message it
+    /// sent): it then acts as a proven one (suppression, opt-out).
+    Confirm {
+        /// The bounce id (`bounces list` shows it).
+        id: i64,
+        /// Who decides (recorded in the audit log).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Dismiss an unverified bounce or complaint: it stays recorded and changes nothing.
+    Dismiss {
+        /// The bounce id (`bounces list` shows it).
+        id: i64,
+        /// Who decides (recorded in the audit log).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
     /// Parse messages and print what they are, changing nothing.
     Parse {
         #[arg(required = true)]
@@ -132,6 +149,20 @@ enum BouncesAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Move the database to a new master secret: the new one from the secret's variable
+    /// (FAIRSEND_SECRET), the old one from FAIRSEND_SECRET_OLD (or --from-development-key).
+    /// Hashes, suppressions and links in mail already sent stay valid.
+    Rotate {
+        /// The database was used without a secret so far (the built-in development key).
+        #[arg(long)]
+        from_development_key: bool,
+    },
+    /// The fingerprint of the master secret the database is pinned to, and of the current one.
+    Show,
 }
 
 #[derive(Subcommand)]
@@ -247,6 +278,11 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// The signing keys: show the pin, rotate the master secret.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Per-state counts of one campaign or of all.
     Status {
         campaign: Option<String>,
@@ -303,6 +339,13 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
             || cause.is::<fairsend::compose::ComposeError>()
             || cause.is::<fairsend::send::TransportError>()
             || cause.is::<fairsend::suppress::WeakSecret>()
+            || matches!(
+                cause.downcast_ref::<fairsend::suppress::KeyError>(),
+                Some(
+                    fairsend::suppress::KeyError::Mismatch { .. }
+                        | fairsend::suppress::KeyError::SameSecret
+                )
+            )
             || cause.is::<fairsend::dns::DkimError>()
     })
 }
@@ -404,23 +447,79 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bounces { action } => bounces(&config, &store, action).await,
         Command::Hygiene { action } => hygiene(&config, &store, action).await,
         Command::Serve { listen } => serve(config, store, listen).await,
+        Command::Keys { action } => keys(&config, &store, action).await,
         Command::Status { campaign, json } => {
             status(&config, &store, campaign.as_deref(), json).await
         }
     }
 }
 
-fn load_secret(config: &ConfigDir) -> anyhow::Result<Secret> {
-    let secret = Secret::from_env(&config.settings.signing_secret_env)?;
-    if secret.origin == SecretOrigin::Development {
+/// The working key: the master secret from the environment opens the data key pinned in the
+/// database (refusing a different master).
+async fn load_secret(config: &ConfigDir, store: &Store) -> anyhow::Result<Secret> {
+    let master = MasterSecret::from_env(&config.settings.signing_secret_env)?;
+    if master.is_development() {
         eprintln!(
-            "warning: {} is not set; using the built-in DEVELOPMENT signing secret. Unsubscribe \
-             links and bounce addresses signed with it are forgeable: set {} to at least 32 \
-             random bytes before sending real mail.",
+            "warning: {} is not set: using the built-in DEVELOPMENT signing secret (outbox: \
+             transport and loopback only; set {} to 32+ random bytes for real mail)",
             config.settings.signing_secret_env, config.settings.signing_secret_env
         );
     }
-    Ok(secret)
+    Ok(fairsend::suppress::unlock(store, &master).await?)
+}
+
+async fn keys(config: &ConfigDir, store: &Store, action: KeysAction) -> anyhow::Result<()> {
+    let var = &config.settings.signing_secret_env;
+    match action {
+        KeysAction::Show => {
+            let pinned = store.key_pin().await?.map(|p| p.fingerprint);
+            let current = fingerprint(&MasterSecret::from_env(var)?);
+            println!(
+                "pinned master fingerprint: {}",
+                pinned.as_deref().unwrap_or("(none yet: pinned by the first command)")
+            );
+            println!("current master ({var}):   {current}");
+            if pinned.is_some_and(|p| p != current) {
+                return Err(Problems(format!(
+                    "{var} does not open this database: see `fairsend keys rotate --help`"
+                ))
+                .into());
+            }
+            Ok(())
+        }
+        KeysAction::Rotate {
+            from_development_key,
+        } => {
+            let new = MasterSecret::from_env(var)?;
+            if new.is_development() {
+                return Err(BadInput(format!(
+                    "keys rotate: set {var} to the new secret (32+ random bytes); the development key cannot be a rotation target"
+                ))
+                .into());
+            }
+            let old = if from_development_key {
+                MasterSecret::development()
+            } else {
+                match std::env::var("FAIRSEND_SECRET_OLD") {
+                    Ok(value) if !value.is_empty() => {
+                        MasterSecret::from_value("FAIRSEND_SECRET_OLD", value)?
+                    }
+                    _ => {
+                        return Err(BadInput(
+                            "keys rotate: set FAIRSEND_SECRET_OLD to the secret the database was used with, or pass --from-development-key".to_string(),
+                        )
+                        .into());
+                    }
+                }
+            };
+            let fingerprint = fairsend::suppress::rotate_keys(store, &old, &new).await?;
+            println!(
+                "keys rotated: the database now opens with {var} (fingerprint {fingerprint}); \
+                 hashes, suppressions and links already sent are unchanged"
+            );
+            Ok(())
+        }
+    }
 }
 
 async fn import(
@@ -450,7 +549,7 @@ async fn import(
         ))
         .into());
     }
-    let secret = load_secret(config)?;
+    let secret = load_secret(config, store).await?;
     let outcome = store
         .import_contacts(register_name, &parsed.records, |a| address_hash(&secret, a))
         .await?;
@@ -593,14 +692,17 @@ async fn send(
         json,
     } = flags;
     let campaign = config.load_campaign(campaign_file)?;
-    let secret = load_secret(config)?;
+    let secret = load_secret(config, store).await?;
     let transport_url = match transport_override {
         Some(url) => TransportUrl::parse(url).map_err(|e| BadInput(format!("--transport: {e}")))?,
         None => config.settings.transport.url.clone(),
     };
-    if secret.origin == SecretOrigin::Development && !transport_url.is_loopback() && !dry_run {
+    if secret.is_development() && !transport_url.is_outbox() && !dry_run {
         return Err(BadInput(format!(
-            "refusing to send through {transport_url} with the development signing secret: set {}",
+            "refusing to send through {transport_url} with the development signing secret: its \
+             links and bounce addresses are forgeable by anyone who has fairsend's source. Set \
+             {} to 32+ random bytes (e.g. `openssl rand -hex 32`); the development key works \
+             with the outbox: transport only",
             config.settings.signing_secret_env
         ))
         .into());
@@ -872,7 +974,7 @@ async fn prepare<'c>(
     store: &Store,
     campaign: &'c Campaign,
 ) -> anyhow::Result<Composer<'c>> {
-    let secret = load_secret(config)?;
+    let secret = load_secret(config, store).await?;
     let pending = parse_campaign_contacts(config, campaign)?;
     let composer = Composer::new(config, campaign, secret.clone())?;
     apply_campaign_contacts(store, pending, &secret).await?;
@@ -1117,7 +1219,7 @@ async fn optout(config: &ConfigDir, store: &Store, action: OptoutAction) -> anyh
             {
                 return Err(BadInput("--reason may not contain line breaks".into()).into());
             }
-            let secret = load_secret(config)?;
+            let secret = load_secret(config, store).await?;
             let created = fairsend::suppress::opt_out(
                 store,
                 &secret,
@@ -1168,7 +1270,7 @@ async fn optout(config: &ConfigDir, store: &Store, action: OptoutAction) -> anyh
 
 async fn erase(config: &ConfigDir, store: &Store, email: &str) -> anyhow::Result<()> {
     let address = parse_address(email)?;
-    let secret = load_secret(config)?;
+    let secret = load_secret(config, store).await?;
     let report = fairsend::suppress::erase(store, &secret, &address).await?;
     if report.contact_found {
         println!(
@@ -1188,7 +1290,7 @@ async fn serve(
     store: Store,
     listen: std::net::SocketAddr,
 ) -> anyhow::Result<()> {
-    let secret = load_secret(&config)?;
+    let secret = load_secret(&config, &store).await?;
     let admin_password = fairsend::web::admin::AdminPassword::from_env("FAIRSEND_ADMIN_PASSWORD")
         .map_err(BadInput)?;
     if admin_password.is_none() {
@@ -1211,6 +1313,44 @@ fn format_millis(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+async fn decide_bounce(
+    config: &ConfigDir,
+    store: &Store,
+    id: i64,
+    by: &str,
+    confirm: bool,
+) -> anyhow::Result<()> {
+    use fairsend::store::{BounceDecision, DecisionOutcome};
+    let settings = &config.settings.bounces;
+    let decision = if confirm {
+        BounceDecision::Confirm
+    } else {
+        BounceDecision::Dismiss
+    };
+    let soft_limit = (
+        i64::from(settings.soft_bounce_limit),
+        i64::from(settings.soft_bounce_days),
+    );
+    match store.decide_bounce(id, decision, by, soft_limit).await? {
+        DecisionOutcome::NoSuchBounce => {
+            Err(BadInput(format!("bounce {id}: no such bounce (see `bounces list`)")).into())
+        }
+        DecisionOutcome::NotUnverified => Err(Problems(format!(
+            "bounce {id} is not waiting for a decision (only unverified bounces are confirmed or dismissed)"
+        ))
+        .into()),
+        DecisionOutcome::Done { suppressed } => {
+            let what = match (confirm, suppressed) {
+                (true, true) => "confirmed; the address is suppressed",
+                (true, false) => "confirmed; recorded (no suppression follows from it yet)",
+                (false, _) => "dismissed; it changes nothing",
+            };
+            println!("bounce {id} {what}");
+            Ok(())
+        }
+    }
+}
+
 async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> anyhow::Result<()> {
     match action {
         BouncesAction::Ingest {
@@ -1219,7 +1359,7 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
             maildir,
             json,
         } => {
-            let secret = load_secret(config)?;
+            let secret = load_secret(config, store).await?;
             let summary = match (source.as_deref(), mbox, maildir) {
                 (Some("-"), None, None) => {
                     let mut raw = Vec::new();
@@ -1246,7 +1386,7 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                 print_json(&summary);
             } else {
                 println!(
-                    "{} message(s): {} new, {} already seen; {} DSN, {} complaint(s), {} auto-reply(ies), {} reply(ies), {} unknown; {} hard-bounced address(es) suppressed, {} after repeated soft bounces, {} opt-out(s)",
+                    "{} message(s): {} new, {} already seen; {} DSN, {} complaint(s), {} auto-reply(ies), {} reply(ies), {} unknown; {} hard-bounced address(es) suppressed, {} after repeated soft bounces, {} opt-out(s); {} unverified report(s) waiting for `bounces confirm|dismiss`",
                     summary.messages,
                     summary.new,
                     summary.duplicates,
@@ -1257,7 +1397,8 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                     summary.unknown,
                     summary.suppressed_hard,
                     summary.suppressed_soft_limit,
-                    summary.optouts
+                    summary.optouts,
+                    summary.unverified
                 );
             }
         }
@@ -1267,6 +1408,7 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                 let rows: Vec<serde_json::Value> = entries
                     .iter()
                     .map(|b| serde_json::json!({
+                        "id": b.id, "verification": b.verification,
                         "at": format_millis(b.at), "recipient": b.recipient, "campaign": b.campaign,
                         "kind": b.kind, "class": b.class, "reason": b.reason, "status": b.status,
                         "reply_code": b.reply_code, "diagnostic": b.diagnostic, "action": b.action,
@@ -1279,8 +1421,10 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                 }
                 for b in entries {
                     println!(
-                        "{}  {:<36} {:<20} {:<4} {:<20} {:<7} {:<22} {}",
+                        "{:>6} {}  {:<10} {:<36} {:<20} {:<4} {:<20} {:<7} {:<22} {}",
+                        b.id,
                         format_millis(b.at),
+                        b.verification,
                         b.recipient.as_deref().unwrap_or("(unknown)"),
                         b.campaign.as_deref().unwrap_or("-"),
                         b.class.as_deref().unwrap_or("-"),
@@ -1297,8 +1441,10 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                 }
             }
         }
+        BouncesAction::Confirm { id, by } => decide_bounce(config, store, id, &by, true).await?,
+        BouncesAction::Dismiss { id, by } => decide_bounce(config, store, id, &by, false).await?,
         BouncesAction::Parse { files, json } => {
-            let secret = load_secret(config)?;
+            let secret = load_secret(config, store).await?;
             let keys = fairsend::inbound::Keys {
                 secret: &secret,
                 bounces: &config.settings.bounces,
@@ -1354,6 +1500,8 @@ struct IngestSummary {
     suppressed_hard: usize,
     suppressed_soft_limit: usize,
     optouts: usize,
+    /// Reports that name no message fairsend sent: recorded, waiting for an operator.
+    unverified: usize,
 }
 
 async fn ingest_all(
@@ -1395,6 +1543,7 @@ async fn ingest_one(
     summary.suppressed_hard += done.applied.suppressed_hard;
     summary.suppressed_soft_limit += done.applied.suppressed_soft_limit;
     summary.optouts += done.applied.optouts;
+    summary.unverified += done.applied.unverified;
     Ok(())
 }
 

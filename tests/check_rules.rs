@@ -5,8 +5,8 @@ mod common;
 
 use common::{Scratch, stderr, stdout};
 use fairsend::audience::{ContactStatus, EmailAddress};
-use fairsend::store::Store;
-use fairsend::suppress::{Secret, SuppressionReason, address_hash};
+use fairsend::store::{NewReason, Store};
+use fairsend::suppress::{SuppressionReason, address_hash};
 
 const FIXTURE: &str = "email,first_name,last_name,company,title,legal_basis,consent_at\n\
     anna@firma.example,Anna,A,Firma Oy,CEO,,\n\
@@ -62,14 +62,16 @@ fn each_rule_on_a_fixture_audience_with_exact_counts() {
             .await
             .unwrap();
         let opted = a("opted.out@firma.example");
+        let secret = common::unlock(&scratch, &store).await;
         store
-            .add_suppression(
-                &address_hash(&Secret::development(), &opted),
-                Some(&opted),
-                SuppressionReason::OptOut,
-                "manual",
-                None,
-            )
+            .add_suppression(&NewReason {
+                email_hash: &address_hash(&secret, &opted),
+                email: Some(opted.as_str()),
+                reason: SuppressionReason::OptOut,
+                source: "manual",
+                evidence: None,
+                campaign_id: None,
+            })
             .await
             .unwrap();
     });

@@ -5,8 +5,8 @@ mod common;
 
 use common::{Scratch, SmtpServer, states, stderr};
 use fairsend::audience::{ContactStatus, EmailAddress};
-use fairsend::store::Store;
-use fairsend::suppress::{Secret, SuppressionReason, address_hash};
+use fairsend::store::{NewReason, Store};
+use fairsend::suppress::{SuppressionReason, address_hash};
 
 #[test]
 fn suppressed_passive_and_ceased_contacts_are_skipped() {
@@ -23,16 +23,17 @@ fn suppressed_passive_and_ceased_contacts_are_skipped() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         let store = Store::open(&scratch.db_url()).await.unwrap();
-        let secret = Secret::development();
+        let secret = common::unlock(&scratch, &store).await;
         let opted_out = EmailAddress::parse(&emails[1]).unwrap();
         store
-            .add_suppression(
-                &address_hash(&secret, &opted_out),
-                Some(&opted_out),
-                SuppressionReason::OptOut,
-                "manual",
-                None,
-            )
+            .add_suppression(&NewReason {
+                email_hash: &address_hash(&secret, &opted_out),
+                email: Some(opted_out.as_str()),
+                reason: SuppressionReason::OptOut,
+                source: "manual",
+                evidence: None,
+                campaign_id: None,
+            })
             .await
             .unwrap();
         assert!(

@@ -263,7 +263,7 @@ fn one_click_during_a_running_campaign_stops_later_messages() {
             .unwrap()
             .expect("queued");
         fairsend::suppress::sign(
-            &fairsend::suppress::Secret::development(),
+            &common::unlock(&scratch, &store).await,
             fairsend::suppress::TokenPurpose::Unsubscribe,
             row,
         )

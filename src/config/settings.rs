@@ -91,6 +91,10 @@ impl TransportUrl {
         }
     }
 
+    pub fn is_outbox(&self) -> bool {
+        matches!(self, Self::Outbox(_))
+    }
+
     pub fn is_loopback(&self) -> bool {
         match self {
             Self::Smtp { host, .. } | Self::Smtps { host, .. } => {

@@ -77,28 +77,33 @@ async fn effects(
 
     match parsed.kind {
         Kind::Dsn | Kind::Complaint | Kind::AutoReply => {
-            let single = parsed.recipients.len() == 1;
+            let count = parsed.recipients.len();
             for r in &parsed.recipients {
                 let parsed_address = r
                     .address
                     .as_deref()
                     .and_then(|a| EmailAddress::parse(a).ok());
-                // With one recipient the VERP row decides; with several, each report's own
-                // address does, and the row only if it is the same person.
-                let (address, outbox_id, campaign_id) = match (&row, &parsed_address) {
-                    (Some((id, email, campaign)), _) if single => {
-                        (Some(email.clone()), Some(*id), Some(*campaign))
-                    }
-                    (Some((id, email, campaign)), Some(a)) if a == email => {
-                        (Some(a.clone()), Some(*id), Some(*campaign))
-                    }
-                    (_, a) => (a.clone(), None, None),
-                };
+                let (address, outbox_id, campaign_id, unverified) =
+                    prove(row.as_ref(), parsed_address, count);
+                // An automatic reply changes nothing, so it needs no proof.
+                let unverified = unverified.filter(|_| parsed.kind != Kind::AutoReply);
                 let kind = match parsed.kind {
                     Kind::Complaint => "complaint",
                     Kind::AutoReply => "auto_reply",
                     _ => "dsn",
                 };
+                if parsed.kind == Kind::Complaint
+                    && unverified.is_none()
+                    && let Some(a) = &address
+                {
+                    effects.optouts.push(OptOutRecord {
+                        email_hash: hash(a),
+                        email: Some(a.clone()),
+                        source: OptOutSource::Complaint,
+                        campaign_id,
+                        detail: parsed.feedback_type.clone(),
+                    });
+                }
                 effects.bounces.push(BounceRecord {
                     email_hash: address.as_ref().map(hash),
                     email: address.as_ref().map(|a| a.to_string()),
@@ -118,18 +123,8 @@ async fn effects(
                     status: r.status.clone(),
                     reply_code: r.reply_code,
                     diagnostic: r.diagnostic.clone(),
+                    unverified,
                 });
-                if parsed.kind == Kind::Complaint
-                    && let Some(a) = address
-                {
-                    effects.optouts.push(OptOutRecord {
-                        email_hash: hash(&a),
-                        email: Some(a),
-                        source: OptOutSource::Complaint,
-                        campaign_id,
-                        detail: parsed.feedback_type.clone(),
-                    });
-                }
             }
         }
         Kind::Reply => {
@@ -166,4 +161,53 @@ async fn effects(
         Kind::Unknown => {}
     }
     Ok(effects)
+}
+
+/// A report about one message names one recipient; more than this many in one report is not
+/// what fairsend's one-recipient transactions produce.
+const MAX_PROVEN_RECIPIENTS: usize = 5;
+
+/// Ties a report's recipient to a message fairsend sent, or says why it cannot. Proof is the
+/// outbox row named by a signed VERP token or our signed Message-ID — which only fairsend can
+/// make — and, when the report names several recipients, the same address as that row's. Anything
+/// else (no token, another address, a long list of addresses) is unverified: anyone can send
+/// mail to the bounce address, and an unproven "bounce" must not suppress anyone.
+fn prove(
+    row: Option<&(i64, EmailAddress, i64)>,
+    reported: Option<EmailAddress>,
+    recipients: usize,
+) -> (Option<EmailAddress>, Option<i64>, Option<i64>, Option<String>) {
+    if recipients > MAX_PROVEN_RECIPIENTS {
+        return (
+            reported,
+            None,
+            None,
+            Some(format!(
+                "the report lists {recipients} recipients; fairsend sends each message to one"
+            )),
+        );
+    }
+    match (row, reported) {
+        // One recipient: the report is about the message the token names, whatever address
+        // the remote MTA reports (it may be a forwarding target); acting on it can only
+        // suppress the address fairsend itself sent that message to.
+        (Some((id, email, campaign)), _) if recipients == 1 => {
+            (Some(email.clone()), Some(*id), Some(*campaign), None)
+        }
+        (Some((id, email, campaign)), Some(a)) if &a == email => {
+            (Some(a), Some(*id), Some(*campaign), None)
+        }
+        (Some(_), a) => (
+            a,
+            None,
+            None,
+            Some("the recipient is not the one the message was sent to".to_string()),
+        ),
+        (None, a) => (
+            a,
+            None,
+            None,
+            Some("no VERP token or Message-ID of a message fairsend sent".to_string()),
+        ),
+    }
 }

@@ -166,11 +166,18 @@ impl Store {
             if left > 0 {
                 continue;
             }
-            let hash: Option<String> =
-                sqlx::query_scalar("SELECT email_hash FROM contacts WHERE id = $1")
+            let found: Option<(String, String)> =
+                sqlx::query_as("SELECT email, email_hash FROM contacts WHERE id = $1")
                     .bind(contact)
                     .fetch_optional(&mut *tx)
                     .await?;
+            let hash = match found {
+                Some((email, hash)) => {
+                    super::optout::scrub_audit_log(&mut tx, &email).await?;
+                    Some(hash)
+                }
+                None => None,
+            };
             outcome.outbox_rows_deleted += sqlx::query("DELETE FROM outbox WHERE contact_id = $1")
                 .bind(contact)
                 .execute(&mut *tx)
@@ -184,15 +191,16 @@ impl Store {
                 for statement in [
                     "DELETE FROM bounces WHERE email_hash = $1",
                     "DELETE FROM engagements WHERE email_hash = $1",
-                    "UPDATE suppressions SET email = NULL WHERE email_hash = $1",
                     "UPDATE optouts SET email = NULL, detail = NULL WHERE email_hash = $1",
                 ] {
                     sqlx::query(statement).bind(&hash).execute(&mut *tx).await?;
                 }
+                super::suppressions::forget_address(&mut tx, &hash).await?;
             }
             outcome.contacts_deleted += 1;
         }
         tx.commit().await?;
+        self.scrub_deleted().await?;
         Ok(outcome)
     }
 

@@ -3,6 +3,7 @@
 
 use sqlx::Row;
 
+use super::suppressions::{self, NewReason};
 use super::{Store, StoreError};
 use crate::audience::EmailAddress;
 use crate::suppress::{OptOutSource, SuppressionReason};
@@ -20,6 +21,10 @@ pub struct BounceRecord {
     pub status: Option<String>,
     pub reply_code: Option<u16>,
     pub diagnostic: Option<String>,
+    /// Why this report could not be tied to a message fairsend sent to this recipient; `None`
+    /// when it is proven (VERP token or our Message-ID, and the recipient matches). An
+    /// unverified report is recorded for an operator and changes nothing else.
+    pub unverified: Option<String>,
 }
 
 /// An opt-out an inbound message asks for (complaint, reply, mailto).
@@ -52,6 +57,8 @@ pub struct AppliedInbound {
     pub suppressed_hard: usize,
     pub suppressed_soft_limit: usize,
     pub optouts: usize,
+    /// Reports recorded as unverified (waiting for an operator).
+    pub unverified: usize,
 }
 
 /// One row of the bounce queue.
@@ -68,6 +75,26 @@ pub struct BounceEntry {
     pub reply_code: Option<i64>,
     pub diagnostic: Option<String>,
     pub action: String,
+    /// `proven`, `unverified`, `confirmed` or `dismissed`.
+    pub verification: String,
+}
+
+/// An operator's decision on an unverified bounce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BounceDecision {
+    /// The operator checked it: act on it as on a proven one.
+    Confirm,
+    /// Not ours, or forged: keep it recorded, act on nothing.
+    Dismiss,
+}
+
+/// What an operator's decision did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionOutcome {
+    NoSuchBounce,
+    /// The bounce is not waiting for a decision (proven, or already decided).
+    NotUnverified,
+    Done { suppressed: bool },
 }
 
 impl Store {
@@ -114,87 +141,21 @@ impl Store {
             return Ok(applied);
         }
         for b in &effects.bounces {
-            let mut action = match b.kind {
+            if let Some(why) = &b.unverified {
+                insert_bounce(&mut tx, effects, b, &format!("unverified: {why}"), now).await?;
+                applied.unverified += 1;
+                continue;
+            }
+            let action = match b.kind {
                 "complaint" => "opt_out",
                 _ if b.class == Some("hard") => "suppressed",
                 _ if b.class == Some("soft") => "recorded",
                 _ => "none",
             };
-            if b.class == Some("hard")
-                && let Some(hash) = &b.email_hash
-            {
-                suppress(
-                    &mut tx,
-                    hash,
-                    b.email.as_deref(),
-                    SuppressionReason::HardBounce,
-                    b.campaign_id,
-                    now,
-                )
-                .await?;
-                applied.suppressed_hard += 1;
-                if let Some(outbox_id) = b.outbox_id {
-                    sqlx::query(
-                        "UPDATE outbox SET state = 'failed', last_error = $1, updated_at = $2
-                          WHERE id = $3 AND state IN ('sent', 'queued', 'deferred')",
-                    )
-                    .bind(format!("hard bounce: {}", b.reason))
-                    .bind(now)
-                    .bind(outbox_id)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO bounces (fingerprint, received_at, email_hash, email, outbox_id, campaign_id,
-                     kind, class, reason, status, reply_code, diagnostic, action_taken)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
-            )
-            .bind(&effects.fingerprint)
-            .bind(now)
-            .bind(&b.email_hash)
-            .bind(&b.email)
-            .bind(b.outbox_id)
-            .bind(b.campaign_id)
-            .bind(b.kind)
-            .bind(b.class)
-            .bind(b.reason)
-            .bind(&b.status)
-            .bind(b.reply_code.map(i64::from))
-            .bind(&b.diagnostic)
-            .bind(action)
-            .fetch_one(&mut *tx)
-            .await?;
-            if b.class == Some("soft")
-                && let Some(hash) = &b.email_hash
-            {
-                let (count, first, last): (i64, i64, i64) = sqlx::query_as(
-                    "SELECT COUNT(*), MIN(received_at), MAX(received_at) FROM bounces
-                      WHERE email_hash = $1 AND class = 'soft'",
-                )
-                .bind(hash)
-                .fetch_one(&mut *tx)
-                .await?;
-                let (limit, days) = effects.soft_limit;
-                if count >= limit && last - first >= days * 86_400_000 {
-                    suppress(
-                        &mut tx,
-                        hash,
-                        b.email.as_deref(),
-                        SuppressionReason::SoftBounceLimit,
-                        b.campaign_id,
-                        now,
-                    )
-                    .await?;
-                    action = "suppressed_soft_limit";
-                    applied.suppressed_soft_limit += 1;
-                    sqlx::query("UPDATE bounces SET action_taken = $1 WHERE id = $2")
-                        .bind(action)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
+            let id = insert_bounce(&mut tx, effects, b, action, now).await?;
+            let effect = act_on_bounce(&mut tx, id, b, effects.soft_limit, "inbound", now).await?;
+            applied.suppressed_hard += usize::from(effect == BounceEffect::Hard);
+            applied.suppressed_soft_limit += usize::from(effect == BounceEffect::SoftLimit);
         }
         for OptOutRecord {
             email_hash: hash,
@@ -222,12 +183,17 @@ impl Store {
             } else {
                 SuppressionReason::OptOut
             };
-            suppress(
+            let evidence = format!("message {}", &effects.fingerprint[..16]);
+            suppressions::add_reason(
                 &mut tx,
-                hash,
-                email.as_ref().map(EmailAddress::as_str),
-                reason,
-                *campaign_id,
+                &NewReason {
+                    email_hash: hash,
+                    email: email.as_ref().map(EmailAddress::as_str),
+                    reason,
+                    source: source.as_str(),
+                    evidence: Some(&evidence),
+                    campaign_id: *campaign_id,
+                },
                 now,
             )
             .await?;
@@ -248,7 +214,7 @@ impl Store {
     pub async fn bounces(&self, limit: i64) -> Result<Vec<BounceEntry>, StoreError> {
         let rows = sqlx::query(
             "SELECT b.id, b.received_at, b.email, c.name AS campaign, b.kind, b.class, b.reason,
-                    b.status, b.reply_code, b.diagnostic, b.action_taken
+                    b.status, b.reply_code, b.diagnostic, b.action_taken, b.verification
                FROM bounces b LEFT JOIN campaigns c ON c.id = b.campaign_id
               ORDER BY b.received_at DESC, b.id DESC LIMIT $1",
         )
@@ -269,29 +235,240 @@ impl Store {
                 reply_code: r.get("reply_code"),
                 diagnostic: r.get("diagnostic"),
                 action: r.get("action_taken"),
+                verification: r.get("verification"),
             })
             .collect())
     }
 }
 
-async fn suppress(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    hash: &str,
-    email: Option<&str>,
-    reason: SuppressionReason,
-    campaign_id: Option<i64>,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BounceEffect {
+    None,
+    Hard,
+    SoftLimit,
+}
+
+async fn insert_bounce(
+    conn: &mut sqlx::AnyConnection,
+    effects: &InboundEffects,
+    b: &BounceRecord,
+    action: &str,
     now: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
-         VALUES ($1, $2, $3, 'inbound', $4, $5) ON CONFLICT (email_hash) DO NOTHING",
+) -> Result<i64, StoreError> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO bounces (fingerprint, received_at, email_hash, email, outbox_id, campaign_id,
+             kind, class, reason, status, reply_code, diagnostic, action_taken, verification)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
     )
-    .bind(hash)
-    .bind(email)
-    .bind(reason.as_str())
-    .bind(campaign_id)
+    .bind(&effects.fingerprint)
     .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    .bind(&b.email_hash)
+    .bind(&b.email)
+    .bind(b.outbox_id)
+    .bind(b.campaign_id)
+    .bind(b.kind)
+    .bind(b.class)
+    .bind(b.reason)
+    .bind(&b.status)
+    .bind(b.reply_code.map(i64::from))
+    .bind(&b.diagnostic)
+    .bind(action)
+    .bind(if b.unverified.is_some() {
+        "unverified"
+    } else {
+        "proven"
+    })
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+/// The effects of a proven (or confirmed) DSN: a hard bounce suppresses the address and fails
+/// its outbox row; a soft one suppresses once the address has `soft_limit` proven soft bounces
+/// spanning the configured days.
+async fn act_on_bounce(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    b: &BounceRecord,
+    soft_limit: (i64, i64),
+    source: &str,
+    now: i64,
+) -> Result<BounceEffect, StoreError> {
+    let Some(hash) = &b.email_hash else {
+        return Ok(BounceEffect::None);
+    };
+    let evidence = format!("bounce {id}");
+    match b.class {
+        Some("hard") => {
+            suppressions::add_reason(
+                conn,
+                &NewReason {
+                    email_hash: hash,
+                    email: b.email.as_deref(),
+                    reason: SuppressionReason::HardBounce,
+                    source,
+                    evidence: Some(&evidence),
+                    campaign_id: b.campaign_id,
+                },
+                now,
+            )
+            .await?;
+            if let Some(outbox_id) = b.outbox_id {
+                sqlx::query(
+                    "UPDATE outbox SET state = 'failed', last_error = $1, updated_at = $2
+                      WHERE id = $3 AND state IN ('sent', 'queued', 'deferred')",
+                )
+                .bind(format!("hard bounce: {}", b.reason))
+                .bind(now)
+                .bind(outbox_id)
+                .execute(&mut *conn)
+                .await?;
+            }
+            Ok(BounceEffect::Hard)
+        }
+        Some("soft") => {
+            let (count, first, last): (i64, i64, i64) = sqlx::query_as(
+                "SELECT COUNT(*), COALESCE(MIN(received_at), 0), COALESCE(MAX(received_at), 0)
+                   FROM bounces
+                  WHERE email_hash = $1 AND class = 'soft'
+                    AND verification IN ('proven', 'confirmed')",
+            )
+            .bind(hash)
+            .fetch_one(&mut *conn)
+            .await?;
+            let (limit, days) = soft_limit;
+            if count < limit || last - first < days * 86_400_000 {
+                return Ok(BounceEffect::None);
+            }
+            suppressions::add_reason(
+                conn,
+                &NewReason {
+                    email_hash: hash,
+                    email: b.email.as_deref(),
+                    reason: SuppressionReason::SoftBounceLimit,
+                    source,
+                    evidence: Some(&evidence),
+                    campaign_id: b.campaign_id,
+                },
+                now,
+            )
+            .await?;
+            sqlx::query("UPDATE bounces SET action_taken = 'suppressed_soft_limit' WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            Ok(BounceEffect::SoftLimit)
+        }
+        _ => Ok(BounceEffect::None),
+    }
+}
+
+impl Store {
+    /// An operator confirms or dismisses an unverified bounce. Confirming acts on it as on a
+    /// proven one (a complaint becomes an opt-out); dismissing records the decision only. Both
+    /// are audited.
+    pub async fn decide_bounce(
+        &self,
+        id: i64,
+        decision: BounceDecision,
+        actor: &str,
+        soft_limit: (i64, i64),
+    ) -> Result<DecisionOutcome, StoreError> {
+        let now = crate::now_millis();
+        let mut tx = self.begin_write().await?;
+        let row = sqlx::query(
+            "SELECT email_hash, email, outbox_id, campaign_id, kind, class, reason, verification
+               FROM bounces WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Ok(DecisionOutcome::NoSuchBounce);
+        };
+        if row.get::<String, _>("verification") != "unverified" {
+            return Ok(DecisionOutcome::NotUnverified);
+        }
+        let (verification, action) = match decision {
+            BounceDecision::Confirm => ("confirmed", "confirmed by operator"),
+            BounceDecision::Dismiss => ("dismissed", "dismissed by operator"),
+        };
+        sqlx::query("UPDATE bounces SET verification = $1, action_taken = $2 WHERE id = $3")
+            .bind(verification)
+            .bind(action)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        let mut suppressed = false;
+        if decision == BounceDecision::Confirm {
+            let kind: String = row.get("kind");
+            let class: Option<String> = row.get("class");
+            let record = BounceRecord {
+                email_hash: row.get("email_hash"),
+                email: row.get("email"),
+                outbox_id: row.get("outbox_id"),
+                campaign_id: row.get("campaign_id"),
+                kind: if kind == "complaint" {
+                    "complaint"
+                } else {
+                    "dsn"
+                },
+                class: match class.as_deref() {
+                    Some("hard") => Some("hard"),
+                    Some("soft") => Some("soft"),
+                    _ => None,
+                },
+                reason: "confirmed",
+                status: None,
+                reply_code: None,
+                diagnostic: None,
+                unverified: None,
+            };
+            let source = format!("operator:{actor}");
+            if kind == "complaint" {
+                if let Some(hash) = &record.email_hash {
+                    sqlx::query(
+                        "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
+                         VALUES ($1, $2, 'complaint', $3, $4, $5) ON CONFLICT (email_hash) DO NOTHING",
+                    )
+                    .bind(hash)
+                    .bind(&record.email)
+                    .bind(record.campaign_id)
+                    .bind(format!("complaint {id} confirmed"))
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    suppressed = suppressions::add_reason(
+                        &mut tx,
+                        &NewReason {
+                            email_hash: hash,
+                            email: record.email.as_deref(),
+                            reason: SuppressionReason::Complaint,
+                            source: &source,
+                            evidence: Some(&format!("bounce {id}")),
+                            campaign_id: record.campaign_id,
+                        },
+                        now,
+                    )
+                    .await?;
+                }
+            } else {
+                suppressed = act_on_bounce(&mut tx, id, &record, soft_limit, &source, now).await?
+                    != BounceEffect::None;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, NULL)",
+        )
+        .bind(now)
+        .bind(actor)
+        .bind(match decision {
+            BounceDecision::Confirm => "bounce_confirmed",
+            BounceDecision::Dismiss => "bounce_dismissed",
+        })
+        .bind(format!("bounce {id}"))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(DecisionOutcome::Done { suppressed })
+    }
 }

@@ -11,7 +11,9 @@ mod hygiene;
 mod inbound;
 mod ops;
 mod optout;
+mod keys;
 mod outbox;
+mod suppressions;
 mod workers;
 
 use sqlx::AnyPool;
@@ -24,10 +26,15 @@ use sqlx::{Connection, Executor, Row};
 
 pub use ab::{AbState, TestMessage};
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
-pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, OptOutRecord};
+pub use inbound::{
+    AppliedInbound, BounceDecision, BounceEntry, BounceRecord, DecisionOutcome, InboundEffects,
+    OptOutRecord,
+};
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate, SendingRow};
+pub use keys::KeyPin;
+pub use suppressions::NewReason;
 pub use workers::WorkerRecord;
 
 use crate::audience::{ContactRecord, EmailAddress};
@@ -176,10 +183,12 @@ impl Store {
                     if backend == Backend::Sqlite {
                         // WAL lets readers (serve, status) work during a send; NORMAL
                         // synchronous is durable across process crashes, which is what the
-                        // outbox state machine relies on.
+                        // outbox state machine relies on. secure_delete overwrites deleted
+                        // records, so an erased address does not linger in free pages.
                         conn.execute(
                             "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                             PRAGMA secure_delete = ON;",
                         )
                         .await?;
                     }
@@ -243,26 +252,28 @@ impl Store {
             // A suppressed address is not (re-)imported: erased, opted out, complained or
             // dead addresses stay out of the registers, not only out of the sends.
             let sql = format!(
-                "SELECT email_hash, reason FROM suppressions WHERE email_hash IN ({})",
+                "SELECT email_hash, reason FROM suppression_reasons WHERE email_hash IN ({})",
                 placeholders(backend, 1, hashes.len())
             );
             let mut query = sqlx::query(&sql);
             for hash in &hashes {
                 query = query.bind(hash);
             }
-            let suppressed: std::collections::HashMap<String, String> = query
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| (r.get("email_hash"), r.get("reason")))
-                .collect();
+            // The weightiest reason is the one the register maintainer is told.
+            let mut suppressed: std::collections::HashMap<String, SuppressionReason> =
+                std::collections::HashMap::new();
+            for row in query.fetch_all(&mut *tx).await? {
+                let reason = SuppressionReason::parse(&row.get::<String, _>("reason"))
+                    .unwrap_or(SuppressionReason::OptOut);
+                suppressed
+                    .entry(row.get("email_hash"))
+                    .and_modify(|r| *r = (*r).max(reason))
+                    .or_insert(reason);
+            }
             let mut batch: Vec<(&ContactRecord, &String)> = Vec::with_capacity(chunk.len());
             for (record, hash) in chunk.iter().zip(&hashes) {
                 match suppressed.get(hash) {
-                    Some(reason) => outcome.refused.push((
-                        record.source.clone(),
-                        SuppressionReason::parse(reason).unwrap_or(SuppressionReason::OptOut),
-                    )),
+                    Some(reason) => outcome.refused.push((record.source.clone(), *reason)),
                     None => batch.push((record, hash)),
                 }
             }
@@ -310,28 +321,64 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Adds `hash` to the suppression list; an existing suppression is kept as it was.
-    pub async fn add_suppression(
+    /// Adds one suppression reason to an address (other reasons are kept as they are).
+    /// Returns false when the address already had that reason.
+    pub async fn add_suppression(&self, new: &NewReason<'_>) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let added = suppressions::add_reason(&mut tx, new, crate::now_millis()).await?;
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    /// Lifts one suppression reason (an operator's decision); the address stays suppressed
+    /// while another reason remains.
+    pub async fn lift_suppression(
         &self,
-        hash: &str,
-        email: Option<&EmailAddress>,
+        email_hash: &str,
         reason: SuppressionReason,
-        source: &str,
-        campaign_id: Option<i64>,
+        actor: &str,
+        why: &str,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
-        )
-        .bind(hash)
-        .bind(email.map(EmailAddress::as_str))
-        .bind(reason.as_str())
-        .bind(source)
-        .bind(campaign_id)
-        .bind(crate::now_millis())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() > 0)
+        let mut tx = self.begin_write().await?;
+        let lifted =
+            suppressions::lift_reason(&mut tx, email_hash, reason, actor, why, crate::now_millis())
+                .await?;
+        tx.commit().await?;
+        Ok(lifted)
+    }
+
+    /// Every reason an address is suppressed for, oldest first (empty: not suppressed).
+    pub async fn suppression_reasons(
+        &self,
+        email_hash: &str,
+    ) -> Result<Vec<SuppressionReason>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        suppressions::reasons_of(&mut conn, email_hash).await
+    }
+
+    /// Makes deleted personal data unrecoverable from the database files after an erasure
+    /// or purge has committed: SQLite overwrites deleted records (`secure_delete`, set on
+    /// every connection) and here moves the write-ahead log back into the main file and
+    /// truncates it; PostgreSQL vacuums the tables that held the data, so the dead row
+    /// versions are removed from the table files (backups and archived WAL still hold them
+    /// until they expire: see the README).
+    pub async fn scrub_deleted(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => {
+                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Backend::Postgres => {
+                sqlx::query(
+                    "VACUUM contacts, memberships, outbox, suppressions, suppression_reasons, \
+                     optouts, bounces, engagements, audit_log, message_events",
+                )
+                .execute(&self.pool)
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     /// The id of a campaign that has been started, without creating one (for read paths).

@@ -26,9 +26,12 @@ pub struct Metrics {
 }
 
 impl Store {
-    /// Re-classifies a bounce (an operator undoing a wrong classification): a bounce made soft
-    /// lifts the hard-bounce suppression it caused; one made hard suppresses the address.
-    /// Returns false if there is no such bounce.
+    /// Re-classifies a bounce (an operator undoing a wrong classification). Made soft, it
+    /// lifts the hard-bounce reason it caused — unless another proven hard bounce of the
+    /// address remains — and nothing else: an opt-out, a complaint or an erasure of the same
+    /// address stays. Made hard, a proven (or confirmed) bounce adds the hard-bounce reason;
+    /// an unverified one waits for the operator to confirm it. Returns false if there is no
+    /// such bounce.
     pub async fn reclassify_bounce(
         &self,
         id: i64,
@@ -39,7 +42,7 @@ impl Store {
         let now = crate::now_millis();
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(
-            "SELECT class, reason, email_hash, email, campaign_id FROM bounces WHERE id = $1",
+            "SELECT class, reason, email_hash, email, campaign_id, verification FROM bounces WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&mut *tx)
@@ -50,9 +53,11 @@ impl Store {
         let hash: Option<String> = row.get("email_hash");
         let email: Option<String> = row.get("email");
         let campaign_id: Option<i64> = row.get("campaign_id");
+        let verification: String = row.get("verification");
+        let acts = matches!(verification.as_str(), "proven" | "confirmed");
         let action = match (old_class.as_deref(), class) {
-            (Some("hard"), "soft") => "reclassified: suppression lifted",
-            (_, "hard") => "reclassified: suppressed",
+            (Some("hard"), "soft") if acts => "reclassified: hard-bounce reason lifted",
+            (_, "hard") if acts => "reclassified: suppressed",
             _ => "reclassified",
         };
         sqlx::query("UPDATE bounces SET class = $1, reason = $2, action_taken = $3 WHERE id = $4")
@@ -62,24 +67,42 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        if let Some(hash) = &hash {
+        let operator = format!("operator:{actor}");
+        if let Some(hash) = hash.as_deref().filter(|_| acts) {
             if old_class.as_deref() == Some("hard") && class == "soft" {
-                sqlx::query("DELETE FROM suppressions WHERE email_hash = $1 AND reason = $2")
-                    .bind(hash)
-                    .bind(SuppressionReason::HardBounce.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-            } else if class == "hard" {
-                sqlx::query(
-                    "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
-                     VALUES ($1, $2, $3, 'operator', $4, $5) ON CONFLICT (email_hash) DO NOTHING",
+                let other_hard: i64 = sqlx::query_scalar(
+                    "SELECT COUNT(*) FROM bounces
+                      WHERE email_hash = $1 AND class = 'hard' AND id <> $2
+                        AND verification IN ('proven', 'confirmed')",
                 )
                 .bind(hash)
-                .bind(&email)
-                .bind(SuppressionReason::HardBounce.as_str())
-                .bind(campaign_id)
-                .bind(now)
-                .execute(&mut *tx)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                if other_hard == 0 {
+                    super::suppressions::lift_reason(
+                        &mut tx,
+                        hash,
+                        SuppressionReason::HardBounce,
+                        &operator,
+                        &format!("bounce {id} re-classified soft"),
+                        now,
+                    )
+                    .await?;
+                }
+            } else if class == "hard" {
+                super::suppressions::add_reason(
+                    &mut tx,
+                    &super::NewReason {
+                        email_hash: hash,
+                        email: email.as_deref(),
+                        reason: SuppressionReason::HardBounce,
+                        source: &operator,
+                        evidence: Some(&format!("bounce {id} re-classified hard")),
+                        campaign_id,
+                    },
+                    now,
+                )
                 .await?;
             }
         }

@@ -99,17 +99,24 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        sqlx::query(
-            "INSERT INTO suppressions (email_hash, email, reason, source, campaign_id, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
+        let reason = if source == OptOutSource::Complaint {
+            SuppressionReason::Complaint
+        } else {
+            SuppressionReason::OptOut
+        };
+        let evidence = format!("opt-out by {}", source.as_str());
+        super::suppressions::add_reason(
+            &mut tx,
+            &super::NewReason {
+                email_hash,
+                email: email.map(EmailAddress::as_str),
+                reason,
+                source: source.as_str(),
+                evidence: Some(&evidence),
+                campaign_id,
+            },
+            now,
         )
-        .bind(email_hash)
-        .bind(email.map(EmailAddress::as_str))
-        .bind(SuppressionReason::OptOut.as_str())
-        .bind(source.as_str())
-        .bind(campaign_id)
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
@@ -194,17 +201,47 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-        sqlx::query(
-            "INSERT INTO suppressions (email_hash, email, reason, source, created_at)
-             VALUES ($1, NULL, $2, 'erasure', $3)
-             ON CONFLICT (email_hash) DO UPDATE SET email = NULL, reason = excluded.reason",
+        scrub_audit_log(&mut tx, email.as_str()).await?;
+        super::suppressions::add_reason(
+            &mut tx,
+            &super::NewReason {
+                email_hash,
+                email: None,
+                reason: SuppressionReason::Erased,
+                source: "erasure",
+                evidence: Some("GDPR art. 17 request"),
+                campaign_id: None,
+            },
+            now,
         )
-        .bind(email_hash)
-        .bind(SuppressionReason::Erased.as_str())
-        .bind(now)
-        .execute(&mut *tx)
         .await?;
+        super::suppressions::forget_address(&mut tx, email_hash).await?;
         tx.commit().await?;
+        self.scrub_deleted().await?;
         Ok(report)
     }
+}
+
+/// Removes an address from audit records (operator actions recorded before addresses were kept
+/// out of the audit log name it in their subject or detail).
+pub(super) async fn scrub_audit_log(
+    conn: &mut sqlx::AnyConnection,
+    email: &str,
+) -> Result<(), StoreError> {
+    let pattern = format!(
+        "%{}%",
+        email
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
+    );
+    sqlx::query(
+        "UPDATE audit_log SET subject = '(erased address)', detail = NULL
+          WHERE LOWER(subject) LIKE $1 ESCAPE '\\' OR LOWER(detail) LIKE $1 ESCAPE '\\'",
+    )
+    .bind(&pattern)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
 }

@@ -5,21 +5,24 @@
 //! campaign, every register. This module decides nothing about sending; `send` asks the store,
 //! immediately before each SMTP transaction, whether an address is suppressed.
 
+mod keys;
 mod token;
 
+pub use keys::{KeyError, fingerprint, rotate as rotate_keys, unlock};
 pub use token::{
-    DEVELOPMENT_SECRET, Secret, SecretOrigin, TokenPurpose, WeakSecret, address_hash, mac_hex,
-    sign, verify, verify_mac_hex,
+    DEVELOPMENT_SECRET, MasterSecret, Secret, SecretOrigin, TokenPurpose, WeakSecret,
+    address_hash, mac_hex, sign, verify, verify_mac_hex,
 };
 
-/// Why an address is suppressed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+/// Why an address is suppressed. An address may have several reasons at once; the order
+/// here is their weight (the last is the weightiest), used where one must be named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SuppressionReason {
-    OptOut,
-    HardBounce,
     SoftBounceLimit,
+    HardBounce,
     Complaint,
+    OptOut,
     Erased,
 }
 

@@ -15,10 +15,16 @@ type HmacSha256 = Hmac<Sha256>;
 const TAG_LEN: usize = 16;
 const ID_LEN: usize = 8;
 
-/// The signing secret. Its bytes are never printed: `Debug` shows only where it came from.
+/// The working key: the data key that signs tokens and hashes addresses. It comes from the
+/// database, unwrapped by the master secret of the environment (see `suppress::keys`), so that
+/// a new master never silently changes hashes or tokens. Its bytes are never printed: `Debug`
+/// shows only where the master came from.
 #[derive(Clone)]
 pub struct Secret {
     key: Vec<u8>,
+    /// One key per token purpose, derived with HKDF: a key of one purpose gives nothing for
+    /// another.
+    token_keys: [[u8; 32]; 4],
     pub origin: SecretOrigin,
 }
 
@@ -46,25 +52,42 @@ pub struct WeakSecret {
     pub len: usize,
 }
 
-impl Secret {
+/// The master secret from the environment. It only unlocks the data key kept in the database;
+/// nothing is signed or hashed with it directly.
+#[derive(Clone)]
+pub struct MasterSecret {
+    key: Vec<u8>,
+    pub origin: SecretOrigin,
+}
+
+impl std::fmt::Debug for MasterSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MasterSecret({:?}, redacted)", self.origin)
+    }
+}
+
+impl MasterSecret {
     /// Reads the secret from `var`; when unset, falls back to the development secret (the
     /// caller must say so on stderr).
     pub fn from_env(var: &str) -> Result<Self, WeakSecret> {
         match std::env::var(var) {
-            Ok(value) if !value.is_empty() => {
-                if value.len() < 32 {
-                    return Err(WeakSecret {
-                        var: var.to_string(),
-                        len: value.len(),
-                    });
-                }
-                Ok(Self {
-                    key: value.into_bytes(),
-                    origin: SecretOrigin::Environment(var.to_string()),
-                })
-            }
+            Ok(value) if !value.is_empty() => Self::from_value(var, value),
             _ => Ok(Self::development()),
         }
+    }
+
+    /// A master secret given as a value that was read from `var`.
+    pub fn from_value(var: &str, value: String) -> Result<Self, WeakSecret> {
+        if value.len() < 32 {
+            return Err(WeakSecret {
+                var: var.to_string(),
+                len: value.len(),
+            });
+        }
+        Ok(Self {
+            key: value.into_bytes(),
+            origin: SecretOrigin::Environment(var.to_string()),
+        })
     }
 
     pub fn development() -> Self {
@@ -74,12 +97,76 @@ impl Secret {
         }
     }
 
+    pub fn is_development(&self) -> bool {
+        self.origin == SecretOrigin::Development
+    }
+
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.key
+    }
+
+    /// HMAC-SHA256 of `data` under the master, for the key pin (fingerprint, wrapping pad).
+    pub(super) fn mac(&self, data: &[&[u8]]) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        for part in data {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().into()
+    }
+}
+
+impl Secret {
+    /// The working key for a data key unwrapped from the database.
+    pub(super) fn from_data_key(key: Vec<u8>, origin: SecretOrigin) -> Self {
+        let token_keys = TokenPurpose::ALL.map(|p| derive(&key, p.tag()));
+        Self {
+            key,
+            token_keys,
+            origin,
+        }
+    }
+
+    /// The development key used directly, for unit tests and benchmarks that have no database.
+    pub fn development() -> Self {
+        Self::from_data_key(
+            DEVELOPMENT_SECRET.as_bytes().to_vec(),
+            SecretOrigin::Development,
+        )
+    }
+
+    pub fn is_development(&self) -> bool {
+        self.origin == SecretOrigin::Development
+    }
+
+    pub(super) fn data_key(&self) -> &[u8] {
+        &self.key
+    }
+
     fn mac(&self, domain: &[u8]) -> HmacSha256 {
         // HMAC accepts keys of any length; this cannot fail.
         let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
         mac.update(domain);
         mac
     }
+
+    fn token_mac(&self, purpose: TokenPurpose) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.token_keys[purpose as usize])
+            .expect("HMAC takes any key length")
+    }
+
+    fn purpose_mac(&self, purpose: &str) -> HmacSha256 {
+        let key = derive(&self.key, purpose.as_bytes());
+        HmacSha256::new_from_slice(&key).expect("HMAC takes any key length")
+    }
+}
+
+/// HKDF-SHA256 (RFC 5869) of the data key for one purpose.
+fn derive(key: &[u8], info: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hkdf::Hkdf::<Sha256>::new(Some(b"fairsend/purpose-keys/v2"), key)
+        .expand(info, &mut out)
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
 }
 
 /// What a token authorises; part of the signed data, so a token for one purpose is worthless
@@ -97,12 +184,14 @@ pub enum TokenPurpose {
 }
 
 impl TokenPurpose {
+    const ALL: [TokenPurpose; 4] = [Self::Unsubscribe, Self::Bounce, Self::Click, Self::Open];
+
     fn tag(self) -> &'static [u8] {
         match self {
-            Self::Unsubscribe => b"fairsend/unsubscribe/v1",
-            Self::Bounce => b"fairsend/bounce/v1",
-            Self::Click => b"fairsend/click/v1",
-            Self::Open => b"fairsend/open/v1",
+            Self::Unsubscribe => b"fairsend/unsubscribe/v2",
+            Self::Bounce => b"fairsend/bounce/v2",
+            Self::Click => b"fairsend/click/v2",
+            Self::Open => b"fairsend/open/v2",
         }
     }
 }
@@ -112,7 +201,7 @@ const ENCODING: data_encoding::Encoding = data_encoding::BASE32_DNSSEC;
 /// Signs an outbox row id for `purpose`.
 pub fn sign(secret: &Secret, purpose: TokenPurpose, id: i64) -> String {
     let id_bytes = id.to_be_bytes();
-    let mut mac = secret.mac(purpose.tag());
+    let mut mac = secret.token_mac(purpose);
     mac.update(&id_bytes);
     let tag = mac.finalize().into_bytes();
     let mut raw = Vec::with_capacity(ID_LEN + TAG_LEN);
@@ -133,7 +222,7 @@ pub fn verify(secret: &Secret, purpose: TokenPurpose, token: &str) -> Option<i64
         return None;
     }
     let (id_bytes, tag) = raw.split_at(ID_LEN);
-    let mut mac = secret.mac(purpose.tag());
+    let mut mac = secret.token_mac(purpose);
     mac.update(id_bytes);
     mac.verify_truncated_left(tag).ok()?;
     Some(i64::from_be_bytes(id_bytes.try_into().ok()?))
@@ -141,7 +230,7 @@ pub fn verify(secret: &Secret, purpose: TokenPurpose, token: &str) -> Option<i64
 
 /// A hex HMAC of `data` under a purpose string (admin sessions, CSRF tokens, passwords).
 pub fn mac_hex(secret: &Secret, purpose: &str, data: &[u8]) -> String {
-    let mut mac = secret.mac(purpose.as_bytes());
+    let mut mac = secret.purpose_mac(purpose);
     mac.update(data);
     data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
 }
@@ -151,7 +240,7 @@ pub fn verify_mac_hex(secret: &Secret, purpose: &str, data: &[u8], given: &str) 
     let Ok(tag) = data_encoding::HEXLOWER.decode(given.trim().as_bytes()) else {
         return false;
     };
-    let mut mac = secret.mac(purpose.as_bytes());
+    let mut mac = secret.purpose_mac(purpose);
     mac.update(data);
     mac.verify_slice(&tag).is_ok()
 }
@@ -194,10 +283,10 @@ mod tests {
         );
         assert_eq!(verify(&s, TokenPurpose::Unsubscribe, ""), None);
         assert_eq!(verify(&s, TokenPurpose::Unsubscribe, "not a token!"), None);
-        let other = Secret {
-            key: b"another secret of thirty-two bytes!!".to_vec(),
-            origin: SecretOrigin::Development,
-        };
+        let other = Secret::from_data_key(
+            b"another secret of thirty-two bytes!!".to_vec(),
+            SecretOrigin::Development,
+        );
         assert_eq!(verify(&other, TokenPurpose::Unsubscribe, &t), None);
     }
 
@@ -215,10 +304,7 @@ mod tests {
     fn address_hash_is_keyed() {
         let a = EmailAddress::parse("a@example.com").unwrap();
         let h1 = address_hash(&Secret::development(), &a);
-        let other = Secret {
-            key: b"x".repeat(32),
-            origin: SecretOrigin::Development,
-        };
+        let other = Secret::from_data_key(b"x".repeat(32), SecretOrigin::Development);
         assert_ne!(h1, address_hash(&other, &a));
         assert_eq!(h1.len(), 64);
     }

@@ -459,8 +459,10 @@ pub async fn add_optout(
             reason,
         )
         .await?;
+        // The audit log names the keyed hash, never the address: it outlives an erasure.
+        let hash = crate::suppress::address_hash(&app.secret, &email);
         app.store
-            .audit("admin", "optout", email.as_str(), reason)
+            .audit("admin", "optout", &format!("address {}", &hash[..16]), reason)
             .await
     }
     .await;

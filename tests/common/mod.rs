@@ -15,6 +15,26 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_fairsend");
 pub struct Scratch {
     pub dir: tempfile::TempDir,
     db: TestDatabase,
+    /// The master secret its commands run with (`FAIRSEND_SECRET`); `None` runs them with the
+    /// built-in development key, as a new user's first run does.
+    secret: Option<&'static str>,
+}
+
+/// The master secret of test configurations (SMTP sending refuses the development key).
+pub const TEST_SECRET: &str = "fairsend-test-master-secret-0123456789abcdef";
+
+/// The working key of a scratch database, as the commands run on it see it.
+pub async fn unlock(scratch: &Scratch, store: &fairsend::store::Store) -> fairsend::suppress::Secret {
+    let master = match scratch.secret {
+        Some(value) => {
+            fairsend::suppress::MasterSecret::from_value("FAIRSEND_SECRET", value.to_string())
+                .expect("test secret is long enough")
+        }
+        None => fairsend::suppress::MasterSecret::development(),
+    };
+    fairsend::suppress::unlock(store, &master)
+        .await
+        .expect("the scratch database opens with its own secret")
 }
 
 enum TestDatabase {
@@ -112,7 +132,11 @@ impl Scratch {
     pub fn new(transport: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = TestDatabase::new(dir.path());
-        let s = Self { dir, db };
+        let s = Self {
+            dir,
+            db,
+            secret: Some(TEST_SECRET),
+        };
         s.write("config/fairsend.toml", &fairsend_toml(transport));
         s.write("config/registers.toml", REGISTERS);
         s.write("config/content/body.md", "Hello {{ first_name }} at {{ company }},\n\nsee [our offer](https://www.example.com/offer).\n");
@@ -128,7 +152,11 @@ impl Scratch {
             &dir.path().join("config"),
         );
         let db = TestDatabase::new(dir.path());
-        Self { dir, db }
+        Self {
+            dir,
+            db,
+            secret: None,
+        }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -139,6 +167,12 @@ impl Scratch {
         let path = self.path(rel);
         std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
         std::fs::write(path, text).expect("write");
+    }
+
+    /// Runs this scratch's commands with the development key (no `FAIRSEND_SECRET`).
+    pub fn with_development_key(mut self) -> Self {
+        self.secret = None;
+        self
     }
 
     pub fn db_url(&self) -> String {
@@ -159,7 +193,11 @@ impl Scratch {
             .arg(self.db_url())
             .args(args)
             .env_remove("FAIRSEND_SECRET")
+            .env_remove("FAIRSEND_SECRET_OLD")
             .env("FAIRSEND_LOG", "info");
+        if let Some(secret) = self.secret {
+            cmd.env("FAIRSEND_SECRET", secret);
+        }
         cmd
     }
 
