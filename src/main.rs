@@ -384,6 +384,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         },
     )
     .await?;
+    // Every command but `keys` opens the data key first: one run with the wrong secret is
+    // refused before it reads or writes anything.
+    if !matches!(cli.command, Command::Keys { .. }) {
+        load_secret(&config, &store).await?;
+    }
     match cli.command {
         Command::Import {
             file,
@@ -457,6 +462,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 /// The working key: the master secret from the environment opens the data key pinned in the
 /// database (refusing a different master).
 async fn load_secret(config: &ConfigDir, store: &Store) -> anyhow::Result<Secret> {
+    static UNLOCKED: tokio::sync::OnceCell<Secret> = tokio::sync::OnceCell::const_new();
+    Ok(UNLOCKED
+        .get_or_try_init(|| unlock_secret(config, store))
+        .await?
+        .clone())
+}
+
+async fn unlock_secret(config: &ConfigDir, store: &Store) -> anyhow::Result<Secret> {
     let master = MasterSecret::from_env(&config.settings.signing_secret_env)?;
     if master.is_development() {
         eprintln!(
@@ -476,7 +489,9 @@ async fn keys(config: &ConfigDir, store: &Store, action: KeysAction) -> anyhow::
             let current = fingerprint(&MasterSecret::from_env(var)?);
             println!(
                 "pinned master fingerprint: {}",
-                pinned.as_deref().unwrap_or("(none yet: pinned by the first command)")
+                pinned
+                    .as_deref()
+                    .unwrap_or("(none yet: pinned by the first command)")
             );
             println!("current master ({var}):   {current}");
             if pinned.is_some_and(|p| p != current) {

@@ -229,6 +229,9 @@ fn purge_deletes_past_retention_and_expired_lists_and_leaves_no_personal_data() 
     for needle in ["otto@omega", "Oksanen", "xena@xi", "Xylander"] {
         let left = text_occurrences(&scratch.db_url(), needle);
         assert!(left.is_empty(), "{needle} still in {left:?}");
+        // Nor in the database file's free pages or write-ahead log.
+        let in_files = common::raw_file_occurrences(&scratch, needle);
+        assert!(in_files.is_empty(), "{needle} still in {in_files:?}");
     }
     assert!(
         !text_occurrences(&scratch.db_url(), "bea@beta.example").is_empty(),

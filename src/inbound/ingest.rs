@@ -176,7 +176,12 @@ fn prove(
     row: Option<&(i64, EmailAddress, i64)>,
     reported: Option<EmailAddress>,
     recipients: usize,
-) -> (Option<EmailAddress>, Option<i64>, Option<i64>, Option<String>) {
+) -> (
+    Option<EmailAddress>,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+) {
     if recipients > MAX_PROVEN_RECIPIENTS {
         return (
             reported,

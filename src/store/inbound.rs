@@ -94,7 +94,9 @@ pub enum DecisionOutcome {
     NoSuchBounce,
     /// The bounce is not waiting for a decision (proven, or already decided).
     NotUnverified,
-    Done { suppressed: bool },
+    Done {
+        suppressed: bool,
+    },
 }
 
 impl Store {

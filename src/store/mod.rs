@@ -9,9 +9,9 @@
 mod ab;
 mod hygiene;
 mod inbound;
+mod keys;
 mod ops;
 mod optout;
-mod keys;
 mod outbox;
 mod suppressions;
 mod workers;
@@ -30,10 +30,10 @@ pub use inbound::{
     AppliedInbound, BounceDecision, BounceEntry, BounceRecord, DecisionOutcome, InboundEffects,
     OptOutRecord,
 };
+pub use keys::KeyPin;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate, SendingRow};
-pub use keys::KeyPin;
 pub use suppressions::NewReason;
 pub use workers::WorkerRecord;
 

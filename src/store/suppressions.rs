@@ -101,13 +101,14 @@ pub(crate) async fn lift_reason(
     why: &str,
     now: i64,
 ) -> Result<bool, StoreError> {
-    let lifted = sqlx::query("DELETE FROM suppression_reasons WHERE email_hash = $1 AND reason = $2")
-        .bind(email_hash)
-        .bind(reason.as_str())
-        .execute(&mut *conn)
-        .await?
-        .rows_affected()
-        > 0;
+    let lifted =
+        sqlx::query("DELETE FROM suppression_reasons WHERE email_hash = $1 AND reason = $2")
+            .bind(email_hash)
+            .bind(reason.as_str())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+            > 0;
     if !lifted {
         return Ok(false);
     }

@@ -104,9 +104,9 @@ fn mismatch(pin: &KeyPin, given: &MasterSecret) -> KeyError {
         (super::SecretOrigin::Environment(var), true) => format!(
             "`fairsend keys rotate --from-development-key` with {var} set moves it to your secret"
         ),
-        (super::SecretOrigin::Environment(var), false) => format!(
-            "with FAIRSEND_SECRET_OLD set to the previous secret and {var} to the new one"
-        ),
+        (super::SecretOrigin::Environment(var), false) => {
+            format!("with FAIRSEND_SECRET_OLD set to the previous secret and {var} to the new one")
+        }
     };
     KeyError::Mismatch {
         pinned: if pinned_development {

@@ -462,7 +462,12 @@ pub async fn add_optout(
         // The audit log names the keyed hash, never the address: it outlives an erasure.
         let hash = crate::suppress::address_hash(&app.secret, &email);
         app.store
-            .audit("admin", "optout", &format!("address {}", &hash[..16]), reason)
+            .audit(
+                "admin",
+                "optout",
+                &format!("address {}", &hash[..16]),
+                reason,
+            )
             .await
     }
     .await;

@@ -24,7 +24,10 @@ pub struct Scratch {
 pub const TEST_SECRET: &str = "fairsend-test-master-secret-0123456789abcdef";
 
 /// The working key of a scratch database, as the commands run on it see it.
-pub async fn unlock(scratch: &Scratch, store: &fairsend::store::Store) -> fairsend::suppress::Secret {
+pub async fn unlock(
+    scratch: &Scratch,
+    store: &fairsend::store::Store,
+) -> fairsend::suppress::Secret {
     let master = match scratch.secret {
         Some(value) => {
             fairsend::suppress::MasterSecret::from_value("FAIRSEND_SECRET", value.to_string())
@@ -581,4 +584,110 @@ pub fn unsubscribe_url(raw: &[u8]) -> String {
         .find(|p| p.starts_with("http"))
         .expect("https URL in List-Unsubscribe")
         .to_string()
+}
+
+// Inbound mail: a campaign sent to a real SMTP server, and the reports that come back.
+
+pub fn ingest_stdin(scratch: &Scratch, raw: &str) -> serde_json::Value {
+    use std::io::Write;
+    let mut child = scratch
+        .command(&["bounces", "ingest", "-", "--json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(raw.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+pub fn json_list(scratch: &Scratch, args: &[&str]) -> Vec<serde_json::Value> {
+    let out = scratch.run(args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).unwrap()
+}
+
+/// A campaign sent to a real SMTP server; returns (scratch, server, recipients).
+pub fn sent_via_smtp(n: usize) -> (Scratch, SmtpServer, Vec<String>) {
+    let scratch = Scratch::new("outbox:unused");
+    let emails = scratch.contacts("config/contacts/customers.csv", n);
+    let server = SmtpServer::start(scratch.dir.path(), &[]);
+    let out = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    (scratch, server, emails)
+}
+
+/// (VERP envelope sender, Message-ID, Subject) of what the server received for `rcpt`.
+pub fn delivered(server: &SmtpServer, rcpt: &str) -> (String, String, String) {
+    let m = server
+        .messages()
+        .into_iter()
+        .find(|m| m["rcpt_tos"][0] == rcpt)
+        .expect("delivered");
+    let parsed = parse_message(m["data"].as_str().unwrap().as_bytes());
+    (
+        m["mail_from"].as_str().unwrap().to_string(),
+        parsed.one("message-id").to_string(),
+        parsed.one("subject").to_string(),
+    )
+}
+
+/// An RFC 3464 report, as Postfix writes one, sent to the VERP address.
+pub fn dsn(
+    verp: &str,
+    rcpt: &str,
+    message_id: &str,
+    status: &str,
+    code: u16,
+    text: &str,
+    action: &str,
+) -> String {
+    format!(
+        "Return-Path: <>\r\nDelivered-To: {verp}\r\nFrom: MAILER-DAEMON@mx.example.net (Mail Delivery System)\r\n\
+         To: {verp}\r\nSubject: Undelivered Mail Returned to Sender\r\nAuto-Submitted: auto-replied\r\n\
+         Message-Id: <{}.dsn@mx.example.net>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"BOUNDARY\"\r\n\r\n\
+         --BOUNDARY\r\nContent-Type: text/plain\r\n\r\nThis is the mail system at host mx.example.net.\r\n\r\n\
+         <{rcpt}>: host mail.example said: {code} {status} {text}\r\n\r\n\
+         --BOUNDARY\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n\
+         Final-Recipient: rfc822; {rcpt}\r\nAction: {action}\r\nStatus: {status}\r\n\
+         Diagnostic-Code: smtp; {code} {status} {text}\r\n\r\n\
+         --BOUNDARY\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: Sales <sales@example.com>\r\nTo: {rcpt}\r\n\
+         Message-ID: {message_id}\r\nSubject: Offer\r\n\r\n--BOUNDARY--\r\n",
+        status.replace('.', "")
+    )
+}
+
+/// The database files (SQLite: the main file, its write-ahead log and shared-memory index)
+/// whose raw bytes contain `needle`, free pages included. Empty on PostgreSQL, whose files
+/// the tests cannot read.
+pub fn raw_file_occurrences(scratch: &Scratch, needle: &str) -> Vec<PathBuf> {
+    let url = scratch.db_url();
+    let Some(path) = url.strip_prefix("sqlite://") else {
+        return Vec::new();
+    };
+    let needle = needle.as_bytes();
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| PathBuf::from(format!("{path}{suffix}")))
+        .filter(|file| {
+            std::fs::read(file).is_ok_and(|bytes| {
+                bytes
+                    .windows(needle.len())
+                    .any(|w| w.eq_ignore_ascii_case(needle))
+            })
+        })
+        .collect()
 }
