@@ -381,6 +381,20 @@ impl Store {
         Ok(())
     }
 
+    /// The addresses of a campaign's rows whose delivery is unknown (interrupted or
+    /// uncertain): the rows `send --resend-interrupted` / `--resend-uncertain` would send again.
+    pub async fn uncertain_recipients(&self, campaign_id: i64) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT c.email FROM outbox o JOIN contacts c ON c.id = o.contact_id
+              WHERE o.campaign_id = $1
+                AND (o.state = 'uncertain' OR (o.state = 'failed' AND o.last_error LIKE 'interrupted%'))
+              ORDER BY o.id",
+        )
+        .bind(campaign_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// The id of a campaign that has been started, without creating one (for read paths).
     pub async fn find_campaign_id(&self, name: &str) -> Result<Option<i64>, StoreError> {
         Ok(
