@@ -278,14 +278,30 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
+    /// Write a commented starter configuration into DIR (new or empty): sender, one register,
+    /// one campaign, one body. Fill in the values marked FILL IN, then run `check`.
+    Init {
+        /// The configuration directory to create.
+        dir: PathBuf,
+    },
     /// The signing keys: show the pin, rotate the master secret.
     Keys {
         #[command(subcommand)]
         action: KeysAction,
     },
-    /// Per-state counts of one campaign or of all.
+    /// Per-state counts of one campaign or of all; with --recipients, who each row went to
+    /// and how it ended.
     Status {
+        /// The campaign's name or its file (campaigns/NAME.toml); all campaigns when omitted.
         campaign: Option<String>,
+        /// List the campaign's recipients: address, state, attempts, last SMTP reply, time.
+        #[arg(long, requires = "campaign")]
+        recipients: bool,
+        /// With --recipients: only rows in this state (queued, sending, sent, deferred,
+        /// failed, suppressed, uncertain).
+        #[arg(long, requires = "recipients")]
+        state: Option<String>,
+        /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -363,6 +379,9 @@ fn init_logging(format: LogFormat) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if let Command::Init { dir } = &cli.command {
+        return init(dir);
+    }
     let config = match ConfigDir::load(&cli.config) {
         Ok(config) => config,
         Err(e) => {
@@ -453,8 +472,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hygiene { action } => hygiene(&config, &store, action).await,
         Command::Serve { listen } => serve(config, store, listen).await,
         Command::Keys { action } => keys(&config, &store, action).await,
-        Command::Status { campaign, json } => {
-            status(&config, &store, campaign.as_deref(), json).await
+        Command::Init { dir } => init(&dir),
+        Command::Status {
+            campaign,
+            recipients,
+            state,
+            json,
+        } => {
+            let name = match campaign.as_deref() {
+                Some(arg) => Some(campaign_name_of(&config, arg)?),
+                None => None,
+            };
+            if recipients {
+                let name = name.unwrap_or_default();
+                status_recipients(&store, &name, state.as_deref(), json).await
+            } else {
+                status(&config, &store, name.as_deref(), json).await
+            }
         }
     }
 }
@@ -798,20 +832,35 @@ async fn send(
     Ok(())
 }
 
+/// "1 message", "2 messages".
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// A progress bar with sent/total, rate and ETA on a terminal; a log line every 100 messages
+/// otherwise.
 fn progress_display() -> ProgressFn {
     if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new_spinner();
+        let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} {elapsed_precise} {pos} messages ({per_sec}) {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            indicatif::ProgressStyle::with_template("{bar:30} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         Box::new(move |r: &SendReport, n: u64| {
+            let total = r.due_at_start.max(n);
+            bar.set_length(total);
             bar.set_position(n);
+            let eta = bar.eta().as_secs();
             bar.set_message(format!(
-                "sent {} · deferred {} · failed {} · suppressed {}",
-                r.sent, r.deferred, r.failed, r.suppressed
+                "{n}/{} · {:.0}/s · ETA {}m{:02}s · sent {}, deferred {}, failed {}, suppressed {}",
+                plural(total, "message", "messages"),
+                bar.per_sec(),
+                eta / 60,
+                eta % 60,
+                r.sent,
+                r.deferred,
+                r.failed,
+                r.suppressed
             ));
         })
     } else {
@@ -819,6 +868,7 @@ fn progress_display() -> ProgressFn {
             if n.is_multiple_of(100) {
                 tracing::info!(
                     processed = n,
+                    total = r.due_at_start.max(n),
                     sent = r.sent,
                     deferred = r.deferred,
                     failed = r.failed,
@@ -841,7 +891,11 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
     let verb = if report.dry_run { "would send" } else { "sent" };
     println!(
         "campaign {} via {transport}: {verb} {}, deferred {}, failed {}, suppressed {}",
-        report.campaign, report.sent, report.deferred, report.failed, report.suppressed
+        report.campaign,
+        plural(report.sent, "message", "messages"),
+        report.deferred,
+        report.failed,
+        report.suppressed
     );
     if report.interrupted_sent + report.interrupted_requeued + report.interrupted_failed > 0 {
         println!(
@@ -867,6 +921,83 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
             report.waiting_for_retry
         );
     }
+}
+
+fn init(dir: &Path) -> anyhow::Result<()> {
+    let written = fairsend::config::write_starter(dir).map_err(|e| BadInput(e.to_string()))?;
+    for path in &written {
+        println!("wrote {}", path.display());
+    }
+    println!(
+        "next: fill in the values marked FILL IN, add contacts to {}, then run\n  \
+         fairsend --config {} check {}",
+        dir.join("contacts/customers.csv").display(),
+        dir.display(),
+        dir.join("campaigns/first.toml").display()
+    );
+    Ok(())
+}
+
+/// A campaign named on the command line by its name or by its file.
+fn campaign_name_of(config: &ConfigDir, arg: &str) -> anyhow::Result<String> {
+    let path = Path::new(arg);
+    if arg.ends_with(".toml") || path.is_file() {
+        return Ok(config.load_campaign(path)?.name);
+    }
+    Ok(arg.to_string())
+}
+
+async fn status_recipients(
+    store: &Store,
+    campaign: &str,
+    state: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let state = match state {
+        Some(s) => Some(OutboxState::parse(s).ok_or_else(|| {
+            BadInput(format!(
+                "--state {s}: not a state; use one of {}",
+                OutboxState::ALL.map(OutboxState::as_str).join(", ")
+            ))
+        })?),
+        None => None,
+    };
+    let Some(id) = store.find_campaign_id(campaign).await? else {
+        return Err(BadInput(format!("no campaign named '{campaign}' has been sent yet")).into());
+    };
+    let rows = store.campaign_recipients(id, state).await?;
+    if json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "email": r.email, "state": r.state, "attempts": r.attempts,
+                    "last_reply": r.last_reply, "updated_at": format_millis(r.updated_at),
+                })
+            })
+            .collect();
+        print_json(&rows);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!(
+            "no recipients{}",
+            state
+                .map(|s| format!(" in state {}", s.as_str()))
+                .unwrap_or_default()
+        );
+    }
+    for r in &rows {
+        println!(
+            "{:<40} {:<10} {:>2} {}  {}",
+            r.email.as_deref().unwrap_or("(erased)"),
+            r.state,
+            r.attempts,
+            format_millis(r.updated_at),
+            r.last_reply.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
 }
 
 async fn status(

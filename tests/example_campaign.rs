@@ -102,7 +102,7 @@ fn example_campaign_fills_the_outbox_once() {
     ]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(
-        stdout(&again).contains("sent 0,"),
+        stdout(&again).contains("sent 0 messages,"),
         "second run: {}",
         stdout(&again)
     );

@@ -8,6 +8,9 @@
 mod campaign;
 mod registers;
 mod settings;
+mod starter;
+
+pub use starter::{StarterError, write_starter};
 
 use std::path::{Path, PathBuf};
 

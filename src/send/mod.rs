@@ -52,6 +52,8 @@ pub enum SendError {
 pub struct SendReport {
     pub campaign: String,
     pub added_to_outbox: u64,
+    /// Rows due (queued or deferred) when this run began sending: the progress display's total.
+    pub due_at_start: u64,
     pub sent: u64,
     pub deferred: u64,
     pub failed: u64,
@@ -282,6 +284,10 @@ impl Run<'_> {
         report.added_to_outbox = store
             .prepare_outbox(self.campaign_id, &campaign.registers, assign)
             .await?;
+        if let Some(c) = store.campaign_counts(Some(&campaign.name)).await?.first() {
+            report.due_at_start =
+                (c.count(OutboxState::Queued) + c.count(OutboxState::Deferred)) as u64;
+        }
         match (&campaign.ab, options.dry_run) {
             (Some(ab), false) => run_ab(self, ab, &mut report).await?,
             _ => self.send_phase(&mut report, None).await?,

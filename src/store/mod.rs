@@ -13,6 +13,7 @@ mod keys;
 mod ops;
 mod optout;
 mod outbox;
+mod report;
 mod suppressions;
 mod workers;
 
@@ -34,6 +35,7 @@ pub use keys::KeyPin;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate, SendingRow};
+pub use report::RecipientOutcome;
 pub use suppressions::NewReason;
 pub use workers::WorkerRecord;
 

@@ -1,0 +1,189 @@
+//! A new user's path: `init` writes a starter configuration that `check` refuses until its
+//! placeholders are filled and then passes; after a send, `status` takes the campaign's file as
+//! well as its name, and `--recipients` lists who got what and why not.
+
+mod common;
+
+use common::{Scratch, SmtpServer, stderr, stdout};
+
+fn fairsend(args: &[&str], dir: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(common::BIN)
+        .current_dir(dir)
+        .args(args)
+        .env_remove("FAIRSEND_SECRET")
+        .env_remove("FAIRSEND_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn init_writes_a_starter_that_passes_check_once_filled_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("myconfig");
+    let config_arg = config.to_str().unwrap();
+    let out = fairsend(&["init", config_arg], dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("FILL IN"), "{}", stdout(&out));
+
+    // Never over an existing configuration.
+    let again = fairsend(&["init", config_arg], dir.path());
+    assert_eq!(again.status.code(), Some(2));
+    assert!(stderr(&again).contains("not empty"), "{}", stderr(&again));
+
+    let campaign = config.join("campaigns/first.toml");
+    let check = |dir: &std::path::Path| {
+        fairsend(
+            &[
+                "--config",
+                config_arg,
+                "check",
+                campaign.to_str().unwrap(),
+                "--resolver",
+                "127.0.0.1:9",
+                "--json",
+            ],
+            dir,
+        )
+    };
+    let unfilled = check(dir.path());
+    assert_ne!(unfilled.status.code(), Some(0));
+    assert!(
+        stdout(&unfilled).contains("legal_name") || stderr(&unfilled).contains("legal_name"),
+        "names the first placeholder: {} {}",
+        stdout(&unfilled),
+        stderr(&unfilled)
+    );
+
+    // Fill in every placeholder, as a user would, and add one contact.
+    let values = [
+        ("legal_name", "Testi Oy"),
+        ("business_id", "1234567-1"),
+        ("postal_address", "Katu 1, 00100 Helsinki"),
+        ("contact_email", "hello@testi.example"),
+        ("privacy_contact", "privacy@testi.example"),
+        ("domain", "bounces.testi.example"),
+        ("title", "Testi Oy:n asiakasrekisteri"),
+        ("controller", "Testi Oy"),
+        ("controller_contact", "privacy@testi.example"),
+        ("from", "Myynti <myynti@testi.example>"),
+        ("reply_to", "myynti@testi.example"),
+    ];
+    for file in ["fairsend.toml", "registers.toml", "campaigns/first.toml"] {
+        let path = config.join(file);
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        for (key, value) in values {
+            text = text
+                .lines()
+                .map(|line| {
+                    if line.starts_with(&format!("{key} ")) && line.contains("\"\"") {
+                        line.replacen("\"\"", &format!("\"{value}\""), 1)
+                    } else {
+                        line.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        assert!(
+            !text
+                .lines()
+                .any(|l| !l.trim_start().starts_with('#') && l.contains("= \"\"")),
+            "{file} still has a placeholder"
+        );
+        std::fs::write(&path, text).unwrap();
+    }
+    let contacts = config.join("contacts/customers.csv");
+    let mut csv = std::fs::read_to_string(&contacts).unwrap();
+    csv.push_str("anna@asiakas.example,Anna,Asiakas,Asiakas Oy,CEO,fi\n");
+    std::fs::write(&contacts, csv).unwrap();
+
+    let filled = check(dir.path());
+    assert_eq!(
+        filled.status.code(),
+        Some(0),
+        "{}\n{}",
+        stdout(&filled),
+        stderr(&filled)
+    );
+}
+
+#[test]
+fn status_takes_the_campaign_file_and_lists_recipients_with_their_outcome() {
+    let scratch = Scratch::new("outbox:unused");
+    let emails = scratch.contacts("config/contacts/customers.csv", 4);
+    // The server refuses one recipient for good and one for now.
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &[
+            "--permfail",
+            &regex_escape(&emails[1]),
+            "--tempfail",
+            &regex_escape(&emails[2]),
+        ],
+    );
+    let send = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+        "--json",
+    ]);
+    assert!(send.status.success(), "{}", stderr(&send));
+
+    let by_file = scratch.run(&["status", "config/campaigns/test.toml", "--json"]);
+    assert!(by_file.status.success(), "{}", stderr(&by_file));
+    let by_name = scratch.run(&["status", "test-campaign", "--json"]);
+    assert_eq!(stdout(&by_file), stdout(&by_name));
+
+    let failed = scratch.run(&[
+        "status",
+        "config/campaigns/test.toml",
+        "--recipients",
+        "--state",
+        "failed",
+        "--json",
+    ]);
+    assert!(failed.status.success(), "{}", stderr(&failed));
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&failed)).unwrap();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0]["email"], emails[1].as_str());
+    assert!(
+        rows[0]["last_reply"].as_str().unwrap_or("").contains("550"),
+        "the SMTP reply says why: {rows:?}"
+    );
+
+    let all = scratch.run(&["status", "test-campaign", "--recipients"]);
+    assert!(all.status.success(), "{}", stderr(&all));
+    let text = stdout(&all);
+    for e in &emails {
+        assert!(text.contains(e.as_str()), "{e} listed: {text}");
+    }
+    let bad = scratch.run(&["status", "test-campaign", "--recipients", "--state", "lost"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--state lost"), "{}", stderr(&bad));
+}
+
+#[test]
+fn the_send_summary_counts_in_words() {
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.contacts("config/contacts/customers.csv", 1);
+    let send = scratch.run(&["send", "config/campaigns/test.toml"]);
+    assert!(send.status.success(), "{}", stderr(&send));
+    assert!(
+        stdout(&send).contains("sent 1 message,"),
+        "{}",
+        stdout(&send)
+    );
+}
+
+fn regex_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '@' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
