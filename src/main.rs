@@ -215,6 +215,14 @@ enum Command {
         /// Ask this DNS server (IP:PORT) instead of the system's resolver.
         #[arg(long)]
         resolver: Option<String>,
+        /// Send a test: the message of real contacts, marked [TEST] in the subject, to this
+        /// address instead; nothing is recorded and no real contact is affected.
+        #[arg(long, value_name = "ADDRESS")]
+        test_to: Option<String>,
+        /// With --test-to: how many contacts' messages to send (the first eligible ones).
+        #[arg(long, default_value_t = 1, requires = "test_to")]
+        sample: usize,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -417,6 +425,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         } => import(&config, &store, &file, &register, strict, json).await,
         Command::Send {
             campaign,
+            transport,
+            test_to: Some(test_to),
+            sample,
+            ..
+        } => {
+            send_test(
+                &config,
+                &store,
+                &campaign,
+                &test_to,
+                sample,
+                transport.as_deref(),
+            )
+            .await
+        }
+        Command::Send {
+            campaign,
             dry_run,
             transport,
             resend_interrupted,
@@ -424,6 +449,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             no_wait,
             resolver,
             json,
+            ..
         } => {
             let flags = SendFlags {
                 dry_run,
@@ -713,6 +739,70 @@ async fn apply_campaign_contacts(
                 "imported the campaign's contacts"
             );
         }
+    }
+    Ok(())
+}
+
+/// `send --test-to`: the messages of the first `sample` eligible contacts, to `to`, marked
+/// [TEST], through the campaign's transport, each passed through the compliance gate. No
+/// outbox row is created and no state changes.
+async fn send_test(
+    config: &ConfigDir,
+    store: &Store,
+    campaign_file: &Path,
+    to: &str,
+    sample: usize,
+    transport_override: Option<&str>,
+) -> anyhow::Result<()> {
+    let to = fairsend::audience::EmailAddress::parse(to)
+        .map_err(|e| BadInput(format!("--test-to {to}: {e}")))?;
+    let campaign = config.load_campaign(campaign_file)?;
+    let transport_url = match transport_override {
+        Some(url) => TransportUrl::parse(url).map_err(|e| BadInput(format!("--transport: {e}")))?,
+        None => config.settings.transport.url.clone(),
+    };
+    if load_secret(config, store).await?.is_development() && !transport_url.is_outbox() {
+        return Err(BadInput(format!(
+            "refusing to send through {transport_url} with the development signing secret: set {}",
+            config.settings.signing_secret_env
+        ))
+        .into());
+    }
+    let composer = prepare(config, store, &campaign).await?;
+    let composer = with_tracking(composer, store, &campaign).await?;
+    let mut chosen = Vec::new();
+    store
+        .for_each_audience_member(&campaign.registers, |gate| {
+            if chosen.len() < sample
+                && gate.suppressed.is_none()
+                && gate.status == fairsend::audience::ContactStatus::Active
+            {
+                chosen.push(gate.recipient);
+            }
+        })
+        .await?;
+    if chosen.is_empty() {
+        return Err(Problems(format!(
+            "{}: no eligible contact to take a test message from",
+            campaign.name
+        ))
+        .into());
+    }
+    let transport = Transport::new(&transport_url, &config.settings.transport)?;
+    for (n, recipient) in chosen.iter().enumerate() {
+        let message = composer.compose_test(recipient, &to)?;
+        fairsend::compliance::gate(&message, &config.settings)
+            .map_err(|e| Problems(format!("the test message fails the compliance gate: {e}")))?;
+        let label = format!("{}-test{}", campaign.name, n + 1);
+        let reply = transport
+            .deliver(&label, &message)
+            .await
+            .map_err(|e| Problems(format!("test message {}: {e:?}", n + 1)))?;
+        println!(
+            "test message {} (as {}) sent to {to}: {reply}",
+            n + 1,
+            recipient.contact.email
+        );
     }
     Ok(())
 }

@@ -187,3 +187,56 @@ fn regex_escape(s: &str) -> String {
         })
         .collect()
 }
+
+#[test]
+fn a_test_send_goes_to_the_tester_only_and_changes_nothing() {
+    let scratch = Scratch::new("outbox:unused");
+    let emails = scratch.contacts("config/contacts/customers.csv", 3);
+    let server = SmtpServer::start(scratch.dir.path(), &[]);
+    let test = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+        "--test-to",
+        "marketer@example.com",
+        "--sample",
+        "2",
+    ]);
+    assert!(test.status.success(), "{}", stderr(&test));
+    let received = server.messages();
+    assert_eq!(received.len(), 2, "{received:?}");
+    for m in &received {
+        assert_eq!(m["rcpt_tos"], serde_json::json!(["marketer@example.com"]));
+        let parsed = common::parse_message(m["data"].as_str().unwrap().as_bytes());
+        assert!(
+            parsed.one("subject").starts_with("[TEST] "),
+            "{}",
+            parsed.one("subject")
+        );
+        assert!(parsed.one("to").contains("marketer@example.com"));
+        for e in &emails {
+            assert!(!parsed.one("to").contains(e.as_str()));
+        }
+    }
+    // Nothing was queued or recorded: the real send still goes to everyone, once.
+    let send = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(send.status.success(), "{}", stderr(&send));
+    let real: Vec<String> = server.messages()[2..]
+        .iter()
+        .map(|m| m["rcpt_tos"][0].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(real.len(), 3, "{real:?}");
+    let bad = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--test-to",
+        "not an address",
+    ]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+}

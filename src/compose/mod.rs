@@ -154,6 +154,29 @@ impl<'a> Composer<'a> {
     }
 
     pub fn compose(&self, recipient: &Recipient) -> Result<ComposedMessage, ComposeError> {
+        self.compose_for(recipient, None)
+    }
+
+    /// The message `recipient` would get, sent to `test_to` instead for a test send: subject
+    /// marked `[TEST]`, and every token (unsubscribe, envelope, tracking) made for no outbox
+    /// row, so that clicking or bouncing it affects no real contact.
+    pub fn compose_test(
+        &self,
+        recipient: &Recipient,
+        test_to: &EmailAddress,
+    ) -> Result<ComposedMessage, ComposeError> {
+        let inert = Recipient {
+            outbox_id: 0,
+            ..recipient.clone()
+        };
+        self.compose_for(&inert, Some(test_to))
+    }
+
+    fn compose_for(
+        &self,
+        recipient: &Recipient,
+        test_to: Option<&EmailAddress>,
+    ) -> Result<ComposedMessage, ComposeError> {
         let settings = &self.config.settings;
         let register = self
             .config
@@ -167,6 +190,10 @@ impl<'a> Composer<'a> {
             .body
             .render(&template_fields(recipient, locale), recipient.variant)?;
         let body_html = self.track(body_html, recipient.outbox_id);
+        let subject = match test_to {
+            Some(_) => format!("[TEST] {subject}"),
+            None => subject,
+        };
         reject_control("Subject", &subject)?;
 
         let unsubscribe_token = sign(&self.secret, TokenPurpose::Unsubscribe, recipient.outbox_id);
@@ -216,9 +243,15 @@ impl<'a> Composer<'a> {
             .collect::<Vec<_>>()
             .join(" ");
         reject_control("To", &to_name)?;
-        let to = Mailbox {
-            name: (!to_name.is_empty()).then_some(to_name),
-            address: contact.email.clone(),
+        let to = match test_to {
+            Some(address) => Mailbox {
+                name: None,
+                address: address.clone(),
+            },
+            None => Mailbox {
+                name: (!to_name.is_empty()).then_some(to_name),
+                address: contact.email.clone(),
+            },
         };
         let list_unsubscribe = format!("<{unsubscribe_url}>, <{mailto}>");
         reject_control("List-Unsubscribe", &list_unsubscribe)?;
@@ -251,7 +284,7 @@ impl<'a> Composer<'a> {
         Ok(ComposedMessage {
             outbox_id: recipient.outbox_id,
             envelope_from,
-            recipient: contact.email.clone(),
+            recipient: to.address.clone(),
             message_id,
             subject,
             unsubscribe_url,
