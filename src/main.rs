@@ -798,6 +798,8 @@ async fn send_test(
             .deliver(&label, &message)
             .await
             .map_err(|e| Problems(format!("test message {}: {e:?}", n + 1)))?;
+        // The outbox transport stages files in a directory of its own per run.
+        let _ = transport.clear_staging(&label, std::process::id());
         println!(
             "test message {} (as {}) sent to {to}: {reply}",
             n + 1,
