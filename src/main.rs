@@ -285,7 +285,7 @@ fn main() -> ExitCode {
                 eprintln!("{p}");
                 return ExitCode::from(1);
             }
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_chain(e.chain()));
             if is_bad_input(&e) {
                 ExitCode::from(2)
             } else {
@@ -293,6 +293,26 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// An error and its causes on one line, each level adding what it knows: a cause whose text
+/// the level above already ends with (libraries that print their source themselves) is not
+/// repeated.
+fn error_chain<'e>(chain: impl Iterator<Item = &'e (dyn std::error::Error + 'static)>) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for cause in chain {
+        let text = cause.to_string();
+        if !previous.is_empty() && previous.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        previous = text;
+    }
+    line
 }
 
 fn is_bad_input(e: &anyhow::Error) -> bool {
@@ -891,7 +911,14 @@ fn config_problem(e: fairsend::config::ConfigError, json: bool) -> anyhow::Error
             fairsend::config::ConfigError::Read { file, .. }
             | fairsend::config::ConfigError::Syntax { file, .. } => file.display().to_string(),
         },
-        message: e.to_string(),
+        // The subject already names the file and field: the message adds only the reason.
+        message: match &e {
+            fairsend::config::ConfigError::Field { reason, .. } => reason.clone(),
+            fairsend::config::ConfigError::Syntax { message, .. } => message.clone(),
+            fairsend::config::ConfigError::Read { source, .. } => {
+                format!("cannot read the file: {source}")
+            }
+        },
     };
     if json {
         println!("{}", serde_json::json!({"findings": [finding]}));
