@@ -9,6 +9,9 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
+mod terminal;
+use terminal::{say, tell};
+
 /// mimalloc instead of glibc's allocator: perf showed an import spending a third of its time
 /// in glibc's free-list upkeep (unlink_chunk, malloc_consolidate) for the many small strings
 /// a batch binds.
@@ -282,10 +285,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(p) = e.downcast_ref::<Problems>() {
-                eprintln!("{p}");
+                tell!("{p}");
                 return ExitCode::from(1);
             }
-            eprintln!("error: {}", error_chain(e.chain()));
+            tell!("error: {}", error_chain(e.chain()));
             if is_bad_input(&e) {
                 ExitCode::from(2)
             } else {
@@ -460,7 +463,7 @@ async fn import(
     })?;
     let parsed = parse_contacts_csv(file, register)?;
     for error in &parsed.errors {
-        eprintln!("{error}");
+        tell!("{error}");
     }
     if strict && !parsed.errors.is_empty() {
         return Err(BadInput(format!(
@@ -475,7 +478,7 @@ async fn import(
         .import_contacts(register_name, &parsed.records, |a| address_hash(&secret, a))
         .await?;
     for (source, reason) in &outcome.refused {
-        eprintln!("{source}: email: {}", reason.import_refusal());
+        tell!("{source}: email: {}", reason.import_refusal());
     }
     if json {
         println!(
@@ -527,7 +530,7 @@ fn parse_campaign_contacts<'c>(
             .ok_or_else(|| BadInput(format!("register '{}' is not defined", import.register)))?;
         let p = parse_contacts_csv(&import.file, register)?;
         for e in &p.errors {
-            eprintln!("{e}");
+            tell!("{e}");
         }
         errors += p.errors.len();
         parsed.push((import.register.as_str(), p));
@@ -575,7 +578,7 @@ async fn apply_campaign_contacts(
             .import_contacts(register, &p.records, |a| address_hash(secret, a))
             .await?;
         for (source, reason) in &outcome.refused {
-            eprintln!("{source}: skipped: {}", reason.import_refusal());
+            tell!("{source}: skipped: {}", reason.import_refusal());
         }
         if outcome.inserted + outcome.updated > 0 {
             tracing::info!(
@@ -936,11 +939,14 @@ fn print_findings(findings: &[Finding]) {
         *n += 1;
         if *n <= SHOWN_PER_CODE {
             println!(
-                "{}[{}] {}: {}",
-                f.severity.as_str(),
-                f.code,
-                f.subject,
-                f.message
+                "{}",
+                terminal::printable_lines(&format!(
+                    "{}[{}] {}: {}",
+                    f.severity.as_str(),
+                    f.code,
+                    f.subject,
+                    f.message
+                ))
             );
         }
     }
@@ -1175,10 +1181,10 @@ async fn optout(config: &ConfigDir, store: &Store, action: OptoutAction) -> anyh
                 print_json(&rows);
             } else {
                 if entries.is_empty() {
-                    println!("no opt-outs");
+                    say!("no opt-outs");
                 }
                 for e in entries {
-                    println!(
+                    say!(
                         "{}  {:<40} {:<10} {}{}",
                         format_millis(e.at),
                         e.email.as_deref().unwrap_or("(erased)"),
@@ -1302,10 +1308,10 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                 print_json(&rows);
             } else {
                 if entries.is_empty() {
-                    println!("no bounces");
+                    say!("no bounces");
                 }
                 for b in entries {
-                    println!(
+                    say!(
                         "{}  {:<36} {:<20} {:<4} {:<20} {:<7} {:<22} {}",
                         format_millis(b.at),
                         b.recipient.as_deref().unwrap_or("(unknown)"),
@@ -1348,9 +1354,9 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                         })
                     );
                 } else {
-                    println!("{}: {}", file.display(), parsed.kind.as_str());
+                    say!("{}: {}", file.display(), parsed.kind.as_str());
                     for r in &parsed.recipients {
-                        println!(
+                        say!(
                             "  {} {} status={} code={} {}",
                             r.address.as_deref().unwrap_or("(unknown recipient)"),
                             r.class.map(|c| c.as_str()).unwrap_or("-"),
@@ -1561,7 +1567,7 @@ async fn hygiene(config: &ConfigDir, store: &Store, action: HygieneAction) -> an
     };
     let report_errors = |errors: &[fairsend::audience::RowError]| {
         for e in errors {
-            eprintln!("{e}");
+            tell!("{e}");
         }
     };
     match action {

@@ -53,3 +53,58 @@ fn an_error_says_each_cause_once() {
         );
     }
 }
+
+/// A DSN for an unknown recipient whose diagnostic tries to clear the screen and set the
+/// terminal's title.
+const HOSTILE_DSN: &str = "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.example.net\r\n\
+    To: bounces@bounces.example.com\r\nSubject: Undelivered\r\nMessage-Id: <esc1@mx.example.net>\r\n\
+    MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\r\n\r\n\
+    --B\r\nContent-Type: text/plain\r\n\r\nfailed\r\n\r\n\
+    --B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n\
+    Final-Recipient: rfc822; stranger@nowhere.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\
+    Diagnostic-Code: smtp; 550 5.1.1 \u{1b}[2J\u{1b}]0;pwned\u{7} user unknown\r\n\r\n--B--\r\n";
+
+#[test]
+fn outside_text_is_printed_with_control_characters_escaped() {
+    use std::io::Write;
+    let scratch = Scratch::new("outbox:outbox");
+    let mut ingest = scratch
+        .command(&["bounces", "ingest", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    ingest
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(HOSTILE_DSN.as_bytes())
+        .unwrap();
+    let out = ingest.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let list = scratch.run(&["bounces", "list"]);
+    let text = stdout(&list);
+    assert!(list.status.success(), "{}", stderr(&list));
+    assert!(text.contains("stranger@nowhere.example"), "{text}");
+    assert!(
+        !text.contains(['\u{1b}', '\u{7}']),
+        "raw control characters reach the terminal: {text:?}"
+    );
+    assert!(
+        text.contains("550 5.1.1 \\u{1b}[2J\\u{1b}]0;pwned\\u{7} user unknown"),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1, "one bounce, one line: {text}");
+
+    // JSON keeps the exact text (serde escapes it).
+    let json = scratch.run(&["bounces", "list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    assert!(
+        rows[0]["diagnostic"]
+            .as_str()
+            .unwrap()
+            .contains("\u{1b}[2J\u{1b}]0;pwned\u{7}")
+    );
+}
