@@ -108,3 +108,18 @@ fn outside_text_is_printed_with_control_characters_escaped() {
             .contains("\u{1b}[2J\u{1b}]0;pwned\u{7}")
     );
 }
+
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.contacts("config/contacts/customers.csv", 3);
+    let out = scratch
+        .command(&["send", "config/campaigns/test.toml"])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("INFO"), "the run logs: {err}");
+    assert!(!err.contains('\u{1b}'), "escape codes in piped logs: {err:?}");
+}
