@@ -331,8 +331,19 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FAIRSEND_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let asked = std::env::var("FAIRSEND_LOG").unwrap_or_default();
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&asked)
+        .ok()
+        .filter(|_| !asked.trim().is_empty())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    // PostgreSQL reports harmless NOTICEs (the migrator's "relation _sqlx_migrations already
+    // exists" on every start) that sqlx logs at INFO: show its warnings only, unless sqlx's
+    // logs were asked for by name.
+    if !asked.contains("sqlx")
+        && let Ok(quiet) = "sqlx::postgres::notice=warn".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
     // Colour only for a person at a terminal: a file or pipe would get the escape codes raw.
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());

@@ -123,3 +123,20 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     assert!(err.contains("INFO"), "the run logs: {err}");
     assert!(!err.contains('\u{1b}'), "escape codes in piped logs: {err:?}");
 }
+
+/// PostgreSQL only (the NOTICE is PostgreSQL's): runs in `.ci/run`'s PostgreSQL pass and
+/// whenever FAIRSEND_TEST_POSTGRES is set.
+#[test]
+fn postgres_notices_do_not_reach_the_log() {
+    if !common::on_postgres() {
+        return;
+    }
+    let scratch = Scratch::new("outbox:outbox");
+    for _ in 0..2 {
+        let out = scratch.run(&["status"]);
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("_sqlx_migrations"), "{err}");
+        assert!(!err.contains("already exists"), "{err}");
+    }
+}
