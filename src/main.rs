@@ -108,15 +108,21 @@ enum DnsAction {
 
 #[derive(Subcommand)]
 enum BouncesAction {
-    /// Read DSNs, complaints and replies: `-` for one message on stdin (an MTA pipe),
-    /// `--mbox FILE`, or `--maildir DIR` (new/ is processed and moved to cur/).
+    /// Read DSNs, complaints and replies: message files (.eml), `-` for one message on stdin
+    /// (an MTA pipe), `--mbox PATH` (an mbox file or a Maildir), or `--maildir DIR`.
     Ingest {
-        /// `-` to read one message from standard input.
-        source: Option<String>,
-        #[arg(long, conflicts_with_all = ["source", "maildir"])]
+        /// Message files (.eml: one message each; an mbox file is split), or `-` alone for one
+        /// message on standard input.
+        #[arg(value_name = "FILE", conflicts_with_all = ["mbox", "maildir"])]
+        files: Vec<PathBuf>,
+        /// An mbox file, or a Maildir (a directory: its new/ messages are processed and moved
+        /// to cur/).
+        #[arg(long, value_name = "PATH", conflicts_with = "maildir")]
         mbox: Option<PathBuf>,
-        #[arg(long, conflicts_with_all = ["source", "mbox"])]
+        /// A Maildir: the messages in DIR/new are processed and moved to DIR/cur.
+        #[arg(long, value_name = "DIR")]
         maildir: Option<PathBuf>,
+        /// Print the summary as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -1262,32 +1268,41 @@ fn format_millis(ms: i64) -> String {
 async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> anyhow::Result<()> {
     match action {
         BouncesAction::Ingest {
-            source,
+            files,
             mbox,
             maildir,
             json,
         } => {
             let secret = load_secret(config)?;
-            let summary = match (source.as_deref(), mbox, maildir) {
-                (Some("-"), None, None) => {
+            let stdin = files.len() == 1 && files[0] == Path::new("-");
+            let summary = match (files.as_slice(), mbox, maildir) {
+                ([], None, Some(dir)) => ingest_maildir(config, store, &secret, &dir).await?,
+                ([], Some(path), None) if is_maildir(&path) => {
+                    ingest_maildir(config, store, &secret, &path).await?
+                }
+                ([], Some(file), None) => {
+                    ingest_all(config, store, &secret, read_messages(&file)?).await?
+                }
+                (_, None, None) if stdin => {
                     let mut raw = Vec::new();
                     std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)?;
                     ingest_all(config, store, &secret, vec![raw]).await?
                 }
-                (None, Some(file), None) => {
-                    let raw = std::fs::read(&file)
-                        .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
-                    let messages = fairsend::inbound::split_mbox(&raw)
-                        .into_iter()
-                        .map(<[u8]>::to_vec)
-                        .collect();
+                ([_, ..], None, None) if !files.iter().any(|f| f == Path::new("-")) => {
+                    // Read them all first: a missing file refuses the run before anything is
+                    // recorded.
+                    let mut messages = Vec::new();
+                    for file in &files {
+                        messages.extend(read_messages(file)?);
+                    }
                     ingest_all(config, store, &secret, messages).await?
                 }
-                (None, None, Some(dir)) => ingest_maildir(config, store, &secret, &dir).await?,
                 _ => {
-                    return Err(
-                        BadInput("give `-` (stdin), --mbox FILE or --maildir DIR".into()).into(),
-                    );
+                    return Err(BadInput(
+                        "give message files (FILE.eml …), `-` alone (stdin), --mbox PATH or --maildir DIR"
+                            .into(),
+                    )
+                    .into());
                 }
             };
             if json {
@@ -1444,6 +1459,21 @@ async fn ingest_one(
     summary.suppressed_soft_limit += done.applied.suppressed_soft_limit;
     summary.optouts += done.applied.optouts;
     Ok(())
+}
+
+/// What `--mbox` was given: a directory is a Maildir (its `new/` is required), a file an mbox.
+fn is_maildir(path: &Path) -> bool {
+    path.is_dir()
+}
+
+/// The messages of one file: an mbox is split, any other file is one message.
+fn read_messages(file: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let raw = std::fs::read(file)
+        .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
+    Ok(fairsend::inbound::split_mbox(&raw)
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect())
 }
 
 /// Processes `DIR/new/*` and moves each handled file to `DIR/cur/` (maildir convention).

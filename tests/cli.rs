@@ -121,7 +121,10 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("INFO"), "the run logs: {err}");
-    assert!(!err.contains('\u{1b}'), "escape codes in piped logs: {err:?}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "escape codes in piped logs: {err:?}"
+    );
 }
 
 /// PostgreSQL only (the NOTICE is PostgreSQL's): runs in `.ci/run`'s PostgreSQL pass and
@@ -139,4 +142,82 @@ fn postgres_notices_do_not_reach_the_log() {
         assert!(!err.contains("_sqlx_migrations"), "{err}");
         assert!(!err.contains("already exists"), "{err}");
     }
+}
+
+/// A DSN for an unknown recipient, told apart by its Message-ID.
+fn dsn_for(n: usize) -> String {
+    HOSTILE_DSN
+        .replace("<esc1@mx.example.net>", &format!("<dsn{n}@mx.example.net>"))
+        .replace("stranger@", &format!("stranger{n}@"))
+}
+
+fn ingest_json(scratch: &Scratch, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["bounces", "ingest", "--json"];
+    all.extend_from_slice(args);
+    let out = scratch.run(&all);
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("summary JSON")
+}
+
+#[test]
+fn bounces_ingest_takes_eml_files_and_detects_maildir_or_mbox() {
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.write("in/a.eml", &dsn_for(1));
+    scratch.write("in/b.eml", &dsn_for(2));
+    let a = scratch.path("in/a.eml").display().to_string();
+    let b = scratch.path("in/b.eml").display().to_string();
+    let summary = ingest_json(&scratch, &[&a, &b]);
+    assert_eq!(
+        (summary["messages"].as_u64(), summary["new"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    // A missing file refuses the whole run, naming it, before anything is recorded.
+    scratch.write("in/c.eml", &dsn_for(3));
+    let c = scratch.path("in/c.eml").display().to_string();
+    let out = scratch.run(&["bounces", "ingest", &c, "in/missing.eml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("in/missing.eml: cannot read"),
+        "{}",
+        stderr(&out)
+    );
+    let listed = scratch.run(&["bounces", "list", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(rows.len(), 2);
+
+    // --mbox with a Maildir: new/ is processed and moved to cur/.
+    scratch.write("Maildir/new/1700000000.1.host", &dsn_for(4));
+    scratch.write("Maildir/new/1700000000.2.host", &dsn_for(5));
+    std::fs::create_dir_all(scratch.path("Maildir/cur")).unwrap();
+    let maildir = scratch.path("Maildir").display().to_string();
+    let summary = ingest_json(&scratch, &["--mbox", &maildir]);
+    assert_eq!(summary["new"].as_u64(), Some(2));
+    assert_eq!(
+        std::fs::read_dir(scratch.path("Maildir/new"))
+            .unwrap()
+            .count(),
+        0
+    );
+    assert_eq!(
+        std::fs::read_dir(scratch.path("Maildir/cur"))
+            .unwrap()
+            .count(),
+        2
+    );
+
+    // --mbox with an mbox file: every message in it.
+    let mbox = format!(
+        "From MAILER-DAEMON Thu Jan  1 00:00:00 2026\n{}\nFrom MAILER-DAEMON Thu Jan  1 00:00:01 2026\n{}\n",
+        dsn_for(6).replace("\r\n", "\n"),
+        dsn_for(7).replace("\r\n", "\n")
+    );
+    scratch.write("in/box.mbox", &mbox);
+    let path = scratch.path("in/box.mbox").display().to_string();
+    let summary = ingest_json(&scratch, &["--mbox", &path]);
+    assert_eq!(summary["new"].as_u64(), Some(2));
+
+    let listed = scratch.run(&["bounces", "list", "--json"]);
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&listed)).unwrap();
+    assert_eq!(rows.len(), 6, "{rows:?}");
 }
