@@ -30,11 +30,26 @@ use fairsend::send::{ProgressFn, SendOptions, SendReport, Transport, run_campaig
 use fairsend::store::{OutboxState, Store};
 use fairsend::suppress::{Secret, SecretOrigin, address_hash};
 
+/// Every environment variable fairsend reads, for `--help` (a test checks that each variable
+/// named in the source is here).
+const ENVIRONMENT: &str = "\
+Environment variables:
+  FAIRSEND_SECRET          signing key for unsubscribe links, bounce addresses and admin
+                           sessions, at least 32 bytes (the name is [secrets] signing_secret_env)
+  FAIRSEND_ADMIN_PASSWORD  enables the admin pages of `serve` (/admin)
+  FAIRSEND_DATABASE_URL    the database URL, as --db
+  PGPASSWORD               the PostgreSQL password (never inside a URL or fairsend.toml)
+  FAIRSEND_LOG             log filter: error, warn, info (default), debug, or per module
+  NO_COLOR                 set to turn off coloured logs (logs are coloured only on a terminal)
+  SMTP credentials and the DKIM key come from the variables that fairsend.toml names
+  ([transport] username_env / password_env, [dkim] private_key_env).";
+
 #[derive(Parser)]
 #[command(
     name = "fairsend",
     version,
-    about = "Compliance-aware B2B email campaign sender"
+    about = "Compliance-aware B2B email campaign sender",
+    after_help = ENVIRONMENT
 )]
 struct Cli {
     /// Configuration directory (fairsend.toml, registers.toml, campaigns/, content/).
@@ -72,14 +87,21 @@ enum PreviewFormat {
 #[derive(Subcommand)]
 enum HygieneAction {
     /// Companies that ceased (a CSV with a business_id column): their contacts become `ceased`.
-    Ceased { file: PathBuf },
+    Ceased {
+        /// The CSV file of ceased companies (a business_id column).
+        file: PathBuf,
+    },
     /// Persons who left their role (email, or business_id + first_name + last_name): `passive`.
-    Passivate { file: PathBuf },
+    Passivate {
+        /// The CSV file of departed persons (email, or business_id + first_name + last_name).
+        file: PathBuf,
+    },
     /// Delete the personal data of entries past retention and of expired purchased registers.
     Purge {
         /// Print what would be deleted, delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -88,6 +110,7 @@ enum HygieneAction {
         /// Sends without any engagement or bounce after which a contact counts as a spam-trap risk.
         #[arg(long, default_value_t = 5)]
         unengaged_after: i64,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -97,10 +120,12 @@ enum HygieneAction {
 enum DnsAction {
     /// SPF of the envelope domain for every sending IP, DMARC, alignment, the DKIM key.
     Check {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Ask this DNS server (IP:PORT) instead of the system's resolver.
         #[arg(long)]
         resolver: Option<String>,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -122,22 +147,25 @@ enum BouncesAction {
         /// A Maildir: the messages in DIR/new are processed and moved to DIR/cur.
         #[arg(long, value_name = "DIR")]
         maildir: Option<PathBuf>,
-        /// Print the summary as JSON.
+        /// Print the summary as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// The bounce queue, newest first.
     List {
+        /// Show at most this many bounces.
         #[arg(long, default_value_t = 200)]
         limit: i64,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Parse messages and print what they are, changing nothing.
     Parse {
+        /// Message files (.eml, or an mbox file) to parse.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// One JSON object per line.
+        /// Print one JSON object per line.
         #[arg(long)]
         json: bool,
     },
@@ -147,12 +175,15 @@ enum BouncesAction {
 enum OptoutAction {
     /// Record an opt-out for EMAIL (suppressed at once, in every campaign).
     Add {
+        /// The address to suppress.
         email: String,
+        /// Why, in a few words (kept with the opt-out: "phone call", "letter" …).
         #[arg(long)]
         reason: Option<String>,
     },
     /// The opt-out queue, newest first.
     List {
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -162,17 +193,21 @@ enum OptoutAction {
 enum Command {
     /// Import or update contacts of a register from a CSV file.
     Import {
+        /// The contacts CSV file (columns: email, first_name, last_name, company, …).
         file: PathBuf,
+        /// The register (in registers.toml) the contacts belong to.
         #[arg(long)]
         register: String,
         /// Apply nothing if any row is bad.
         #[arg(long)]
         strict: bool,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Run (or resume) a campaign.
     Send {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Import the campaign's contacts and queue its outbox, then compose and check every
         /// due message without sending it or changing its state.
@@ -193,15 +228,18 @@ enum Command {
         /// Ask this DNS server (IP:PORT) instead of the system's resolver.
         #[arg(long)]
         resolver: Option<String>,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Every pre-flight check; exit 0 = sendable, 1 = problems listed.
     Check {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Ask this DNS server (IP:PORT) instead of the system's resolver.
         #[arg(long)]
         resolver: Option<String>,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -212,15 +250,18 @@ enum Command {
     },
     /// Write every distinct footer variant for compliance review.
     Review {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Directory for index.html and the variant files.
         #[arg(long, default_value = "review")]
         out: PathBuf,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Record approval of the campaign's rendered compliance blocks.
     Approve {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Who approves (name as it should appear in the record).
         #[arg(long)]
@@ -228,9 +269,12 @@ enum Command {
     },
     /// Print exactly what one recipient would get.
     Preview {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
+        /// The recipient's address (a contact in the campaign's audience).
         #[arg(long)]
         to: String,
+        /// What to print: the whole message (eml), its text part or its HTML part.
         #[arg(long, value_enum, default_value_t = PreviewFormat::Eml)]
         format: PreviewFormat,
     },
@@ -240,7 +284,10 @@ enum Command {
         action: OptoutAction,
     },
     /// Erase a person's data (GDPR art. 17); the address stays suppressed as a keyed hash.
-    Erase { email: String },
+    Erase {
+        /// The person's address.
+        email: String,
+    },
     /// Bounces, complaints and replies: ingest, list, or parse without changing anything.
     Bounces {
         #[command(subcommand)]
@@ -251,14 +298,29 @@ enum Command {
         #[command(subcommand)]
         action: HygieneAction,
     },
-    /// Serve the unsubscribe pages and the one-click endpoint.
+    /// Serve the unsubscribe pages, one-click unsubscribe, link tracking and the admin pages.
+    ///
+    /// Public: /u/TOKEN (the unsubscribe page, in the recipient's language, and the RFC 8058
+    /// one-click POST), /c/TOKEN and /o/TOKEN (click and open tracking, only for A/B tests
+    /// that measure them), /healthz, /metrics (Prometheus counts, no personal data).
+    ///
+    /// Admin pages: /admin (campaigns), /admin/bounces (re-classify), /admin/optouts (manual
+    /// opt-out, erasure), /admin/review (footer variants, approval). They are enabled only when
+    /// FAIRSEND_ADMIN_PASSWORD is set; log in at /admin/login with that password.
+    ///
+    /// Environment: FAIRSEND_SECRET (or the variable named by [secrets] signing_secret_env, at
+    /// least 32 bytes) signs unsubscribe links and admin sessions: give every instance the same
+    /// one. FAIRSEND_ADMIN_PASSWORD enables the admin pages.
     Serve {
+        /// Address to listen on, IP:PORT (port 0 picks a free port; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
     /// Per-state counts of one campaign or of all.
     Status {
+        /// The campaign's name (all campaigns when omitted).
         campaign: Option<String>,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -1865,4 +1927,90 @@ async fn ab_status(
             "p_value_or_probability": d.p_value_or_probability, "fallback_used": d.fallback_used,
         })),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand, with the path of subcommands leading to it.
+    fn arguments(command: &clap::Command, path: String, out: &mut Vec<(String, clap::Arg)>) {
+        for arg in command.get_arguments() {
+            out.push((path.clone(), arg.clone()));
+        }
+        for sub in command.get_subcommands() {
+            arguments(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_and_subcommand_has_a_description() {
+        let cli = super::Cli::command();
+        cli.clone().debug_assert();
+        let mut all = Vec::new();
+        arguments(&cli, "fairsend".into(), &mut all);
+        let undescribed: Vec<String> = all
+            .iter()
+            .filter(|(_, a)| {
+                !matches!(a.get_id().as_str(), "help" | "version")
+                    && a.get_help().is_none_or(|h| h.to_string().trim().is_empty())
+            })
+            .map(|(path, a)| format!("{path} {}", a.get_id()))
+            .collect();
+        assert!(
+            undescribed.is_empty(),
+            "options without help: {undescribed:#?}"
+        );
+
+        fn subcommands(c: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for sub in c.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    out.push(path.clone());
+                }
+                subcommands(sub, &path, out);
+            }
+        }
+        let mut missing = Vec::new();
+        subcommands(&cli, "fairsend", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "subcommands without a description: {missing:#?}"
+        );
+    }
+
+    /// Every `FAIRSEND_…` variable named anywhere in the source is listed in `--help`.
+    #[test]
+    fn every_environment_variable_is_in_the_help() {
+        let help = super::Cli::command().render_long_help().to_string();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut names = std::collections::BTreeSet::new();
+        let mut dirs = vec![src];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).expect("read src") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("read");
+                    for (at, _) in text.match_indices("\"FAIRSEND_") {
+                        let name: String = text[at + 1..]
+                            .chars()
+                            .take_while(|c| {
+                                c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit()
+                            })
+                            .collect();
+                        names.insert(name);
+                    }
+                }
+            }
+        }
+        names.extend(["PGPASSWORD".to_string(), "NO_COLOR".to_string()]);
+        assert!(names.len() >= 6, "{names:?}");
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !help.contains(n.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "not in --help: {missing:?}");
+    }
 }

@@ -221,3 +221,45 @@ fn bounces_ingest_takes_eml_files_and_detects_maildir_or_mbox() {
     let rows: Vec<serde_json::Value> = serde_json::from_str(&stdout(&listed)).unwrap();
     assert_eq!(rows.len(), 6, "{rows:?}");
 }
+
+#[test]
+fn help_describes_serve_and_names_the_environment() {
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(common::BIN)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        stdout(&out)
+    };
+    let serve = help(&["serve", "--help"]);
+    for needle in [
+        "/admin/bounces",
+        "FAIRSEND_ADMIN_PASSWORD",
+        "FAIRSEND_SECRET",
+        "/u/TOKEN",
+        "Address to listen on",
+    ] {
+        assert!(
+            serve.contains(needle),
+            "serve --help lacks {needle}:\n{serve}"
+        );
+    }
+    let top = help(&["--help"]);
+    for needle in [
+        "Environment variables:",
+        "FAIRSEND_SECRET",
+        "FAIRSEND_ADMIN_PASSWORD",
+        "FAIRSEND_DATABASE_URL",
+        "FAIRSEND_LOG",
+        "PGPASSWORD",
+        "NO_COLOR",
+    ] {
+        assert!(top.contains(needle), "--help lacks {needle}:\n{top}");
+    }
+    let send = help(&["send", "--help"]);
+    assert!(
+        send.contains("--json  ") && send.contains("as JSON"),
+        "{send}"
+    );
+}
