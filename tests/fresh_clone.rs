@@ -39,8 +39,10 @@ fn archive_head(into: &Path) {
         "git archive: {}",
         stderr(&archive)
     );
+    // -m: the files get the time of unpacking, not of the commit, so that cargo never takes
+    // an earlier build of other sources in the same target directory for an up-to-date one.
     let untar = Command::new("tar")
-        .arg("-xf")
+        .arg("-xmf")
         .arg(&tar)
         .arg("-C")
         .arg(into)
