@@ -1,7 +1,8 @@
 //! `cargo test` on a fresh clone, where the project's `../shared` folder is not beside the
 //! checkout: the tests that read the shared corpora skip with one line naming what is missing
 //! and pass; with `CI` set, the same tests fail. Run in a real copy of the checkout (`git
-//! archive HEAD`) built by a nested `cargo test`.
+//! archive HEAD`) built by a nested `cargo test`. And on a machine without the test programs
+//! (this test binary run again with an empty PATH): the same, for aiosmtpd and openssl.
 //!
 //! The copy and its build live in a fixed place under target/tmp, so only the first run
 //! builds the dependencies; later runs rebuild what changed.
@@ -11,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{Tool, require, stderr, stdout};
+use common::{SmtpServer, Tool, require, stderr, stdout};
 
 /// The tests that read ../shared/corpora, and their test targets.
 const CORPUS_TESTS: [(&str, &str); 3] = [
@@ -111,5 +112,54 @@ fn a_clone_without_the_shared_folder_skips_locally_and_fails_on_ci() {
             .contains("CI is set, so a missing tool fails instead of skipping: skipped ")
             && out.contains("missing the shared test corpora"),
         "the failure names what is missing:\n{out}\n{err}"
+    );
+}
+
+/// Starts the real SMTP server and runs openssl: what the test below hides from it.
+#[test]
+fn needs_aiosmtpd_and_openssl() {
+    if !require(&[Tool::Aiosmtpd, Tool::Openssl]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start(dir.path(), &[]);
+    assert!(server.port > 0);
+    let openssl = Command::new("openssl").arg("version").output().unwrap();
+    assert!(openssl.status.success());
+}
+
+#[test]
+fn a_machine_without_the_programs_skips_locally_and_fails_on_ci() {
+    let run = |ci: bool| {
+        let mut cmd = Command::new(std::env::current_exe().expect("this test binary"));
+        cmd.args(["--exact", "needs_aiosmtpd_and_openssl", "--test-threads=1"])
+            .env("PATH", "/nonexistent")
+            .env_remove("CI");
+        if ci {
+            cmd.env("CI", "true");
+        }
+        cmd.output().expect("run this test binary again")
+    };
+    let local = run(false);
+    assert!(
+        local.status.success(),
+        "{}{}",
+        stdout(&local),
+        stderr(&local)
+    );
+    assert_eq!(
+        stderr(&local).trim(),
+        "skipped needs_aiosmtpd_and_openssl: missing python3 with aiosmtpd, openssl; \
+         install: python3 -m pip install 'aiosmtpd==1.4.6' && apt-get install openssl \
+         (or `bash .ci/run` for everything)"
+    );
+    assert!(stdout(&local).contains("1 passed"), "{}", stdout(&local));
+
+    let ci = run(true);
+    let all = format!("{}{}", stdout(&ci), stderr(&ci));
+    assert!(!ci.status.success(), "{all}");
+    assert!(
+        all.contains("CI is set, so a missing tool fails instead of skipping: skipped needs_aiosmtpd_and_openssl: missing python3 with aiosmtpd, openssl"),
+        "{all}"
     );
 }
