@@ -263,3 +263,42 @@ fn help_describes_serve_and_names_the_environment() {
         "{send}"
     );
 }
+
+#[test]
+fn opt_out_details_from_a_complaint_are_printed_escaped() {
+    let scratch = Scratch::new("outbox:outbox");
+    let emails = scratch.contacts("config/contacts/customers.csv", 1);
+    let send = scratch.run(&["send", "config/campaigns/test.toml"]);
+    assert!(send.status.success(), "{}", stderr(&send));
+    let file = std::fs::read_dir(scratch.path("outbox"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let message = common::parse_message(&std::fs::read(file).unwrap());
+    let verp = message
+        .one("return-path")
+        .trim_matches(['<', '>'])
+        .to_string();
+    let mid = message.one("message-id").to_string();
+    let arf = format!(
+        "From: staff@hotmail.example\r\nTo: {verp}\r\nSubject: complaint\r\nMessage-ID: <arf-esc@hotmail.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=feedback-report; boundary=\"B\"\r\n\r\n\
+         --B\r\nContent-Type: text/plain\r\n\r\nThis is an email abuse report.\r\n\r\n\
+         --B\r\nContent-Type: message/feedback-report\r\n\r\nFeedback-Type: abuse\u{1b}]0;owned\u{7}\r\nUser-Agent: test/1.0\r\nVersion: 1\r\n\
+         Original-Rcpt-To: {0}\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {mid}\r\nTo: {0}\r\n\r\n--B--\r\n",
+        emails[0]
+    );
+    scratch.write("arf.eml", &arf);
+    let ingest = scratch.run(&["bounces", "ingest", "arf.eml", "--json"]);
+    assert!(ingest.status.success(), "{}", stderr(&ingest));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&ingest)).unwrap();
+    assert_eq!(summary["optouts"], 1, "{summary}");
+
+    let list = scratch.run(&["optout", "list"]);
+    let text = stdout(&list);
+    assert!(text.contains(&emails[0]), "{text}");
+    assert!(!text.contains(['\u{1b}', '\u{7}']), "{text:?}");
+    assert!(text.contains("abuse\\u{1b}]0;owned\\u{7}"), "{text}");
+}
