@@ -7,7 +7,7 @@
 
 mod require;
 #[allow(unused_imports)] // each test binary uses its own part
-pub use require::{Tool, on_ci, require, shared_corpora};
+pub use require::{Tool, on_ci, postgres_wanted_and_answering, require, shared_corpora};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ enum TestDatabase {
 impl TestDatabase {
     fn new(dir: &Path) -> Self {
         match std::env::var("FAIRSEND_TEST_POSTGRES") {
-            Ok(admin) if !admin.is_empty() => {
+            Ok(admin) if postgres_wanted_and_answering() => {
                 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
                 let name = format!(
                     "fairsend_test_{}_{}_{}",
@@ -115,7 +115,7 @@ fn pg_admin(admin: &str, sql: &str) {
 
 /// Whether the tests run against PostgreSQL.
 pub fn on_postgres() -> bool {
-    std::env::var("FAIRSEND_TEST_POSTGRES").is_ok_and(|v| !v.is_empty())
+    postgres_wanted_and_answering()
 }
 
 impl Scratch {

@@ -37,10 +37,13 @@ pub enum Tool {
     Openssl,
     /// git, and a checkout to archive (the fresh-clone test).
     Git,
+    /// The PostgreSQL server named by `FAIRSEND_TEST_POSTGRES`, answering: see
+    /// [`postgres_wanted_and_answering`]. Without the variable the tests run on SQLite.
+    Postgres,
 }
 
 impl Tool {
-    const ALL: [Tool; 7] = [
+    const ALL: [Tool; 8] = [
         Tool::SharedCorpora,
         Tool::Aiosmtpd,
         Tool::Browser,
@@ -48,6 +51,7 @@ impl Tool {
         Tool::Dkimpy,
         Tool::Openssl,
         Tool::Git,
+        Tool::Postgres,
     ];
 
     /// What is looked for, as the skip line names it.
@@ -62,6 +66,7 @@ impl Tool {
             Tool::Dkimpy => "python3 with dkimpy and pynacl",
             Tool::Openssl => "openssl",
             Tool::Git => "git and a git checkout",
+            Tool::Postgres => "the PostgreSQL server that FAIRSEND_TEST_POSTGRES names",
         }
     }
 
@@ -79,6 +84,9 @@ impl Tool {
             Tool::Dkimpy => "python3 -m pip install 'dkimpy>=1.1,<2' 'pynacl>=1.5'",
             Tool::Openssl => "apt-get install openssl",
             Tool::Git => "apt-get install git (and run the tests in a git clone)",
+            Tool::Postgres => {
+                "apt-get install postgresql and start it (or unset FAIRSEND_TEST_POSTGRES to test on SQLite only)"
+            }
         }
     }
 
@@ -90,7 +98,7 @@ impl Tool {
     }
 
     fn present(self) -> bool {
-        static FOUND: [OnceLock<bool>; 7] = [const { OnceLock::new() }; 7];
+        static FOUND: [OnceLock<bool>; 8] = [const { OnceLock::new() }; 8];
         *FOUND[self.index()].get_or_init(|| self.probe())
     }
 
@@ -120,6 +128,7 @@ impl Tool {
                         .status()
                         .is_ok_and(|s| s.success())
             }
+            Tool::Postgres => postgres_answers(),
         }
     }
 }
@@ -138,6 +147,19 @@ pub fn on_ci() -> bool {
 /// missing and how to install it and returns `false` (the test should return), or panics with
 /// that line when [`on_ci`].
 pub fn require(tools: &[Tool]) -> bool {
+    require_or(tools, "skipped")
+}
+
+/// Whether the tests' database is PostgreSQL: `FAIRSEND_TEST_POSTGRES` is set and the server
+/// answers. When it is set but the server does not answer, the test runs on SQLite after one
+/// line saying so (a failure under CI).
+pub fn postgres_wanted_and_answering() -> bool {
+    std::env::var("FAIRSEND_TEST_POSTGRES").is_ok_and(|v| !v.is_empty())
+        && require_or(&[Tool::Postgres], "on SQLite, not PostgreSQL:")
+}
+
+/// [`require`], saying `what_happens` to the test when a tool is missing.
+fn require_or(tools: &[Tool], what_happens: &str) -> bool {
     let missing: Vec<Tool> = tools.iter().copied().filter(|t| !t.present()).collect();
     if missing.is_empty() {
         return true;
@@ -149,7 +171,7 @@ pub fn require(tools: &[Tool]) -> bool {
     let what: Vec<&str> = missing.iter().map(|t| t.what()).collect();
     let how: Vec<&str> = missing.iter().map(|t| t.install()).collect();
     let line = format!(
-        "skipped {test}: missing {}; install: {} (or `bash .ci/run` for everything)",
+        "{what_happens} {test}: missing {}; install: {} (or `bash .ci/run` for everything)",
         what.join(", "),
         how.join(" && ")
     );
@@ -157,8 +179,13 @@ pub fn require(tools: &[Tool]) -> bool {
         panic!("CI is set, so a missing tool fails instead of skipping: {line}");
     }
     // Straight to the process's stderr: `eprintln!` would be captured by the test harness
-    // and hidden, since the skipped test passes.
-    let _ = writeln!(std::io::stderr(), "{line}");
+    // and hidden, since the skipped test passes. Once per test, however often it asks.
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.contains(&line) {
+        let _ = writeln!(std::io::stderr(), "{line}");
+        said.push(line);
+    }
     false
 }
 
@@ -173,4 +200,24 @@ fn runs(program: &str, args: &[&str]) -> bool {
 
 fn python_imports(modules: &str) -> bool {
     runs("python3", &["-c", &format!("import {modules}")])
+}
+
+fn postgres_answers() -> bool {
+    use sqlx::Connection;
+    let Ok(url) = std::env::var("FAIRSEND_TEST_POSTGRES") else {
+        return false;
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return false;
+    };
+    runtime.block_on(async {
+        let connect = sqlx::PgConnection::connect(&url);
+        match tokio::time::timeout(std::time::Duration::from_secs(5), connect).await {
+            Ok(Ok(conn)) => conn.close().await.is_ok(),
+            _ => false,
+        }
+    })
 }
