@@ -9,6 +9,9 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
+mod terminal;
+use terminal::{say, tell};
+
 /// mimalloc instead of glibc's allocator: perf showed an import spending a third of its time
 /// in glibc's free-list upkeep (unlink_chunk, malloc_consolidate) for the many small strings
 /// a batch binds.
@@ -27,11 +30,28 @@ use fairsend::send::{ProgressFn, SendOptions, SendReport, Transport, run_campaig
 use fairsend::store::{OutboxState, Store};
 use fairsend::suppress::{MasterSecret, Secret, address_hash, fingerprint};
 
+/// Every environment variable fairsend reads, for `--help` (a test checks that each variable
+/// named in the source is here).
+const ENVIRONMENT: &str = "\
+Environment variables:
+  FAIRSEND_SECRET          master secret (32+ bytes) that opens the database's signing keys
+                           (links, bounce addresses, sessions); the name is [secrets]
+                           signing_secret_env; see `fairsend keys --help`
+  FAIRSEND_SECRET_OLD      the previous master secret, for `keys rotate`
+  FAIRSEND_ADMIN_PASSWORD  enables the admin pages of `serve` (/admin)
+  FAIRSEND_DATABASE_URL    the database URL, as --db
+  PGPASSWORD               the PostgreSQL password (never inside a URL or fairsend.toml)
+  FAIRSEND_LOG             log filter: error, warn, info (default), debug, or per module
+  NO_COLOR                 set to turn off coloured logs (logs are coloured only on a terminal)
+  SMTP credentials and the DKIM key come from the variables that fairsend.toml names
+  ([transport] username_env / password_env, [dkim] private_key_env).";
+
 #[derive(Parser)]
 #[command(
     name = "fairsend",
     version,
-    about = "Compliance-aware B2B email campaign sender"
+    about = "Compliance-aware B2B email campaign sender",
+    after_help = ENVIRONMENT
 )]
 struct Cli {
     /// Configuration directory (fairsend.toml, registers.toml, campaigns/, content/).
@@ -69,14 +89,21 @@ enum PreviewFormat {
 #[derive(Subcommand)]
 enum HygieneAction {
     /// Companies that ceased (a CSV with a business_id column): their contacts become `ceased`.
-    Ceased { file: PathBuf },
+    Ceased {
+        /// The CSV file of ceased companies (a business_id column).
+        file: PathBuf,
+    },
     /// Persons who left their role (email, or business_id + first_name + last_name): `passive`.
-    Passivate { file: PathBuf },
+    Passivate {
+        /// The CSV file of departed persons (email, or business_id + first_name + last_name).
+        file: PathBuf,
+    },
     /// Delete the personal data of entries past retention and of expired purchased registers.
     Purge {
         /// Print what would be deleted, delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -85,6 +112,7 @@ enum HygieneAction {
         /// Sends without any engagement or bounce after which a contact counts as a spam-trap risk.
         #[arg(long, default_value_t = 5)]
         unengaged_after: i64,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -94,10 +122,12 @@ enum HygieneAction {
 enum DnsAction {
     /// SPF of the envelope domain for every sending IP, DMARC, alignment, the DKIM key.
     Check {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Ask this DNS server (IP:PORT) instead of the system's resolver.
         #[arg(long)]
         resolver: Option<String>,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -105,22 +135,30 @@ enum DnsAction {
 
 #[derive(Subcommand)]
 enum BouncesAction {
-    /// Read DSNs, complaints and replies: `-` for one message on stdin (an MTA pipe),
-    /// `--mbox FILE`, or `--maildir DIR` (new/ is processed and moved to cur/).
+    /// Read DSNs, complaints and replies: message files (.eml), `-` for one message on stdin
+    /// (an MTA pipe), `--mbox PATH` (an mbox file or a Maildir), or `--maildir DIR`.
     Ingest {
-        /// `-` to read one message from standard input.
-        source: Option<String>,
-        #[arg(long, conflicts_with_all = ["source", "maildir"])]
+        /// Message files (.eml: one message each; an mbox file is split), or `-` alone for one
+        /// message on standard input.
+        #[arg(value_name = "FILE", conflicts_with_all = ["mbox", "maildir"])]
+        files: Vec<PathBuf>,
+        /// An mbox file, or a Maildir (a directory: its new/ messages are processed and moved
+        /// to cur/).
+        #[arg(long, value_name = "PATH", conflicts_with = "maildir")]
         mbox: Option<PathBuf>,
-        #[arg(long, conflicts_with_all = ["source", "mbox"])]
+        /// A Maildir: the messages in DIR/new are processed and moved to DIR/cur.
+        #[arg(long, value_name = "DIR")]
         maildir: Option<PathBuf>,
+        /// Print the summary as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// The bounce queue, newest first.
     List {
+        /// Show at most this many bounces.
         #[arg(long, default_value_t = 200)]
         limit: i64,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -143,9 +181,10 @@ enum BouncesAction {
     },
     /// Parse messages and print what they are, changing nothing.
     Parse {
+        /// Message files (.eml, or an mbox file) to parse.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// One JSON object per line.
+        /// Print one JSON object per line.
         #[arg(long)]
         json: bool,
     },
@@ -169,12 +208,15 @@ enum KeysAction {
 enum OptoutAction {
     /// Record an opt-out for EMAIL (suppressed at once, in every campaign).
     Add {
+        /// The address to suppress.
         email: String,
+        /// Why, in a few words (kept with the opt-out: "phone call", "letter" …).
         #[arg(long)]
         reason: Option<String>,
     },
     /// The opt-out queue, newest first.
     List {
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -184,17 +226,21 @@ enum OptoutAction {
 enum Command {
     /// Import or update contacts of a register from a CSV file.
     Import {
+        /// The contacts CSV file (columns: email, first_name, last_name, company, …).
         file: PathBuf,
+        /// The register (in registers.toml) the contacts belong to.
         #[arg(long)]
         register: String,
         /// Apply nothing if any row is bad.
         #[arg(long)]
         strict: bool,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Run (or resume) a campaign.
     Send {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Import the campaign's contacts and queue its outbox, then compose and check every
         /// due message without sending it or changing its state.
@@ -228,10 +274,12 @@ enum Command {
     },
     /// Every pre-flight check; exit 0 = sendable, 1 = problems listed.
     Check {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Ask this DNS server (IP:PORT) instead of the system's resolver.
         #[arg(long)]
         resolver: Option<String>,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -242,15 +290,18 @@ enum Command {
     },
     /// Write every distinct footer variant for compliance review.
     Review {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Directory for index.html and the variant files.
         #[arg(long, default_value = "review")]
         out: PathBuf,
+        /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
     },
     /// Record approval of the campaign's rendered compliance blocks.
     Approve {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
         /// Who approves (name as it should appear in the record).
         #[arg(long)]
@@ -258,9 +309,12 @@ enum Command {
     },
     /// Print exactly what one recipient would get.
     Preview {
+        /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
+        /// The recipient's address (a contact in the campaign's audience).
         #[arg(long)]
         to: String,
+        /// What to print: the whole message (eml), its text part or its HTML part.
         #[arg(long, value_enum, default_value_t = PreviewFormat::Eml)]
         format: PreviewFormat,
     },
@@ -270,7 +324,10 @@ enum Command {
         action: OptoutAction,
     },
     /// Erase a person's data (GDPR art. 17); the address stays suppressed as a keyed hash.
-    Erase { email: String },
+    Erase {
+        /// The person's address.
+        email: String,
+    },
     /// Bounces, complaints and replies: ingest, list, or parse without changing anything.
     Bounces {
         #[command(subcommand)]
@@ -281,8 +338,21 @@ enum Command {
         #[command(subcommand)]
         action: HygieneAction,
     },
-    /// Serve the unsubscribe pages and the one-click endpoint.
+    /// Serve the unsubscribe pages, one-click unsubscribe, link tracking and the admin pages.
+    ///
+    /// Public: /u/TOKEN (the unsubscribe page, in the recipient's language, and the RFC 8058
+    /// one-click POST), /c/TOKEN and /o/TOKEN (click and open tracking, only for A/B tests
+    /// that measure them), /healthz, /metrics (Prometheus counts, no personal data).
+    ///
+    /// Admin pages: /admin (campaigns), /admin/bounces (re-classify), /admin/optouts (manual
+    /// opt-out, erasure), /admin/review (footer variants, approval). They are enabled only when
+    /// FAIRSEND_ADMIN_PASSWORD is set; log in at /admin/login with that password.
+    ///
+    /// Environment: FAIRSEND_SECRET (or the variable named by [secrets] signing_secret_env, at
+    /// least 32 bytes) signs unsubscribe links and admin sessions: give every instance the same
+    /// one. FAIRSEND_ADMIN_PASSWORD enables the admin pages.
     Serve {
+        /// Address to listen on, IP:PORT (port 0 picks a free port; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
     },
@@ -342,10 +412,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if let Some(p) = e.downcast_ref::<Problems>() {
-                eprintln!("{p}");
+                tell!("{p}");
                 return ExitCode::from(1);
             }
-            eprintln!("error: {e:#}");
+            tell!("error: {}", error_chain(e.chain()));
             if is_bad_input(&e) {
                 ExitCode::from(2)
             } else {
@@ -353,6 +423,26 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// An error and its causes on one line, each level adding what it knows: a cause whose text
+/// the level above already ends with (libraries that print their source themselves) is not
+/// repeated.
+fn error_chain<'e>(chain: impl Iterator<Item = &'e (dyn std::error::Error + 'static)>) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for cause in chain {
+        let text = cause.to_string();
+        if !previous.is_empty() && previous.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+        previous = text;
+    }
+    line
 }
 
 fn is_bad_input(e: &anyhow::Error) -> bool {
@@ -375,10 +465,25 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FAIRSEND_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let asked = std::env::var("FAIRSEND_LOG").unwrap_or_default();
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&asked)
+        .ok()
+        .filter(|_| !asked.trim().is_empty())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new("info"));
+    // PostgreSQL reports harmless NOTICEs (the migrator's "relation _sqlx_migrations already
+    // exists" on every start) that sqlx logs at INFO: show its warnings only, unless sqlx's
+    // logs were asked for by name.
+    if !asked.contains("sqlx")
+        && let Ok(quiet) = "sqlx::postgres::notice=warn".parse()
+    {
+        filter = filter.add_directive(quiet);
+    }
+    // Colour only for a person at a terminal: a file or pipe would get the escape codes raw.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.with_target(false).init(),
@@ -614,7 +719,7 @@ async fn import(
     })?;
     let parsed = parse_contacts_csv(file, register)?;
     for error in &parsed.errors {
-        eprintln!("{error}");
+        tell!("{error}");
     }
     if strict && !parsed.errors.is_empty() {
         return Err(BadInput(format!(
@@ -629,7 +734,7 @@ async fn import(
         .import_contacts(register_name, &parsed.records, |a| address_hash(&secret, a))
         .await?;
     for (source, reason) in &outcome.refused {
-        eprintln!("{source}: email: {}", reason.import_refusal());
+        tell!("{source}: email: {}", reason.import_refusal());
     }
     if json {
         println!(
@@ -681,7 +786,7 @@ fn parse_campaign_contacts<'c>(
             .ok_or_else(|| BadInput(format!("register '{}' is not defined", import.register)))?;
         let p = parse_contacts_csv(&import.file, register)?;
         for e in &p.errors {
-            eprintln!("{e}");
+            tell!("{e}");
         }
         errors += p.errors.len();
         parsed.push((import.register.as_str(), p));
@@ -729,7 +834,7 @@ async fn apply_campaign_contacts(
             .import_contacts(register, &p.records, |a| address_hash(secret, a))
             .await?;
         for (source, reason) in &outcome.refused {
-            eprintln!("{source}: skipped: {}", reason.import_refusal());
+            tell!("{source}: skipped: {}", reason.import_refusal());
         }
         if outcome.inserted + outcome.updated > 0 {
             tracing::info!(
@@ -1080,7 +1185,7 @@ async fn status_recipients(
         );
     }
     for r in &rows {
-        println!(
+        say!(
             "{:<40} {:<10} {:>2} {}  {}",
             r.email.as_deref().unwrap_or("(erased)"),
             r.state,
@@ -1231,7 +1336,14 @@ fn config_problem(e: fairsend::config::ConfigError, json: bool) -> anyhow::Error
             fairsend::config::ConfigError::Read { file, .. }
             | fairsend::config::ConfigError::Syntax { file, .. } => file.display().to_string(),
         },
-        message: e.to_string(),
+        // The subject already names the file and field: the message adds only the reason.
+        message: match &e {
+            fairsend::config::ConfigError::Field { reason, .. } => reason.clone(),
+            fairsend::config::ConfigError::Syntax { message, .. } => message.clone(),
+            fairsend::config::ConfigError::Read { source, .. } => {
+                format!("cannot read the file: {source}")
+            }
+        },
     };
     if json {
         println!("{}", serde_json::json!({"findings": [finding]}));
@@ -1249,11 +1361,14 @@ fn print_findings(findings: &[Finding]) {
         *n += 1;
         if *n <= SHOWN_PER_CODE {
             println!(
-                "{}[{}] {}: {}",
-                f.severity.as_str(),
-                f.code,
-                f.subject,
-                f.message
+                "{}",
+                terminal::printable_lines(&format!(
+                    "{}[{}] {}: {}",
+                    f.severity.as_str(),
+                    f.code,
+                    f.subject,
+                    f.message
+                ))
             );
         }
     }
@@ -1488,10 +1603,10 @@ async fn optout(config: &ConfigDir, store: &Store, action: OptoutAction) -> anyh
                 print_json(&rows);
             } else {
                 if entries.is_empty() {
-                    println!("no opt-outs");
+                    say!("no opt-outs");
                 }
                 for e in entries {
-                    println!(
+                    say!(
                         "{}  {:<40} {:<10} {}{}",
                         format_millis(e.at),
                         e.email.as_deref().unwrap_or("(erased)"),
@@ -1592,32 +1707,41 @@ async fn decide_bounce(
 async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> anyhow::Result<()> {
     match action {
         BouncesAction::Ingest {
-            source,
+            files,
             mbox,
             maildir,
             json,
         } => {
             let secret = load_secret(config, store).await?;
-            let summary = match (source.as_deref(), mbox, maildir) {
-                (Some("-"), None, None) => {
+            let stdin = files.len() == 1 && files[0] == Path::new("-");
+            let summary = match (files.as_slice(), mbox, maildir) {
+                ([], None, Some(dir)) => ingest_maildir(config, store, &secret, &dir).await?,
+                ([], Some(path), None) if is_maildir(&path) => {
+                    ingest_maildir(config, store, &secret, &path).await?
+                }
+                ([], Some(file), None) => {
+                    ingest_all(config, store, &secret, read_messages(&file)?).await?
+                }
+                (_, None, None) if stdin => {
                     let mut raw = Vec::new();
                     std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)?;
                     ingest_all(config, store, &secret, vec![raw]).await?
                 }
-                (None, Some(file), None) => {
-                    let raw = std::fs::read(&file)
-                        .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
-                    let messages = fairsend::inbound::split_mbox(&raw)
-                        .into_iter()
-                        .map(<[u8]>::to_vec)
-                        .collect();
+                ([_, ..], None, None) if !files.iter().any(|f| f == Path::new("-")) => {
+                    // Read them all first: a missing file refuses the run before anything is
+                    // recorded.
+                    let mut messages = Vec::new();
+                    for file in &files {
+                        messages.extend(read_messages(file)?);
+                    }
                     ingest_all(config, store, &secret, messages).await?
                 }
-                (None, None, Some(dir)) => ingest_maildir(config, store, &secret, &dir).await?,
                 _ => {
-                    return Err(
-                        BadInput("give `-` (stdin), --mbox FILE or --maildir DIR".into()).into(),
-                    );
+                    return Err(BadInput(
+                        "give message files (FILE.eml …), `-` alone (stdin), --mbox PATH or --maildir DIR"
+                            .into(),
+                    )
+                    .into());
                 }
             };
             if json {
@@ -1655,10 +1779,10 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                 print_json(&rows);
             } else {
                 if entries.is_empty() {
-                    println!("no bounces");
+                    say!("no bounces");
                 }
                 for b in entries {
-                    println!(
+                    say!(
                         "{:>6} {}  {:<10} {:<36} {:<20} {:<4} {:<20} {:<7} {:<22} {}",
                         b.id,
                         format_millis(b.at),
@@ -1705,9 +1829,9 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                         })
                     );
                 } else {
-                    println!("{}: {}", file.display(), parsed.kind.as_str());
+                    say!("{}: {}", file.display(), parsed.kind.as_str());
                     for r in &parsed.recipients {
-                        println!(
+                        say!(
                             "  {} {} status={} code={} {}",
                             r.address.as_deref().unwrap_or("(unknown recipient)"),
                             r.class.map(|c| c.as_str()).unwrap_or("-"),
@@ -1783,6 +1907,21 @@ async fn ingest_one(
     summary.optouts += done.applied.optouts;
     summary.unverified += done.applied.unverified;
     Ok(())
+}
+
+/// What `--mbox` was given: a directory is a Maildir (its `new/` is required), a file an mbox.
+fn is_maildir(path: &Path) -> bool {
+    path.is_dir()
+}
+
+/// The messages of one file: an mbox is split, any other file is one message.
+fn read_messages(file: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let raw = std::fs::read(file)
+        .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
+    Ok(fairsend::inbound::split_mbox(&raw)
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect())
 }
 
 /// Processes `DIR/new/*` and moves each handled file to `DIR/cur/` (maildir convention).
@@ -1921,7 +2060,7 @@ async fn hygiene(config: &ConfigDir, store: &Store, action: HygieneAction) -> an
     };
     let report_errors = |errors: &[fairsend::audience::RowError]| {
         for e in errors {
-            eprintln!("{e}");
+            tell!("{e}");
         }
     };
     match action {
@@ -2174,4 +2313,90 @@ async fn ab_status(
             "p_value_or_probability": d.p_value_or_probability, "fallback_used": d.fallback_used,
         })),
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand, with the path of subcommands leading to it.
+    fn arguments(command: &clap::Command, path: String, out: &mut Vec<(String, clap::Arg)>) {
+        for arg in command.get_arguments() {
+            out.push((path.clone(), arg.clone()));
+        }
+        for sub in command.get_subcommands() {
+            arguments(sub, format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_option_and_subcommand_has_a_description() {
+        let cli = super::Cli::command();
+        cli.clone().debug_assert();
+        let mut all = Vec::new();
+        arguments(&cli, "fairsend".into(), &mut all);
+        let undescribed: Vec<String> = all
+            .iter()
+            .filter(|(_, a)| {
+                !matches!(a.get_id().as_str(), "help" | "version")
+                    && a.get_help().is_none_or(|h| h.to_string().trim().is_empty())
+            })
+            .map(|(path, a)| format!("{path} {}", a.get_id()))
+            .collect();
+        assert!(
+            undescribed.is_empty(),
+            "options without help: {undescribed:#?}"
+        );
+
+        fn subcommands(c: &clap::Command, path: &str, out: &mut Vec<String>) {
+            for sub in c.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    out.push(path.clone());
+                }
+                subcommands(sub, &path, out);
+            }
+        }
+        let mut missing = Vec::new();
+        subcommands(&cli, "fairsend", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "subcommands without a description: {missing:#?}"
+        );
+    }
+
+    /// Every `FAIRSEND_…` variable named anywhere in the source is listed in `--help`.
+    #[test]
+    fn every_environment_variable_is_in_the_help() {
+        let help = super::Cli::command().render_long_help().to_string();
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut names = std::collections::BTreeSet::new();
+        let mut dirs = vec![src];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(dir).expect("read src") {
+                let path = entry.expect("entry").path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = std::fs::read_to_string(&path).expect("read");
+                    for (at, _) in text.match_indices("\"FAIRSEND_") {
+                        let name: String = text[at + 1..]
+                            .chars()
+                            .take_while(|c| {
+                                c.is_ascii_uppercase() || *c == '_' || c.is_ascii_digit()
+                            })
+                            .collect();
+                        names.insert(name);
+                    }
+                }
+            }
+        }
+        names.extend(["PGPASSWORD".to_string(), "NO_COLOR".to_string()]);
+        assert!(names.len() >= 6, "{names:?}");
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !help.contains(n.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "not in --help: {missing:?}");
+    }
 }

@@ -79,6 +79,9 @@ fn received(server: &SmtpServer) -> Vec<(String, String, Vec<String>)> {
 
 #[test]
 fn clicks_decide_the_winner_and_the_remainder_gets_only_it() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let scratch = scratch(true);
     let server = SmtpServer::start(scratch.dir.path(), &[]);
     let serve = ServeProcess::start(&scratch);

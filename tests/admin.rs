@@ -59,6 +59,9 @@ fn csrf_from(page: &str) -> String {
 
 #[test]
 fn admin_is_disabled_without_the_variable_and_shows_no_data() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, _server) = sent(2);
     let serve = ServeProcess::start_with_env(&scratch, &[]);
     for path in [
@@ -92,6 +95,9 @@ fn admin_is_disabled_without_the_variable_and_shows_no_data() {
 
 #[test]
 fn admin_refuses_without_credentials_and_with_a_forged_csrf_token() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, _server) = sent(2);
     let serve = ServeProcess::start_with_env(&scratch, &[("FAIRSEND_ADMIN_PASSWORD", PASSWORD)]);
     let base = &serve.base;
@@ -245,6 +251,9 @@ fn parse_exposition(text: &str) -> BTreeMap<String, f64> {
 
 #[test]
 fn metrics_parse_and_equal_the_database() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, server) = sent(6);
     // One hard and one soft bounce, and one opt-out.
     let rcpt = |i: usize| {
@@ -326,6 +335,9 @@ fn metrics_parse_and_equal_the_database() {
 
 #[test]
 fn two_serve_instances_share_nothing_but_the_database() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, _server) = sent(2);
     let env = [("FAIRSEND_ADMIN_PASSWORD", PASSWORD)];
     let a = ServeProcess::start_with_env(&scratch, &env);

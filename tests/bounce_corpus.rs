@@ -3,6 +3,8 @@
 //! must each reach 95%. Prints the confusion table (expected reason × found reason).
 //! No file name is special-cased: the same code runs on bounces that are not in the repo.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -29,6 +31,9 @@ fn expected_class(reason: &str, hard: bool) -> (Kind, Option<BounceClass>) {
 
 #[test]
 fn corpus_classification_and_recipients() {
+    if !common::require(&[common::Tool::SharedCorpora]) {
+        return;
+    }
     let dir = corpus();
     let expected = std::fs::read_to_string(dir.join("expected.tsv")).expect("expected.tsv");
     let secret = Secret::development();

@@ -11,6 +11,9 @@ use common::{Scratch, ServeProcess, stderr, stdout, unsubscribe_url};
 
 #[test]
 fn a_person_unsubscribes_in_a_real_browser() {
+    if !common::require(&[common::Tool::Browser]) {
+        return;
+    }
     let scratch = Scratch::new("outbox:outbox");
     scratch.write(
         "config/contacts/customers.csv",
@@ -74,6 +77,9 @@ fn a_person_unsubscribes_in_a_real_browser() {
 /// re-classifies an ingested bounce, opts an address out from the page, approves the footers.
 #[test]
 fn an_operator_uses_the_admin_pages() {
+    if !common::require(&[common::Tool::Aiosmtpd, common::Tool::Browser]) {
+        return;
+    }
     use std::io::Write;
 
     let scratch = Scratch::new("outbox:unused");

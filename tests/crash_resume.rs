@@ -16,6 +16,9 @@ fn kill_9(child: &mut std::process::Child) {
 
 #[test]
 fn killed_smtp_send_resumes_without_duplicates() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let scratch = Scratch::new("outbox:unused");
     let emails = scratch.contacts("config/contacts/customers.csv", 60);
     // A slow server: each DATA takes 50 ms, so the kill lands mid-transaction.

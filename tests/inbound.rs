@@ -7,6 +7,9 @@ use common::{delivered, dsn, ingest_stdin, json_list, sent_via_smtp, states, std
 
 #[test]
 fn hard_bounce_is_suppressed_and_skipped_next_time_soft_is_not() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, server, emails) = sent_via_smtp(6);
     let (hard_rcpt, soft_rcpt) = (&emails[1], &emails[4]);
     let (verp_h, mid_h, _) = delivered(&server, hard_rcpt);
@@ -108,6 +111,9 @@ fn hard_bounce_is_suppressed_and_skipped_next_time_soft_is_not() {
 
 #[test]
 fn a_bounce_for_an_unknown_address_is_still_listed() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, _server, _) = sent_via_smtp(1);
     let raw = dsn(
         "someone@elsewhere.example",
@@ -127,6 +133,9 @@ fn a_bounce_for_an_unknown_address_is_still_listed() {
 
 #[test]
 fn replies_asking_to_be_removed_opt_out_and_auto_replies_do_not() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, server, emails) = sent_via_smtp(4);
     let (_, mid0, subject0) = delivered(&server, &emails[0]);
     let (_, mid1, subject1) = delivered(&server, &emails[1]);
@@ -217,6 +226,9 @@ fn replies_asking_to_be_removed_opt_out_and_auto_replies_do_not() {
 
 #[test]
 fn complaint_is_an_opt_out_and_maildir_is_processed_once() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, server, emails) = sent_via_smtp(2);
     let (verp, mid, _) = delivered(&server, &emails[0]);
     let arf = format!(

@@ -3,6 +3,8 @@
 //! Bounded for the test suite; a longer run: `FAIRSEND_FUZZ_ITERATIONS=200000 cargo test
 //! --release --test inbound_fuzz -- --nocapture`.
 
+mod common;
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -75,6 +77,9 @@ fn mutate(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
 
 #[test]
 fn parser_never_panics() {
+    if !common::require(&[common::Tool::SharedCorpora]) {
+        return;
+    }
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/bounces");
     let corpus: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .unwrap()

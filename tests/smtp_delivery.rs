@@ -53,6 +53,9 @@ fn assert_one_transaction_per_recipient(server: &SmtpServer, expected: &[String]
 
 #[test]
 fn n_recipients_make_n_transactions() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let scratch = Scratch::new("outbox:unused");
     let server = SmtpServer::start(scratch.dir.path(), &[]);
     let emails = scratch.contacts("config/contacts/customers.csv", 25);
@@ -76,6 +79,9 @@ fn n_recipients_make_n_transactions() {
 
 #[test]
 fn temporary_failure_is_retried_and_permanent_failure_fails_one_recipient() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let scratch = Scratch::new("outbox:unused");
     let emails = scratch.contacts("config/contacts/customers.csv", 10);
     let soft = emails[3].clone();
@@ -132,6 +138,9 @@ fn temporary_failure_is_retried_and_permanent_failure_fails_one_recipient() {
 
 #[test]
 fn deferred_message_is_sent_by_a_later_run() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let scratch = Scratch::new("outbox:unused");
     // No waiting inside the run: the deferral must survive until the next run.
     scratch.write(

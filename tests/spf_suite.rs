@@ -3,6 +3,8 @@
 //! every test is evaluated by fairsend's `check_host`. Prints passed/failed counts; every test
 //! must pass, and any skipped test is listed with its reason.
 
+mod common;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -169,6 +171,9 @@ fn zone(data: &Yaml) -> Zone {
 
 #[tokio::test]
 async fn rfc7208_suite() {
+    if !common::require(&[common::Tool::SharedCorpora]) {
+        return;
+    }
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/corpora/spf/rfc7208-tests.yml");
     let source = std::fs::read_to_string(&path).expect("suite");

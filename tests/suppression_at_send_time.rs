@@ -10,6 +10,9 @@ use fairsend::suppress::{SuppressionReason, address_hash};
 
 #[test]
 fn suppressed_passive_and_ceased_contacts_are_skipped() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let scratch = Scratch::new("outbox:unused");
     let emails = scratch.contacts("config/contacts/customers.csv", 8);
     let import = scratch.run(&[

@@ -125,6 +125,9 @@ fn a_different_key_is_refused_until_the_database_is_rotated_to_it() {
 /// The development key cannot send through SMTP, even to loopback.
 #[test]
 fn the_development_key_sends_only_into_an_outbox() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let scratch = Scratch::new("outbox:outbox").with_development_key();
     scratch.contacts("config/contacts/customers.csv", 2);
     let server = SmtpServer::start(scratch.dir.path(), &[]);
@@ -142,6 +145,9 @@ fn the_development_key_sends_only_into_an_outbox() {
 /// Hole 2: hard bounce → opt-out → the bounce re-classified soft. The opt-out must stay.
 #[test]
 fn lifting_a_hard_bounce_keeps_the_opt_out_of_the_same_address() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, server, emails) = sent_via_smtp(3);
     let target = &emails[1];
     let (verp, mid, _) = delivered(&server, target);
@@ -209,6 +215,9 @@ fn lifting_a_hard_bounce_keeps_the_opt_out_of_the_same_address() {
 /// one; it waits in the queue as unverified until an operator confirms or dismisses it.
 #[test]
 fn forged_bounces_suppress_no_one_until_an_operator_confirms() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, server, emails) = sent_via_smtp(8);
     let listing: String = emails
         .iter()
@@ -288,6 +297,9 @@ fn forged_bounces_suppress_no_one_until_an_operator_confirms() {
 /// record named it), not in the SQLite file's free pages, not in its write-ahead log.
 #[test]
 fn erasure_leaves_the_address_in_no_table_and_no_database_file() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let (scratch, _server, emails) = sent_via_smtp(4);
     let target = emails[2].clone();
     let optout = scratch.run(&["optout", "add", &target, "--reason", "phone call"]);

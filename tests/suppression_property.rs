@@ -867,6 +867,9 @@ fn check_sequence(server: &SmtpServer, case: usize, ops: &[Op]) -> Result<usize,
 
 #[test]
 fn no_suppressed_address_is_mailed_and_no_one_twice() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let cases: u32 = std::env::var("PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -228,6 +228,9 @@ fn manual_optout_and_erase_from_the_cli() {
 
 #[test]
 fn one_click_during_a_running_campaign_stops_later_messages() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let scratch = Scratch::new("outbox:unused");
     scratch.write(
         "config/fairsend.toml",

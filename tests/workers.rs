@@ -28,6 +28,9 @@ fn accepted(server: &SmtpServer) -> usize {
 
 #[test]
 fn three_workers_one_killed_every_recipient_once_under_one_rate_limit() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
     let server_dir = tempfile::tempdir().unwrap();
     let server = SmtpServer::start(server_dir.path(), &[]);
     let scratch = Scratch::new(&server.url());

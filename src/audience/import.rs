@@ -12,7 +12,7 @@ use crate::config::{LegalBasis, Locale, Register};
 /// A problem with the file as a whole: nothing in it can be imported.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("{file}: cannot read the file: {source}")]
+    #[error("{file}: cannot read the file")]
     Read {
         file: PathBuf,
         source: std::io::Error,

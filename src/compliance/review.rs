@@ -49,7 +49,7 @@ pub struct FooterVariant {
 pub enum ReviewError {
     #[error("register '{0}' is not defined in registers.toml")]
     UnknownRegister(String),
-    #[error("cannot render the compliance blocks: {0}")]
+    #[error("cannot render the compliance blocks")]
     Render(#[from] askama::Error),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
@@ -250,6 +250,6 @@ pub fn write_review(
 pub enum ReviewWriteError {
     #[error("cannot write {0}: {1}")]
     Io(std::path::PathBuf, std::io::Error),
-    #[error("cannot render the review page: {0}")]
+    #[error("cannot render the review page")]
     Render(#[from] askama::Error),
 }

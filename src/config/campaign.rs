@@ -175,17 +175,7 @@ impl Campaign {
         registers: &Registers,
     ) -> Result<Self, ConfigError> {
         let raw: Raw = read_toml(file)?;
-        let name = required_text(file, "name", raw.name)?;
-        if !name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        {
-            return Err(ConfigError::field(
-                file,
-                "name",
-                format!("'{name}' may contain only letters a-z, digits, '-', '_' and '.'"),
-            ));
-        }
+        let name = campaign_name(file, required_text(file, "name", raw.name)?)?;
         let register_names = raw.registers.unwrap_or_default();
         if register_names.is_empty() {
             return Err(ConfigError::field(
@@ -355,6 +345,30 @@ fn parse_ab(file: &Path, raw: RawAb) -> Result<AbSettings, ConfigError> {
     })
 }
 
+/// A campaign name becomes part of file names (`outbox:` writes `NAME-ROWID.eml`), so it must
+/// not be a hidden file or a path: it starts with a letter or digit.
+fn campaign_name(file: &Path, name: String) -> Result<String, ConfigError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.';
+    if !name.chars().all(allowed) {
+        return Err(ConfigError::field(
+            file,
+            "name",
+            format!("'{name}' may contain only letters a-z, digits, '-', '_' and '.'"),
+        ));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(ConfigError::field(
+            file,
+            "name",
+            format!("'{name}' must start with a letter or digit"),
+        ));
+    }
+    Ok(name)
+}
+
+/// A content file of the campaign (body, contact list): it must exist and, after following
+/// symlinks, lie inside the configuration directory — whatever a content file holds can end
+/// up in a message, so `/proc/self/environ`, `../secret` or a symlink pointing out are refused.
 fn existing_file(
     file: &Path,
     config_dir: &Path,
@@ -362,19 +376,26 @@ fn existing_file(
     value: &str,
 ) -> Result<PathBuf, ConfigError> {
     let path = config_dir.join(value);
-    if path.is_file() {
-        Ok(path)
-    } else {
-        Err(ConfigError::field(
-            file,
-            field,
-            format!(
-                "{} does not exist (paths are relative to {})",
-                path.display(),
-                config_dir.display()
-            ),
-        ))
+    let refuse = |why: String| Err(ConfigError::field(file, field, why));
+    let (Ok(real), Ok(root)) = (path.canonicalize(), config_dir.canonicalize()) else {
+        return refuse(format!(
+            "{} does not exist (paths are relative to {})",
+            path.display(),
+            config_dir.display()
+        ));
+    };
+    if !real.starts_with(&root) {
+        return refuse(format!(
+            "'{value}' is outside the configuration directory {} (it resolves to {}): content \
+             files must be inside it",
+            config_dir.display(),
+            real.display()
+        ));
     }
+    if !real.is_file() {
+        return refuse(format!("{} is not a file", path.display()));
+    }
+    Ok(path)
 }
 
 #[cfg(test)]

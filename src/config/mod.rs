@@ -26,7 +26,7 @@ pub use settings::{
 /// field (`[table] key`) and the line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{file}: cannot read the file: {source}")]
+    #[error("{file}: cannot read the file")]
     Read {
         file: PathBuf,
         source: std::io::Error,

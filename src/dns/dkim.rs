@@ -25,7 +25,7 @@ pub const SIGNED_HEADERS: [&str; 10] = [
 
 #[derive(Debug, thiserror::Error)]
 pub enum DkimError {
-    #[error("DKIM key: cannot read {path}: {source}")]
+    #[error("DKIM key: cannot read {path}")]
     Read {
         path: String,
         source: std::io::Error,

@@ -44,15 +44,17 @@ use crate::suppress::SuppressionReason;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open database {url}: {source}")]
+    #[error("cannot open database {url}")]
     Open { url: String, source: sqlx::Error },
-    #[error("cannot migrate database {url}: {source}")]
+    #[error("cannot migrate database {url}")]
     Migrate {
         url: String,
         source: sqlx::migrate::MigrateError,
     },
+    /// Not a `source()`: the one cause is in the message, because these errors are logged one
+    /// line each (`error = %e`) at the places that survive them.
     #[error("database error: {0}")]
-    Sql(#[from] sqlx::Error),
+    Sql(sqlx::Error),
     #[error("database holds an invalid value in {table}.{column} (row {id}): '{value}'")]
     Corrupt {
         table: &'static str,
@@ -64,6 +66,12 @@ pub enum StoreError {
         "unsupported database URL '{0}': use sqlite://FILE or postgres://USER@HOST[:PORT]/DATABASE"
     )]
     UnsupportedUrl(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Sql(e)
+    }
 }
 
 /// The database engine behind a [`Store`]: the one place where their SQL differs.

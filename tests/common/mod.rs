@@ -1,6 +1,13 @@
-//! Shared test support: a scratch configuration directory, the `fairsend` binary, and a real
-//! SMTP server process (aiosmtpd) on loopback.
+//! Shared test support: a scratch configuration directory, the `fairsend` binary, a real
+//! SMTP server process (aiosmtpd) on loopback, and [`require`]: a test that needs anything
+//! beyond Rust (a Python package, a Debian program, the shared corpora) starts with
+//! `if !common::require(&[common::Tool::Aiosmtpd]) { return; }` — it skips with one line naming
+//! what is missing and how to install it, and fails instead when `CI` is set (see require.rs).
 #![allow(dead_code)]
+
+mod require;
+#[allow(unused_imports)] // each test binary uses its own part
+pub use require::{Tool, on_ci, postgres_wanted_and_answering, require, shared_corpora};
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -52,7 +59,7 @@ enum TestDatabase {
 impl TestDatabase {
     fn new(dir: &Path) -> Self {
         match std::env::var("FAIRSEND_TEST_POSTGRES") {
-            Ok(admin) if !admin.is_empty() => {
+            Ok(admin) if postgres_wanted_and_answering() => {
                 static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
                 let name = format!(
                     "fairsend_test_{}_{}_{}",
@@ -120,14 +127,18 @@ fn pg_admin(admin: &str, sql: &str) {
                 eprintln!("PostgreSQL test database ({sql}): {e}; retrying");
                 std::thread::sleep(Duration::from_millis(100 * attempt));
             }
-            Err(e) => panic!("PostgreSQL test database ({sql}): {e}"),
+            Err(e) => panic!(
+                "PostgreSQL test database ({sql}): {e} — FAIRSEND_TEST_POSTGRES asks for \
+                 PostgreSQL: start the server (`bash .ci/run` sets one up) or unset the variable \
+                 to test on SQLite only"
+            ),
         }
     }
 }
 
 /// Whether the tests run against PostgreSQL.
 pub fn on_postgres() -> bool {
-    std::env::var("FAIRSEND_TEST_POSTGRES").is_ok_and(|v| !v.is_empty())
+    postgres_wanted_and_answering()
 }
 
 impl Scratch {
@@ -309,7 +320,8 @@ pub fn states(scratch: &Scratch, campaign: &str) -> serde_json::Value {
     v["states"].clone()
 }
 
-/// A real SMTP server process (tests/support/smtp_server.py, aiosmtpd) on 127.0.0.1.
+/// A real SMTP server process (tests/support/smtp_server.py, aiosmtpd) on 127.0.0.1. A test
+/// that starts one first calls `require(&[Tool::Aiosmtpd])`.
 pub struct SmtpServer {
     child: Child,
     pub port: u16,
