@@ -56,6 +56,7 @@ fn read_rows(file: &Path) -> Result<CsvRows, ImportError> {
                 line: e.position().map(|p| p.line()).unwrap_or(0),
                 column: None,
                 message: e.to_string(),
+                cells: Vec::new(),
             }),
         }
     }
@@ -81,6 +82,7 @@ pub fn parse_ceased_file(file: &Path) -> Result<(Vec<BusinessId>, Vec<RowError>)
                 line,
                 column: Some(headers[column].clone()),
                 message: e.to_string(),
+                cells: Vec::new(),
             }),
         }
     }
@@ -111,6 +113,7 @@ pub fn parse_departed_file(file: &Path) -> Result<(Vec<Departed>, Vec<RowError>)
             line,
             column: Some(column.to_string()),
             message,
+            cells: Vec::new(),
         };
         let email = cell(by_email);
         if !email.is_empty() {

@@ -1,13 +1,31 @@
 //! Contacts CSV → validated [`ContactRecord`]s, with every bad row reported by line and column.
-//! Nothing here writes anything: the caller decides whether to apply the valid rows.
+//! Nothing here writes to the database: the caller decides whether to apply the valid rows.
+//! The one file written here is the optional CSV of rejected rows, beside the input.
+//!
+//! Line numbers are what an editor shows: they are counted from the bytes themselves (LF,
+//! CRLF, quoted fields spanning lines), not from the csv crate's record count, which lags by
+//! one after each CRLF. The file is streamed, and a record longer than
+//! [`MAX_RECORD_BYTES`] stops the import, so a file with a 1 GB line costs kilobytes.
 
-use std::collections::HashMap;
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 use super::{ContactRecord, EmailAddress, STANDARD_FIELDS};
 use crate::config::{LegalBasis, Locale, Register};
+
+/// The longest record (row) accepted. A contact row is a few hundred bytes; anything near
+/// this is not a contacts file, and reading on would only grow memory.
+pub const MAX_RECORD_BYTES: u64 = 64 * 1024;
+
+/// The columns of a rejected-rows file that are not contact data: an import ignores them,
+/// so the file can be corrected and imported as it is.
+pub const REJECTED_LINE_COLUMN: &str = "rejected_line";
+pub const REJECTED_REASON_COLUMN: &str = "rejected_reason";
 
 /// A problem with the file as a whole: nothing in it can be imported.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +37,17 @@ pub enum ImportError {
     },
     #[error("{file}: line 1: {message}")]
     Header { file: PathBuf, message: String },
+    #[error(
+        "{file}: line {line}: the row is longer than {max} bytes, so this is not a contacts \
+         file (or a quote is never closed); nothing was imported",
+        max = MAX_RECORD_BYTES
+    )]
+    RecordTooLong { file: PathBuf, line: u64 },
+    #[error("{file}: cannot write the rejected rows: {source}")]
+    WriteRejected {
+        file: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A row that cannot be imported; the other rows are unaffected.
@@ -28,6 +57,9 @@ pub struct RowError {
     pub line: u64,
     pub column: Option<String>,
     pub message: String,
+    /// The row's cells as read, for the rejected-rows file.
+    #[serde(skip)]
+    pub cells: Vec<String>,
 }
 
 impl std::fmt::Display for RowError {
@@ -50,6 +82,84 @@ pub struct ParsedImport {
     pub errors: Vec<RowError>,
     /// Rows that repeated an address already seen in the file and were merged into it.
     pub merged_duplicates: usize,
+    /// The header row as written in the file, for the rejected-rows file.
+    pub headers: Vec<String>,
+}
+
+impl ParsedImport {
+    /// Writes the rejected rows, each with its line and the reason, to `FILE.rejected.csv`
+    /// beside `input`, and returns that path; `None` (and no file) when no row was rejected.
+    pub fn write_rejected(&self, input: &Path) -> Result<Option<PathBuf>, ImportError> {
+        if self.errors.is_empty() {
+            return Ok(None);
+        }
+        let out = rejected_path(input);
+        let write_error = |source: std::io::Error| ImportError::WriteRejected {
+            file: out.clone(),
+            source,
+        };
+        let mut writer = csv::Writer::from_path(&out).map_err(|e| write_error(e.into()))?;
+        let mut header: Vec<&str> = self
+            .headers
+            .iter()
+            .map(String::as_str)
+            .filter(|h| !is_rejected_column(h))
+            .collect();
+        header.extend([REJECTED_LINE_COLUMN, REJECTED_REASON_COLUMN]);
+        writer
+            .write_record(&header)
+            .map_err(|e| write_error(e.into()))?;
+        let width = header.len() - 2;
+        for error in &self.errors {
+            let mut row: Vec<String> = self
+                .headers
+                .iter()
+                .zip(
+                    error
+                        .cells
+                        .iter()
+                        .map(String::as_str)
+                        .chain(std::iter::repeat("")),
+                )
+                .filter(|(h, _)| !is_rejected_column(h))
+                .map(|(_, cell)| cell.to_string())
+                .collect();
+            // A row with more cells than the header keeps the extra ones in its reason.
+            let extra = error.cells.len().saturating_sub(self.headers.len());
+            let mut reason = match &error.column {
+                Some(c) => format!("column {c}: {}", error.message),
+                None => error.message.clone(),
+            };
+            if extra > 0 {
+                reason.push_str(&format!(
+                    " (extra cells: {})",
+                    error.cells[self.headers.len()..].join(", ")
+                ));
+            }
+            row.resize(width, String::new());
+            row.push(error.line.to_string());
+            row.push(reason);
+            writer
+                .write_record(&row)
+                .map_err(|e| write_error(e.into()))?;
+        }
+        writer.flush().map_err(write_error)?;
+        Ok(Some(out))
+    }
+}
+
+/// `contacts/customers.csv` → `contacts/customers.rejected.csv`.
+pub fn rejected_path(input: &Path) -> PathBuf {
+    let stem = input
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "contacts".into());
+    input.with_file_name(format!("{stem}.rejected.csv"))
+}
+
+fn is_rejected_column(name: &str) -> bool {
+    name.trim().eq_ignore_ascii_case(REJECTED_LINE_COLUMN)
+        || name.trim().eq_ignore_ascii_case(REJECTED_REASON_COLUMN)
 }
 
 const KNOWN: [&str; 9] = [
@@ -64,90 +174,180 @@ const KNOWN: [&str; 9] = [
     "consent_at",
 ];
 
+/// What the byte counter has seen: the offsets of line-break bytes not yet passed by a
+/// record, and where the record being read began.
+#[derive(Default)]
+struct Lines {
+    /// Bytes handed to the csv reader so far.
+    offset: u64,
+    /// Offsets of `\r` and `\n` bytes at or after the last record start asked about.
+    breaks: VecDeque<(u64, u8)>,
+    /// `\n` bytes before the first entry of `breaks`.
+    newlines_before: u64,
+    /// Where the record being read began; the reader may run at most one buffer ahead of
+    /// it, plus [`MAX_RECORD_BYTES`].
+    record_start: u64,
+}
+
+impl Lines {
+    /// The editor line of the record that the csv reader says begins at `start`. The
+    /// reader's start may sit on the `\n` of the previous CRLF or on blank lines it skips.
+    fn line_at(&mut self, start: u64) -> u64 {
+        let mut start = start;
+        while let Some(&(at, byte)) = self.breaks.front() {
+            if at < start {
+                self.newlines_before += u64::from(byte == b'\n');
+                self.breaks.pop_front();
+            } else if at == start {
+                self.newlines_before += u64::from(byte == b'\n');
+                self.breaks.pop_front();
+                start += 1;
+            } else {
+                break;
+            }
+        }
+        self.newlines_before + 1
+    }
+}
+
+/// Hands the file to the csv reader, noting line breaks and refusing to read further than
+/// one record's worth past the current record start.
+struct Counted<R> {
+    inner: R,
+    lines: Rc<RefCell<Lines>>,
+}
+
+/// The marker inside the io error that stops an over-long record.
+#[derive(Debug, thiserror::Error)]
+#[error("record too long")]
+struct TooLong;
+
+/// The csv reader reads ahead by at most its buffer; allow that much beyond the limit.
+const READ_AHEAD: u64 = 16 * 1024;
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let mut lines = self.lines.borrow_mut();
+        let limit = lines.record_start + MAX_RECORD_BYTES + READ_AHEAD;
+        let allowed = limit.saturating_sub(lines.offset);
+        if allowed == 0 {
+            return Err(std::io::Error::other(TooLong));
+        }
+        let want = buf
+            .len()
+            .min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..want])?;
+        let base = lines.offset;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            if b == b'\n' || b == b'\r' {
+                lines.breaks.push_back((base + i as u64, b));
+            }
+        }
+        lines.offset += n as u64;
+        Ok(n)
+    }
+}
+
 /// Reads a contacts CSV for `register`. Rows take the register's default legal basis when
 /// their own `legal_basis` cell is empty.
 pub fn parse_contacts_csv(file: &Path, register: &Register) -> Result<ParsedImport, ImportError> {
-    let bytes = std::fs::read(file).map_err(|source| ImportError::Read {
+    let read_error = |source: std::io::Error| ImportError::Read {
         file: file.to_path_buf(),
         source,
-    })?;
+    };
+    let mut input = BufReader::new(std::fs::File::open(file).map_err(read_error)?);
+    // A UTF-8 byte-order mark (Excel writes one) is not part of the first column's name.
+    if input
+        .fill_buf()
+        .map_err(read_error)?
+        .starts_with(b"\xEF\xBB\xBF")
+    {
+        input.consume(3);
+    }
     let display = file.display().to_string();
     let header_error = |message: String| ImportError::Header {
         file: file.to_path_buf(),
         message,
     };
-    // A UTF-8 byte-order mark (Excel writes one) is not part of the first column's name.
-    let bytes = bytes
-        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-        .unwrap_or(&bytes);
+    let lines = Rc::new(RefCell::new(Lines::default()));
+    let too_long = |lines: &Rc<RefCell<Lines>>| {
+        let mut l = lines.borrow_mut();
+        let start = l.record_start;
+        ImportError::RecordTooLong {
+            file: file.to_path_buf(),
+            line: l.line_at(start),
+        }
+    };
+    let is_too_long = |e: &csv::Error| match e.kind() {
+        csv::ErrorKind::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<TooLong>()),
+        _ => false,
+    };
     let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
+        // Rows with the wrong number of cells are reported here, with their cells kept.
+        .flexible(true)
         .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| header_error(format!("cannot read the header row: {e}")))?
+        .from_reader(Counted {
+            inner: input,
+            lines: Rc::clone(&lines),
+        });
+    let raw_headers = match reader.byte_headers() {
+        Ok(h) => h.clone(),
+        Err(e) if is_too_long(&e) => return Err(too_long(&lines)),
+        Err(e) => return Err(header_error(format!("cannot read the header row: {e}"))),
+    };
+    let raw_headers = csv::StringRecord::from_byte_record(raw_headers)
+        .map_err(|_| header_error("the header row is not valid UTF-8 text".into()))?;
+    let headers: Vec<String> = raw_headers
         .iter()
         .map(|h| h.trim().to_lowercase())
         .collect();
-    let mut column_of: HashMap<&str, usize> = HashMap::new();
-    for (i, h) in headers.iter().enumerate() {
-        if column_of.insert(h.as_str(), i).is_some() {
-            return Err(header_error(format!("column '{h}' appears twice")));
-        }
-        if !KNOWN.contains(&h.as_str()) {
-            if !is_template_identifier(h) {
-                return Err(header_error(format!(
-                    "column '{h}' is not a usable field name (letters a-z, digits and '_', \
-                     starting with a letter)"
-                )));
-            }
-            if STANDARD_FIELDS.contains(&h.as_str()) {
-                return Err(header_error(format!(
-                    "column '{h}' would hide the standard template field of the same name"
-                )));
-            }
-        }
-    }
-    if !column_of.contains_key("email") {
-        return Err(header_error("there is no 'email' column".into()));
-    }
+    let column_of = column_index(&headers).map_err(header_error)?;
 
-    let mut parsed = ParsedImport::default();
+    let mut parsed = ParsedImport {
+        headers: raw_headers.iter().map(str::to_string).collect(),
+        ..Default::default()
+    };
     let mut index_of: HashMap<EmailAddress, usize> = HashMap::new();
-    for result in reader.records() {
-        let record = match result {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map(|p| p.line()).unwrap_or(0);
-                let message = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => {
-                        format!("has {len} fields; the header has {expected_len}")
-                    }
-                    csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8 text".to_string(),
-                    _ => e.to_string(),
-                };
-                parsed.errors.push(RowError {
-                    file: display.clone(),
-                    line,
-                    column: None,
-                    message,
-                });
-                continue;
-            }
+    let mut raw = csv::ByteRecord::new();
+    loop {
+        lines.borrow_mut().record_start = reader.position().byte();
+        match reader.read_byte_record(&mut raw) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) if is_too_long(&e) => return Err(too_long(&lines)),
+            Err(e) => return Err(read_error(std::io::Error::other(e.to_string()))),
+        }
+        let start = raw.position().map(|p| p.byte()).unwrap_or(0);
+        let line = lines.borrow_mut().line_at(start);
+        let cells: Vec<String> = raw
+            .iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect();
+        let mut reject = |column: Option<&str>, message: String, cells: Vec<String>| {
+            parsed.errors.push(RowError {
+                file: display.clone(),
+                line,
+                column: column.map(str::to_string),
+                message,
+                cells,
+            })
         };
-        let line = record.position().map(|p| p.line()).unwrap_or(0);
-        let row_error = |column: &str, message: String| RowError {
-            file: display.clone(),
-            line,
-            column: Some(column.to_string()),
-            message,
-        };
-        if record.iter().all(str::is_empty) {
+        if cells.iter().all(String::is_empty) {
             continue;
         }
+        if cells.len() != headers.len() {
+            let (len, expected) = (cells.len(), headers.len());
+            reject(
+                None,
+                format!("has {len} fields; the header has {expected}"),
+                cells,
+            );
+            continue;
+        }
+        let Ok(record) = csv::StringRecord::from_byte_record(raw.clone()) else {
+            reject(None, "is not valid UTF-8 text".to_string(), cells);
+            continue;
+        };
         match parse_row(
             &headers,
             &column_of,
@@ -164,10 +364,38 @@ pub fn parse_contacts_csv(file: &Path, register: &Register) -> Result<ParsedImpo
                     parsed.records.push(contact);
                 }
             }
-            Err((column, message)) => parsed.errors.push(row_error(column, message)),
+            Err((column, message)) => reject(Some(column), message, cells),
         }
     }
     Ok(parsed)
+}
+
+/// Each column's index by its (lower-cased) name; refuses duplicates, names a template
+/// cannot use, and names that would hide a standard field.
+fn column_index(headers: &[String]) -> Result<HashMap<&str, usize>, String> {
+    let mut column_of: HashMap<&str, usize> = HashMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        if column_of.insert(h.as_str(), i).is_some() {
+            return Err(format!("column '{h}' appears twice"));
+        }
+        if !KNOWN.contains(&h.as_str()) && !is_rejected_column(h) {
+            if !is_template_identifier(h) {
+                return Err(format!(
+                    "column '{h}' is not a usable field name (letters a-z, digits and '_', \
+                     starting with a letter)"
+                ));
+            }
+            if STANDARD_FIELDS.contains(&h.as_str()) {
+                return Err(format!(
+                    "column '{h}' would hide the standard template field of the same name"
+                ));
+            }
+        }
+    }
+    if !column_of.contains_key("email") {
+        return Err("there is no 'email' column".into());
+    }
+    Ok(column_of)
 }
 
 type CellError = (&'static str, String);
@@ -245,7 +473,7 @@ fn parse_row(
     let fields = headers
         .iter()
         .zip(record.iter())
-        .filter(|(name, _)| !KNOWN.contains(&name.as_str()))
+        .filter(|(name, _)| !KNOWN.contains(&name.as_str()) && !is_rejected_column(name))
         .map(|(name, value)| (name.clone(), value.to_string()))
         .collect();
     Ok(ContactRecord {

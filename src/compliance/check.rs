@@ -3,7 +3,7 @@
 
 use crate::audience::{ContactStatus, is_freemail, is_role_account};
 use crate::compose::Composer;
-use crate::config::{Campaign, ConfigDir, LegalBasis};
+use crate::config::{Campaign, ConfigDir, LegalBasis, Settings, TransportUrl};
 use crate::store::{Store, StoreError};
 
 use super::review::approval_gaps;
@@ -213,6 +213,9 @@ pub async fn check_campaign(
                     ),
                 ));
             }
+            for empty in composer.empty_fields(&gate.recipient) {
+                findings.push(empty_field_finding(subject(), &empty));
+            }
             if every_message {
                 messages_checked += 1;
                 let outcome = composer
@@ -285,6 +288,78 @@ pub async fn check_campaign(
     }
     findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.code.cmp(b.code)));
     Ok(report)
+}
+
+/// LNK001 / LNK002: the unsubscribe links point somewhere a recipient cannot reach (a loopback
+/// address) or cannot use for one-click (plain http: RFC 8058 requires https), while the
+/// transport delivers to real mailboxes. A loopback or outbox transport is a test: no finding.
+pub fn insecure_link_findings(settings: &Settings, transport: &TransportUrl) -> Vec<Finding> {
+    if transport.is_loopback() {
+        return Vec::new();
+    }
+    let url = &settings.public_base_url;
+    let subject = format!("{}: [links] public_base_url", settings.file.display());
+    let mut findings = Vec::new();
+    if is_loopback_url(url) {
+        findings.push(Finding::new(
+            "LNK001",
+            Severity::Warning,
+            subject.clone(),
+            format!(
+                "'{url}' is a loopback address, but the transport {transport} delivers to real \
+                 mailboxes: every recipient's unsubscribe link would be dead. Give the public \
+                 address of `fairsend serve`"
+            ),
+        ));
+    }
+    if url.starts_with("http://") {
+        findings.push(Finding::new(
+            "LNK002",
+            Severity::Warning,
+            subject,
+            format!(
+                "'{url}' is plain http, but the transport {transport} delivers to real \
+                 mailboxes: one-click unsubscribe (RFC 8058) needs https, and the links would \
+                 travel unencrypted"
+            ),
+        ));
+    }
+    findings
+}
+
+/// Whether a URL's host is `localhost` or a loopback or unspecified IP address.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
+/// CNT003: a recipient would see a blank where a field goes ("Hei ,").
+fn empty_field_finding(subject: String, empty: &crate::compose::EmptyField) -> Finding {
+    let at = match empty.line {
+        Some(line) => format!("{}: line {line}", empty.file.display()),
+        None => empty.file.display().to_string(),
+    };
+    Finding::new(
+        "CNT003",
+        Severity::Error,
+        subject,
+        format!(
+            "the field '{field}' is empty, and {at} prints it with no fallback: fill it in, or \
+             give a fallback with {{{{ {field} | default(\"…\") }}}}",
+            field = empty.field
+        ),
+    )
 }
 
 /// AUD008: eligible contacts whose retention ends within 30 days; AUD009: already past it
@@ -364,4 +439,30 @@ async fn approval_findings(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_url;
+
+    #[test]
+    fn loopback_urls() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "https://localhost/x",
+            "http://[::1]:80/",
+            "http://0.0.0.0",
+            "https://app.localhost",
+            "http://127.1.2.3",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://links.example.com",
+            "http://192.0.2.1:8080",
+            "https://[2001:db8::1]/",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
 }
