@@ -369,7 +369,8 @@ fn check_reports_every_contact_with_an_empty_field_the_message_uses() {
         cnt003.iter().any(|l| l.contains("anna@firma.example")
             && l.contains("customers.csv:2")
             && l.contains("'first_name'")
-            && l.contains("test.toml")),
+            && l.contains("the subject (")
+            && l.contains("test.toml)")),
         "{text}"
     );
     assert!(

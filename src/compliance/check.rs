@@ -346,9 +346,10 @@ fn is_loopback_url(url: &str) -> bool {
 
 /// CNT003: a recipient would see a blank where a field goes ("Hei ,").
 fn empty_field_finding(subject: String, empty: &crate::compose::EmptyField) -> Finding {
-    let at = match empty.line {
-        Some(line) => format!("{}: line {line}", empty.file.display()),
-        None => empty.file.display().to_string(),
+    let at = match (empty.in_subject, empty.line) {
+        (true, _) => format!("the subject ({})", empty.file.display()),
+        (false, Some(line)) => format!("{}: line {line}", empty.file.display()),
+        (false, None) => empty.file.display().to_string(),
     };
     Finding::new(
         "CNT003",

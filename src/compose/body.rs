@@ -32,7 +32,10 @@ const MARKDOWN_ESCAPE: AutoEscape = AutoEscape::Custom("markdown");
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmptyField {
     pub field: String,
+    /// The subject line (of the campaign file) rather than the body.
+    pub in_subject: bool,
     pub file: PathBuf,
+    /// The body's line; a subject is one line of the campaign file.
     pub line: Option<usize>,
 }
 
@@ -190,10 +193,12 @@ impl BodyTemplate {
                     && e.kind() == ErrorKind::UndefinedError
                 {
                     let (file, _) = self.source(name);
+                    let in_subject = name == subject;
                     found.push(EmptyField {
                         field: field.clone(),
+                        in_subject,
                         file: file.to_path_buf(),
-                        line: e.line(),
+                        line: e.line().filter(|_| !in_subject),
                     });
                     break;
                 }
