@@ -518,3 +518,133 @@ fn allow_insecure_links_lets_send_go_on() {
         states["deferred"].as_i64().unwrap_or(0) + states["failed"].as_i64().unwrap_or(0);
     assert_eq!(attempted, 2, "{states}");
 }
+
+const CONSENT_ROWS: &str = "email,first_name,last_name,company,title,locale,legal_basis,consent_at\n\
+    aino@firma.example,Aino,A,Firma Oy,CEO,fi,consent,2026-01-02\n\
+    sven@firma.example,Sven,S,Firma Ab,CFO,sv,consent,2026-01-02\n\
+    emma@firma.example,Emma,E,Firma Ltd,CTO,en,consent,2026-01-02\n\
+    kalle@firma.example,Kalle,K,Firma Oy,COO,fi,,\n";
+
+fn preview(scratch: &Scratch, to: &str, format: &str) -> String {
+    let out = scratch.run(&[
+        "preview",
+        "config/campaigns/test.toml",
+        "--to",
+        to,
+        "--format",
+        format,
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    stdout(&out)
+}
+
+#[test]
+fn consent_based_contacts_are_told_they_may_withdraw_consent_in_their_language() {
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.write("config/contacts/customers.csv", CONSENT_ROWS);
+    for (to, sentence) in [
+        (
+            "aino@firma.example",
+            "Voit peruuttaa suostumuksesi milloin tahansa",
+        ),
+        (
+            "sven@firma.example",
+            "Du kan när som helst och kostnadsfritt återkalla ditt samtycke",
+        ),
+        (
+            "emma@firma.example",
+            "You may withdraw your consent at any time",
+        ),
+    ] {
+        let text = preview(&scratch, to, "text");
+        assert!(text.contains(&format!("- {sentence}")), "{to}: {text}");
+        let html = preview(&scratch, to, "html");
+        assert!(
+            html.contains(&format!("<li class=\"fs-withdraw-consent\">{sentence}")),
+            "{to}: {html}"
+        );
+    }
+    // A contact on another legal basis gave no consent to withdraw.
+    let kalle = preview(&scratch, "kalle@firma.example", "text");
+    assert!(!kalle.contains("peruuttaa suostumuksesi"), "{kalle}");
+}
+
+#[test]
+fn register_titles_per_locale_reach_each_reader_and_check_reports_a_missing_one() {
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.write("config/contacts/customers.csv", CONSENT_ROWS);
+    let registers = common::REGISTERS.replace(
+        "title = \"Testi Yhtiö Oy:n asiakasrekisteri\"",
+        "title = { fi = \"Testi Yhtiö Oy:n asiakasrekisteri\", sv = \"Testi Yhtiö Ab:s kundregister\" }",
+    );
+    scratch.write("config/registers.toml", &registers);
+    let sven = preview(&scratch, "sven@firma.example", "text");
+    assert!(
+        sven.contains("från registret Testi Yhtiö Ab:s kundregister"),
+        "{sven}"
+    );
+    let aino = preview(&scratch, "aino@firma.example", "text");
+    assert!(
+        aino.contains("rekisteristä Testi Yhtiö Oy:n asiakasrekisteri"),
+        "{aino}"
+    );
+    // No English title: Emma reads the default locale's, and check says so.
+    let emma = preview(&scratch, "emma@firma.example", "text");
+    assert!(
+        emma.contains("the register Testi Yhtiö Oy:n asiakasrekisteri"),
+        "{emma}"
+    );
+    let check = scratch.run(&["check", "config/campaigns/test.toml"]);
+    let text = stdout(&check);
+    let reg001: Vec<&str> = text.lines().filter(|l| l.contains("[REG001]")).collect();
+    assert_eq!(reg001.len(), 1, "{text}");
+    assert!(
+        reg001[0].contains("[registers.customers] title")
+            && reg001[0].contains("has no en translation, and 1 recipient(s) read en"),
+        "{text}"
+    );
+    // With the translation, nothing is reported.
+    scratch.write(
+        "config/registers.toml",
+        &registers.replace(
+            "sv = \"Testi Yhtiö Ab:s kundregister\" }",
+            "sv = \"Testi Yhtiö Ab:s kundregister\", en = \"Testi Yhtiö Ltd's customer register\" }",
+        ),
+    );
+    let check = scratch.run(&["check", "config/campaigns/test.toml"]);
+    assert!(!stdout(&check).contains("REG00"), "{}", stdout(&check));
+    let emma = preview(&scratch, "emma@firma.example", "text");
+    assert!(
+        emma.contains("Testi Yhtiö Ltd's customer register"),
+        "{emma}"
+    );
+
+    // A table must name the default locale; an unknown locale is named too.
+    scratch.write(
+        "config/registers.toml",
+        &common::REGISTERS.replace(
+            "title = \"Testi Yhtiö Oy:n asiakasrekisteri\"",
+            "title = { sv = \"Kundregister\", de = \"Kundenregister\" }",
+        ),
+    );
+    let out = scratch.run(&["check", "config/campaigns/test.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("[registers.customers] title.de: 'de' is not one of fi, sv, en"),
+        "{}",
+        stdout(&out)
+    );
+    scratch.write(
+        "config/registers.toml",
+        &common::REGISTERS.replace(
+            "title = \"Testi Yhtiö Oy:n asiakasrekisteri\"",
+            "title = { sv = \"Kundregister\" }",
+        ),
+    );
+    let out = scratch.run(&["check", "config/campaigns/test.toml"]);
+    assert!(
+        stdout(&out).contains("[registers.customers] title.fi: is missing"),
+        "{}",
+        stdout(&out)
+    );
+}

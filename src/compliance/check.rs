@@ -283,6 +283,7 @@ pub async fn check_campaign(
         )),
         Ok(variants) => {
             report.variants = variants.len();
+            title_findings(config, &variants, findings);
             approval_findings(campaign, store, &variants, findings).await?;
         }
     }
@@ -342,6 +343,56 @@ fn is_loopback_url(url: &str) -> bool {
         || host
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
+/// REG001: a register's per-locale title lacks a locale some recipients read (they see the
+/// default-locale title); REG002: a plain title is shown untranslated to other locales.
+fn title_findings(
+    config: &ConfigDir,
+    variants: &[super::review::FooterVariant],
+    findings: &mut Vec<Finding>,
+) {
+    let mut readers: std::collections::BTreeMap<(&str, crate::config::Locale), usize> =
+        std::collections::BTreeMap::new();
+    for v in variants {
+        *readers
+            .entry((v.key.register.as_str(), v.key.locale))
+            .or_default() += v.recipients;
+    }
+    let file = config.registers.file.display();
+    for ((name, locale), n) in readers {
+        let Some(register) = config.registers.get(name) else {
+            continue;
+        };
+        let subject = format!("{file}: [registers.{name}] title");
+        if register.lacks_title_in(locale) {
+            findings.push(Finding::new(
+                "REG001",
+                Severity::Warning,
+                subject,
+                format!(
+                    "has no {locale} translation, and {n} recipient(s) read {locale}: they see \
+                     '{}'. Add {locale} = \"…\" to the title",
+                    register.title,
+                    locale = locale.as_str()
+                ),
+            ));
+        } else if register.titles.is_empty() && locale != register.default_locale {
+            findings.push(Finding::new(
+                "REG002",
+                Severity::Info,
+                subject,
+                format!(
+                    "{n} recipient(s) read {} and see the title as written, '{}'; \
+                     title = {{ {} = \"…\", {} = \"…\" }} translates it",
+                    locale.as_str(),
+                    register.title,
+                    register.default_locale.as_str(),
+                    locale.as_str()
+                ),
+            ));
+        }
+    }
 }
 
 /// CNT003: a recipient would see a blank where a field goes ("Hei ,").
