@@ -658,3 +658,18 @@ fn register_titles_per_locale_reach_each_reader_and_check_reports_a_missing_one(
         stdout(&out)
     );
 }
+
+#[test]
+fn hygiene_files_name_the_editor_line_too() {
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.write(
+        "ceased.csv",
+        "business_id\r\n0112038-9\r\n\r\n\"1234567-1\"\r\n0112038-8\r\n",
+    );
+    let out = scratch.run(&["hygiene", "ceased", "ceased.csv"]);
+    assert!(
+        stderr(&out).contains("ceased.csv: line 5: column business_id: '0112038-8'"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -248,77 +248,111 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
+/// A CSV file read as a stream: its header, then each record with the editor line it starts
+/// on; a record longer than [`MAX_RECORD_BYTES`] ends the file with an error.
+pub(super) struct CsvStream {
+    file: PathBuf,
+    reader: csv::Reader<Counted<BufReader<std::fs::File>>>,
+    lines: Rc<RefCell<Lines>>,
+    record: csv::ByteRecord,
+}
+
+impl CsvStream {
+    /// Opens `file` and reads its header row (cells trimmed, as written).
+    pub(super) fn open(file: &Path) -> Result<(Self, Vec<String>), ImportError> {
+        let read_error = |source: std::io::Error| ImportError::Read {
+            file: file.to_path_buf(),
+            source,
+        };
+        let mut input = BufReader::new(std::fs::File::open(file).map_err(read_error)?);
+        // A UTF-8 byte-order mark (Excel writes one) is not part of the first column's name.
+        if input
+            .fill_buf()
+            .map_err(read_error)?
+            .starts_with(b"\xEF\xBB\xBF")
+        {
+            input.consume(3);
+        }
+        let lines = Rc::new(RefCell::new(Lines::default()));
+        let reader = csv::ReaderBuilder::new()
+            // Rows with the wrong number of cells are the caller's to report, cells and all.
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(Counted {
+                inner: input,
+                lines: Rc::clone(&lines),
+            });
+        let mut stream = Self {
+            file: file.to_path_buf(),
+            reader,
+            lines,
+            record: csv::ByteRecord::new(),
+        };
+        let header_error = |message: String| ImportError::Header {
+            file: file.to_path_buf(),
+            message,
+        };
+        let headers = match stream.reader.byte_headers() {
+            Ok(h) => h.clone(),
+            Err(e) => return Err(stream.error(e, header_error)),
+        };
+        let headers = csv::StringRecord::from_byte_record(headers)
+            .map_err(|_| header_error("the header row is not valid UTF-8 text".into()))?;
+        Ok((stream, headers.iter().map(str::to_string).collect()))
+    }
+
+    /// The next record and its line; `None` at the end of the file.
+    pub(super) fn next_record(&mut self) -> Result<Option<(u64, &csv::ByteRecord)>, ImportError> {
+        self.lines.borrow_mut().record_start = self.reader.position().byte();
+        match self.reader.read_byte_record(&mut self.record) {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => {
+                let file = self.file.clone();
+                return Err(self.error(e, |message| ImportError::Read {
+                    file,
+                    source: std::io::Error::other(message),
+                }));
+            }
+        }
+        let start = self.record.position().map(|p| p.byte()).unwrap_or(0);
+        let line = self.lines.borrow_mut().line_at(start);
+        Ok(Some((line, &self.record)))
+    }
+
+    /// An over-long record becomes [`ImportError::RecordTooLong`]; anything else `other`.
+    fn error(&self, e: csv::Error, other: impl FnOnce(String) -> ImportError) -> ImportError {
+        let too_long = matches!(e.kind(), csv::ErrorKind::Io(io)
+            if io.get_ref().is_some_and(|inner| inner.is::<TooLong>()));
+        if too_long {
+            let mut lines = self.lines.borrow_mut();
+            let start = lines.record_start;
+            ImportError::RecordTooLong {
+                file: self.file.clone(),
+                line: lines.line_at(start),
+            }
+        } else {
+            other(e.to_string())
+        }
+    }
+}
+
 /// Reads a contacts CSV for `register`. Rows take the register's default legal basis when
 /// their own `legal_basis` cell is empty.
 pub fn parse_contacts_csv(file: &Path, register: &Register) -> Result<ParsedImport, ImportError> {
-    let read_error = |source: std::io::Error| ImportError::Read {
-        file: file.to_path_buf(),
-        source,
-    };
-    let mut input = BufReader::new(std::fs::File::open(file).map_err(read_error)?);
-    // A UTF-8 byte-order mark (Excel writes one) is not part of the first column's name.
-    if input
-        .fill_buf()
-        .map_err(read_error)?
-        .starts_with(b"\xEF\xBB\xBF")
-    {
-        input.consume(3);
-    }
+    let (mut rows, raw_headers) = CsvStream::open(file)?;
     let display = file.display().to_string();
-    let header_error = |message: String| ImportError::Header {
+    let headers: Vec<String> = raw_headers.iter().map(|h| h.to_lowercase()).collect();
+    let column_of = column_index(&headers).map_err(|message| ImportError::Header {
         file: file.to_path_buf(),
         message,
-    };
-    let lines = Rc::new(RefCell::new(Lines::default()));
-    let too_long = |lines: &Rc<RefCell<Lines>>| {
-        let mut l = lines.borrow_mut();
-        let start = l.record_start;
-        ImportError::RecordTooLong {
-            file: file.to_path_buf(),
-            line: l.line_at(start),
-        }
-    };
-    let is_too_long = |e: &csv::Error| match e.kind() {
-        csv::ErrorKind::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<TooLong>()),
-        _ => false,
-    };
-    let mut reader = csv::ReaderBuilder::new()
-        // Rows with the wrong number of cells are reported here, with their cells kept.
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(Counted {
-            inner: input,
-            lines: Rc::clone(&lines),
-        });
-    let raw_headers = match reader.byte_headers() {
-        Ok(h) => h.clone(),
-        Err(e) if is_too_long(&e) => return Err(too_long(&lines)),
-        Err(e) => return Err(header_error(format!("cannot read the header row: {e}"))),
-    };
-    let raw_headers = csv::StringRecord::from_byte_record(raw_headers)
-        .map_err(|_| header_error("the header row is not valid UTF-8 text".into()))?;
-    let headers: Vec<String> = raw_headers
-        .iter()
-        .map(|h| h.trim().to_lowercase())
-        .collect();
-    let column_of = column_index(&headers).map_err(header_error)?;
-
+    })?;
     let mut parsed = ParsedImport {
-        headers: raw_headers.iter().map(str::to_string).collect(),
+        headers: raw_headers,
         ..Default::default()
     };
     let mut index_of: HashMap<EmailAddress, usize> = HashMap::new();
-    let mut raw = csv::ByteRecord::new();
-    loop {
-        lines.borrow_mut().record_start = reader.position().byte();
-        match reader.read_byte_record(&mut raw) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) if is_too_long(&e) => return Err(too_long(&lines)),
-            Err(e) => return Err(read_error(std::io::Error::other(e.to_string()))),
-        }
-        let start = raw.position().map(|p| p.byte()).unwrap_or(0);
-        let line = lines.borrow_mut().line_at(start);
+    while let Some((line, raw)) = rows.next_record()? {
         let cells: Vec<String> = raw
             .iter()
             .map(|c| String::from_utf8_lossy(c).into_owned())
