@@ -317,6 +317,13 @@ impl CsvStream {
         }
         let start = self.record.position().map(|p| p.byte()).unwrap_or(0);
         let line = self.lines.borrow_mut().line_at(start);
+        // The reader stops a record one buffer past the cap; this catches the ones between.
+        if self.reader.position().byte().saturating_sub(start) > MAX_RECORD_BYTES {
+            return Err(ImportError::RecordTooLong {
+                file: self.file.clone(),
+                line,
+            });
+        }
         Ok(Some((line, &self.record)))
     }
 
@@ -571,4 +578,47 @@ fn is_template_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each record's line from a stream over `text`.
+    fn lines_of(text: &str) -> Vec<u64> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.csv");
+        std::fs::write(&path, text).unwrap();
+        let (mut stream, _) = CsvStream::open(&path).unwrap();
+        let mut lines = Vec::new();
+        while let Some((line, _)) = stream.next_record().unwrap() {
+            lines.push(line);
+        }
+        lines
+    }
+
+    #[test]
+    fn lines_are_the_editors() {
+        assert_eq!(lines_of("h\na\nb\n"), [2, 3]);
+        assert_eq!(lines_of("h\r\na\r\nb\r\n"), [2, 3]);
+        assert_eq!(
+            lines_of("\u{feff}h\r\n\r\n\r\na\r\n\"b\r\nc\"\r\nd"),
+            [4, 5, 7]
+        );
+        assert_eq!(lines_of("h\n\"a\n\nb\"\nc\n"), [2, 5]);
+    }
+
+    #[test]
+    fn a_record_over_the_cap_is_refused_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.csv");
+        let long = "x".repeat(MAX_RECORD_BYTES as usize + 1);
+        std::fs::write(&path, format!("h\r\nok\r\n\"{long}\"\r\n")).unwrap();
+        let (mut stream, _) = CsvStream::open(&path).unwrap();
+        assert_eq!(stream.next_record().unwrap().map(|(l, _)| l), Some(2));
+        match stream.next_record() {
+            Err(ImportError::RecordTooLong { line, .. }) => assert_eq!(line, 3),
+            other => panic!("{:?}", other.map(|r| r.map(|(l, _)| l))),
+        }
+    }
 }

@@ -342,3 +342,59 @@ fn line_of(source: &str, field: &str) -> Option<usize> {
         })
         .map(|i| i + 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn template(subject: &str, body: &str) -> (tempfile::TempDir, BodyTemplate) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("body.md");
+        std::fs::write(&path, body).unwrap();
+        let t = BodyTemplate::load(
+            &BodySource::Markdown(path),
+            &[subject],
+            &dir.path().join("c.toml"),
+        )
+        .unwrap();
+        (dir, t)
+    }
+
+    fn fields(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn markdown_escaping_leaves_no_syntax() {
+        assert_eq!(escape_markdown("a_b*c [d](e)"), r"a\_b\*c \[d\]\(e\)");
+        assert_eq!(escape_markdown("Äö 1. x"), r"Äö 1\. x");
+    }
+
+    #[test]
+    fn default_applies_to_empty_and_blank_values_only() {
+        let (_dir, t) = template("{{ first_name | default('Hei') }}", "x\n");
+        for (value, subject) in [("", "Hei"), ("  ", "Hei"), ("Anna", "Anna")] {
+            let v = Value::from_serialize(fields(&[("first_name", value)]));
+            assert_eq!(t.render(&v, 0).unwrap().0, subject, "{value:?}");
+        }
+    }
+
+    #[test]
+    fn empty_fields_are_those_printed_without_a_fallback() {
+        let (_dir, t) = template(
+            "{{ company | default('you') }}",
+            "Hei {{ first_name }}\n{% if title %}{{ title }}{% endif %}\n",
+        );
+        let f = fields(&[("first_name", ""), ("company", ""), ("title", "")]);
+        let empty = t.empty_fields(&f, 0);
+        assert_eq!(empty.len(), 1, "{empty:?}");
+        assert_eq!(empty[0].field, "first_name");
+        assert_eq!(empty[0].line, Some(1));
+        assert!(!empty[0].in_subject);
+        let full = fields(&[("first_name", "Anna"), ("company", ""), ("title", "")]);
+        assert!(t.empty_fields(&full, 0).is_empty());
+    }
+}
