@@ -360,10 +360,12 @@ pub fn parse_contacts_csv(file: &Path, register: &Register) -> Result<ParsedImpo
     };
     let mut index_of: HashMap<EmailAddress, usize> = HashMap::new();
     while let Some((line, raw)) = rows.next_record()? {
-        let cells: Vec<String> = raw
-            .iter()
-            .map(|c| String::from_utf8_lossy(c).into_owned())
-            .collect();
+        // The cells as text are needed only for a rejected row's line in the rejected file.
+        let cells = |raw: &csv::ByteRecord| -> Vec<String> {
+            raw.iter()
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+                .collect()
+        };
         let mut reject = |column: Option<&str>, message: String, cells: Vec<String>| {
             parsed.errors.push(RowError {
                 file: display.clone(),
@@ -373,21 +375,28 @@ pub fn parse_contacts_csv(file: &Path, register: &Register) -> Result<ParsedImpo
                 cells,
             })
         };
-        if cells.iter().all(String::is_empty) {
+        if raw.iter().all(<[u8]>::is_empty) {
             continue;
         }
-        if cells.len() != headers.len() {
-            let (len, expected) = (cells.len(), headers.len());
+        if raw.len() != headers.len() {
+            let (len, expected) = (raw.len(), headers.len());
             reject(
                 None,
                 format!("has {len} fields; the header has {expected}"),
-                cells,
+                cells(raw),
             );
             continue;
         }
-        let Ok(record) = csv::StringRecord::from_byte_record(raw.clone()) else {
-            reject(None, "is not valid UTF-8 text".to_string(), cells);
-            continue;
+        let record = match csv::StringRecord::from_byte_record(raw.clone()) {
+            Ok(record) => record,
+            Err(e) => {
+                reject(
+                    None,
+                    "is not valid UTF-8 text".to_string(),
+                    cells(&e.into_byte_record()),
+                );
+                continue;
+            }
         };
         match parse_row(
             &headers,
@@ -405,7 +414,10 @@ pub fn parse_contacts_csv(file: &Path, register: &Register) -> Result<ParsedImpo
                     parsed.records.push(contact);
                 }
             }
-            Err((column, message)) => reject(Some(column), message, cells),
+            Err((column, message)) => {
+                let cells = record.iter().map(str::to_string).collect();
+                reject(Some(column), message, cells)
+            }
         }
     }
     Ok(parsed)
