@@ -125,6 +125,12 @@ fn skip_invalid_sends_to_the_good_rows_and_writes_the_rejected_ones_beside_the_i
     assert_eq!(&rows[1][0], "eeva@firma.example");
     assert_eq!(&rows[1][5], "7");
     assert!(rows[1][6].contains("has 6 fields"), "{:?}", &rows[1]);
+
+    // Once the file is clean, the rejected rows of the earlier run are not left behind.
+    scratch.contacts("config/contacts/customers.csv", 2);
+    let out = scratch.run(&["send", "config/campaigns/test.toml", "--skip-invalid"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!rejected.exists());
 }
 
 #[test]

@@ -88,16 +88,20 @@ pub struct ParsedImport {
 
 impl ParsedImport {
     /// Writes the rejected rows, each with its line and the reason, to `FILE.rejected.csv`
-    /// beside `input`, and returns that path; `None` (and no file) when no row was rejected.
+    /// beside `input`, and returns that path. When no row was rejected there is no such file:
+    /// one left by an earlier run would list rows that are no longer rejected.
     pub fn write_rejected(&self, input: &Path) -> Result<Option<PathBuf>, ImportError> {
-        if self.errors.is_empty() {
-            return Ok(None);
-        }
         let out = rejected_path(input);
         let write_error = |source: std::io::Error| ImportError::WriteRejected {
             file: out.clone(),
             source,
         };
+        if self.errors.is_empty() {
+            return match std::fs::remove_file(&out) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(write_error(e)),
+                _ => Ok(None),
+            };
+        }
         let mut writer = csv::Writer::from_path(&out).map_err(|e| write_error(e.into()))?;
         let mut header: Vec<&str> = self
             .headers
