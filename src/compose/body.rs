@@ -168,15 +168,11 @@ impl BodyTemplate {
         self.used.clone()
     }
 
-    /// The fields this recipient has empty and that the subject (of `variant`) or body would
-    /// print as nothing: each is rendered without the field, and a use with no `default` (or
-    /// `{% if %}` around it) fails there, naming the file and line.
-    pub fn empty_fields(
-        &self,
-        fields: &BTreeMap<String, String>,
-        variant: usize,
-    ) -> Vec<EmptyField> {
-        let subject = self.subject_name(variant);
+    /// The fields this recipient has empty and that a subject (any A/B variant: the recipient
+    /// may be dealt any of them) or the body would print as nothing: each is rendered without
+    /// the field, and a use with no `default` (or `{% if %}` around it) fails there, naming the
+    /// file and line.
+    pub fn empty_fields(&self, fields: &BTreeMap<String, String>) -> Vec<EmptyField> {
         let mut found = Vec::new();
         for field in &self.used {
             if !fields.get(field).is_some_and(|v| v.trim().is_empty()) {
@@ -185,19 +181,18 @@ impl BodyTemplate {
             let mut without = fields.clone();
             without.remove(field);
             let context = Value::from_serialize(&without);
-            for name in [subject, TEXT, HTML] {
+            for (name, file, _) in &self.sources {
                 let Ok(template) = self.probe.get_template(name) else {
                     continue;
                 };
                 if let Err(e) = template.render(&context)
                     && e.kind() == ErrorKind::UndefinedError
                 {
-                    let (file, _) = self.source(name);
-                    let in_subject = name == subject;
+                    let in_subject = SUBJECTS.contains(name);
                     found.push(EmptyField {
                         field: field.clone(),
                         in_subject,
-                        file: file.to_path_buf(),
+                        file: file.clone(),
                         line: e.line().filter(|_| !in_subject),
                     });
                     break;
@@ -368,6 +363,22 @@ mod tests {
     }
 
     #[test]
+    fn every_ab_subject_is_probed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("body.md");
+        std::fs::write(&path, "x\n").unwrap();
+        let t = BodyTemplate::load(
+            &BodySource::Markdown(path),
+            &["Offer", "{{ first_name }}, an offer"],
+            &dir.path().join("c.toml"),
+        )
+        .unwrap();
+        let empty = t.empty_fields(&fields(&[("first_name", "")]));
+        assert_eq!(empty.len(), 1, "{empty:?}");
+        assert!(empty[0].in_subject);
+    }
+
+    #[test]
     fn markdown_escaping_leaves_no_syntax() {
         assert_eq!(escape_markdown("a_b*c [d](e)"), r"a\_b\*c \[d\]\(e\)");
         assert_eq!(escape_markdown("Äö 1. x"), r"Äö 1\. x");
@@ -389,12 +400,12 @@ mod tests {
             "Hei {{ first_name }}\n{% if title %}{{ title }}{% endif %}\n",
         );
         let f = fields(&[("first_name", ""), ("company", ""), ("title", "")]);
-        let empty = t.empty_fields(&f, 0);
+        let empty = t.empty_fields(&f);
         assert_eq!(empty.len(), 1, "{empty:?}");
         assert_eq!(empty[0].field, "first_name");
         assert_eq!(empty[0].line, Some(1));
         assert!(!empty[0].in_subject);
         let full = fields(&[("first_name", "Anna"), ("company", ""), ("title", "")]);
-        assert!(t.empty_fields(&full, 0).is_empty());
+        assert!(t.empty_fields(&full).is_empty());
     }
 }

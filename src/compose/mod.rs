@@ -156,7 +156,7 @@ impl<'a> Composer<'a> {
         };
         let locale = self.locale_for(recipient, register);
         self.body
-            .empty_fields(&template_field_map(recipient, locale), recipient.variant)
+            .empty_fields(&template_field_map(recipient, locale))
     }
 
     pub fn locale_for(&self, recipient: &Recipient, register: &Register) -> Locale {
