@@ -337,6 +337,27 @@ fn contact_values_in_a_markdown_body_are_literal_text_never_links_or_images() {
         carl.contains("&lt;b&gt;Bold&lt;/b&gt; &amp; *Co* &lt;https://auto.example&gt;"),
         "{carl}"
     );
+
+    // `|safe` cannot let a value through as markup.
+    scratch.write(
+        "config/content/body.md",
+        "Your company: {{ company | safe }}\n",
+    );
+    let out = scratch.run(&[
+        "preview",
+        "config/campaigns/test.toml",
+        "--to",
+        "anna@firma.example",
+        "--format",
+        "html",
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("content/body.md")
+            && stderr(&out).contains("the safe filter is not available"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]

@@ -70,6 +70,7 @@ fn environment(
     });
     env.set_formatter(format_value);
     env.add_filter("default", default_filter);
+    env.add_filter("safe", refuse_safe);
     for (name, file, source) in sources {
         env.add_template_owned(*name, source.clone())
             .map_err(|e| template_error(file, &e))?;
@@ -102,6 +103,15 @@ pub fn escape_markdown(text: &str) -> String {
         out.push(c);
     }
     out
+}
+
+/// `|safe` would let a contact's value through as markup: a value is always text here.
+fn refuse_safe(_value: &Value) -> Result<Value, Error> {
+    Err(Error::new(
+        ErrorKind::InvalidOperation,
+        "the safe filter is not available in a body: a contact's value is always shown as \
+         text (write markup in the template itself)",
+    ))
 }
 
 /// `{{ field | default("fallback") }}`: the fallback when the field is missing, empty or only
