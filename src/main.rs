@@ -22,7 +22,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use fairsend::audience::{ParsedImport, parse_contacts_csv};
 use fairsend::compliance::review::{combined_hash, variant_hashes, write_review};
 use fairsend::compliance::{
-    CheckReport, Depth, Finding, Severity, check_campaign, footer_variants,
+    CheckReport, Depth, Finding, Severity, check_campaign, footer_variants, insecure_link_findings,
 };
 use fairsend::compose::Composer;
 use fairsend::config::{Campaign, ConfigDir, TransportUrl};
@@ -232,8 +232,12 @@ enum Command {
         #[arg(long)]
         register: String,
         /// Apply nothing if any row is bad.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "skip_invalid")]
         strict: bool,
+        /// Import the good rows, write the bad ones with their reasons to FILE.rejected.csv
+        /// beside the input, and exit 0.
+        #[arg(long)]
+        skip_invalid: bool,
         /// Print the result as JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -268,6 +272,14 @@ enum Command {
         /// With --test-to: how many contacts' messages to send (the first eligible ones).
         #[arg(long, default_value_t = 1, requires = "test_to")]
         sample: usize,
+        /// Send to the good rows of the campaign's contact files; the bad ones are written,
+        /// with their reasons, to FILE.rejected.csv beside each file.
+        #[arg(long)]
+        skip_invalid: bool,
+        /// Send even though unsubscribe links point to a loopback or plain-http
+        /// public_base_url while the transport reaches real mailboxes.
+        #[arg(long)]
+        allow_insecure_links: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -276,6 +288,10 @@ enum Command {
     Check {
         /// The campaign file (for example config/campaigns/spring.toml).
         campaign: PathBuf,
+        /// Check as `send --skip-invalid` would send: bad contact rows are set aside (and
+        /// written to FILE.rejected.csv) instead of refusing the campaign.
+        #[arg(long)]
+        skip_invalid: bool,
         /// Ask this DNS server (IP:PORT) instead of the system's resolver.
         #[arg(long)]
         resolver: Option<String>,
@@ -526,8 +542,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             file,
             register,
             strict,
+            skip_invalid,
             json,
-        } => import(&config, &store, &file, &register, strict, json).await,
+        } => {
+            let mode = match (strict, skip_invalid) {
+                (true, _) => BadRows::Strict,
+                (_, true) => BadRows::SetAside,
+                _ => BadRows::Report,
+            };
+            import(&config, &store, &file, &register, mode, json).await
+        }
         Command::Send {
             campaign,
             transport,
@@ -553,6 +577,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             allow_dns_problems,
             no_wait,
             resolver,
+            skip_invalid,
+            allow_insecure_links,
             json,
             ..
         } => {
@@ -561,6 +587,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 resend_interrupted,
                 allow_dns_problems,
                 no_wait,
+                skip_invalid,
+                allow_insecure_links,
                 json,
             };
             send(
@@ -575,9 +603,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check {
             campaign,
+            skip_invalid,
             resolver,
             json,
-        } => check(&config, &store, &campaign, resolver.as_deref(), json).await,
+        } => {
+            check(
+                &config,
+                &store,
+                &campaign,
+                resolver.as_deref(),
+                skip_invalid,
+                json,
+            )
+            .await
+        }
         Command::Dns {
             action:
                 DnsAction::Check {
@@ -702,12 +741,21 @@ async fn keys(config: &ConfigDir, store: &Store, action: KeysAction) -> anyhow::
     }
 }
 
+/// What an import does with bad rows: refuse the file, report them (exit 1), or write them
+/// to the rejected-rows file and go on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum BadRows {
+    Strict,
+    Report,
+    SetAside,
+}
+
 async fn import(
     config: &ConfigDir,
     store: &Store,
     file: &Path,
     register_name: &str,
-    strict: bool,
+    mode: BadRows,
     json: bool,
 ) -> anyhow::Result<()> {
     let register = config.registers.get(register_name).ok_or_else(|| {
@@ -721,7 +769,7 @@ async fn import(
     for error in &parsed.errors {
         tell!("{error}");
     }
-    if strict && !parsed.errors.is_empty() {
+    if mode == BadRows::Strict && !parsed.errors.is_empty() {
         return Err(BadInput(format!(
             "{}: {} bad row(s); --strict: nothing was imported",
             file.display(),
@@ -729,6 +777,11 @@ async fn import(
         ))
         .into());
     }
+    let rejected_file = if mode == BadRows::SetAside {
+        parsed.write_rejected(file)?
+    } else {
+        None
+    };
     let secret = load_secret(config, store).await?;
     let outcome = store
         .import_contacts(register_name, &parsed.records, |a| address_hash(&secret, a))
@@ -748,6 +801,7 @@ async fn import(
                 "merged_duplicates": parsed.merged_duplicates,
                 "refused_suppressed": outcome.refused.len(),
                 "errors": parsed.errors,
+                "rejected_file": rejected_file.as_ref().map(|p| p.display().to_string()),
             })
         );
     } else {
@@ -761,6 +815,16 @@ async fn import(
             parsed.errors.len() + outcome.refused.len()
         );
     }
+    if let Some(path) = &rejected_file {
+        eprintln!(
+            "{} rejected row(s) written, with the reason for each, to {}",
+            parsed.errors.len(),
+            path.display()
+        );
+        if outcome.refused.is_empty() {
+            return Ok(());
+        }
+    }
     if !parsed.errors.is_empty() || !outcome.refused.is_empty() {
         return Err(Problems(format!(
             "{} row(s) were not imported; the other rows were",
@@ -772,10 +836,12 @@ async fn import(
 }
 
 /// The campaign's own contact files, all parsed before any is applied: one bad row refuses
-/// the whole send and changes nothing.
+/// the whole send and changes nothing, unless `skip_invalid` sets the bad rows aside (written
+/// to a rejected-rows file beside each contact file).
 fn parse_campaign_contacts<'c>(
     config: &ConfigDir,
     campaign: &'c Campaign,
+    skip_invalid: bool,
 ) -> anyhow::Result<Vec<(&'c str, ParsedImport)>> {
     let mut parsed = Vec::new();
     let mut errors = 0;
@@ -788,12 +854,24 @@ fn parse_campaign_contacts<'c>(
         for e in &p.errors {
             tell!("{e}");
         }
-        errors += p.errors.len();
+        if skip_invalid {
+            if let Some(path) = p.write_rejected(&import.file)? {
+                eprintln!(
+                    "{}: {} bad row(s) set aside (--skip-invalid), written with the reason for each to {}",
+                    import.file.display(),
+                    p.errors.len(),
+                    path.display()
+                );
+            }
+        } else {
+            errors += p.errors.len();
+        }
         parsed.push((import.register.as_str(), p));
     }
     if errors > 0 {
         return Err(BadInput(format!(
-            "{}: {errors} bad row(s) in the campaign's contact files; nothing was imported or sent",
+            "{}: {errors} bad row(s) in the campaign's contact files; nothing was imported or sent \
+             (--skip-invalid sends to the good rows and writes the bad ones to a file)",
             campaign.file.display()
         ))
         .into());
@@ -873,7 +951,7 @@ async fn send_test(
         ))
         .into());
     }
-    let composer = prepare(config, store, &campaign).await?;
+    let composer = prepare(config, store, &campaign, false).await?;
     let composer = with_tracking(composer, store, &campaign).await?;
     let mut chosen = Vec::new();
     store
@@ -919,6 +997,8 @@ struct SendFlags {
     resend_interrupted: bool,
     allow_dns_problems: bool,
     no_wait: bool,
+    skip_invalid: bool,
+    allow_insecure_links: bool,
     json: bool,
 }
 
@@ -935,6 +1015,8 @@ async fn send(
         resend_interrupted,
         allow_dns_problems,
         no_wait,
+        skip_invalid,
+        allow_insecure_links,
         json,
     } = flags;
     let campaign = config.load_campaign(campaign_file)?;
@@ -953,8 +1035,24 @@ async fn send(
         ))
         .into());
     }
+    let link_findings = insecure_link_findings(&config.settings, &transport_url);
+    if !link_findings.is_empty() && !dry_run {
+        print_findings(&link_findings);
+        if !allow_insecure_links {
+            return Err(Problems(format!(
+                "send refused: recipients could not use the unsubscribe links of {}; set \
+                 [links] public_base_url to the public https address of `fairsend serve` \
+                 (or pass --allow-insecure-links)",
+                config.settings.public_base_url
+            ))
+            .into());
+        }
+        eprintln!(
+            "WARNING: sending with unusable unsubscribe links because of --allow-insecure-links"
+        );
+    }
     let dkim = load_dkim(config)?;
-    let pending = parse_campaign_contacts(config, &campaign)?;
+    let pending = parse_campaign_contacts(config, &campaign, skip_invalid)?;
     let composer = Composer::new(config, &campaign, secret.clone())?.with_dkim(dkim.as_ref());
     composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
     apply_campaign_contacts(store, pending, &secret).await?;
@@ -1316,9 +1414,10 @@ async fn prepare<'c>(
     config: &'c ConfigDir,
     store: &Store,
     campaign: &'c Campaign,
+    skip_invalid: bool,
 ) -> anyhow::Result<Composer<'c>> {
     let secret = load_secret(config, store).await?;
-    let pending = parse_campaign_contacts(config, campaign)?;
+    let pending = parse_campaign_contacts(config, campaign, skip_invalid)?;
     let composer = Composer::new(config, campaign, secret.clone())?;
     apply_campaign_contacts(store, pending, &secret).await?;
     Ok(composer)
@@ -1387,6 +1486,7 @@ async fn check(
     store: &Store,
     file: &Path,
     resolver: Option<&str>,
+    skip_invalid: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let campaign = match config.load_campaign(file) {
@@ -1394,12 +1494,15 @@ async fn check(
         Err(e) => return Err(config_problem(e, json)),
     };
     let dkim = load_dkim(config)?;
-    let composer = prepare(config, store, &campaign)
+    let composer = prepare(config, store, &campaign, skip_invalid)
         .await?
         .with_dkim(dkim.as_ref());
     let mut report: CheckReport =
         check_campaign(config, &campaign, &composer, store, Depth::EveryMessage).await?;
     let transport = &config.settings.transport.url;
+    report
+        .findings
+        .extend(insecure_link_findings(&config.settings, transport));
     report
         .findings
         .extend(dns_preflight(config, &campaign, transport, resolver, dkim.as_ref()).await?);
@@ -1441,7 +1544,7 @@ async fn review(
     json: bool,
 ) -> anyhow::Result<()> {
     let campaign = config.load_campaign(file)?;
-    prepare(config, store, &campaign).await?;
+    prepare(config, store, &campaign, false).await?;
     let variants = footer_variants(config, &campaign, store).await?;
     let index = write_review(out, &campaign, &variants)?;
     if json {
@@ -1481,7 +1584,7 @@ async fn approve(config: &ConfigDir, store: &Store, file: &Path, by: &str) -> an
         return Err(BadInput("--by needs the approver's name".into()).into());
     }
     let campaign = config.load_campaign(file)?;
-    prepare(config, store, &campaign).await?;
+    prepare(config, store, &campaign, false).await?;
     let variants = footer_variants(config, &campaign, store).await?;
     if variants.is_empty() {
         return Err(
@@ -1511,7 +1614,7 @@ async fn preview(
     let address =
         fairsend::audience::EmailAddress::parse(to).map_err(|e| BadInput(format!("--to: {e}")))?;
     let campaign = config.load_campaign(file)?;
-    let composer = prepare(config, store, &campaign).await?;
+    let composer = prepare(config, store, &campaign, false).await?;
     let campaign_id = store.campaign_id(&campaign.name).await?;
     store
         .materialise_outbox(campaign_id, &campaign.registers)

@@ -40,6 +40,16 @@ fn count(v: &serde_json::Value, code: &str) -> usize {
 fn each_rule_on_a_fixture_audience_with_exact_counts() {
     let scratch = Scratch::new("outbox:outbox");
     scratch.write("config/contacts/customers.csv", FIXTURE);
+    // Consumers have no company and role accounts no first name: the campaign gives
+    // fallbacks, or CNT003 would (rightly) report them.
+    scratch.write(
+        "config/content/body.md",
+        "Hello {{ first_name | default(\"there\") }} at {{ company | default(\"your company\") }},\n",
+    );
+    scratch.write(
+        "config/campaigns/test.toml",
+        &common::CAMPAIGN.replace("{{ company }}", "{{ company | default('you') }}"),
+    );
     let import = scratch.run(&[
         "import",
         "config/contacts/customers.csv",

@@ -70,8 +70,8 @@ fn review_approve_send_and_refuse_after_a_change() {
     let registers = scratch.path("config/registers.toml");
     let text = std::fs::read_to_string(&registers).unwrap();
     let changed = text.replacen(
-        "[registers.events]\ntitle = \"Esimerkki Analytics Oy:n tapahtumarekisteri\"\nkind = \"marketing\"\ncontroller = \"Esimerkki Analytics Oy\"",
-        "[registers.events]\ntitle = \"Esimerkki Analytics Oy:n tapahtumarekisteri\"\nkind = \"marketing\"\ncontroller = \"Esimerkki Events Oy\"",
+        "kind = \"marketing\"\ncontroller = \"Esimerkki Analytics Oy\"",
+        "kind = \"marketing\"\ncontroller = \"Esimerkki Events Oy\"",
         1,
     );
     assert_ne!(text, changed);

@@ -25,38 +25,32 @@ pub enum Departed {
 type CsvRows = (Vec<String>, Vec<(u64, csv::StringRecord)>, Vec<RowError>);
 
 fn read_rows(file: &Path) -> Result<CsvRows, ImportError> {
-    let bytes = std::fs::read(file).map_err(|source| ImportError::Read {
-        file: file.to_path_buf(),
-        source,
-    })?;
-    let bytes = bytes
-        .strip_prefix(b"\xEF\xBB\xBF".as_slice())
-        .unwrap_or(&bytes);
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .trim(csv::Trim::All)
-        .from_reader(bytes);
-    let headers = reader
-        .headers()
-        .map_err(|e| ImportError::Header {
-            file: file.to_path_buf(),
-            message: format!("cannot read the header row: {e}"),
-        })?
+    let (mut stream, headers) = super::import::CsvStream::open(file)?;
+    let headers: Vec<String> = headers
         .iter()
         .map(|h| h.trim().to_lowercase().replace(['-', ' '], "_"))
         .collect();
     let mut rows = Vec::new();
     let mut errors = Vec::new();
-    for result in reader.records() {
-        match result {
-            Ok(r) if r.iter().all(str::is_empty) => {}
-            Ok(r) => rows.push((r.position().map(|p| p.line()).unwrap_or(0), r)),
-            Err(e) => errors.push(RowError {
-                file: file.display().to_string(),
-                line: e.position().map(|p| p.line()).unwrap_or(0),
-                column: None,
-                message: e.to_string(),
-            }),
+    let error = |line: u64, message: String| RowError {
+        file: file.display().to_string(),
+        line,
+        column: None,
+        message,
+        cells: Vec::new(),
+    };
+    while let Some((line, raw)) = stream.next_record()? {
+        if raw.iter().all(<[u8]>::is_empty) {
+            continue;
+        }
+        if raw.len() != headers.len() {
+            let message = format!("has {} fields; the header has {}", raw.len(), headers.len());
+            errors.push(error(line, message));
+            continue;
+        }
+        match csv::StringRecord::from_byte_record(raw.clone()) {
+            Ok(record) => rows.push((line, record)),
+            Err(_) => errors.push(error(line, "is not valid UTF-8 text".into())),
         }
     }
     Ok((headers, rows, errors))
@@ -81,6 +75,7 @@ pub fn parse_ceased_file(file: &Path) -> Result<(Vec<BusinessId>, Vec<RowError>)
                 line,
                 column: Some(headers[column].clone()),
                 message: e.to_string(),
+                cells: Vec::new(),
             }),
         }
     }
@@ -111,6 +106,7 @@ pub fn parse_departed_file(file: &Path) -> Result<(Vec<Departed>, Vec<RowError>)
             line,
             column: Some(column.to_string()),
             message,
+            cells: Vec::new(),
         };
         let email = cell(by_email);
         if !email.is_empty() {

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 pub use address::{AddressError, EmailAddress};
 pub use business_id::{BusinessId, BusinessIdError, y_tunnus_check_digit};
-pub use import::{ImportError, ParsedImport, RowError, parse_contacts_csv};
+pub use import::{
+    ImportError, MAX_RECORD_BYTES, ParsedImport, RowError, parse_contacts_csv, rejected_path,
+};
 pub use rules::{is_freemail, is_role_account};
 
 use crate::config::{LegalBasis, Locale};

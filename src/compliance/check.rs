@@ -3,7 +3,7 @@
 
 use crate::audience::{ContactStatus, is_freemail, is_role_account};
 use crate::compose::Composer;
-use crate::config::{Campaign, ConfigDir, LegalBasis};
+use crate::config::{Campaign, ConfigDir, LegalBasis, Settings, TransportUrl};
 use crate::store::{Store, StoreError};
 
 use super::review::approval_gaps;
@@ -213,6 +213,9 @@ pub async fn check_campaign(
                     ),
                 ));
             }
+            for empty in composer.empty_fields(&gate.recipient) {
+                findings.push(empty_field_finding(subject(), &empty));
+            }
             if every_message {
                 messages_checked += 1;
                 let outcome = composer
@@ -280,11 +283,135 @@ pub async fn check_campaign(
         )),
         Ok(variants) => {
             report.variants = variants.len();
+            title_findings(config, &variants, findings);
             approval_findings(campaign, store, &variants, findings).await?;
         }
     }
     findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.code.cmp(b.code)));
     Ok(report)
+}
+
+/// LNK001 / LNK002: the unsubscribe links point somewhere a recipient cannot reach (a loopback
+/// address) or cannot use for one-click (plain http: RFC 8058 requires https), while the
+/// transport delivers to real mailboxes. A loopback or outbox transport is a test: no finding.
+pub fn insecure_link_findings(settings: &Settings, transport: &TransportUrl) -> Vec<Finding> {
+    if transport.is_loopback() {
+        return Vec::new();
+    }
+    let url = &settings.public_base_url;
+    let subject = format!("{}: [links] public_base_url", settings.file.display());
+    let mut findings = Vec::new();
+    if is_loopback_url(url) {
+        findings.push(Finding::new(
+            "LNK001",
+            Severity::Warning,
+            subject.clone(),
+            format!(
+                "'{url}' is a loopback address, but the transport {transport} delivers to real \
+                 mailboxes: every recipient's unsubscribe link would be dead. Give the public \
+                 address of `fairsend serve`"
+            ),
+        ));
+    }
+    if url.starts_with("http://") {
+        findings.push(Finding::new(
+            "LNK002",
+            Severity::Warning,
+            subject,
+            format!(
+                "'{url}' is plain http, but the transport {transport} delivers to real \
+                 mailboxes: one-click unsubscribe (RFC 8058) needs https, and the links would \
+                 travel unencrypted"
+            ),
+        ));
+    }
+    findings
+}
+
+/// Whether a URL's host is `localhost` or a loopback or unspecified IP address.
+fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    let host = host.to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback() || ip.is_unspecified())
+}
+
+/// REG001: a register's per-locale title lacks a locale some recipients read (they see the
+/// default-locale title); REG002: a plain title is shown untranslated to other locales.
+fn title_findings(
+    config: &ConfigDir,
+    variants: &[super::review::FooterVariant],
+    findings: &mut Vec<Finding>,
+) {
+    let mut readers: std::collections::BTreeMap<(&str, crate::config::Locale), usize> =
+        std::collections::BTreeMap::new();
+    for v in variants {
+        *readers
+            .entry((v.key.register.as_str(), v.key.locale))
+            .or_default() += v.recipients;
+    }
+    let file = config.registers.file.display();
+    for ((name, locale), n) in readers {
+        let Some(register) = config.registers.get(name) else {
+            continue;
+        };
+        let subject = format!("{file}: [registers.{name}] title");
+        if register.lacks_title_in(locale) {
+            findings.push(Finding::new(
+                "REG001",
+                Severity::Warning,
+                subject,
+                format!(
+                    "has no {locale} translation, and {n} recipient(s) read {locale}: they see \
+                     '{}'. Add {locale} = \"…\" to the title",
+                    register.title,
+                    locale = locale.as_str()
+                ),
+            ));
+        } else if register.titles.is_empty() && locale != register.default_locale {
+            findings.push(Finding::new(
+                "REG002",
+                Severity::Info,
+                subject,
+                format!(
+                    "{n} recipient(s) read {} and see the title as written, '{}'; \
+                     title = {{ {} = \"…\", {} = \"…\" }} translates it",
+                    locale.as_str(),
+                    register.title,
+                    register.default_locale.as_str(),
+                    locale.as_str()
+                ),
+            ));
+        }
+    }
+}
+
+/// CNT003: a recipient would see a blank where a field goes ("Hei ,").
+fn empty_field_finding(subject: String, empty: &crate::compose::EmptyField) -> Finding {
+    let at = match (empty.in_subject, empty.line) {
+        (true, _) => format!("the subject ({})", empty.file.display()),
+        (false, Some(line)) => format!("{}: line {line}", empty.file.display()),
+        (false, None) => empty.file.display().to_string(),
+    };
+    Finding::new(
+        "CNT003",
+        Severity::Error,
+        subject,
+        format!(
+            "the field '{field}' is empty, and {at} prints it with no fallback: fill it in, or \
+             give a fallback with {{{{ {field} | default(\"…\") }}}}",
+            field = empty.field
+        ),
+    )
 }
 
 /// AUD008: eligible contacts whose retention ends within 30 days; AUD009: already past it
@@ -364,4 +491,30 @@ async fn approval_findings(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_url;
+
+    #[test]
+    fn loopback_urls() {
+        for url in [
+            "http://127.0.0.1:8080",
+            "https://localhost/x",
+            "http://[::1]:80/",
+            "http://0.0.0.0",
+            "https://app.localhost",
+            "http://127.1.2.3",
+        ] {
+            assert!(is_loopback_url(url), "{url}");
+        }
+        for url in [
+            "https://links.example.com",
+            "http://192.0.2.1:8080",
+            "https://[2001:db8::1]/",
+        ] {
+            assert!(!is_loopback_url(url), "{url}");
+        }
+    }
 }

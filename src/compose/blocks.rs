@@ -38,10 +38,18 @@ pub struct PrivacyBlock {
     pub recipients: String,
     pub retention: String,
     pub rights: String,
+    /// Only for a consent-based contact.
+    pub withdraw_consent: Option<WithdrawConsent>,
     pub complaint: String,
     pub source: String,
     pub tracking: Option<String>,
     pub policy: Option<Link>,
+}
+
+/// GDPR art. 13(2)(c) / 14(2)(d): where processing rests on consent, the notice states the
+/// right to withdraw it at any time (art. 7(3)); its own template, named after the article.
+pub struct WithdrawConsent {
+    pub sentence: String,
 }
 
 pub struct ObjectionBlock {
@@ -107,7 +115,7 @@ impl ComplianceBlocks {
         let sender = &inputs.settings.sender;
         let privacy = &inputs.settings.privacy;
         let register = inputs.register;
-        let register_title = register.title.as_str();
+        let register_title = register.title_in(inputs.locale);
         let identity = IdentityBlock {
             heading: w.identity_heading,
             legal_name: sender.legal_name.clone(),
@@ -167,6 +175,11 @@ impl ComplianceBlocks {
                 &[("months", &privacy.retention_months.to_string())],
             ),
             rights: fill(w.privacy_rights, &[("privacy_contact", &privacy_contact)]),
+            withdraw_consent: (inputs.legal_basis == LegalBasis::Consent).then(|| {
+                WithdrawConsent {
+                    sentence: w.privacy_withdraw_consent.to_string(),
+                }
+            }),
             complaint: fill(
                 w.privacy_complaint,
                 &[

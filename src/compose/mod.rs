@@ -20,7 +20,7 @@ use lettre::message::{Body, Mailbox as LettreMailbox, MultiPart, SinglePart};
 use minijinja::Value;
 
 pub use blocks::{BlockInputs, ComplianceBlocks, RenderedBlocks};
-pub use body::BodyTemplate;
+pub use body::{BodyTemplate, EmptyField, FUEL, escape_markdown};
 
 use crate::audience::{EmailAddress, Recipient, STANDARD_FIELDS};
 use crate::config::{Campaign, ConfigDir, Locale, Mailbox, Register};
@@ -147,6 +147,16 @@ impl<'a> Composer<'a> {
             STANDARD_FIELDS.iter().map(|s| s.to_string()).collect();
         available.extend(custom_fields.iter().cloned());
         self.body.check_fields(&available)
+    }
+
+    /// The fields this recipient has empty where the subject or body would print nothing.
+    pub fn empty_fields(&self, recipient: &Recipient) -> Vec<EmptyField> {
+        let Some(register) = self.config.registers.get(&recipient.register) else {
+            return Vec::new();
+        };
+        let locale = self.locale_for(recipient, register);
+        self.body
+            .empty_fields(&template_field_map(recipient, locale))
     }
 
     pub fn locale_for(&self, recipient: &Recipient, register: &Register) -> Locale {
@@ -389,6 +399,13 @@ pub fn recipient_locale(
 
 /// The fields a body template sees: the standard ones and the register's extra columns.
 fn template_fields(recipient: &Recipient, locale: Locale) -> Value {
+    Value::from_serialize(template_field_map(recipient, locale))
+}
+
+fn template_field_map(
+    recipient: &Recipient,
+    locale: Locale,
+) -> std::collections::BTreeMap<String, String> {
     let c = &recipient.contact;
     let mut fields = c.fields.clone();
     let full_name = [c.first_name.as_str(), c.last_name.as_str()]
@@ -410,7 +427,7 @@ fn template_fields(recipient: &Recipient, locale: Locale) -> Value {
     ] {
         fields.insert(k.to_string(), v);
     }
-    Value::from_serialize(&fields)
+    fields
 }
 
 fn reject_control(header: &'static str, value: &str) -> Result<(), ComposeError> {

@@ -30,6 +30,8 @@ pub struct Wording {
     pub privacy_retention: &'static str,
     /// {privacy_contact}
     pub privacy_rights: &'static str,
+    /// For consent only: the right to withdraw it at any time (GDPR art. 13(2)(c), 14(2)(d)).
+    pub privacy_withdraw_consent: &'static str,
     /// {authority}, {authority_url}
     pub privacy_complaint: &'static str,
     pub default_authority: &'static str,
@@ -88,6 +90,7 @@ static FI: Wording = Wording {
     privacy_recipients: "Tietoja käsittelevät vain rekisterinpitäjä ja sen puolesta sähköpostia lähettävät palveluntarjoajat; tietoja ei luovuteta muille.",
     privacy_retention: "Säilytämme tietoja {months} kuukautta viimeisestä viestistä, minkä jälkeen ne poistetaan.",
     privacy_rights: "Sinulla on oikeus saada pääsy tietoihisi, oikaista ja poistaa ne, rajoittaa niiden käsittelyä, vastustaa käsittelyä ja siirtää tiedot järjestelmästä toiseen. Pyynnöt: {privacy_contact}.",
+    privacy_withdraw_consent: "Voit peruuttaa suostumuksesi milloin tahansa maksutta, esimerkiksi alla olevalla linkillä tai vastaamalla tähän viestiin. Peruuttaminen ei vaikuta ennen sitä suostumuksen perusteella tehdyn käsittelyn lainmukaisuuteen.",
     privacy_complaint: "Sinulla on oikeus tehdä valitus valvontaviranomaiselle: {authority}, {authority_url}.",
     default_authority: "Tietosuojavaltuutetun toimisto",
     privacy_source: "Tietojen lähde: rekisteri {register} (katso osoitelähde yllä).",
@@ -116,6 +119,7 @@ static SV: Wording = Wording {
     privacy_recipients: "Uppgifterna behandlas endast av den personuppgiftsansvarige och de tjänsteleverantörer som skickar e-post för dess räkning; de lämnas inte ut till andra.",
     privacy_retention: "Vi sparar uppgifterna i {months} månader efter det senaste meddelandet och raderar dem sedan.",
     privacy_rights: "Du har rätt till tillgång till dina uppgifter, rättelse och radering, begränsning av behandlingen, att invända mot behandlingen och till dataportabilitet. Begäran: {privacy_contact}.",
+    privacy_withdraw_consent: "Du kan när som helst och kostnadsfritt återkalla ditt samtycke, till exempel med länken nedan eller genom att svara på detta meddelande. Återkallelsen påverkar inte lagligheten av behandling som grundar sig på samtycket innan det återkallades.",
     privacy_complaint: "Du har rätt att lämna klagomål till tillsynsmyndigheten: {authority}, {authority_url}.",
     default_authority: "Dataombudsmannens byrå",
     privacy_source: "Uppgifternas källa: registret {register} (se adresskällan ovan).",
@@ -144,6 +148,7 @@ static EN: Wording = Wording {
     privacy_recipients: "The data is processed only by the controller and the service providers that send email on its behalf; it is not disclosed to others.",
     privacy_retention: "We keep the data for {months} months after the last message and then delete it.",
     privacy_rights: "You have the right of access to your data, to rectification and erasure, to restriction of processing, to object to processing, and to data portability. Requests: {privacy_contact}.",
+    privacy_withdraw_consent: "You may withdraw your consent at any time, free of charge, for example with the link below or by replying to this message. Withdrawal does not affect the lawfulness of processing based on consent before its withdrawal.",
     privacy_complaint: "You have the right to lodge a complaint with the supervisory authority: {authority}, {authority_url}.",
     default_authority: "Office of the Data Protection Ombudsman (Finland)",
     privacy_source: "Source of the data: the register {register} (see where we got your address, above).",

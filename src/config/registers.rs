@@ -1,5 +1,7 @@
 //! `registers.toml`: the registers contacts belong to, their controller and, for purchased
 //! lists (ostorekisteri), the provider, acquisition and the date the permission to use ends.
+//! A register's title is what recipients read in the address-source notice: one string, or
+//! one per locale (`title = { fi = "…", sv = "…", en = "…" }`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,8 +43,11 @@ pub struct PurchasedList {
 pub struct Register {
     /// The key in `registers.toml`, used on the command line and in the database.
     pub name: String,
-    /// The register's name as recipients see it in the address-source notice.
+    /// The register's name as recipients see it in the address-source notice, in the
+    /// register's default locale (or the one plain title given).
     pub title: String,
+    /// Titles per locale when `title` is a table; empty when it is a plain string.
+    pub titles: BTreeMap<Locale, String>,
     pub kind: RegisterKind,
     pub controller: String,
     pub controller_contact: String,
@@ -55,6 +60,16 @@ pub struct Register {
 }
 
 impl Register {
+    /// The title in `locale`: its translation when the table has one, else [`Self::title`].
+    pub fn title_in(&self, locale: Locale) -> &str {
+        self.titles.get(&locale).unwrap_or(&self.title)
+    }
+
+    /// Whether the title is a per-locale table without an entry for `locale`.
+    pub fn lacks_title_in(&self, locale: Locale) -> bool {
+        !self.titles.is_empty() && !self.titles.contains_key(&locale)
+    }
+
     /// A purchased register may be used only until its `valid_until` date (inclusive).
     pub fn is_expired_on(&self, today: NaiveDate) -> bool {
         self.purchased
@@ -79,7 +94,7 @@ struct Raw {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRegister {
-    title: Option<String>,
+    title: Option<RawTitle>,
     kind: Option<String>,
     controller: Option<String>,
     controller_contact: Option<String>,
@@ -90,6 +105,14 @@ struct RawRegister {
     acquired_on: Option<String>,
     valid_until: Option<String>,
     retention: Option<String>,
+}
+
+/// `title = "…"` or `title = { fi = "…", sv = "…", en = "…" }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTitle {
+    Plain(String),
+    PerLocale(BTreeMap<String, String>),
 }
 
 impl Registers {
@@ -229,9 +252,11 @@ fn parse_register(file: &Path, name: &str, r: RawRegister) -> Result<Register, C
         }
         None
     };
+    let (title, titles) = parse_title(file, &field("title"), r.title, default_locale)?;
     Ok(Register {
         name: name.to_string(),
-        title: required_text(file, &field("title"), r.title)?,
+        title,
+        titles,
         kind,
         controller: required_text(file, &field("controller"), r.controller)?,
         controller_contact: required_text(
@@ -253,6 +278,49 @@ fn parse_register(file: &Path, name: &str, r: RawRegister) -> Result<Register, C
             })?),
         },
     })
+}
+
+/// The default-locale title and the per-locale ones. A table must name the register's
+/// default locale, so every other locale has a title to fall back on.
+fn parse_title(
+    file: &Path,
+    field: &str,
+    raw: Option<RawTitle>,
+    default_locale: Locale,
+) -> Result<(String, BTreeMap<Locale, String>), ConfigError> {
+    let table = match raw {
+        None => return Err(ConfigError::field(file, field, "is missing")),
+        Some(RawTitle::Plain(text)) => {
+            return Ok((required_text(file, field, Some(text))?, BTreeMap::new()));
+        }
+        Some(RawTitle::PerLocale(table)) => table,
+    };
+    let mut titles = BTreeMap::new();
+    for (key, text) in table {
+        let locale = Locale::parse(&key).ok_or_else(|| {
+            ConfigError::field(
+                file,
+                format!("{field}.{key}"),
+                format!("'{key}' is not one of fi, sv, en"),
+            )
+        })?;
+        titles.insert(
+            locale,
+            required_text(file, &format!("{field}.{key}"), Some(text))?,
+        );
+    }
+    let title = titles.get(&default_locale).cloned().ok_or_else(|| {
+        ConfigError::field(
+            file,
+            format!("{field}.{}", default_locale.as_str()),
+            format!(
+                "is missing: the title needs the register's default locale ({}), which \
+                 recipients of a locale without a translation see",
+                default_locale.as_str()
+            ),
+        )
+    })?;
+    Ok((title, titles))
 }
 
 /// `"24 months"`, `"2 years"`, `"18 kuukautta"` → months.

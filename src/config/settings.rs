@@ -362,7 +362,7 @@ impl Settings {
         let sender = (|| -> Result<SenderIdentity, ConfigError> {
             Ok(SenderIdentity {
                 legal_name: required_text(file, "[sender] legal_name", sender.legal_name)?,
-                business_id: required_text(file, "[sender] business_id", sender.business_id)?,
+                business_id: business_id(file, sender.business_id)?,
                 postal_address: required_text(
                     file,
                     "[sender] postal_address",
@@ -496,6 +496,15 @@ impl Settings {
 }
 
 /// `IP:PORT`, or a bare IP meaning port 53.
+/// The sender's business ID, validated as contacts' are (a Finnish Y-tunnus by its check
+/// digit) and normalised: it is printed in every footer.
+fn business_id(file: &Path, raw: Option<String>) -> Result<String, ConfigError> {
+    let text = required_text(file, "[sender] business_id", raw)?;
+    crate::audience::BusinessId::parse(&text)
+        .map(|id| id.to_string())
+        .map_err(|e| ConfigError::field(file, "[sender] business_id", e.to_string()))
+}
+
 pub fn parse_socket_addr(text: &str) -> Option<std::net::SocketAddr> {
     let text = text.trim();
     text.parse().ok().or_else(|| {
