@@ -7,10 +7,11 @@ use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::TlsParameters;
 
-use super::smtp::{Security, SmtpPool};
+use super::smtp::{Security, SmtpPool, Timeouts};
 
 use crate::compose::ComposedMessage;
 use crate::config::{TlsMode, TransportSettings, TransportUrl};
+use crate::store::TransportKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -21,10 +22,14 @@ pub enum TransportError {
 /// How one delivery attempt ended without delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryFailure {
-    /// 4xx, or the connection dropped / timed out: try again later.
+    /// 4xx, or the connection dropped / timed out before the message data was sent: try
+    /// again later.
     Transient(String),
     /// 5xx: this recipient will not be retried.
     Permanent(String),
+    /// The connection dropped or timed out after the message data was sent, before the
+    /// server's reply (RFC 5321 §6.1): it may have been delivered; never retried unasked.
+    Uncertain(String),
 }
 
 pub enum Transport {
@@ -72,13 +77,25 @@ impl Transport {
             port,
             security,
             credentials(settings).map_err(setup)?,
-            settings.timeout,
+            Timeouts {
+                connect: settings.timeout,
+                reply: settings.reply_timeout,
+                data: settings.data_timeout,
+            },
             settings.concurrency,
         )))
     }
 
     pub fn is_outbox(&self) -> bool {
         matches!(self, Self::Outbox(_))
+    }
+
+    /// The kind recorded with each row sent through this transport.
+    pub fn kind(&self) -> TransportKind {
+        match self {
+            Self::Smtp(_) => TransportKind::Smtp,
+            Self::Outbox(_) => TransportKind::Outbox,
+        }
     }
 
     /// Where the outbox transport puts a row's message; `None` for SMTP.

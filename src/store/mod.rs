@@ -27,7 +27,10 @@ pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, OptOutRecord};
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
-pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate, SendingRow};
+pub use outbox::{
+    Approval, CampaignCounts, InFlightRow, OutboxState, RecipientGate, SendingRow, TransportKind,
+    UncertainRow,
+};
 pub use workers::WorkerRecord;
 
 use crate::audience::{ContactRecord, EmailAddress};

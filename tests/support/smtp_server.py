@@ -8,6 +8,15 @@ killed before it reads the reply. Behaviours for tests:
   --tempfail REGEX   answer 451 to RCPT TO the first time an address matching REGEX is seen
   --permfail REGEX   answer 550 5.1.1 to RCPT TO for addresses matching REGEX
   --delay SECONDS    wait this long in DATA before accepting (a slow server)
+  --drop-after-data REGEX  the first transaction to an address matching REGEX: log the message
+                     as accepted ("dropped": true), then close the connection without replying
+                     (RFC 5321 §6.1: the client cannot know the message arrived)
+  --hang-after-data REGEX  the same, but keep the connection open and never reply (the client
+                     times out)
+  --drop-at-rcpt REGEX     the first RCPT TO of an address matching REGEX: close the connection
+                     without replying (nothing of the message was sent)
+  --idle-timeout SECONDS   close a connection that has been silent this long, without a word
+                     (as servers do with idle clients)
 
 Prints "PORT <n>" on stdout once it is listening; runs until killed.
 """
@@ -30,6 +39,17 @@ class Recorder:
         self.permfail = re.compile(args.permfail) if args.permfail else None
         self.delay = args.delay
         self.tempfailed = set()
+        self.drop_after_data = re.compile(args.drop_after_data) if args.drop_after_data else None
+        self.hang_after_data = re.compile(args.hang_after_data) if args.hang_after_data else None
+        self.drop_at_rcpt = re.compile(args.drop_at_rcpt) if args.drop_at_rcpt else None
+        self.faulted = set()
+
+    def first_fault(self, kind, pattern, address):
+        """Whether this address matches a fault's pattern for the first time."""
+        if not pattern or not pattern.search(address) or (kind, address) in self.faulted:
+            return False
+        self.faulted.add((kind, address))
+        return True
 
     def event(self, record):
         with open(self.log_path, "a", encoding="utf-8") as f:
@@ -44,19 +64,40 @@ class Recorder:
             self.tempfailed.add(address)
             self.event({"event": "rcpt_refused", "code": 451, "rcpt": address, "at": time.time()})
             return "451 4.2.2 <%s>: Mailbox full, try again later" % address
+        if self.first_fault("rcpt", self.drop_at_rcpt, address):
+            self.event({"event": "dropped_at_rcpt", "rcpt": address, "at": time.time()})
+            return await self.vanish(server)
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
+
+    async def vanish(self, server, close=True):
+        """Never answer: close the connection (or leave it hanging) and wait to be cancelled
+        when the connection is lost, so the server writes no reply."""
+        if close:
+            server.transport.abort()
+        await asyncio.sleep(3600)
+        return "421 4.3.0 closing"
 
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
-        self.event({
+        rcpt = envelope.rcpt_tos[0] if envelope.rcpt_tos else ""
+        drop = self.first_fault("drop", self.drop_after_data, rcpt)
+        hang = not drop and self.first_fault("hang", self.hang_after_data, rcpt)
+        record = {
             "event": "message",
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", errors="replace"),
             "at": time.time(),
-        })
+        }
+        if drop or hang:
+            # Accepted (the message is logged, as a server that committed it before its reply
+            # was lost), but the client never hears so.
+            record["dropped"] = True
+            self.event(record)
+            return await self.vanish(server, close=drop)
+        self.event(record)
         return "250 2.0.0 Ok: queued"
 
 
@@ -73,10 +114,15 @@ def main():
     p.add_argument("--tempfail")
     p.add_argument("--permfail")
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--drop-after-data")
+    p.add_argument("--hang-after-data")
+    p.add_argument("--drop-at-rcpt")
+    p.add_argument("--idle-timeout", type=float, default=300.0)
     args = p.parse_args()
     port = args.port or free_port()
     controller = Controller(Recorder(args), hostname="127.0.0.1", port=port,
-                            decode_data=False, data_size_limit=10 * 1024 * 1024)
+                            decode_data=False, data_size_limit=10 * 1024 * 1024,
+                            timeout=args.idle_timeout)
     controller.start()
     print("PORT %d" % port, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: (controller.stop(), sys.exit(0)))
