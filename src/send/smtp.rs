@@ -1,5 +1,8 @@
 //! The SMTP client side: a pool of reusable connections built on lettre's `AsyncSmtpConnection`
-//! (lettre speaks the protocol; this module owns the sockets and the pool).
+//! (lettre speaks the protocol; this module owns the sockets, the pool, the time-outs, and the
+//! judgement of a failure by the phase of the transaction it happened in: before `MAIL FROM`
+//! is accepted → one fresh connection at once; before the data → retry later; after the
+//! end-of-data dot without a reply → uncertain).
 //!
 //! Why not lettre's own pooled transport: it cannot set `TCP_NODELAY`, and lettre writes the
 //! message and the final `.` in two writes, so Nagle's algorithm holds the `.` until the server
