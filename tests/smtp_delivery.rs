@@ -72,6 +72,47 @@ fn n_recipients_make_n_transactions() {
         .collect();
     assert_eq!(froms.len(), emails.len());
     assert_eq!(states(&scratch, "test-campaign")["sent"], 25);
+    // This server does not offer PIPELINING: one command at a time.
+    assert!(server.messages().iter().all(|m| m["pipelined"] == false));
+}
+
+#[test]
+fn pipelined_transactions_keep_every_rule() {
+    let scratch = Scratch::new("outbox:unused");
+    let emails = scratch.contacts("config/contacts/customers.csv", 12);
+    let (soft, hard, dropped) = (emails[3].clone(), emails[7].clone(), emails[10].clone());
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &[
+            "--pipelining",
+            "--tempfail",
+            &regex_escape(&soft),
+            "--permfail",
+            &regex_escape(&hard),
+            "--drop-after-data",
+            &regex_escape(&dropped),
+        ],
+    );
+    let out = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // MAIL FROM, RCPT TO and DATA went in one write: DATA had arrived before RCPT was answered.
+    let messages = server.messages();
+    assert!(
+        messages.iter().all(|m| m["pipelined"] == true),
+        "every transaction pipelined"
+    );
+    let delivered: Vec<String> = emails.iter().filter(|e| **e != hard).cloned().collect();
+    assert_one_transaction_per_recipient(&server, &delivered);
+    let s = states(&scratch, "test-campaign");
+    assert_eq!(s["sent"], 10, "{s}");
+    assert_eq!(s["failed"], 1, "{s}");
+    assert_eq!(s["uncertain"], 1, "{s}");
+    assert_eq!(s["deferred"], 0, "{s}");
 }
 
 #[test]

@@ -1,13 +1,9 @@
-//! Transports: SMTP (plain with STARTTLS, or TLS from the start) through the connection pool
-//! in `smtp.rs`, and the `outbox:DIR` spool that writes one `.eml` per message atomically.
+//! Transports: SMTP (plain with STARTTLS, or TLS from the start) through our own client and
+//! its connection pool in `smtp.rs`, and the `outbox:DIR` spool that writes one `.eml` per message atomically.
 
 use std::path::{Path, PathBuf};
 
-use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::TlsParameters;
-
-use super::smtp::{Security, SmtpPool, Timeouts};
+use super::smtp::{Credentials, Security, SmtpPool, Timeouts};
 
 use crate::compose::ComposedMessage;
 use crate::config::{TlsMode, TransportSettings, TransportUrl};
@@ -54,7 +50,7 @@ impl Transport {
             TransportUrl::Smtps { host, port } => (
                 host,
                 *port,
-                Security::Wrapper(super::smtp::wrapper_tls_config().map_err(setup)?),
+                Security::Wrapper(super::smtp::tls_config().map_err(setup)?),
             ),
             TransportUrl::Smtp { host, port } => {
                 let starttls = match settings.tls {
@@ -63,9 +59,7 @@ impl Transport {
                     TlsMode::None => false,
                 };
                 let security = if starttls {
-                    Security::StartTls(
-                        TlsParameters::new(host.clone()).map_err(|e| setup(e.to_string()))?,
-                    )
+                    Security::StartTls(super::smtp::tls_config().map_err(setup)?)
                 } else {
                     Security::None
                 };
@@ -129,13 +123,14 @@ impl Transport {
     ) -> Result<String, DeliveryFailure> {
         match self {
             Self::Smtp(smtp) => {
-                let envelope = envelope(message).map_err(DeliveryFailure::Permanent)?;
-                let response = smtp.send(&envelope, &message.bytes).await?;
-                Ok(format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                ))
+                let reply = smtp
+                    .send(
+                        message.envelope_from.as_str(),
+                        message.recipient.as_str(),
+                        &message.bytes,
+                    )
+                    .await?;
+                Ok(reply.one_line())
             }
             Self::Outbox(_) => {
                 let path = self
@@ -169,24 +164,13 @@ fn credentials(settings: &TransportSettings) -> Result<Option<Credentials>, Stri
             let pass = std::env::var(pass_var).map_err(|_| {
                 format!("environment variable {pass_var} (SMTP password) is not set")
             })?;
-            Ok(Some(Credentials::new(user, pass)))
+            Ok(Some(Credentials {
+                user,
+                password: pass,
+            }))
         }
         _ => Err("set both username_env and password_env, or neither".into()),
     }
-}
-
-fn envelope(message: &ComposedMessage) -> Result<Envelope, String> {
-    let from = message
-        .envelope_from
-        .as_str()
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    let to = message
-        .recipient
-        .as_str()
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    Envelope::new(Some(from), vec![to]).map_err(|e| e.to_string())
 }
 
 fn staging_dir(outbox: &Path, campaign: &str, pid: u32) -> PathBuf {

@@ -17,6 +17,8 @@ killed before it reads the reply. Behaviours for tests:
                      without replying (nothing of the message was sent)
   --idle-timeout SECONDS   close a connection that has been silent this long, without a word
                      (as servers do with idle clients)
+  --pipelining       offer ESMTP PIPELINING (RFC 2920); each message is logged with
+                     "pipelined": whether DATA had already arrived when RCPT TO was handled
 
 Prints "PORT <n>" on stdout once it is listening; runs until killed.
 """
@@ -68,6 +70,8 @@ class Recorder:
             self.event({"event": "dropped_at_rcpt", "rcpt": address, "at": time.time()})
             return await self.vanish(server)
         envelope.rcpt_tos.append(address)
+        # What the client wrote after RCPT TO and the server has not read yet.
+        envelope.pipelined = b"DATA\r\n" in bytes(getattr(server._reader, "_buffer", b""))
         return "250 2.1.5 OK"
 
     async def vanish(self, server, close=True):
@@ -89,6 +93,7 @@ class Recorder:
             "mail_from": envelope.mail_from,
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", errors="replace"),
+            "pipelined": getattr(envelope, "pipelined", False),
             "at": time.time(),
         }
         if drop or hang:
@@ -99,6 +104,12 @@ class Recorder:
             return await self.vanish(server, close=drop)
         self.event(record)
         return "250 2.0.0 Ok: queued"
+
+
+class PipeliningRecorder(Recorder):
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        return responses[:-1] + ["250-PIPELINING"] + responses[-1:]
 
 
 def free_port():
@@ -118,9 +129,11 @@ def main():
     p.add_argument("--hang-after-data")
     p.add_argument("--drop-at-rcpt")
     p.add_argument("--idle-timeout", type=float, default=300.0)
+    p.add_argument("--pipelining", action="store_true")
     args = p.parse_args()
     port = args.port or free_port()
-    controller = Controller(Recorder(args), hostname="127.0.0.1", port=port,
+    handler = PipeliningRecorder(args) if args.pipelining else Recorder(args)
+    controller = Controller(handler, hostname="127.0.0.1", port=port,
                             decode_data=False, data_size_limit=10 * 1024 * 1024,
                             timeout=args.idle_timeout)
     controller.start()
