@@ -224,3 +224,165 @@ fn regex_escape(s: &str) -> String {
     out.push('$');
     out
 }
+
+/// A private CA and a certificate for 127.0.0.1 signed by it, made with openssl: (CA
+/// certificate, server certificate, server key).
+fn test_certificates(dir: &std::path::Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl (see .ci/run)");
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let (ca_key, ca, key, csr, cert, ext) = (
+        path("ca.key"),
+        path("ca.pem"),
+        path("server.key"),
+        path("server.csr"),
+        path("server.pem"),
+        path("server.ext"),
+    );
+    let mut args = vec!["req", "-x509"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fairsend test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    openssl(&args);
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
+    openssl(&args);
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+    ]);
+    (ca, cert, key)
+}
+
+#[test]
+fn starttls_and_authentication_on_a_server_that_requires_both() {
+    let scratch = Scratch::new("outbox:unused");
+    let (ca, cert, key) = test_certificates(scratch.dir.path());
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &[
+            "--starttls",
+            &cert,
+            &key,
+            "--auth",
+            "mailer:s3cret-pass",
+            "--pipelining",
+        ],
+    );
+    let config = |ca_file: Option<&str>| {
+        let mut toml = common::fairsend_toml(&server.url())
+            .replace(
+                "timeout = \"10s\"",
+                "timeout = \"10s\"\ntls = \"required\"\nusername_env = \"TEST_SMTP_USER\"\npassword_env = \"TEST_SMTP_PASSWORD\"",
+            )
+            .replace("wait_in_run = \"30s\"", "wait_in_run = \"0s\"");
+        if let Some(ca) = ca_file {
+            toml = toml.replace(
+                "tls = \"required\"",
+                &format!("tls = \"required\"\nca_file = \"{ca}\""),
+            );
+        }
+        scratch.write("config/fairsend.toml", &toml);
+    };
+    let emails = scratch.contacts("config/contacts/customers.csv", 5);
+    let send = |password: &str| {
+        scratch
+            .command(&["send", "config/campaigns/test.toml"])
+            .env("TEST_SMTP_USER", "mailer")
+            .env("TEST_SMTP_PASSWORD", password)
+            .output()
+            .expect("send")
+    };
+
+    // The server's certificate is not trusted by the system: nothing is sent, in clear or not.
+    config(None);
+    let untrusted = send("s3cret-pass");
+    assert!(untrusted.status.success(), "{}", stderr(&untrusted));
+    assert!(server.messages().is_empty());
+    assert!(!server.events().iter().any(|e| e["event"] == "auth"));
+    assert_eq!(states(&scratch, "test-campaign")["deferred"], 5);
+
+    // Trusted, but the wrong password: refused, and the password is never shown.
+    config(Some(&ca));
+    std::thread::sleep(Duration::from_millis(1100));
+    let refused = send("wrong-pass");
+    assert!(refused.status.success(), "{}", stderr(&refused));
+    assert!(server.messages().is_empty());
+    assert!(
+        stderr(&refused).contains("authentication failed"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !stderr(&refused).contains("wrong-pass")
+            && !common::stdout(&refused).contains("wrong-pass")
+    );
+    assert!(
+        server
+            .events()
+            .iter()
+            .any(|e| e["event"] == "auth" && e["ok"] == false)
+    );
+
+    // Trusted and the right password: every message over TLS, after AUTH.
+    std::thread::sleep(Duration::from_millis(2100));
+    let ok = send("s3cret-pass");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_one_transaction_per_recipient(&server, &emails);
+    assert!(
+        server
+            .messages()
+            .iter()
+            .all(|m| m["tls"] == true && m["pipelined"] == true)
+    );
+    assert!(
+        server
+            .events()
+            .iter()
+            .any(|e| e["event"] == "auth" && e["ok"] == true && e["user"] == "mailer")
+    );
+    assert_eq!(states(&scratch, "test-campaign")["sent"], 5);
+}

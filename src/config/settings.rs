@@ -143,6 +143,9 @@ pub struct TransportSettings {
     /// The server's reply to the end of the message data (RFC 5321 §4.5.3.2: 10 minutes);
     /// without it the outcome is uncertain.
     pub data_timeout: Duration,
+    /// A PEM file of certificates to trust besides the system's roots (the private CA of an
+    /// internal relay), resolved against the configuration directory.
+    pub ca_file: Option<PathBuf>,
     /// The addresses mail leaves from, for the SPF pre-flight; empty means "the transport
     /// host's addresses".
     pub sending_ips: Vec<std::net::IpAddr>,
@@ -285,6 +288,7 @@ struct RawTransport {
     timeout: Option<String>,
     reply_timeout: Option<String>,
     data_timeout: Option<String>,
+    ca_file: Option<String>,
     sending_ips: Option<Vec<String>>,
 }
 
@@ -610,6 +614,8 @@ fn parse_transport(file: &Path, raw: RawTransport) -> Result<TransportSettings, 
             "5m",
         )?,
         data_timeout: nonzero_duration(file, "[transport] data_timeout", raw.data_timeout, "10m")?,
+        ca_file: optional_text(file, "[transport] ca_file", raw.ca_file)?
+            .map(|path| file.parent().unwrap_or(Path::new(".")).join(path)),
         sending_ips: raw
             .sending_ips
             .unwrap_or_default()

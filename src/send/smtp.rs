@@ -636,14 +636,27 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// The client configuration for TLS (STARTTLS and `smtps://`): the system's trusted roots,
-/// aws-lc-rs as the provider.
-pub fn tls_config() -> Result<Arc<rustls::ClientConfig>, String> {
+/// The client configuration for TLS (STARTTLS and `smtps://`): the system's trusted roots and
+/// those of `ca_file`, aws-lc-rs as the provider.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for cert in found.certs {
         // A certificate the store cannot use is skipped.
         let _ = roots.add(cert);
+    }
+    if let Some(path) = ca_file {
+        let bad =
+            |e: &dyn std::fmt::Display| format!("[transport] ca_file {}: {e}", path.display());
+        let mut added = 0;
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| bad(&e))? {
+            roots.add(cert.map_err(|e| bad(&e))?).map_err(|e| bad(&e))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(bad(&"no certificate in this file"));
+        }
     }
     if roots.is_empty() {
         return Err("no trusted root certificates found on this system".into());

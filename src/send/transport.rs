@@ -50,7 +50,9 @@ impl Transport {
             TransportUrl::Smtps { host, port } => (
                 host,
                 *port,
-                Security::Wrapper(super::smtp::tls_config().map_err(setup)?),
+                Security::Wrapper(
+                    super::smtp::tls_config(settings.ca_file.as_deref()).map_err(setup)?,
+                ),
             ),
             TransportUrl::Smtp { host, port } => {
                 let starttls = match settings.tls {
@@ -59,7 +61,9 @@ impl Transport {
                     TlsMode::None => false,
                 };
                 let security = if starttls {
-                    Security::StartTls(super::smtp::tls_config().map_err(setup)?)
+                    Security::StartTls(
+                        super::smtp::tls_config(settings.ca_file.as_deref()).map_err(setup)?,
+                    )
                 } else {
                     Security::None
                 };

@@ -17,6 +17,10 @@ killed before it reads the reply. Behaviours for tests:
                      without replying (nothing of the message was sent)
   --idle-timeout SECONDS   close a connection that has been silent this long, without a word
                      (as servers do with idle clients)
+  --starttls CERT KEY  offer STARTTLS with this certificate chain and key, and require it
+                     before MAIL FROM; each message is logged with "tls"
+  --auth USER:PASSWORD  require AUTH (PLAIN or LOGIN, only after STARTTLS) with these
+                     credentials; each attempt is logged as an "auth" event (user, ok)
   --pipelining       offer ESMTP PIPELINING (RFC 2920); each message is logged with
                      "pipelined": whether DATA had already arrived when RCPT TO was handled
 
@@ -28,10 +32,12 @@ import json
 import re
 import signal
 import socket
+import ssl
 import sys
 import time
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 
 
 class Recorder:
@@ -45,6 +51,7 @@ class Recorder:
         self.hang_after_data = re.compile(args.hang_after_data) if args.hang_after_data else None
         self.drop_at_rcpt = re.compile(args.drop_at_rcpt) if args.drop_at_rcpt else None
         self.faulted = set()
+        self.credentials = tuple(args.auth.split(":", 1)) if args.auth else None
 
     def first_fault(self, kind, pattern, address):
         """Whether this address matches a fault's pattern for the first time."""
@@ -82,6 +89,13 @@ class Recorder:
         await asyncio.sleep(3600)
         return "421 4.3.0 closing"
 
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        user = auth_data.login.decode("utf-8", errors="replace")
+        ok = (user, auth_data.password.decode("utf-8", errors="replace")) == self.credentials
+        self.event({"event": "auth", "mechanism": mechanism, "user": user, "ok": ok,
+                    "at": time.time()})
+        return AuthResult(success=ok, handled=False)
+
     async def handle_DATA(self, server, session, envelope):
         if self.delay:
             await asyncio.sleep(self.delay)
@@ -94,6 +108,7 @@ class Recorder:
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", errors="replace"),
             "pipelined": getattr(envelope, "pipelined", False),
+            "tls": session.ssl is not None,
             "at": time.time(),
         }
         if drop or hang:
@@ -130,12 +145,21 @@ def main():
     p.add_argument("--drop-at-rcpt")
     p.add_argument("--idle-timeout", type=float, default=300.0)
     p.add_argument("--pipelining", action="store_true")
+    p.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--auth")
     args = p.parse_args()
     port = args.port or free_port()
     handler = PipeliningRecorder(args) if args.pipelining else Recorder(args)
+    tls = {}
+    if args.starttls:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*args.starttls)
+        tls = {"tls_context": context, "require_starttls": True}
+    if args.auth:
+        tls.update(authenticator=handler.authenticate, auth_required=True)
     controller = Controller(handler, hostname="127.0.0.1", port=port,
                             decode_data=False, data_size_limit=10 * 1024 * 1024,
-                            timeout=args.idle_timeout)
+                            timeout=args.idle_timeout, **tls)
     controller.start()
     print("PORT %d" % port, flush=True)
     signal.signal(signal.SIGTERM, lambda *_: (controller.stop(), sys.exit(0)))
