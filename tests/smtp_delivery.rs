@@ -386,3 +386,30 @@ fn starttls_and_authentication_on_a_server_that_requires_both() {
     );
     assert_eq!(states(&scratch, "test-campaign")["sent"], 5);
 }
+
+#[test]
+fn a_password_never_travels_in_clear_beyond_loopback() {
+    let scratch = Scratch::new("smtp://mail.example.com:25");
+    scratch.write(
+        "config/fairsend.toml",
+        &common::fairsend_toml("smtp://mail.example.com:25").replace(
+            "timeout = \"10s\"",
+            "timeout = \"10s\"\ntls = \"none\"\nusername_env = \"TEST_SMTP_USER\"\npassword_env = \"TEST_SMTP_PASSWORD\"",
+        ),
+    );
+    scratch.contacts("config/contacts/customers.csv", 2);
+    let out = scratch
+        .command(&["send", "config/campaigns/test.toml", "--allow-dns-problems"])
+        .env("FAIRSEND_SECRET", "0123456789abcdef0123456789abcdef-test")
+        .env("TEST_SMTP_USER", "mailer")
+        .env("TEST_SMTP_PASSWORD", "s3cret-pass")
+        .output()
+        .expect("send");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("would travel in clear"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("s3cret-pass"));
+}

@@ -70,11 +70,19 @@ impl Transport {
                 (host, *port, security)
             }
         };
+        let credentials = credentials(settings).map_err(setup)?;
+        if credentials.is_some() && matches!(security, Security::None) && !url.is_loopback() {
+            return Err(setup(
+                "the SMTP password would travel in clear (tls = \"none\"): authentication \
+                 without TLS is refused except on loopback"
+                    .into(),
+            ));
+        }
         Ok(Self::Smtp(SmtpPool::new(
             host.clone(),
             port,
             security,
-            credentials(settings).map_err(setup)?,
+            credentials,
             Timeouts {
                 connect: settings.timeout,
                 reply: settings.reply_timeout,
