@@ -136,9 +136,10 @@ pub struct TransportSettings {
     pub concurrency: usize,
     /// Messages per second for the whole run; `None` is unlimited.
     pub rate_per_second: Option<f64>,
-    /// Setting up a connection: TCP, TLS, greeting, EHLO, authentication.
+    /// The TCP connection and each TLS handshake.
     pub timeout: Duration,
-    /// The server's reply to MAIL FROM, RCPT TO and DATA (RFC 5321 §4.5.3.2: 5 minutes).
+    /// Every reply of the server but the last: greeting, EHLO, STARTTLS, AUTH, MAIL FROM,
+    /// RCPT TO and DATA (RFC 5321 §4.5.3.2: 5 minutes).
     pub reply_timeout: Duration,
     /// The server's reply to the end of the message data (RFC 5321 §4.5.3.2: 10 minutes);
     /// without it the outcome is uncertain.

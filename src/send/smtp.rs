@@ -41,9 +41,10 @@ pub struct Credentials {
 /// How long to wait for the server, per RFC 5321 §4.5.3.2 (configurable in `[transport]`).
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
-    /// Setting up a connection: TCP, TLS, greeting, EHLO, authentication.
+    /// The TCP connection and each TLS handshake.
     pub connect: Duration,
-    /// The reply to MAIL FROM, RCPT TO and DATA (and writing the message).
+    /// Every reply but the last (greeting, EHLO, STARTTLS, AUTH, MAIL FROM, RCPT TO, DATA),
+    /// and writing the message.
     pub reply: Duration,
     /// The reply to the end of the message data.
     pub data: Duration,
@@ -162,16 +163,7 @@ impl SmtpPool {
         to: &str,
         message: &[u8],
     ) -> Result<Reply, Attempt> {
-        let conn = tokio::time::timeout(self.timeouts.connect, self.connect())
-            .await
-            .unwrap_or_else(|_| {
-                Err(format!(
-                    "cannot set up a connection to {} within {:?}",
-                    self.peer(),
-                    self.timeouts.connect
-                ))
-            })
-            .map_err(Attempt::Fresh)?;
+        let conn = self.connect().await.map_err(Attempt::Fresh)?;
         self.transaction(conn, from, to, message).await
     }
 
@@ -268,9 +260,18 @@ impl SmtpPool {
     async fn connect(&self) -> Result<Connection, String> {
         let peer = self.peer();
         let failed = |what: &str, e: &dyn std::fmt::Display| format!("{what} {peer}: {e}");
-        let limit = self.timeouts.connect;
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
+        // The greeting, EHLO, STARTTLS and AUTH are replies like any other (RFC 5321 §4.5.3.2:
+        // 5 minutes); only the TCP connection and the TLS handshakes have `timeout`.
+        let limit = self.timeouts.reply;
+        let connecting = TcpStream::connect((self.host.as_str(), self.port));
+        let tcp = tokio::time::timeout(self.timeouts.connect, connecting)
             .await
+            .map_err(|_| {
+                failed(
+                    "cannot connect to",
+                    &format!("no answer within {:?}", self.timeouts.connect),
+                )
+            })?
             .map_err(|e| failed("cannot connect to", &e))?;
         tcp.set_nodelay(true)
             .map_err(|e| failed("cannot set TCP_NODELAY on", &e))?;
@@ -329,9 +330,16 @@ impl SmtpPool {
     ) -> Result<Socket, String> {
         let name = rustls::pki_types::ServerName::try_from(self.host.clone())
             .map_err(|e| format!("invalid TLS server name {}: {e}", self.host))?;
-        let tls = tokio_rustls::TlsConnector::from(config.clone())
-            .connect(name, tcp)
+        let handshake = tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp);
+        let tls = tokio::time::timeout(self.timeouts.connect, handshake)
             .await
+            .map_err(|_| {
+                format!(
+                    "TLS handshake with {} not done within {:?}",
+                    self.peer(),
+                    self.timeouts.connect
+                )
+            })?
             .map_err(|e| format!("TLS handshake failed with {}: {e}", self.peer()))?;
         Ok(Socket::Tls(Box::new(tls)))
     }
