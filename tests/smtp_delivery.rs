@@ -413,3 +413,42 @@ fn a_password_never_travels_in_clear_beyond_loopback() {
     );
     assert!(!stderr(&out).contains("s3cret-pass"));
 }
+
+#[test]
+fn bad_time_outs_and_ca_files_are_named() {
+    let scratch = Scratch::new("outbox:unused");
+    scratch.contacts("config/contacts/customers.csv", 2);
+    let server = SmtpServer::start(scratch.dir.path(), &[]);
+    let with = |extra: &str| {
+        scratch.write(
+            "config/fairsend.toml",
+            &common::fairsend_toml(&server.url())
+                .replace("timeout = \"10s\"", &format!("timeout = \"10s\"\n{extra}")),
+        );
+        scratch.run(&["send", "config/campaigns/test.toml"])
+    };
+    let zero = with("data_timeout = \"0s\"");
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+    assert!(
+        stderr(&zero).contains("fairsend.toml")
+            && stderr(&zero).contains("[transport] data_timeout"),
+        "{}",
+        stderr(&zero)
+    );
+    let word = with("reply_timeout = \"soon\"");
+    assert_eq!(word.status.code(), Some(2), "{}", stderr(&word));
+    assert!(
+        stderr(&word).contains("[transport] reply_timeout"),
+        "{}",
+        stderr(&word)
+    );
+    let missing = with("ca_file = \"no-such-ca.pem\"\ntls = \"required\"");
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("[transport] ca_file")
+            && stderr(&missing).contains("no-such-ca.pem"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(server.messages().is_empty());
+}
