@@ -74,6 +74,8 @@ fn n_recipients_make_n_transactions() {
     assert_eq!(states(&scratch, "test-campaign")["sent"], 25);
     // This server does not offer PIPELINING: one command at a time.
     assert!(server.messages().iter().all(|m| m["pipelined"] == false));
+    // Loopback without `tls = "required"`: plain SMTP.
+    assert!(server.messages().iter().all(|m| m["tls"] == false));
 }
 
 #[test]
@@ -451,4 +453,35 @@ fn bad_time_outs_and_ca_files_are_named() {
         stderr(&missing)
     );
     assert!(server.messages().is_empty());
+}
+
+#[test]
+fn smtps_speaks_tls_from_the_first_byte() {
+    let scratch = Scratch::new("outbox:unused");
+    let (ca, cert, key) = test_certificates(scratch.dir.path());
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &["--tls-wrapper", &cert, &key, "--auth", "mailer:s3cret-pass"],
+    );
+    let url = format!("smtps://127.0.0.1:{}", server.port);
+    scratch.write(
+        "config/fairsend.toml",
+        &common::fairsend_toml(&url).replace(
+            "timeout = \"10s\"",
+            &format!(
+                "timeout = \"10s\"\nca_file = \"{ca}\"\nusername_env = \"TEST_SMTP_USER\"\npassword_env = \"TEST_SMTP_PASSWORD\""
+            ),
+        ),
+    );
+    let emails = scratch.contacts("config/contacts/customers.csv", 4);
+    let out = scratch
+        .command(&["send", "config/campaigns/test.toml"])
+        .env("TEST_SMTP_USER", "mailer")
+        .env("TEST_SMTP_PASSWORD", "s3cret-pass")
+        .output()
+        .expect("send");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_one_transaction_per_recipient(&server, &emails);
+    assert!(server.messages().iter().all(|m| m["tls"] == true));
+    assert_eq!(states(&scratch, "test-campaign")["sent"], 4);
 }

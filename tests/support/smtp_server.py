@@ -19,6 +19,8 @@ killed before it reads the reply. Behaviours for tests:
                      (as servers do with idle clients)
   --starttls CERT KEY  offer STARTTLS with this certificate chain and key, and require it
                      before MAIL FROM; each message is logged with "tls"
+  --tls-wrapper CERT KEY  TLS from the first byte (smtps, port 465 style) with this
+                     certificate chain and key
   --auth USER:PASSWORD  require AUTH (PLAIN or LOGIN, only after STARTTLS) with these
                      credentials; each attempt is logged as an "auth" event (user, ok)
   --pipelining       offer ESMTP PIPELINING (RFC 2920); each message is logged with
@@ -108,7 +110,8 @@ class Recorder:
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", errors="replace"),
             "pipelined": getattr(envelope, "pipelined", False),
-            "tls": session.ssl is not None,
+            "tls": session.ssl is not None
+                   or server.transport.get_extra_info("ssl_object") is not None,
             "at": time.time(),
         }
         if drop or hang:
@@ -146,6 +149,7 @@ def main():
     p.add_argument("--idle-timeout", type=float, default=300.0)
     p.add_argument("--pipelining", action="store_true")
     p.add_argument("--starttls", nargs=2, metavar=("CERT", "KEY"))
+    p.add_argument("--tls-wrapper", nargs=2, metavar=("CERT", "KEY"))
     p.add_argument("--auth")
     args = p.parse_args()
     port = args.port or free_port()
@@ -155,6 +159,12 @@ def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(*args.starttls)
         tls = {"tls_context": context, "require_starttls": True}
+    if args.tls_wrapper:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(*args.tls_wrapper)
+        tls["ssl_context"] = context
+        # aiosmtpd counts only STARTTLS as TLS for AUTH; this connection is TLS from the start.
+        tls["auth_require_tls"] = False
     if args.auth:
         tls.update(authenticator=handler.authenticate, auth_required=True)
     controller = Controller(handler, hostname="127.0.0.1", port=port,
