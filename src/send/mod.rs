@@ -48,16 +48,15 @@ pub enum SendError {
         valid_until: String,
     },
     #[error(
-        "{count} message(s) of this campaign are in flight through {recorded} transport and this run uses the {current} transport: \
-         whether they were delivered can only be judged by the transport they were sent with. Resume with the {current_kind} transport, \
+        "{count} message(s) of this campaign are in flight through {recorded}, and this run uses the {current} transport: \
+         whether they were delivered can only be judged by the transport they were sent with. Resume with that transport, \
          or pass --force-transport to switch anyway (those messages then count as uncertain and are not resent unless you ask with --resend-uncertain)"
     )]
     TransportSwitch {
         count: usize,
-        /// The kinds the rows in flight were sent with, as a phrase ("the smtp").
+        /// The kinds the rows in flight were sent with, as a phrase ("the smtp transport").
         recorded: String,
-        current: String,
-        current_kind: &'static str,
+        current: &'static str,
     },
 }
 
@@ -355,17 +354,19 @@ impl Run<'_> {
         if foreign.is_empty() {
             return Ok(());
         }
-        let mut kinds: Vec<&str> = foreign
+        let mut kinds: Vec<String> = foreign
             .iter()
-            .map(|k| k.map_or("an unrecorded (older fairsend)", |k| k.as_str()))
+            .map(|k| match k {
+                Some(k) => format!("the {} transport", k.as_str()),
+                None => "a transport an older fairsend did not record".into(),
+            })
             .collect();
         kinds.sort_unstable();
         kinds.dedup();
         Err(SendError::TransportSwitch {
             count: foreign.len(),
-            recorded: format!("the {}", kinds.join(" and the ")),
-            current: current.as_str().to_string(),
-            current_kind: current.as_str(),
+            recorded: kinds.join(" and "),
+            current: current.as_str(),
         })
     }
 
