@@ -13,6 +13,7 @@ script), so every round sends every message once.
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -71,6 +72,7 @@ def main():
                           statistics.median(ours_all), statistics.median(theirs_all))
     finally:
         sink.stop()
+        shutil.rmtree(work, ignore_errors=True)
     print(f"{args.label}: {args.messages} messages of {size} bytes, {args.rounds} interleaved rounds")
     print(f"{'concurrency':>11} {'send/s':>8} {'smtp-source/s':>14} {'ratio (median)':>15} {'min':>6} {'max':>6}")
     for c, (median, low, high, ours, theirs) in results.items():
