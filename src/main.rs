@@ -256,6 +256,14 @@ enum Command {
         /// Requeue messages an interrupted SMTP run may or may not have delivered.
         #[arg(long)]
         resend_interrupted: bool,
+        /// Requeue the messages whose delivery is uncertain (no reply after the data was
+        /// sent): their recipients may receive them twice.
+        #[arg(long)]
+        resend_uncertain: bool,
+        /// Resume although messages are in flight through another kind of transport (smtp vs
+        /// outbox); those messages become uncertain.
+        #[arg(long)]
+        force_transport: bool,
         /// Send even if SPF fails or the published DKIM key does not match (logged loudly).
         #[arg(long)]
         allow_dns_problems: bool,
@@ -574,6 +582,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             dry_run,
             transport,
             resend_interrupted,
+            resend_uncertain,
+            force_transport,
             allow_dns_problems,
             no_wait,
             resolver,
@@ -585,6 +595,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let flags = SendFlags {
                 dry_run,
                 resend_interrupted,
+                resend_uncertain,
+                force_transport,
                 allow_dns_problems,
                 no_wait,
                 skip_invalid,
@@ -995,6 +1007,8 @@ async fn send_test(
 struct SendFlags {
     dry_run: bool,
     resend_interrupted: bool,
+    resend_uncertain: bool,
+    force_transport: bool,
     allow_dns_problems: bool,
     no_wait: bool,
     skip_invalid: bool,
@@ -1013,6 +1027,8 @@ async fn send(
     let SendFlags {
         dry_run,
         resend_interrupted,
+        resend_uncertain,
+        force_transport,
         allow_dns_problems,
         no_wait,
         skip_invalid,
@@ -1102,6 +1118,8 @@ async fn send(
     let options = SendOptions {
         dry_run,
         resend_interrupted,
+        resend_uncertain,
+        force_transport,
         no_wait,
         on_progress: Some(progress_display()),
         ..Default::default()
@@ -1118,7 +1136,8 @@ async fn send(
     let report = run_campaign(config, &campaign, &composer, store, &transport, &options)
         .await
         .map_err(|e| match e {
-            fairsend::send::SendError::ExpiredRegister { .. } => {
+            fairsend::send::SendError::ExpiredRegister { .. }
+            | fairsend::send::SendError::TransportSwitch { .. } => {
                 anyhow::Error::new(Problems(format!("send refused: {e}")))
             }
             other => anyhow::Error::new(other),
@@ -1192,10 +1211,32 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
         report.failed,
         report.suppressed
     );
-    if report.interrupted_sent + report.interrupted_requeued + report.interrupted_failed > 0 {
+    if report.interrupted_sent
+        + report.interrupted_requeued
+        + report.interrupted_failed
+        + report.interrupted_uncertain
+        > 0
+    {
         println!(
-            "  an earlier run was interrupted: {} found delivered, {} requeued, {} marked failed (not resent)",
-            report.interrupted_sent, report.interrupted_requeued, report.interrupted_failed
+            "  an earlier run was interrupted: {} found delivered, {} requeued, {} marked failed (not resent), {} uncertain (another transport kind)",
+            report.interrupted_sent,
+            report.interrupted_requeued,
+            report.interrupted_failed,
+            report.interrupted_uncertain
+        );
+    }
+    if report.uncertain_requeued > 0 {
+        println!(
+            "  {} uncertain message(s) requeued by --resend-uncertain",
+            report.uncertain_requeued
+        );
+    }
+    if report.uncertain + report.interrupted_uncertain > 0 {
+        println!(
+            "  {} message(s) uncertain: the connection failed after the data was sent, so the server may have accepted them; \
+             they are not resent (list them with `fairsend status {}`, resend with `fairsend send --resend-uncertain`)",
+            report.uncertain + report.interrupted_uncertain,
+            report.campaign
         );
     }
     if let Some(at) = report.ab_decision_at {
@@ -1312,16 +1353,22 @@ async fn status(
     }
     let mut ab = Vec::new();
     let mut workers = Vec::new();
+    let mut uncertain = Vec::new();
     for c in &counts {
         ab.push(match campaign_named(config, &c.campaign) {
             Some(file) => ab_status(store, &file).await?,
             None => None,
         });
-        workers.push(match store.find_campaign_id(&c.campaign).await? {
+        let id = store.find_campaign_id(&c.campaign).await?;
+        workers.push(match id {
             Some(id) => {
                 fairsend::send::campaign_workers(store, id, config.settings.database.lease).await?
             }
             None => Vec::new(),
+        });
+        uncertain.push(match id {
+            Some(id) if c.count(OutboxState::Uncertain) > 0 => store.uncertain_rows(id).await?,
+            _ => Vec::new(),
         });
     }
     if json {
@@ -1329,8 +1376,9 @@ async fn status(
             .iter()
             .zip(&ab)
             .zip(&workers)
-            .map(|((c, ab), workers)| {
-                let mut object = serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total(), "workers": workers});
+            .zip(&uncertain)
+            .map(|(((c, ab), workers), uncertain)| {
+                let mut object = serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total(), "workers": workers, "uncertain": uncertain});
                 if let Some(ab) = ab {
                     object["ab"] = ab.clone();
                 }
@@ -1347,7 +1395,7 @@ async fn status(
     if counts.is_empty() {
         println!("no campaigns yet");
     }
-    for ((c, ab), workers) in counts.iter().zip(&ab).zip(&workers) {
+    for (((c, ab), workers), uncertain) in counts.iter().zip(&ab).zip(&workers).zip(&uncertain) {
         let states: Vec<String> = OutboxState::ALL
             .iter()
             .map(|s| format!("{} {}", s.as_str(), c.count(*s)))
@@ -1374,6 +1422,7 @@ async fn status(
                 }
             );
         }
+        print_uncertain(&c.campaign, uncertain);
         if let Some(ab) = ab {
             println!(
                 "  A/B ({}), phase {}:",
@@ -1407,6 +1456,23 @@ async fn status(
         }
     }
     Ok(())
+}
+
+/// The recipients whose delivery is uncertain, and what the operator can do about them.
+fn print_uncertain(campaign: &str, rows: &[fairsend::store::UncertainRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "  uncertain ({}): the server may have accepted these; not resent unless you run `fairsend send CAMPAIGN --resend-uncertain` for {campaign}",
+        rows.len()
+    );
+    for row in rows {
+        let when = chrono::DateTime::from_timestamp_millis(row.at)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        println!("    {} ({when}): {}", row.email, row.reason);
+    }
 }
 
 /// Loads a campaign, imports its contact files (as `send` would) and prepares its composer.

@@ -75,6 +75,49 @@ fn n_recipients_make_n_transactions() {
         .collect();
     assert_eq!(froms.len(), emails.len());
     assert_eq!(states(&scratch, "test-campaign")["sent"], 25);
+    // This server does not offer PIPELINING: one command at a time.
+    assert!(server.messages().iter().all(|m| m["pipelined"] == false));
+    // Loopback without `tls = "required"`: plain SMTP.
+    assert!(server.messages().iter().all(|m| m["tls"] == false));
+}
+
+#[test]
+fn pipelined_transactions_keep_every_rule() {
+    let scratch = Scratch::new("outbox:unused");
+    let emails = scratch.contacts("config/contacts/customers.csv", 12);
+    let (soft, hard, dropped) = (emails[3].clone(), emails[7].clone(), emails[10].clone());
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &[
+            "--pipelining",
+            "--tempfail",
+            &regex_escape(&soft),
+            "--permfail",
+            &regex_escape(&hard),
+            "--drop-after-data",
+            &regex_escape(&dropped),
+        ],
+    );
+    let out = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // MAIL FROM, RCPT TO and DATA went in one write: DATA had arrived before RCPT was answered.
+    let messages = server.messages();
+    assert!(
+        messages.iter().all(|m| m["pipelined"] == true),
+        "every transaction pipelined"
+    );
+    let delivered: Vec<String> = emails.iter().filter(|e| **e != hard).cloned().collect();
+    assert_one_transaction_per_recipient(&server, &delivered);
+    let s = states(&scratch, "test-campaign");
+    assert_eq!(s["sent"], 10, "{s}");
+    assert_eq!(s["failed"], 1, "{s}");
+    assert_eq!(s["uncertain"], 1, "{s}");
+    assert_eq!(s["deferred"], 0, "{s}");
 }
 
 #[test]
@@ -191,4 +234,267 @@ fn regex_escape(s: &str) -> String {
     }
     out.push('$');
     out
+}
+
+/// A private CA and a certificate for 127.0.0.1 signed by it, made with openssl: (CA
+/// certificate, server certificate, server key).
+fn test_certificates(dir: &std::path::Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("run openssl (see .ci/run)");
+        assert!(out.status.success(), "openssl {args:?}: {}", stderr(&out));
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let (ca_key, ca, key, csr, cert, ext) = (
+        path("ca.key"),
+        path("ca.pem"),
+        path("server.key"),
+        path("server.csr"),
+        path("server.pem"),
+        path("server.ext"),
+    );
+    let mut args = vec!["req", "-x509"];
+    args.extend(ec);
+    args.extend([
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+        "-days",
+        "2",
+        "-subj",
+        "/CN=fairsend test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    openssl(&args);
+    let mut args = vec!["req"];
+    args.extend(ec);
+    args.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=localhost"]);
+    openssl(&args);
+    std::fs::write(
+        &ext,
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("write extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-out",
+        &cert,
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+    ]);
+    (ca, cert, key)
+}
+
+#[test]
+fn starttls_and_authentication_on_a_server_that_requires_both() {
+    let scratch = Scratch::new("outbox:unused");
+    let (ca, cert, key) = test_certificates(scratch.dir.path());
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &[
+            "--starttls",
+            &cert,
+            &key,
+            "--auth",
+            "mailer:s3cret-pass",
+            "--pipelining",
+        ],
+    );
+    let config = |ca_file: Option<&str>| {
+        let mut toml = common::fairsend_toml(&server.url())
+            .replace(
+                "timeout = \"10s\"",
+                "timeout = \"10s\"\ntls = \"required\"\nusername_env = \"TEST_SMTP_USER\"\npassword_env = \"TEST_SMTP_PASSWORD\"",
+            )
+            .replace("wait_in_run = \"30s\"", "wait_in_run = \"0s\"");
+        if let Some(ca) = ca_file {
+            toml = toml.replace(
+                "tls = \"required\"",
+                &format!("tls = \"required\"\nca_file = \"{ca}\""),
+            );
+        }
+        scratch.write("config/fairsend.toml", &toml);
+    };
+    let emails = scratch.contacts("config/contacts/customers.csv", 5);
+    let send = |password: &str| {
+        scratch
+            .command(&["send", "config/campaigns/test.toml"])
+            .env("TEST_SMTP_USER", "mailer")
+            .env("TEST_SMTP_PASSWORD", password)
+            .output()
+            .expect("send")
+    };
+
+    // The server's certificate is not trusted by the system: nothing is sent, in clear or not.
+    config(None);
+    let untrusted = send("s3cret-pass");
+    assert!(untrusted.status.success(), "{}", stderr(&untrusted));
+    assert!(server.messages().is_empty());
+    assert!(!server.events().iter().any(|e| e["event"] == "auth"));
+    assert_eq!(states(&scratch, "test-campaign")["deferred"], 5);
+
+    // Trusted, but the wrong password: refused, and the password is never shown.
+    config(Some(&ca));
+    std::thread::sleep(Duration::from_millis(1100));
+    let refused = send("wrong-pass");
+    assert!(refused.status.success(), "{}", stderr(&refused));
+    assert!(server.messages().is_empty());
+    assert!(
+        stderr(&refused).contains("authentication failed"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(
+        !stderr(&refused).contains("wrong-pass")
+            && !common::stdout(&refused).contains("wrong-pass")
+    );
+    assert!(
+        server
+            .events()
+            .iter()
+            .any(|e| e["event"] == "auth" && e["ok"] == false)
+    );
+
+    // Trusted and the right password: every message over TLS, after AUTH.
+    std::thread::sleep(Duration::from_millis(2100));
+    let ok = send("s3cret-pass");
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert_one_transaction_per_recipient(&server, &emails);
+    assert!(
+        server
+            .messages()
+            .iter()
+            .all(|m| m["tls"] == true && m["pipelined"] == true)
+    );
+    assert!(
+        server
+            .events()
+            .iter()
+            .any(|e| e["event"] == "auth" && e["ok"] == true && e["user"] == "mailer")
+    );
+    assert_eq!(states(&scratch, "test-campaign")["sent"], 5);
+}
+
+#[test]
+fn a_password_never_travels_in_clear_beyond_loopback() {
+    let scratch = Scratch::new("smtp://mail.example.com:25");
+    scratch.write(
+        "config/fairsend.toml",
+        &common::fairsend_toml("smtp://mail.example.com:25").replace(
+            "timeout = \"10s\"",
+            "timeout = \"10s\"\ntls = \"none\"\nusername_env = \"TEST_SMTP_USER\"\npassword_env = \"TEST_SMTP_PASSWORD\"",
+        ),
+    );
+    scratch.contacts("config/contacts/customers.csv", 2);
+    let out = scratch
+        .command(&[
+            "send",
+            "config/campaigns/test.toml",
+            "--allow-dns-problems",
+            "--allow-insecure-links",
+        ])
+        .env("TEST_SMTP_USER", "mailer")
+        .env("TEST_SMTP_PASSWORD", "s3cret-pass")
+        .output()
+        .expect("send");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("would travel in clear"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("s3cret-pass"));
+}
+
+#[test]
+fn bad_time_outs_and_ca_files_are_named() {
+    let scratch = Scratch::new("outbox:unused");
+    scratch.contacts("config/contacts/customers.csv", 2);
+    let server = SmtpServer::start(scratch.dir.path(), &[]);
+    let with = |extra: &str| {
+        scratch.write(
+            "config/fairsend.toml",
+            &common::fairsend_toml(&server.url())
+                .replace("timeout = \"10s\"", &format!("timeout = \"10s\"\n{extra}")),
+        );
+        scratch.run(&["send", "config/campaigns/test.toml"])
+    };
+    let zero = with("data_timeout = \"0s\"");
+    assert_eq!(zero.status.code(), Some(2), "{}", stderr(&zero));
+    assert!(
+        stderr(&zero).contains("fairsend.toml")
+            && stderr(&zero).contains("[transport] data_timeout"),
+        "{}",
+        stderr(&zero)
+    );
+    let word = with("reply_timeout = \"soon\"");
+    assert_eq!(word.status.code(), Some(2), "{}", stderr(&word));
+    assert!(
+        stderr(&word).contains("[transport] reply_timeout"),
+        "{}",
+        stderr(&word)
+    );
+    let missing = with("ca_file = \"no-such-ca.pem\"\ntls = \"required\"");
+    assert!(!missing.status.success());
+    assert!(
+        stderr(&missing).contains("[transport] ca_file")
+            && stderr(&missing).contains("no-such-ca.pem"),
+        "{}",
+        stderr(&missing)
+    );
+    assert!(server.messages().is_empty());
+}
+
+#[test]
+fn smtps_speaks_tls_from_the_first_byte() {
+    let scratch = Scratch::new("outbox:unused");
+    let (ca, cert, key) = test_certificates(scratch.dir.path());
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &["--tls-wrapper", &cert, &key, "--auth", "mailer:s3cret-pass"],
+    );
+    let url = format!("smtps://127.0.0.1:{}", server.port);
+    scratch.write(
+        "config/fairsend.toml",
+        &common::fairsend_toml(&url).replace(
+            "timeout = \"10s\"",
+            &format!(
+                "timeout = \"10s\"\nca_file = \"{ca}\"\nusername_env = \"TEST_SMTP_USER\"\npassword_env = \"TEST_SMTP_PASSWORD\""
+            ),
+        ),
+    );
+    let emails = scratch.contacts("config/contacts/customers.csv", 4);
+    let out = scratch
+        .command(&["send", "config/campaigns/test.toml"])
+        .env("TEST_SMTP_USER", "mailer")
+        .env("TEST_SMTP_PASSWORD", "s3cret-pass")
+        .output()
+        .expect("send");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_one_transaction_per_recipient(&server, &emails);
+    assert!(server.messages().iter().all(|m| m["tls"] == true));
+    assert_eq!(states(&scratch, "test-campaign")["sent"], 4);
 }

@@ -49,6 +49,11 @@ enum Op {
         campaign: usize,
         kill_after_ms: Option<u64>,
         outbox: bool,
+        /// `--force-transport`: resume over another transport kind (in-flight rows become
+        /// uncertain).
+        force: bool,
+        /// `--resend-interrupted --resend-uncertain`: the operator asks for unknown outcomes to
+        /// be sent again.
         resend: bool,
     },
     PageOptOut(usize),
@@ -81,8 +86,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (any::<bool>(), prop::bool::weighted(0.9))
             .prop_map(|(register_old, with_secret)| Op::Import { register_old, with_secret }),
-        4 => (0..2usize, prop::option::weighted(0.4, 0..250u64), prop::bool::weighted(0.2), prop::bool::weighted(0.2))
-            .prop_map(|(campaign, kill_after_ms, outbox, resend)| Op::Send { campaign, kill_after_ms, outbox, resend }),
+        4 => (0..2usize, prop::option::weighted(0.4, 0..250u64), prop::bool::weighted(0.2), prop::bool::weighted(0.3), prop::bool::weighted(0.2))
+            .prop_map(|(campaign, kill_after_ms, outbox, force, resend)| Op::Send { campaign, kill_after_ms, outbox, force, resend }),
         1 => person.clone().prop_map(Op::PageOptOut),
         1 => person.clone().prop_map(Op::MailtoOptOut),
         1 => person.clone().prop_map(Op::ReplyOptOut),
@@ -249,8 +254,15 @@ impl World {
             );
         scratch.write("config/fairsend.toml", &config);
         scratch.write("config/registers.toml", REGISTERS);
+        // The server drops the connection after the data of person 2's first message (its
+        // outcome is unknown to fairsend) and at the RCPT TO of person 3's first message.
+        let fault = |i: usize| match i {
+            2 => ".dropdata",
+            3 => ".droprcpt",
+            _ => "",
+        };
         let emails: Vec<String> = (0..PEOPLE)
-            .map(|i| format!("p{i}.case{case}@firm{}.example", i % 3))
+            .map(|i| format!("p{i}{}.case{case}@firm{}.example", fault(i), i % 3))
             .collect();
         let csv = |range: std::ops::Range<usize>| {
             let mut text = String::from("email,first_name,company\n");
@@ -510,6 +522,7 @@ fn step(world: &mut World, model: &mut Model, op: &Op) -> Result<(), String> {
             campaign,
             kill_after_ms,
             outbox,
+            force,
             resend,
         } => {
             if !model.opens(key) {
@@ -538,7 +551,10 @@ fn step(world: &mut World, model: &mut Model, op: &Op) -> Result<(), String> {
             let file = format!("config/campaigns/{}.toml", CAMPAIGNS[*campaign]);
             let mut args = vec!["send", file.as_str(), "--transport", transport.as_str()];
             if *resend {
-                args.push("--resend-interrupted");
+                args.extend(["--resend-interrupted", "--resend-uncertain"]);
+            }
+            if *force {
+                args.push("--force-transport");
             }
             let mut child = world.command(key, &args).spawn().unwrap();
             match kill_after_ms {
@@ -875,7 +891,17 @@ fn no_suppressed_address_is_mailed_and_no_one_twice() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(500);
     let scratch_dir = tempfile::tempdir().unwrap();
-    let server = SmtpServer::start(scratch_dir.path(), &[]);
+    let server = SmtpServer::start(
+        scratch_dir.path(),
+        &[
+            "--drop-after-data",
+            r"\.dropdata\.",
+            "--drop-at-rcpt",
+            r"\.droprcpt\.",
+            "--idle-timeout",
+            "0.2",
+        ],
+    );
     let config = Config {
         cases,
         failure_persistence: None,

@@ -140,7 +140,17 @@ pub struct TransportSettings {
     pub concurrency: usize,
     /// Messages per second for the whole run; `None` is unlimited.
     pub rate_per_second: Option<f64>,
+    /// The TCP connection and each TLS handshake.
     pub timeout: Duration,
+    /// Every reply of the server but the last: greeting, EHLO, STARTTLS, AUTH, MAIL FROM,
+    /// RCPT TO and DATA (RFC 5321 §4.5.3.2: 5 minutes).
+    pub reply_timeout: Duration,
+    /// The server's reply to the end of the message data (RFC 5321 §4.5.3.2: 10 minutes);
+    /// without it the outcome is uncertain.
+    pub data_timeout: Duration,
+    /// A PEM file of certificates to trust besides the system's roots (the private CA of an
+    /// internal relay), resolved against the configuration directory.
+    pub ca_file: Option<PathBuf>,
     /// The addresses mail leaves from, for the SPF pre-flight; empty means "the transport
     /// host's addresses".
     pub sending_ips: Vec<std::net::IpAddr>,
@@ -281,6 +291,9 @@ struct RawTransport {
     concurrency: Option<usize>,
     rate_per_second: Option<f64>,
     timeout: Option<String>,
+    reply_timeout: Option<String>,
+    data_timeout: Option<String>,
+    ca_file: Option<String>,
     sending_ips: Option<Vec<String>>,
 }
 
@@ -608,6 +621,15 @@ fn parse_transport(file: &Path, raw: RawTransport) -> Result<TransportSettings, 
         concurrency,
         rate_per_second,
         timeout: duration_field(file, "[transport] timeout", raw.timeout, "60s")?,
+        reply_timeout: nonzero_duration(
+            file,
+            "[transport] reply_timeout",
+            raw.reply_timeout,
+            "5m",
+        )?,
+        data_timeout: nonzero_duration(file, "[transport] data_timeout", raw.data_timeout, "10m")?,
+        ca_file: optional_text(file, "[transport] ca_file", raw.ca_file)?
+            .map(|path| file.parent().unwrap_or(Path::new(".")).join(path)),
         sending_ips: raw
             .sending_ips
             .unwrap_or_default()
@@ -683,6 +705,20 @@ fn duration_field(
             format!("'{text}' is not a duration such as \"30s\", \"5m\", \"4h\" or \"7d\""),
         )
     })
+}
+
+/// A time-out: zero would fail every transaction before the server could answer.
+fn nonzero_duration(
+    file: &Path,
+    field: &str,
+    value: Option<String>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let duration = duration_field(file, field, value, default)?;
+    if duration.is_zero() {
+        return Err(ConfigError::field(file, field, "must be longer than 0s"));
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]

@@ -28,7 +28,9 @@ use crate::abtest::Phase;
 use crate::compliance;
 use crate::compose::{ComposeError, Composer};
 use crate::config::{Campaign, ConfigDir};
-use crate::store::{OutboxState, RecipientGate, Store, StoreError, WorkerRecord};
+use crate::store::{
+    InFlightRow, OutboxState, RecipientGate, Store, StoreError, TransportKind, WorkerRecord,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -44,6 +46,17 @@ pub enum SendError {
     ExpiredRegister {
         register: String,
         valid_until: String,
+    },
+    #[error(
+        "{count} message(s) of this campaign are in flight through {recorded}, and this run uses the {current} transport: \
+         whether they were delivered can only be judged by the transport they were sent with. Resume with that transport, \
+         or pass --force-transport to switch anyway (those messages then count as uncertain and are not resent unless you ask with --resend-uncertain)"
+    )]
+    TransportSwitch {
+        count: usize,
+        /// The kinds the rows in flight were sent with, as a phrase ("the smtp transport").
+        recorded: String,
+        current: &'static str,
     },
 }
 
@@ -62,6 +75,13 @@ pub struct SendReport {
     pub interrupted_sent: u64,
     pub interrupted_requeued: u64,
     pub interrupted_failed: u64,
+    /// Rows in flight through another kind of transport, resolved as uncertain
+    /// (`--force-transport`).
+    pub interrupted_uncertain: u64,
+    /// Transactions of this run whose outcome is unknown (no reply after the data was sent).
+    pub uncertain: u64,
+    /// Uncertain rows requeued by `--resend-uncertain`.
+    pub uncertain_requeued: u64,
     /// Rows still waiting for a retry when the run ended, and when the first is due.
     pub waiting_for_retry: u64,
     pub next_retry_at: Option<i64>,
@@ -79,6 +99,12 @@ pub struct SendOptions {
     /// Requeue rows a killed SMTP run left in `sending` (risking a duplicate) instead of
     /// failing them.
     pub resend_interrupted: bool,
+    /// Requeue the campaign's `uncertain` rows (the server may have accepted them: a
+    /// recipient may get the message twice).
+    pub resend_uncertain: bool,
+    /// Resume although rows in flight were sent with another kind of transport; they become
+    /// `uncertain`.
+    pub force_transport: bool,
     /// Called after each message with the running report; drives the progress display.
     pub on_progress: Option<ProgressFn>,
     /// Set to stop claiming new rows (Ctrl-C); messages in flight finish.
@@ -92,6 +118,8 @@ impl Default for SendOptions {
         Self {
             dry_run: false,
             resend_interrupted: false,
+            resend_uncertain: false,
+            force_transport: false,
             on_progress: None,
             stop: Arc::new(AtomicBool::new(false)),
             no_wait: false,
@@ -163,6 +191,7 @@ struct Counters {
     deferred: AtomicU64,
     failed: AtomicU64,
     suppressed: AtomicU64,
+    uncertain: AtomicU64,
 }
 
 /// Runs (or resumes) `campaign`: sends every due outbox row once.
@@ -270,7 +299,14 @@ impl Run<'_> {
             ..Default::default()
         };
         if !options.dry_run {
+            self.check_transport_kind().await?;
             self.reap_dead_workers(&mut report).await?;
+            if options.resend_uncertain {
+                report.uncertain_requeued = store.requeue_uncertain(self.campaign_id).await?;
+                if report.uncertain_requeued > 0 {
+                    tracing::warn!(campaign = %campaign.name, requeued = report.uncertain_requeued, "requeued uncertain messages (--resend-uncertain): their recipients may receive them twice");
+                }
+            }
         }
         let assign = campaign.ab.as_ref().filter(|_| !options.dry_run).map(|ab| {
             let (secret, name, fraction, variants) = (
@@ -305,6 +341,41 @@ impl Run<'_> {
         Ok(report)
     }
 
+    /// Refuses to run while rows of the campaign are in flight through another kind of
+    /// transport than this run's (their outcome could only be judged by the rule of the
+    /// transport they were sent with), unless the operator forces it.
+    async fn check_transport_kind(&self) -> Result<(), SendError> {
+        if self.options.force_transport {
+            return Ok(());
+        }
+        let current = self.transport.kind();
+        let foreign: Vec<Option<TransportKind>> = self
+            .store
+            .rows_in_sending(self.campaign_id)
+            .await?
+            .into_iter()
+            .map(|row| row.transport)
+            .filter(|kind| *kind != Some(current))
+            .collect();
+        if foreign.is_empty() {
+            return Ok(());
+        }
+        let mut kinds: Vec<String> = foreign
+            .iter()
+            .map(|k| match k {
+                Some(k) => format!("the {} transport", k.as_str()),
+                None => "a transport an older fairsend did not record".into(),
+            })
+            .collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        Err(SendError::TransportSwitch {
+            count: foreign.len(),
+            recorded: kinds.join(" and "),
+            current: current.as_str(),
+        })
+    }
+
     /// Finds the campaign's dead workers: frees the rows they leased and resolves the rows
     /// they left in `sending` (see [`resolve_interrupted`]). Rows in `sending` whose worker
     /// is not a live one are theirs.
@@ -324,11 +395,11 @@ impl Run<'_> {
                 live.insert(worker.worker);
             }
         }
-        let orphans: Vec<(i64, Option<String>)> = store
+        let orphans: Vec<InFlightRow> = store
             .rows_in_sending(campaign_id)
             .await?
             .into_iter()
-            .filter(|(_, by)| by.as_ref().is_none_or(|by| !live.contains(by)))
+            .filter(|row| row.claimed_by.as_ref().is_none_or(|by| !live.contains(by)))
             .collect();
         if !orphans.is_empty() {
             resolve_interrupted(self, &orphans, report).await?;
@@ -399,7 +470,7 @@ impl Run<'_> {
             let report = &*report;
             let recorder = SentRecorder::start(store, settings.transport.concurrency * 4);
             let recording = &recorder;
-            let starter = SendingStarter::start(store, self.worker);
+            let starter = SendingStarter::start(store, self.worker, self.transport.kind());
             let starting = &starter;
             futures_util::stream::iter(rows)
                 .for_each_concurrent(settings.transport.concurrency, |(outbox_id, gate)| async move {
@@ -417,6 +488,7 @@ impl Run<'_> {
                         Ok(Some(OutboxState::Deferred)) => counters.deferred.fetch_add(1, Ordering::Relaxed),
                         Ok(Some(OutboxState::Failed)) => counters.failed.fetch_add(1, Ordering::Relaxed),
                         Ok(Some(OutboxState::Suppressed)) => counters.suppressed.fetch_add(1, Ordering::Relaxed),
+                        Ok(Some(OutboxState::Uncertain)) => counters.uncertain.fetch_add(1, Ordering::Relaxed),
                         Ok(_) => 0,
                         Err(e) => {
                             tracing::error!(outbox_id, error = %e, "database error; the row is left for the next run");
@@ -535,6 +607,7 @@ fn fill_counts(report: &mut SendReport, c: &Counters) {
     report.deferred = c.deferred.load(Ordering::Relaxed);
     report.failed = c.failed.load(Ordering::Relaxed);
     report.suppressed = c.suppressed.load(Ordering::Relaxed);
+    report.uncertain = c.uncertain.load(Ordering::Relaxed);
 }
 
 async fn wait_or_stop(duration: Duration, stop: &AtomicBool) {
@@ -548,17 +621,28 @@ async fn wait_or_stop(duration: Duration, stop: &AtomicBool) {
 /// Rows a dead worker left in `sending` were in the middle of their transaction. The outbox
 /// transport can tell whether the file was written; SMTP cannot tell whether the server
 /// accepted the message, so such rows fail as `interrupted` rather than risk a duplicate,
-/// unless the operator asked to resend them. Only the first live worker to resolve a row does.
+/// unless the operator asked to resend them. A row sent through another kind of transport than
+/// this run's (`--force-transport`) cannot be judged by this run's rule: it becomes
+/// `uncertain`. Only the first live worker to resolve a row does.
 async fn resolve_interrupted(
     run: &Run<'_>,
-    orphans: &[(i64, Option<String>)],
+    orphans: &[InFlightRow],
     report: &mut SendReport,
 ) -> Result<(), SendError> {
     let (store, transport) = (run.store, run.transport);
-    let (mut sent, mut requeued, mut failed) = (0, 0, 0);
-    for (outbox_id, dead) in orphans {
-        let (outbox_id, dead) = (*outbox_id, dead.as_deref());
+    let (mut sent, mut requeued, mut failed, mut uncertain) = (0, 0, 0, 0);
+    let foreign_note = format!(
+        "interrupted while in flight through another kind of transport than the {} transport \
+         of the run that found it: it may have been delivered; not resent (resend with \
+         `fairsend send --resend-uncertain`)",
+        transport.kind().as_str()
+    );
+    for row in orphans {
+        let (outbox_id, dead) = (row.outbox_id, row.claimed_by.as_deref());
         let (resolution, note) = match transport.outbox_file(&run.campaign.name, outbox_id) {
+            _ if row.transport != Some(transport.kind()) => {
+                (OutboxState::Uncertain, foreign_note.as_str())
+            }
             Some(file) if file.exists() => (
                 OutboxState::Sent,
                 "found in the outbox after an interrupted run",
@@ -585,6 +669,7 @@ async fn resolve_interrupted(
             match resolution {
                 OutboxState::Sent => sent += 1,
                 OutboxState::Queued => requeued += 1,
+                OutboxState::Uncertain => uncertain += 1,
                 _ => failed += 1,
             }
         }
@@ -592,12 +677,14 @@ async fn resolve_interrupted(
     report.interrupted_sent += sent;
     report.interrupted_requeued += requeued;
     report.interrupted_failed += failed;
-    if sent + requeued + failed > 0 {
+    report.interrupted_uncertain += uncertain;
+    if sent + requeued + failed + uncertain > 0 {
         tracing::warn!(
             campaign = %run.campaign.name,
             sent,
             requeued,
             failed,
+            uncertain,
             "resolved rows left in 'sending' by an interrupted run"
         );
     }
@@ -680,6 +767,10 @@ async fn send_one(
             tracing::warn!(outbox_id, %reason, "permanent failure for this recipient");
             fail(OutboxState::Failed, reason).await
         }
+        Err(DeliveryFailure::Uncertain(reason)) => {
+            tracing::warn!(outbox_id, %reason, "delivery uncertain; not resent unless asked (--resend-uncertain)");
+            fail(OutboxState::Uncertain, reason).await
+        }
         Err(DeliveryFailure::Transient(reason)) => {
             let retry = &config.settings.retry;
             let attempts = row.attempts;
@@ -714,7 +805,7 @@ type StartRequest = (
 );
 
 impl SendingStarter {
-    fn start(store: &Store, worker: &str) -> Self {
+    fn start(store: &Store, worker: &str, transport: TransportKind) -> Self {
         let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<StartRequest>();
         let (store, worker) = (store.clone(), worker.to_string());
         let task = tokio::spawn(async move {
@@ -725,7 +816,7 @@ impl SendingStarter {
                     batch.push(next);
                 }
                 let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-                match store.begin_sending(&ids, &worker).await {
+                match store.begin_sending(&ids, &worker, transport).await {
                     Ok(mut started) => {
                         for (id, reply) in batch.drain(..) {
                             let _ = reply.send(Ok(started.remove(&id)));

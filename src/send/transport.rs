@@ -1,16 +1,13 @@
-//! Transports: SMTP (plain with STARTTLS, or TLS from the start) through the connection pool
-//! in `smtp.rs`, and the `outbox:DIR` spool that writes one `.eml` per message atomically.
+//! Transports: SMTP (plain with STARTTLS, or TLS from the start) through our own client and
+//! its connection pool in `smtp.rs`, and the `outbox:DIR` spool that writes one `.eml` per message atomically.
 
 use std::path::{Path, PathBuf};
 
-use lettre::address::Envelope;
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::TlsParameters;
-
-use super::smtp::{Security, SmtpPool};
+use super::smtp::{Credentials, Security, SmtpPool, Timeouts};
 
 use crate::compose::ComposedMessage;
 use crate::config::{TlsMode, TransportSettings, TransportUrl};
+use crate::store::TransportKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
@@ -21,10 +18,14 @@ pub enum TransportError {
 /// How one delivery attempt ended without delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeliveryFailure {
-    /// 4xx, or the connection dropped / timed out: try again later.
+    /// 4xx, or the connection dropped / timed out before the message data was sent: try
+    /// again later.
     Transient(String),
     /// 5xx: this recipient will not be retried.
     Permanent(String),
+    /// The connection dropped or timed out after the message data was sent, before the
+    /// server's reply (RFC 5321 §6.1): it may have been delivered; never retried unasked.
+    Uncertain(String),
 }
 
 pub enum Transport {
@@ -49,7 +50,9 @@ impl Transport {
             TransportUrl::Smtps { host, port } => (
                 host,
                 *port,
-                Security::Wrapper(super::smtp::wrapper_tls_config().map_err(setup)?),
+                Security::Wrapper(
+                    super::smtp::tls_config(settings.ca_file.as_deref()).map_err(setup)?,
+                ),
             ),
             TransportUrl::Smtp { host, port } => {
                 let starttls = match settings.tls {
@@ -59,7 +62,7 @@ impl Transport {
                 };
                 let security = if starttls {
                     Security::StartTls(
-                        TlsParameters::new(host.clone()).map_err(|e| setup(e.to_string()))?,
+                        super::smtp::tls_config(settings.ca_file.as_deref()).map_err(setup)?,
                     )
                 } else {
                     Security::None
@@ -67,18 +70,38 @@ impl Transport {
                 (host, *port, security)
             }
         };
+        let credentials = credentials(settings).map_err(setup)?;
+        if credentials.is_some() && matches!(security, Security::None) && !url.is_loopback() {
+            return Err(setup(
+                "the SMTP password would travel in clear (tls = \"none\"): authentication \
+                 without TLS is refused except on loopback"
+                    .into(),
+            ));
+        }
         Ok(Self::Smtp(SmtpPool::new(
             host.clone(),
             port,
             security,
-            credentials(settings).map_err(setup)?,
-            settings.timeout,
+            credentials,
+            Timeouts {
+                connect: settings.timeout,
+                reply: settings.reply_timeout,
+                data: settings.data_timeout,
+            },
             settings.concurrency,
         )))
     }
 
     pub fn is_outbox(&self) -> bool {
         matches!(self, Self::Outbox(_))
+    }
+
+    /// The kind recorded with each row sent through this transport.
+    pub fn kind(&self) -> TransportKind {
+        match self {
+            Self::Smtp(_) => TransportKind::Smtp,
+            Self::Outbox(_) => TransportKind::Outbox,
+        }
     }
 
     /// Where the outbox transport puts a row's message; `None` for SMTP.
@@ -112,13 +135,14 @@ impl Transport {
     ) -> Result<String, DeliveryFailure> {
         match self {
             Self::Smtp(smtp) => {
-                let envelope = envelope(message).map_err(DeliveryFailure::Permanent)?;
-                let response = smtp.send(&envelope, &message.bytes).await?;
-                Ok(format!(
-                    "{} {}",
-                    response.code(),
-                    response.message().collect::<Vec<_>>().join(" ")
-                ))
+                let reply = smtp
+                    .send(
+                        message.envelope_from.as_str(),
+                        message.recipient.as_str(),
+                        &message.bytes,
+                    )
+                    .await?;
+                Ok(reply.one_line())
             }
             Self::Outbox(_) => {
                 let path = self
@@ -152,24 +176,13 @@ fn credentials(settings: &TransportSettings) -> Result<Option<Credentials>, Stri
             let pass = std::env::var(pass_var).map_err(|_| {
                 format!("environment variable {pass_var} (SMTP password) is not set")
             })?;
-            Ok(Some(Credentials::new(user, pass)))
+            Ok(Some(Credentials {
+                user,
+                password: pass,
+            }))
         }
         _ => Err("set both username_env and password_env, or neither".into()),
     }
-}
-
-fn envelope(message: &ComposedMessage) -> Result<Envelope, String> {
-    let from = message
-        .envelope_from
-        .as_str()
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    let to = message
-        .recipient
-        .as_str()
-        .parse()
-        .map_err(|e| format!("{e}"))?;
-    Envelope::new(Some(from), vec![to]).map_err(|e| e.to_string())
 }
 
 fn staging_dir(outbox: &Path, campaign: &str, pid: u32) -> PathBuf {

@@ -34,7 +34,10 @@ pub use inbound::{
 pub use keys::KeyPin;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
-pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate, SendingRow};
+pub use outbox::{
+    Approval, CampaignCounts, InFlightRow, OutboxState, RecipientGate, SendingRow, TransportKind,
+    UncertainRow,
+};
 pub use report::RecipientOutcome;
 pub use suppressions::NewReason;
 pub use workers::WorkerRecord;

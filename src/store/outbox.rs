@@ -1,5 +1,6 @@
 //! The outbox: one row per (campaign, contact) and its state machine
-//! `queued → sending → sent | deferred | failed | suppressed`.
+//! `queued → sending → sent | deferred | failed | suppressed | uncertain`, with the transport
+//! kind each row was last sent with.
 
 use std::collections::BTreeMap;
 
@@ -20,16 +21,20 @@ pub enum OutboxState {
     Deferred,
     Failed,
     Suppressed,
+    /// The data was sent and no answer came (RFC 5321 §6.1): the server may have accepted the
+    /// message. Never resent unless the operator asks.
+    Uncertain,
 }
 
 impl OutboxState {
-    pub const ALL: [OutboxState; 6] = [
+    pub const ALL: [OutboxState; 7] = [
         Self::Queued,
         Self::Sending,
         Self::Sent,
         Self::Deferred,
         Self::Failed,
         Self::Suppressed,
+        Self::Uncertain,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,12 +45,56 @@ impl OutboxState {
             Self::Deferred => "deferred",
             Self::Failed => "failed",
             Self::Suppressed => "suppressed",
+            Self::Uncertain => "uncertain",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|st| st.as_str() == s)
     }
+}
+
+/// The kind of transport a row was sent with: how an interrupted row can be judged (the
+/// outbox transport can tell whether its file was written; SMTP cannot).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransportKind {
+    Smtp,
+    Outbox,
+}
+
+impl TransportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Smtp => "smtp",
+            Self::Outbox => "outbox",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Smtp, Self::Outbox]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A row in `sending`: who moved it there, and with which kind of transport (`None` for a row
+/// moved there before the kind was recorded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InFlightRow {
+    pub outbox_id: i64,
+    pub claimed_by: Option<String>,
+    pub transport: Option<TransportKind>,
+}
+
+/// A row whose delivery is uncertain, as `status` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UncertainRow {
+    pub outbox_id: i64,
+    pub email: String,
+    /// When the row became uncertain (Unix ms).
+    pub at: i64,
+    pub reason: String,
 }
 
 /// A recipient as read immediately before its SMTP transaction, with everything that may
@@ -252,24 +301,28 @@ impl Store {
         &self,
         outbox_ids: &[i64],
         worker: &str,
+        transport: TransportKind,
     ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
         let _turn = self.write_turn().await;
         let mut started = BTreeMap::new();
         for chunk in outbox_ids.chunks(500) {
             let placeholders = (0..chunk.len())
-                .map(|i| format!("${}", i + 3))
+                .map(|i| format!("${}", i + 4))
                 .collect::<Vec<_>>()
                 .join(", ");
             let sql = format!(
                 "UPDATE outbox SET state = 'sending', claimed_by = $1, attempts = attempts + 1,
-                        updated_at = $2
+                        updated_at = $2, transport = $3
                   WHERE id IN ({placeholders}) AND lease_owner = $1 AND state IN ('queued', 'deferred')
                  RETURNING id, attempts,
                         (SELECT c.status FROM contacts c WHERE c.id = outbox.contact_id) AS status,
                         (SELECT s.reason FROM contacts c JOIN suppressions s ON s.email_hash = c.email_hash
                           WHERE c.id = outbox.contact_id) AS reason"
             );
-            let mut query = sqlx::query(&sql).bind(worker).bind(crate::now_millis());
+            let mut query = sqlx::query(&sql)
+                .bind(worker)
+                .bind(crate::now_millis())
+                .bind(transport.as_str());
             for id in chunk {
                 query = query.bind(id);
             }
@@ -412,7 +465,10 @@ impl Store {
         let _turn = self.write_turn().await;
         debug_assert!(matches!(
             state,
-            OutboxState::Deferred | OutboxState::Failed | OutboxState::Suppressed
+            OutboxState::Deferred
+                | OutboxState::Failed
+                | OutboxState::Suppressed
+                | OutboxState::Uncertain
         ));
         sqlx::query(
             "UPDATE outbox SET state = $1, next_attempt_at = $2, last_error = $3, updated_at = $4,
@@ -429,25 +485,77 @@ impl Store {
         Ok(())
     }
 
-    /// Rows in `sending`, with the worker that moved them there.
-    pub async fn rows_in_sending(
-        &self,
-        campaign_id: i64,
-    ) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    /// Rows in `sending`, with the worker that moved them there and its transport kind.
+    pub async fn rows_in_sending(&self, campaign_id: i64) -> Result<Vec<InFlightRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, claimed_by FROM outbox WHERE campaign_id = $1 AND state = 'sending' ORDER BY id",
+            "SELECT id, claimed_by, transport FROM outbox
+              WHERE campaign_id = $1 AND state = 'sending' ORDER BY id",
+        )
+        .bind(campaign_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let outbox_id: i64 = r.get("id");
+                let transport: Option<String> = r.get("transport");
+                let transport = match transport {
+                    None => None,
+                    Some(t) => Some(TransportKind::parse(&t).ok_or(StoreError::Corrupt {
+                        table: "outbox",
+                        column: "transport",
+                        id: outbox_id,
+                        value: t.clone(),
+                    })?),
+                };
+                Ok(InFlightRow {
+                    outbox_id,
+                    claimed_by: r.get("claimed_by"),
+                    transport,
+                })
+            })
+            .collect()
+    }
+
+    /// Requeues every `uncertain` row of a campaign (the operator asked to resend them);
+    /// returns how many.
+    pub async fn requeue_uncertain(&self, campaign_id: i64) -> Result<u64, StoreError> {
+        let _turn = self.write_turn().await;
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'queued', next_attempt_at = 0, updated_at = $1,
+                    lease_owner = NULL, lease_until = NULL
+              WHERE campaign_id = $2 AND state = 'uncertain'",
+        )
+        .bind(crate::now_millis())
+        .bind(campaign_id)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// The `uncertain` rows of a campaign with their recipients, oldest first.
+    pub async fn uncertain_rows(&self, campaign_id: i64) -> Result<Vec<UncertainRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT o.id, c.email, o.updated_at, o.last_error
+               FROM outbox o JOIN contacts c ON c.id = o.contact_id
+              WHERE o.campaign_id = $1 AND o.state = 'uncertain'
+              ORDER BY o.updated_at, o.id",
         )
         .bind(campaign_id)
         .fetch_all(self.pool())
         .await?;
         Ok(rows
             .iter()
-            .map(|r| (r.get("id"), r.get("claimed_by")))
+            .map(|r| UncertainRow {
+                outbox_id: r.get("id"),
+                email: r.get("email"),
+                at: r.get("updated_at"),
+                reason: r.get::<Option<String>, _>("last_error").unwrap_or_default(),
+            })
             .collect())
     }
 
-    /// Resolves a row a dead worker left in `sending`: to `sent`, back to `queued`, or to
-    /// `failed`. Only the first live worker to try succeeds; returns whether this one did.
+    /// Resolves a row a dead worker left in `sending`: to `sent`, back to `queued`, to
+    /// `failed` or to `uncertain`. Only the first live worker to try succeeds; returns whether this one did.
     pub async fn resolve_interrupted(
         &self,
         outbox_id: i64,
@@ -458,7 +566,7 @@ impl Store {
         let _turn = self.write_turn().await;
         debug_assert!(matches!(
             resolution,
-            OutboxState::Sent | OutboxState::Queued | OutboxState::Failed
+            OutboxState::Sent | OutboxState::Queued | OutboxState::Failed | OutboxState::Uncertain
         ));
         let now = crate::now_millis();
         let (last_error, smtp_reply, sent_at) = match resolution {

@@ -1,0 +1,47 @@
+-- Uncertain outcomes and the transport kind of each row.
+--
+-- `uncertain`: the connection dropped or timed out after the message data was sent and before
+-- the server answered (RFC 5321 §6.1: the server may have accepted it). Such a row is never
+-- resent automatically, only by `fairsend send --resend-uncertain`.
+-- `transport`: the kind of transport ('smtp' or 'outbox') a row was last moved to `sending`
+-- with, so that a run resumed with another kind cannot judge an interrupted row by the wrong
+-- rule.
+--
+-- SQLite cannot change a CHECK constraint in place: the table is rebuilt with the same
+-- columns (in the same order) and indexes. No table references outbox, so nothing else moves.
+CREATE TABLE outbox_new (
+    id               INTEGER PRIMARY KEY,
+    campaign_id      INTEGER NOT NULL REFERENCES campaigns(id),
+    contact_id       INTEGER NOT NULL REFERENCES contacts(id) ON DELETE CASCADE,
+    register         TEXT    NOT NULL,
+    state            TEXT    NOT NULL CHECK (state IN ('queued', 'sending', 'sent', 'deferred', 'failed', 'suppressed', 'uncertain')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  INTEGER NOT NULL DEFAULT 0,
+    last_error       TEXT    NULL,
+    smtp_reply       TEXT    NULL,
+    message_id       TEXT    NULL,
+    claimed_by       TEXT    NULL,
+    updated_at       INTEGER NOT NULL,
+    sent_at          INTEGER NULL,
+    latency_ms       INTEGER NULL,
+    phase            TEXT    NULL CHECK (phase IN ('test', 'remainder')),
+    variant          INTEGER NULL,
+    lease_owner      TEXT    NULL,
+    lease_until      INTEGER NULL,
+    transport        TEXT    NULL CHECK (transport IN ('smtp', 'outbox')),
+    UNIQUE (campaign_id, contact_id)
+);
+INSERT INTO outbox_new (id, campaign_id, contact_id, register, state, attempts, next_attempt_at,
+                        last_error, smtp_reply, message_id, claimed_by, updated_at, sent_at,
+                        latency_ms, phase, variant, lease_owner, lease_until)
+SELECT id, campaign_id, contact_id, register, state, attempts, next_attempt_at,
+       last_error, smtp_reply, message_id, claimed_by, updated_at, sent_at,
+       latency_ms, phase, variant, lease_owner, lease_until
+  FROM outbox;
+DROP TABLE outbox;
+ALTER TABLE outbox_new RENAME TO outbox;
+CREATE INDEX outbox_due ON outbox (campaign_id, state, next_attempt_at);
+CREATE INDEX outbox_contact ON outbox (contact_id, sent_at);
+CREATE INDEX outbox_sent_at ON outbox (sent_at);
+CREATE INDEX outbox_phase ON outbox (campaign_id, phase, state);
+CREATE INDEX outbox_lease ON outbox (lease_owner);
