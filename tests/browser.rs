@@ -130,7 +130,17 @@ fn an_operator_uses_the_admin_pages() {
         .unwrap();
     assert!(server.wait_for_messages(2, std::time::Duration::from_secs(30)) >= 2);
     let password = "correct horse battery staple";
-    let serve = ServeProcess::start_with_env(&scratch, &[("FAIRSEND_ADMIN_PASSWORD", password)]);
+    // The admin pages refuse the development signing secret.
+    let serve = ServeProcess::start_with_env(
+        &scratch,
+        &[
+            ("FAIRSEND_ADMIN_PASSWORD", password),
+            (
+                "FAIRSEND_SECRET",
+                "browser-test-secret-0123456789abcdef0123456789",
+            ),
+        ],
+    );
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/browser.py");
     let mut cmd = Command::new("python3");
     cmd.arg(script)

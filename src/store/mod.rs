@@ -12,6 +12,7 @@ mod inbound;
 mod ops;
 mod optout;
 mod outbox;
+mod sessions;
 mod workers;
 
 use sqlx::AnyPool;
@@ -28,6 +29,7 @@ pub use inbound::{AppliedInbound, BounceEntry, BounceRecord, InboundEffects, Opt
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{Approval, CampaignCounts, OutboxState, RecipientGate, SendingRow};
+pub use sessions::LoginFailures;
 pub use workers::WorkerRecord;
 
 use crate::audience::{ContactRecord, EmailAddress};
