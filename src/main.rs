@@ -286,6 +286,10 @@ struct ServeArgs {
     /// Failed admin logins of all clients together before delays start for everyone.
     #[arg(long, default_value_t = 100)]
     login_attempts_global: u32,
+    /// A reverse proxy (IP address) whose X-Forwarded-For names the client, for the
+    /// per-client limits; repeat for several. Without it every client behind the proxy is one.
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl ServeArgs {
@@ -311,6 +315,7 @@ impl ServeArgs {
                 free_global: self.login_attempts_global,
                 ..Default::default()
             },
+            trusted_proxies: self.trusted_proxies.clone(),
             ..Default::default()
         })
     }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::extract::{Form, FromRequest, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
@@ -214,15 +214,22 @@ pub async fn login_page(State(app): State<AppState>) -> Response {
     render(LoginPage { failed: false })
 }
 
-pub async fn login(
-    State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
+pub async fn login(State(app): State<AppState>, request: axum::extract::Request) -> Response {
     let Some(password) = &app.admin_password else {
         return disabled();
     };
-    let client = peer.ip().to_string();
+    let client = match super::limits::client_ip(
+        request.extensions(),
+        request.headers(),
+        &app.limits.trusted_proxies,
+    ) {
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_string(),
+    };
+    let Form(form) = match Form::<HashMap<String, String>>::from_request(request, &app).await {
+        Ok(f) => f,
+        Err(rejection) => return rejection.into_response(),
+    };
     let limits = &app.limits.login;
     let now = crate::now_millis();
     let failures = match app.store.login_failures(&client, limits.since(now)).await {

@@ -35,6 +35,9 @@ pub struct ServeLimits {
     /// `/o`), with a burst of four times that; 0 turns the limit off.
     pub public_rate_per_second: u32,
     pub login: LoginLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (its last address); from any
+    /// other peer the header is ignored.
+    pub trusted_proxies: Vec<IpAddr>,
 }
 
 impl Default for ServeLimits {
@@ -47,6 +50,7 @@ impl Default for ServeLimits {
             max_body_bytes: 64 * 1024,
             public_rate_per_second: 20,
             login: LoginLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -162,19 +166,51 @@ impl PublicRate {
     }
 }
 
-/// The client's address, as the connection gave it (no proxy header is trusted).
-pub fn client_ip(request_extensions: &axum::http::Extensions) -> Option<IpAddr> {
-    request_extensions
+/// The client's address: the connection's peer, or, when the peer is a trusted reverse proxy,
+/// the last address of the `X-Forwarded-For` it appended.
+pub fn client_ip(
+    extensions: &axum::http::Extensions,
+    headers: &axum::http::HeaderMap,
+    trusted_proxies: &[IpAddr],
+) -> Option<IpAddr> {
+    let peer = extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+        .map(|ConnectInfo(addr)| addr.ip())?;
+    if !trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    // Only the entry the proxy itself appended: earlier ones are whatever the client sent.
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|a| a.trim().parse::<IpAddr>().ok());
+    Some(forwarded.unwrap_or(peer))
+}
+
+/// State of [`public_rate`].
+#[derive(Clone)]
+pub struct PublicRateState {
+    pub rate: PublicRate,
+    pub trusted_proxies: Arc<Vec<IpAddr>>,
 }
 
 /// Middleware of the public endpoints: 429 with `Retry-After` past the client's rate.
-pub async fn public_rate(State(rate): State<PublicRate>, request: Request, next: Next) -> Response {
-    let Some(ip) = client_ip(request.extensions()) else {
+pub async fn public_rate(
+    State(state): State<PublicRateState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(ip) = client_ip(
+        request.extensions(),
+        request.headers(),
+        &state.trusted_proxies,
+    ) else {
         return next.run(request).await;
     };
-    match rate.check(ip) {
+    match state.rate.check(ip) {
         Ok(()) => next.run(request).await,
         Err(wait) => too_many_requests(wait.as_secs().max(1)),
     }
@@ -220,5 +256,28 @@ mod tests {
         // Many clients together: the global limit.
         let g = l.check(&failures((1, 0), (100, 0)), 1).unwrap();
         assert!(g.global);
+    }
+
+    #[test]
+    fn forwarded_for_counts_only_from_a_trusted_proxy() {
+        let mut extensions = axum::http::Extensions::new();
+        let proxy: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        extensions.insert(ConnectInfo(proxy));
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert(
+            "x-forwarded-for",
+            "203.0.113.9, 198.51.100.7".parse().unwrap(),
+        );
+        let trusted: Vec<IpAddr> = vec!["10.0.0.1".parse().unwrap()];
+        assert_eq!(
+            client_ip(&extensions, &headers, &trusted),
+            Some("198.51.100.7".parse().unwrap()),
+            "the address the proxy appended, not one the client wrote"
+        );
+        assert_eq!(
+            client_ip(&extensions, &headers, &[]),
+            Some(proxy.ip()),
+            "an untrusted peer's header is ignored"
+        );
     }
 }

@@ -36,7 +36,10 @@ pub struct AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    let rate = limits::PublicRate::new(state.limits.public_rate_per_second);
+    let rate = limits::PublicRateState {
+        rate: limits::PublicRate::new(state.limits.public_rate_per_second),
+        trusted_proxies: Arc::new(state.limits.trusted_proxies.clone()),
+    };
     // Only the pages anyone holding a link can reach are rate-limited per client; the admin
     // pages have their login limit, and the health check comes from the load balancer.
     let public = Router::new()
