@@ -242,13 +242,16 @@ def report(name, r):
 
 
 def main():
+    global BIN
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bin", default=BIN, help="the fairsend binary (default: the release build)")
     p.add_argument("--connections", type=int, default=2000)
     p.add_argument("--seconds", type=int, default=30)
     p.add_argument("--rate", type=int, default=50, help="page requests per second (other clients)")
     p.add_argument("--addresses", default="8,2000",
                    help="comma-separated scenarios: how many addresses the slow clients come from")
     args = p.parse_args()
+    BIN = args.bin
     work = tempfile.mkdtemp(prefix="fairsend-slow-")
     try:
         config, db, paths = prepare(work)

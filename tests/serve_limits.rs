@@ -147,6 +147,57 @@ fn connections_are_capped_per_client_and_the_page_keeps_answering_others() {
 }
 
 #[test]
+fn at_the_connection_cap_a_new_client_takes_the_place_of_the_oldest_stalled_one() {
+    let (scratch, path) = one_message();
+    let serve = ServeProcess::start_with(
+        &scratch,
+        &[],
+        &[
+            "--max-connections",
+            "10",
+            "--max-connections-per-client",
+            "100",
+            "--header-timeout",
+            "30",
+        ],
+    );
+    // Ten stalled connections, each from its own address, fill the cap.
+    let stalled: Vec<TcpStream> = (0..10)
+        .map(|i| {
+            let mut s = connect_from(&format!("127.0.1.{}", i + 1), &serve.base);
+            s.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(stalled.iter().filter(|s| is_closed(s)).count(), 0);
+    let started = Instant::now();
+    for i in 0..3 {
+        let (status, _, body) = http_from(
+            &format!("127.0.2.{}", i + 1),
+            "GET",
+            &format!("{}{path}", serve.base),
+            None,
+            None,
+        );
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once, not after the header timeout: {:?}",
+        started.elapsed()
+    );
+    // Each request made room, unless the previous one's slot was already free again.
+    let closed: Vec<bool> = stalled.iter().map(is_closed).collect();
+    let n = closed.iter().filter(|c| **c).count();
+    assert!(
+        (1..=3).contains(&n) && closed[..n].iter().all(|c| *c),
+        "the oldest stalled connections made room: {closed:?}"
+    );
+}
+
+#[test]
 fn the_public_pages_are_rate_limited_per_client() {
     let (scratch, path) = one_message();
     let serve = ServeProcess::start_with(&scratch, &[], &["--public-rate-limit", "2"]);

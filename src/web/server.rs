@@ -1,11 +1,14 @@
 //! The connection layer of `serve`: accepts connections under a global and a per-client cap and
 //! serves each with hyper's HTTP/1 connection, whose header-read timeout drops clients that
 //! send their request slowly; tower-http bounds the body's time and size and the whole
-//! request's time. Slow or numerous clients therefore cost a bounded number of file descriptors
-//! and bounded memory, and the public pages keep answering.
+//! request's time. At the global cap, a new connection takes the place of the oldest one that
+//! has not yet sent a whole request header (a real client sends it at once; a slow one holds a
+//! slot for nothing). Slow or numerous clients therefore cost a bounded number of file
+//! descriptors and bounded memory, and the public pages keep answering.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
@@ -14,7 +17,7 @@ use axum::http::StatusCode;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 use tower::ServiceExt;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
@@ -61,6 +64,38 @@ impl Drop for ClientSlot {
     }
 }
 
+/// Connections that have not yet sent a whole request header, by age: the ones to close first
+/// when the cap is reached.
+#[derive(Default)]
+struct Unproven {
+    next_id: AtomicU64,
+    waiting: Mutex<BTreeMap<u64, oneshot::Sender<()>>>,
+}
+
+impl Unproven {
+    /// Registers a new connection: its id, and what tells it that it was evicted.
+    fn add(&self) -> (u64, oneshot::Receiver<()>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (evict, evicted) = oneshot::channel();
+        self.lock().insert(id, evict);
+        (id, evicted)
+    }
+
+    fn proven(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Closes the oldest connection still without a request; whether there was one.
+    fn evict_oldest(&self) -> bool {
+        let oldest = self.lock().pop_first();
+        oldest.is_some_and(|(_, evict)| evict.send(()).is_ok())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, oneshot::Sender<()>>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` completes.
 pub async fn run(
     listener: TcpListener,
@@ -84,16 +119,8 @@ pub async fn run(
     let clients = Arc::new(PerClient::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
+    let unproven = Arc::new(Unproven::default());
     loop {
-        // At the cap, stop accepting: new clients wait in the kernel's listen queue rather
-        // than take a file descriptor.
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => match permit {
-                Ok(p) => p,
-                Err(_) => break,
-            },
-            () = &mut shutdown => break,
-        };
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -111,17 +138,47 @@ pub async fn run(
             tracing::debug!(client = %peer.ip(), "connection refused: too many from this client");
             continue;
         };
+        let permit = match Arc::clone(&connections).try_acquire_owned() {
+            Ok(p) => p,
+            Err(_) => {
+                // At the cap: make room by closing the oldest connection without a request,
+                // or, when every connection is working, wait for one to end.
+                if unproven.evict_oldest() {
+                    tracing::debug!("connection cap reached: closed the oldest idle connection");
+                }
+                tokio::select! {
+                    permit = Arc::clone(&connections).acquire_owned() => match permit {
+                        Ok(p) => p,
+                        Err(_) => break,
+                    },
+                    () = &mut shutdown => break,
+                }
+            }
+        };
         let _ = stream.set_nodelay(true);
+        let (id, evicted) = unproven.add();
         let app = app.clone();
+        let first_request = Arc::new(AtomicBool::new(true));
+        let on_request = Arc::clone(&unproven);
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            if first_request.swap(false, Ordering::Relaxed) {
+                on_request.proven(id);
+            }
             request.extensions_mut().insert(ConnectInfo(peer));
             app.clone().oneshot(request)
         });
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+        let unproven = Arc::clone(&unproven);
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(client = %peer.ip(), error = %e, "connection ended");
+            tokio::select! {
+                result = connection => if let Err(e) = result {
+                    tracing::debug!(client = %peer.ip(), error = %e, "connection ended");
+                },
+                Ok(()) = evicted => {
+                    tracing::debug!(client = %peer.ip(), "closed to make room: no request yet");
+                }
             }
+            unproven.proven(id);
             drop((permit, slot));
         });
     }
