@@ -127,10 +127,10 @@ pub async fn serve(
     metrics_listen: Option<SocketAddr>,
     state: AppState,
 ) -> std::io::Result<()> {
-    let listener = server::bind(listen).await?;
+    let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
     let metrics_listener = match metrics_listen {
-        Some(addr) => Some(server::bind(addr).await?),
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
         None => None,
     };
     println!("listening on http://{local}");

@@ -7,7 +7,7 @@
 //! descriptors and bounded memory, and the public pages keep answering.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -186,9 +186,4 @@ pub async fn run(
     // Requests under way get the request timeout to finish.
     let _ = tokio::time::timeout(limits.request_timeout, graceful.shutdown()).await;
     Ok(())
-}
-
-/// Binds `addr` (a thin wrapper so that the caller can print the bound address first).
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
 }
