@@ -90,8 +90,8 @@ def run_slow_clients(connections, addresses, host, port, path, seconds, ready):
                  for i in range(connections)]
         ready.set()
         await asyncio.gather(*tasks)
-        log(f"   slow clients: {stats['connects']} connections opened, {stats['dropped']} dropped "
-            f"by the server, {stats['refused']} failed to connect")
+        log(f"   slow clients: {stats['connects']} connections opened, {stats['dropped']} closed "
+            f"by the server while trickling, {stats['refused']} refused or reset at once")
 
     asyncio.run(main())
 
