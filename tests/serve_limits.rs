@@ -225,6 +225,19 @@ fn the_public_pages_are_rate_limited_per_client() {
             .all(|h| h.to_ascii_lowercase().contains("retry-after: ")),
         "{limited:?}"
     );
+    // The opt-out itself is never refused for load (mailbox providers send their users'
+    // one-click requests from a few addresses).
+    let (status, _, body) = http_from(
+        "127.0.0.2",
+        "POST",
+        &url,
+        Some((
+            "application/x-www-form-urlencoded",
+            "List-Unsubscribe=One-Click",
+        )),
+        None,
+    );
+    assert_eq!((status, body.as_str()), (200, "unsubscribed\n"));
     // Other clients, and the health check, are not held back by this one.
     assert_eq!(http_from("127.0.0.3", "GET", &url, None, None).0, 200);
     assert_eq!(

@@ -32,7 +32,7 @@ pub struct ServeLimits {
     /// Largest request body accepted.
     pub max_body_bytes: usize,
     /// Requests per second one client address may make to the public endpoints (`/u`, `/c`,
-    /// `/o`), with a burst of four times that; 0 turns the limit off.
+    /// `/o`; not the opt-out POST), with a burst of four times that; 0 turns the limit off.
     pub public_rate_per_second: u32,
     pub login: LoginLimits,
     /// Reverse proxies whose `X-Forwarded-For` names the client (its last address); from any

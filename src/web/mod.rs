@@ -40,20 +40,25 @@ pub fn router(state: AppState) -> Router {
         rate: limits::PublicRate::new(state.limits.public_rate_per_second),
         trusted_proxies: Arc::new(state.limits.trusted_proxies.clone()),
     };
-    // Only the pages anyone holding a link can reach are rate-limited per client; the admin
-    // pages have their login limit, and the health check comes from the load balancer.
+    let limited = || axum::middleware::from_fn_with_state(rate.clone(), limits::public_rate);
+    // The pages anyone holding a link can reach are rate-limited per client, except the
+    // opt-out itself: a mailbox provider sends every one-click request of its users from a
+    // few addresses, and an opt-out refused for load would be an opt-out lost. (It writes once
+    // per address; a repeat changes nothing.) The admin pages have their login limit, and the
+    // health check comes from the load balancer.
     let public = Router::new()
         .route(
             "/u/{token}",
-            get(unsubscribe::page).post(unsubscribe::confirm),
+            get(unsubscribe::page)
+                .route_layer(limited())
+                .post(unsubscribe::confirm),
         )
-        .route("/u/{token}/erase", post(unsubscribe::erase))
-        .route("/c/{token}", get(unsubscribe::click))
-        .route("/o/{token}", get(unsubscribe::open))
-        .route_layer(axum::middleware::from_fn_with_state(
-            rate,
-            limits::public_rate,
-        ));
+        .route(
+            "/u/{token}/erase",
+            post(unsubscribe::erase).route_layer(limited()),
+        )
+        .route("/c/{token}", get(unsubscribe::click).route_layer(limited()))
+        .route("/o/{token}", get(unsubscribe::open).route_layer(limited()));
     Router::new()
         .merge(public)
         .route("/healthz", get(healthz))
