@@ -268,7 +268,11 @@ def main():
                 paths = unsubscribe_paths(config, db, campaign, emails)
                 paths_file = os.path.join(d, "paths.txt")
                 open(paths_file, "w").write("\n".join(paths) + "\n")
-                serve = subprocess.Popen(fairsend(config, db, "serve", "--listen", "127.0.0.1:0"),
+                # The throughput rows measure the page, not the per-client rate limit (wrk
+                # is one client).
+                serve = subprocess.Popen(fairsend(config, db, "serve", "--listen", "127.0.0.1:0",
+                                                  "--metrics-listen", "none",
+                                                  "--public-rate-limit", "0"),
                                          env=env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
                 base = serve.stdout.readline().decode().strip().removeprefix("listening on ")
                 try:
@@ -283,6 +287,7 @@ def main():
                 finally:
                     serve.send_signal(signal.SIGTERM)
                     serve.wait()
+                slow_client_rows(config, db, paths, label, rows)
             if not args.keep:
                 os.remove(csv)
 
@@ -293,6 +298,25 @@ def main():
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     print_table(rows, time.monotonic() - started)
+
+
+def slow_client_rows(config, db, paths, label, rows):
+    """bench/slow_clients.py: 2,000 slow connections (from 8 addresses, then from 2,000) while
+    other clients request the unsubscribe page; serve with its default limits, ulimit -n 1024."""
+    import slow_clients
+    for addresses in (8, 2000):
+        log(f"== {label}: 2,000 slow connections from {addresses} addresses, unsubscribe page at 50/s")
+        r = slow_clients.measure(config, db, paths, connections=2000, addresses=addresses)
+        slow_clients.report(f"{addresses} addresses", r)
+        name = f"slow clients ({addresses} addr.)"
+        rows.append((f"{name}: page p99", label, r["p99_ms"], "ms", "< 100",
+                     r["p99_ms"] is not None and r["p99_ms"] < 100))
+        rows.append((f"{name}: failed requests", label, r["failures"], "requests", "0",
+                     r["failures"] == 0))
+        rows.append((f"{name}: peak RSS", label, r["rss_peak"], "MiB", "< 150",
+                     r["rss_peak"] is not None and r["rss_peak"] < 150))
+        rows.append((f"{name}: RSS after they leave", label, r["rss_after"], "MiB", "< 100",
+                     r["rss_after"] is not None and r["rss_after"] < 100))
 
 
 def workers_rows(args, work, sink, rows):

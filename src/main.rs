@@ -39,6 +39,7 @@ Environment variables:
                            signing_secret_env; see `fairsend keys --help`
   FAIRSEND_SECRET_OLD      the previous master secret, for `keys rotate`
   FAIRSEND_ADMIN_PASSWORD  enables the admin pages of `serve` (/admin)
+  FAIRSEND_METRICS_TOKEN   lets /metrics answer on the public listener to this bearer token
   FAIRSEND_DATABASE_URL    the database URL, as --db
   PGPASSWORD               the PostgreSQL password (never inside a URL or fairsend.toml)
   FAIRSEND_LOG             log filter: error, warn, info (default), debug, or per module
@@ -379,6 +380,8 @@ enum Command {
         /// Address to listen on, IP:PORT (port 0 picks a free port; the address is printed).
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
+        #[command(flatten)]
+        limits: ServeArgs,
     },
     /// Write a commented starter configuration into DIR (new or empty): sender, one register,
     /// one campaign, one body. Fill in the values marked FILL IN, then run `check`.
@@ -407,6 +410,82 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// `serve`'s listeners and limits (defaults in `fairsend::web::ServeLimits`; the README's
+/// security section explains each).
+#[derive(clap::Args, Debug)]
+struct ServeArgs {
+    /// Where `/metrics` is served, without authentication ("none": not on a listener of its
+    /// own; with FAIRSEND_METRICS_TOKEN set it is also served on --listen to bearers of it).
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    metrics_listen: String,
+    /// Open connections at once (keep it below the open-files limit, `ulimit -n`).
+    #[arg(long, default_value_t = 768)]
+    max_connections: usize,
+    /// Open connections of one client address.
+    #[arg(long, default_value_t = 64)]
+    max_connections_per_client: usize,
+    /// Seconds a client has to send a request's header.
+    #[arg(long, default_value_t = 10)]
+    header_timeout: u64,
+    /// Seconds a client has to send a request's body and the server to answer.
+    #[arg(long, default_value_t = 30)]
+    request_timeout: u64,
+    /// Requests per second one client address may make to /u, /c and /o (burst: 4×); 0: no limit.
+    #[arg(long, default_value_t = 20)]
+    public_rate_limit: u32,
+    /// Failed admin logins of one client address before delays start (1 s, 2 s, 4 s…).
+    #[arg(long, default_value_t = 5)]
+    login_attempts_per_client: u32,
+    /// Failed admin logins of all clients together before delays start for everyone.
+    #[arg(long, default_value_t = 100)]
+    login_attempts_global: u32,
+    /// A reverse proxy (IP address) whose X-Forwarded-For names the client, for the
+    /// per-client limits; repeat for several. Without it every client behind the proxy is one.
+    #[arg(long = "trusted-proxy")]
+    trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> Result<fairsend::web::ServeLimits, BadInput> {
+        if self.max_connections == 0 || self.max_connections_per_client == 0 {
+            return Err(BadInput(
+                "--max-connections and --max-connections-per-client must be at least 1".into(),
+            ));
+        }
+        if self.header_timeout == 0 || self.request_timeout == 0 {
+            return Err(BadInput(
+                "--header-timeout and --request-timeout must be at least 1 second".into(),
+            ));
+        }
+        Ok(fairsend::web::ServeLimits {
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout),
+            request_timeout: std::time::Duration::from_secs(self.request_timeout),
+            public_rate_per_second: self.public_rate_limit,
+            login: fairsend::web::LoginLimits {
+                free_per_client: self.login_attempts_per_client,
+                free_global: self.login_attempts_global,
+                ..Default::default()
+            },
+            trusted_proxies: self.trusted_proxies.clone(),
+            ..Default::default()
+        })
+    }
+
+    fn metrics_listen(&self) -> Result<Option<std::net::SocketAddr>, BadInput> {
+        if self.metrics_listen == "none" {
+            return Ok(None);
+        }
+        self.metrics_listen.parse().map(Some).map_err(|_| {
+            BadInput(format!(
+                "--metrics-listen '{}': give IP:PORT or none",
+                self.metrics_listen
+            ))
+        })
+    }
 }
 
 /// An error that is the user's input, not the program's situation: exit code 2.
@@ -652,7 +731,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Erase { email } => erase(&config, &store, &email).await,
         Command::Bounces { action } => bounces(&config, &store, action).await,
         Command::Hygiene { action } => hygiene(&config, &store, action).await,
-        Command::Serve { listen } => serve(config, store, listen).await,
+        Command::Serve { listen, limits } => serve(config, store, listen, limits).await,
         Command::Keys { action } => keys(&config, &store, action).await,
         Command::Init { dir } => init(&dir),
         Command::Status {
@@ -1811,20 +1890,58 @@ async fn serve(
     config: ConfigDir,
     store: Store,
     listen: std::net::SocketAddr,
+    args: ServeArgs,
 ) -> anyhow::Result<()> {
+    let limits = args.limits()?;
+    let metrics_listen = args.metrics_listen()?;
     let secret = load_secret(&config, &store).await?;
     let admin_password = fairsend::web::admin::AdminPassword::from_env("FAIRSEND_ADMIN_PASSWORD")
         .map_err(BadInput)?;
-    if admin_password.is_none() {
-        eprintln!("note: FAIRSEND_ADMIN_PASSWORD is not set: the /admin pages are disabled");
+    let metrics_token =
+        fairsend::web::admin::MetricsToken::from_env("FAIRSEND_METRICS_TOKEN").map_err(BadInput)?;
+    // Anyone with the source knows the development secret, and with it can forge tokens and
+    // CSRF tokens: it may serve only the machine itself, and never the admin pages.
+    if secret.is_development() {
+        let var = &config.settings.signing_secret_env;
+        if admin_password.is_some() {
+            return Err(BadInput(format!(
+                "refusing to enable the admin pages with the development signing secret: set {var} \
+                 to at least 32 random bytes (for example `openssl rand -hex 32`), or unset \
+                 FAIRSEND_ADMIN_PASSWORD"
+            ))
+            .into());
+        }
+        if !listen.ip().is_loopback() {
+            return Err(BadInput(format!(
+                "refusing to listen on {listen} with the development signing secret: set {var} \
+                 to at least 32 random bytes (for example `openssl rand -hex 32`), or listen on \
+                 a loopback address"
+            ))
+            .into());
+        }
+    }
+    match &admin_password {
+        None => {
+            eprintln!("note: FAIRSEND_ADMIN_PASSWORD is not set: the /admin pages are disabled")
+        }
+        Some(password) => {
+            let ended =
+                fairsend::web::admin::end_sessions_of_other_passwords(&store, &secret, password)
+                    .await?;
+            if ended > 0 {
+                eprintln!("the admin password changed: {ended} earlier session(s) ended");
+            }
+        }
     }
     let state = fairsend::web::AppState {
         store,
         secret,
         config: Arc::new(config),
         admin_password,
+        metrics_token,
+        limits: Arc::new(limits),
     };
-    fairsend::web::serve(listen, state)
+    fairsend::web::serve(listen, metrics_listen, state)
         .await
         .with_context(|| format!("cannot serve on {listen}"))
 }

@@ -1,6 +1,8 @@
 //! The admin pages and /metrics over HTTP: disabled without FAIRSEND_ADMIN_PASSWORD and
-//! showing no data; refusing without credentials and with a forged CSRF token; /metrics in
-//! Prometheus exposition format with counts equal to the database's.
+//! showing no data; refused with the development secret; refusing without credentials and
+//! with a forged CSRF token; login attempts limited per client and globally; sessions ended by
+//! logout and by a new password; /metrics in Prometheus exposition format with counts equal to
+//! the database's, on its own listener or behind a bearer token.
 
 mod common;
 
@@ -8,9 +10,16 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::Stdio;
 
+use common::net::{free_port, http_from};
 use common::{Scratch, ServeProcess, SmtpServer, http, http_with, stderr, stdout};
 
 const PASSWORD: &str = "correct horse battery staple";
+/// The admin pages need a signing secret of the operator's own.
+const SECRET: &str = common::TEST_SECRET;
+const ADMIN: [(&str, &str); 2] = [
+    ("FAIRSEND_ADMIN_PASSWORD", PASSWORD),
+    ("FAIRSEND_SECRET", SECRET),
+];
 
 fn sent(n: usize) -> (Scratch, SmtpServer) {
     let scratch = Scratch::new("outbox:unused");
@@ -99,7 +108,7 @@ fn admin_refuses_without_credentials_and_with_a_forged_csrf_token() {
         return;
     }
     let (scratch, _server) = sent(2);
-    let serve = ServeProcess::start_with_env(&scratch, &[("FAIRSEND_ADMIN_PASSWORD", PASSWORD)]);
+    let serve = ServeProcess::start_with_env(&scratch, &ADMIN);
     let base = &serve.base;
     for path in [
         "/admin",
@@ -292,8 +301,9 @@ fn metrics_parse_and_equal_the_database() {
     }
     assert!(scratch.run(&["optout", "add", &rcpt(2)]).status.success());
 
-    let serve = ServeProcess::start(&scratch);
-    let (status, head, body) = http("GET", &format!("{}/metrics", serve.base), None);
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let _serve = ServeProcess::start_with(&scratch, &[], &["--metrics-listen", &metrics]);
+    let (status, head, body) = http("GET", &format!("http://{metrics}/metrics"), None);
     assert_eq!(status, 200);
     assert!(
         head.to_ascii_lowercase()
@@ -339,9 +349,8 @@ fn two_serve_instances_share_nothing_but_the_database() {
         return;
     }
     let (scratch, _server) = sent(2);
-    let env = [("FAIRSEND_ADMIN_PASSWORD", PASSWORD)];
-    let a = ServeProcess::start_with_env(&scratch, &env);
-    let b = ServeProcess::start_with_env(&scratch, &env);
+    let a = ServeProcess::start_with_env(&scratch, &ADMIN);
+    let b = ServeProcess::start_with_env(&scratch, &ADMIN);
     for serve in [&a, &b] {
         let (status, _, body) = http("GET", &format!("{}/healthz", serve.base), None);
         assert_eq!((status, body.as_str()), (200, "ok"));
@@ -379,4 +388,267 @@ fn two_serve_instances_share_nothing_but_the_database() {
     );
     assert_eq!(status, 200);
     assert!(page.contains("walkin@firma.example"), "{page}");
+}
+
+/// `fairsend serve ARGS` with `env`: its exit status and stderr when it stops by itself within
+/// 20 s, `None` (after killing it) when it keeps serving.
+fn serve_outcome(scratch: &Scratch, args: &[&str], env: &[(&str, &str)]) -> Option<(i32, String)> {
+    let mut command = scratch.command(&[&["serve"], args].concat());
+    command
+        .env_remove("FAIRSEND_ADMIN_PASSWORD")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("start serve");
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_secs(20) {
+        if let Some(status) = child.try_wait().expect("wait") {
+            let mut err = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+            return Some((status.code().unwrap_or(-1), err));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+#[test]
+fn serve_refuses_the_development_secret_for_the_admin_pages_and_beyond_loopback() {
+    let scratch = Scratch::new("outbox:unused").with_development_key();
+    let loopback = ["--listen", "127.0.0.1:0", "--metrics-listen", "none"];
+    let (code, err) = serve_outcome(
+        &scratch,
+        &loopback,
+        &[("FAIRSEND_ADMIN_PASSWORD", PASSWORD)],
+    )
+    .expect("serve must refuse the admin pages with the development secret");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("admin pages") && err.contains("set FAIRSEND_SECRET"),
+        "{err}"
+    );
+    let everywhere = ["--listen", "0.0.0.0:0", "--metrics-listen", "none"];
+    let (code, err) = serve_outcome(&scratch, &everywhere, &[])
+        .expect("serve must refuse a public address with the development secret");
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("0.0.0.0") && err.contains("set FAIRSEND_SECRET"),
+        "{err}"
+    );
+    // With a secret of the operator's own (a database set up with it), both are allowed.
+    let scratch = Scratch::new("outbox:unused");
+    for (args, env) in [(&loopback, &ADMIN[..]), (&everywhere, &ADMIN[1..])] {
+        assert_eq!(
+            serve_outcome(&scratch, args, env),
+            None,
+            "serve keeps serving"
+        );
+    }
+}
+
+fn post_password(serve: &ServeProcess, from: &str, password: &str) -> (u16, String) {
+    let body = format!("password={}", password.replace(' ', "+"));
+    let (status, head, _) = http_from(
+        from,
+        "POST",
+        &format!("{}/admin/login", serve.base),
+        Some(("application/x-www-form-urlencoded", &body)),
+        None,
+    );
+    (status, head)
+}
+
+fn retry_after(head: &str) -> u64 {
+    head.lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("retry-after: ")
+                .map(|v| v.trim().parse().expect("seconds"))
+        })
+        .expect("Retry-After header")
+}
+
+#[test]
+fn failed_logins_lock_a_client_out_with_growing_delays() {
+    let scratch = Scratch::new("outbox:unused");
+    let serve = ServeProcess::start_with(&scratch, &ADMIN, &["--login-attempts-per-client", "3"]);
+    for _ in 0..3 {
+        assert_eq!(post_password(&serve, "127.0.0.2", "wrong guess").0, 401);
+    }
+    // Locked out: even the right password is not looked at.
+    let (status, head) = post_password(&serve, "127.0.0.2", PASSWORD);
+    assert_eq!(status, 429);
+    let first_wait = retry_after(&head);
+    assert!((1..=2).contains(&first_wait), "{head}");
+    // Other clients are not locked out by this one.
+    assert_eq!(post_password(&serve, "127.0.0.3", PASSWORD).0, 303);
+    // After the delay, one more attempt; failing it doubles the delay.
+    std::thread::sleep(std::time::Duration::from_millis(first_wait * 1000 + 100));
+    assert_eq!(post_password(&serve, "127.0.0.2", "another guess").0, 401);
+    let (status, head) = post_password(&serve, "127.0.0.2", PASSWORD);
+    assert_eq!(status, 429);
+    assert!(retry_after(&head) >= 2, "{head}");
+    std::thread::sleep(std::time::Duration::from_millis(
+        retry_after(&head) * 1000 + 100,
+    ));
+    assert_eq!(post_password(&serve, "127.0.0.2", PASSWORD).0, 303);
+}
+
+#[test]
+fn failed_logins_of_many_clients_together_lock_everyone_out() {
+    let scratch = Scratch::new("outbox:unused");
+    let serve = ServeProcess::start_with(
+        &scratch,
+        &ADMIN,
+        &[
+            "--login-attempts-per-client",
+            "100",
+            "--login-attempts-global",
+            "4",
+        ],
+    );
+    for i in 2..6 {
+        let from = format!("127.0.0.{i}");
+        assert_eq!(post_password(&serve, &from, "wrong guess").0, 401);
+    }
+    // A fresh client, with the right password: the global limit holds it back too.
+    assert_eq!(post_password(&serve, "127.0.0.9", PASSWORD).0, 429);
+    // Another `serve` process on the same database counts the same failures.
+    let other = ServeProcess::start_with(
+        &scratch,
+        &ADMIN,
+        &[
+            "--login-attempts-per-client",
+            "100",
+            "--login-attempts-global",
+            "4",
+        ],
+    );
+    assert_eq!(post_password(&other, "127.0.0.10", PASSWORD).0, 429);
+}
+
+fn logout(serve: &ServeProcess, cookie: &str) {
+    let (_, _, page) = http_with("GET", &format!("{}/admin", serve.base), None, Some(cookie));
+    let body = format!("csrf={}", csrf_from(&page));
+    let (status, head, _) = http_with(
+        "POST",
+        &format!("{}/admin/logout", serve.base),
+        Some(("application/x-www-form-urlencoded", &body)),
+        Some(cookie),
+    );
+    assert_eq!(status, 303);
+    assert!(head.to_ascii_lowercase().contains("location: /admin/login"));
+}
+
+fn admin_status(serve: &ServeProcess, cookie: &str) -> u16 {
+    http_with("GET", &format!("{}/admin", serve.base), None, Some(cookie)).0
+}
+
+#[test]
+fn logout_ends_the_session_and_a_new_password_ends_them_all() {
+    let scratch = Scratch::new("outbox:unused");
+    let a = ServeProcess::start_with_env(&scratch, &ADMIN);
+    let cookie = login(&a);
+    assert_eq!(admin_status(&a, &cookie), 200);
+    logout(&a, &cookie);
+    assert_eq!(
+        admin_status(&a, &cookie),
+        303,
+        "a copy of the cookie kept from before the logout opens nothing"
+    );
+
+    // Two sessions, then the operator restarts one instance with a new password.
+    let first = login(&a);
+    let second = login(&a);
+    assert_eq!(
+        (admin_status(&a, &first), admin_status(&a, &second)),
+        (200, 200)
+    );
+    let new_password = "a different, longer passphrase";
+    let b = ServeProcess::start_with_env(
+        &scratch,
+        &[
+            ("FAIRSEND_ADMIN_PASSWORD", new_password),
+            ("FAIRSEND_SECRET", SECRET),
+        ],
+    );
+    for (serve, cookie) in [(&a, &first), (&a, &second), (&b, &first)] {
+        assert_eq!(
+            admin_status(serve, cookie),
+            303,
+            "sessions of the old password end on every instance"
+        );
+    }
+    let (status, head, _) = http(
+        "POST",
+        &format!("{}/admin/login", b.base),
+        Some((
+            "application/x-www-form-urlencoded",
+            "password=a+different%2C+longer+passphrase",
+        )),
+    );
+    assert_eq!(status, 303);
+    let fresh = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .starts_with("set-cookie: ")
+                .then(|| l[12..].to_string())
+        })
+        .and_then(|c| c.split(';').next().map(str::to_string))
+        .expect("cookie");
+    assert_eq!(admin_status(&b, &fresh), 200);
+    assert_eq!(
+        admin_status(&a, &fresh),
+        303,
+        "an instance still on the old password does not take the new password's session"
+    );
+}
+
+#[test]
+fn metrics_are_not_on_the_public_listener_without_a_bearer_token() {
+    let scratch = Scratch::new("outbox:unused");
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let serve = ServeProcess::start_with(&scratch, &[], &["--metrics-listen", &metrics]);
+    let (status, _, body) = http("GET", &format!("{}/metrics", serve.base), None);
+    assert_eq!(status, 404);
+    assert!(!body.contains("fairsend_"), "{body}");
+    let (status, _, body) = http("GET", &format!("http://{metrics}/metrics"), None);
+    assert_eq!(status, 200);
+    assert!(body.contains("fairsend_queue_depth 0"), "{body}");
+
+    // Behind a bearer token on the public listener, with the metrics listener turned off.
+    let token = "metrics-token-0123456789abcdef";
+    let serve = ServeProcess::start_with(
+        &scratch,
+        &[("FAIRSEND_METRICS_TOKEN", token)],
+        &["--metrics-listen", "none"],
+    );
+    let url = format!("{}/metrics", serve.base);
+    let with_header = |value: &str| {
+        let host = serve.base.strip_prefix("http://").unwrap();
+        let mut stream = std::net::TcpStream::connect(host).unwrap();
+        write!(
+            stream,
+            "GET /metrics HTTP/1.1\r\nHost: {host}\r\nAuthorization: {value}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut response).unwrap();
+        response
+    };
+    let (status, head, _) = http("GET", &url, None);
+    assert_eq!(status, 401);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("www-authenticate: bearer")
+    );
+    assert!(with_header("Bearer metrics-token-0123456789abcdeX").starts_with("HTTP/1.1 401"));
+    let ok = with_header(&format!("Bearer {token}"));
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.contains("fairsend_queue_depth 0"), "{ok}");
 }

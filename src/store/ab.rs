@@ -242,29 +242,32 @@ impl Store {
         .await?)
     }
 
+    /// Records a click or an open of an existing outbox row, at most one per (row, kind, link)
+    /// and clock minute: a flood of pixel or link requests counts once a minute. Returns
+    /// whether it counted; a row that does not exist writes nothing.
     pub async fn record_event(
         &self,
         outbox_id: i64,
         kind: &str,
         link: Option<i64>,
     ) -> Result<bool, StoreError> {
-        let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM outbox WHERE id = $1")
-            .bind(outbox_id)
-            .fetch_optional(self.pool())
-            .await?;
-        if exists.is_none() {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO message_events (outbox_id, kind, link, created_at) VALUES ($1, $2, $3, $4)",
+        let now = crate::now_millis();
+        // The unique index message_events_once_a_minute makes the once-a-minute rule hold
+        // across `serve` processes too; the WHERE clause also lets SQLite parse the upsert.
+        let inserted = sqlx::query(
+            "INSERT INTO message_events (outbox_id, kind, link, created_at, minute)
+             SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM outbox WHERE id = $1)
+             ON CONFLICT DO NOTHING",
         )
         .bind(outbox_id)
         .bind(kind)
         .bind(link)
-        .bind(crate::now_millis())
+        .bind(now)
+        .bind(now.div_euclid(60_000))
         .execute(self.pool())
-        .await?;
-        Ok(true)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
     }
 }
 

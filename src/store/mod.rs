@@ -14,6 +14,7 @@ mod ops;
 mod optout;
 mod outbox;
 mod report;
+mod sessions;
 mod suppressions;
 mod workers;
 
@@ -39,6 +40,7 @@ pub use outbox::{
     UncertainRow,
 };
 pub use report::RecipientOutcome;
+pub use sessions::LoginFailures;
 pub use suppressions::NewReason;
 pub use workers::WorkerRecord;
 

@@ -174,7 +174,7 @@ fn unwrap(master: &MasterSecret, pin: &KeyPin) -> Result<Vec<u8>, KeyError> {
 
 fn random_bytes(n: usize) -> Result<Vec<u8>, KeyError> {
     let mut bytes = vec![0u8; n];
-    getrandom::getrandom(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
+    getrandom::fill(&mut bytes).map_err(|e| KeyError::Random(e.to_string()))?;
     Ok(bytes)
 }
 

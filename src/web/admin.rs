@@ -1,12 +1,15 @@
 //! `/admin`: the operations and compliance pages, behind a password from the environment
-//! (`FAIRSEND_ADMIN_PASSWORD`, compared in constant time). Sessions are stateless signed
-//! cookies (HttpOnly, SameSite=Strict, Secure on https); every state-changing form carries a
-//! CSRF token derived from the session. Handlers call store and compliance functions.
+//! (`FAIRSEND_ADMIN_PASSWORD`, compared in constant time, attempts limited per client and
+//! globally). A session is a random token in a cookie (HttpOnly, SameSite=Strict, Secure on
+//! https) whose hash is kept in the database with the password it was opened under, so logout
+//! and a password change end sessions on every `serve` process; every state-changing form
+//! carries a CSRF token derived from the session. Also `/metrics`, on its own listener or
+//! behind a bearer token. Handlers call store and compliance functions.
 
 use std::collections::HashMap;
 
 use askama::Template;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Form, FromRequest, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
@@ -19,9 +22,11 @@ use crate::inbound::Reason;
 use crate::suppress::{OptOutSource, mac_hex, verify_mac_hex};
 
 const COOKIE: &str = "fs_admin";
-const SESSION_PURPOSE: &str = "fairsend/admin-session/v1";
 const CSRF_PURPOSE: &str = "fairsend/admin-csrf/v1";
 const PASSWORD_PURPOSE: &str = "fairsend/admin-password/v1";
+/// Names the admin password a session was opened under, without storing the password.
+const PASSWORD_TAG_PURPOSE: &str = "fairsend/admin-password-tag/v1";
+const METRICS_PURPOSE: &str = "fairsend/metrics-token/v1";
 const SESSION_HOURS: i64 = 8;
 
 /// The admin password; never printed.
@@ -46,24 +51,84 @@ impl std::fmt::Debug for AdminPassword {
     }
 }
 
-/// A valid session: its cookie value (from which the CSRF token derives).
+/// A keyed hash of the admin password: sessions opened under another password are no sessions.
+pub fn password_tag(secret: &crate::suppress::Secret, password: &AdminPassword) -> String {
+    mac_hex(secret, PASSWORD_TAG_PURPOSE, password.0.as_bytes())
+}
+
+/// Ends the sessions opened under any other admin password, on every `serve` process sharing
+/// the database; returns how many. Called when `serve` starts.
+pub async fn end_sessions_of_other_passwords(
+    store: &crate::store::Store,
+    secret: &crate::suppress::Secret,
+    password: &AdminPassword,
+) -> Result<u64, crate::store::StoreError> {
+    store
+        .end_sessions_of_other_passwords(&password_tag(secret, password))
+        .await
+}
+
+/// The bearer token that opens `/metrics` on the public listener; never printed.
+#[derive(Clone)]
+pub struct MetricsToken(String);
+
+impl MetricsToken {
+    /// `None` when the variable is unset; an error when it is too short to be a secret.
+    pub fn from_env(var: &str) -> Result<Option<Self>, String> {
+        match std::env::var(var) {
+            Ok(t) if t.len() >= 24 && t.bytes().all(|b| b.is_ascii_graphic()) => Ok(Some(Self(t))),
+            Ok(t) if !t.is_empty() => Err(format!(
+                "{var} must be at least 24 printable characters without spaces (for example `openssl rand -hex 16`)"
+            )),
+            _ => Ok(None),
+        }
+    }
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(redacted)")
+    }
+}
+
+/// An open session: its cookie value (from which the CSRF token derives).
 struct Session(String);
 
-fn session(app: &AppState, headers: &HeaderMap) -> Option<Session> {
+impl Session {
+    /// What the database keeps of it: a leaked database opens no session.
+    fn hash(&self) -> String {
+        use sha2::Digest;
+        data_encoding::HEXLOWER.encode(&sha2::Sha256::digest(self.0.as_bytes()))
+    }
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<Session> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    let value = cookies
+    cookies
         .split(';')
-        .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))?;
-    let (expires, mac) = value.split_once('.')?;
-    let expires: i64 = expires.parse().ok()?;
-    (expires > crate::now_millis()
-        && verify_mac_hex(
-            &app.secret,
-            SESSION_PURPOSE,
-            expires.to_string().as_bytes(),
-            mac,
-        ))
-    .then(|| Session(value.to_string()))
+        .find_map(|c| c.trim().strip_prefix(&format!("{COOKIE}=")))
+        .filter(|v| v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(|v| Session(v.to_string()))
+}
+
+/// The session of the request, if it is open; `Err` when the database cannot tell.
+async fn session(app: &AppState, headers: &HeaderMap) -> Result<Option<Session>, Response> {
+    let (Some(password), Some(s)) = (&app.admin_password, cookie_value(headers)) else {
+        return Ok(None);
+    };
+    match app
+        .store
+        .session_is_open(
+            &s.hash(),
+            &password_tag(&app.secret, password),
+            crate::now_millis(),
+        )
+        .await
+    {
+        Ok(true) => Ok(Some(s)),
+        Ok(false) => Ok(None),
+        Err(e) => Err(server_error(e)),
+    }
 }
 
 fn csrf(app: &AppState, s: &Session) -> String {
@@ -81,19 +146,20 @@ enum Gate {
     Closed(Response),
 }
 
-fn gate(app: &AppState, headers: &HeaderMap) -> Gate {
+async fn gate(app: &AppState, headers: &HeaderMap) -> Gate {
     if app.admin_password.is_none() {
         return Gate::Closed(disabled());
     }
-    match session(app, headers) {
-        Some(s) => Gate::Open(s),
-        None => Gate::Closed(Redirect::to("/admin/login").into_response()),
+    match session(app, headers).await {
+        Ok(Some(s)) => Gate::Open(s),
+        Ok(None) => Gate::Closed(Redirect::to("/admin/login").into_response()),
+        Err(response) => Gate::Closed(response),
     }
 }
 
 macro_rules! open_or_return {
     ($app:expr, $headers:expr) => {
-        match gate(&$app, &$headers) {
+        match gate(&$app, &$headers).await {
             Gate::Open(s) => s,
             Gate::Closed(response) => return response,
         }
@@ -148,36 +214,90 @@ pub async fn login_page(State(app): State<AppState>) -> Response {
     render(LoginPage { failed: false })
 }
 
-pub async fn login(
-    State(app): State<AppState>,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
+pub async fn login(State(app): State<AppState>, request: axum::extract::Request) -> Response {
     let Some(password) = &app.admin_password else {
         return disabled();
     };
+    let client = match super::limits::client_ip(
+        request.extensions(),
+        request.headers(),
+        &app.limits.trusted_proxies,
+    ) {
+        Some(ip) => ip.to_string(),
+        None => "unknown".to_string(),
+    };
+    let Form(form) = match Form::<HashMap<String, String>>::from_request(request, &app).await {
+        Ok(f) => f,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let limits = &app.limits.login;
+    let now = crate::now_millis();
+    let failures = match app.store.login_failures(&client, limits.since(now)).await {
+        Ok(f) => f,
+        Err(e) => return server_error(e),
+    };
+    if let Some(locked) = limits.check(&failures, now) {
+        tracing::warn!(
+            client = %client,
+            failures = locked.failures,
+            global = locked.global,
+            "admin login refused: too many failed attempts"
+        );
+        let wait = (locked.until - now).div_euclid(1000) + 1;
+        return super::limits::too_many_requests(u64::try_from(wait).unwrap_or(1));
+    }
     let given = form.get("password").map(String::as_str).unwrap_or("");
     // Compare MACs of both, in constant time: neither length nor prefix leaks.
     let expected = mac_hex(&app.secret, PASSWORD_PURPOSE, password.0.as_bytes());
     if !verify_mac_hex(&app.secret, PASSWORD_PURPOSE, given.as_bytes(), &expected) {
-        tracing::warn!("failed admin login");
+        if let Err(e) = app
+            .store
+            .record_login_failure(&client, now, limits.since(now))
+            .await
+        {
+            return server_error(e);
+        }
+        tracing::warn!(
+            client = %client,
+            failures = failures.client_count + 1,
+            "failed admin login"
+        );
         return (
             StatusCode::UNAUTHORIZED,
             Html(LoginPage { failed: true }.render().unwrap_or_default()),
         )
             .into_response();
     }
-    let expires = crate::now_millis() + SESSION_HOURS * 3_600_000;
-    let value = format!(
-        "{expires}.{}",
-        mac_hex(&app.secret, SESSION_PURPOSE, expires.to_string().as_bytes())
-    );
+    let mut token = [0u8; 32];
+    if let Err(e) = getrandom::fill(&mut token) {
+        return server_error(e);
+    }
+    let session = Session(data_encoding::HEXLOWER.encode(&token));
+    let expires = now + SESSION_HOURS * 3_600_000;
+    let opened = async {
+        app.store.clear_login_failures(&client).await?;
+        app.store
+            .create_session(
+                &session.hash(),
+                &password_tag(&app.secret, password),
+                now,
+                expires,
+            )
+            .await
+    }
+    .await;
+    if let Err(e) = opened {
+        return server_error(e);
+    }
+    tracing::info!(client = %client, "admin login");
     let secure = if app.config.settings.public_base_url.starts_with("https://") {
         "; Secure"
     } else {
         ""
     };
     let cookie = format!(
-        "{COOKIE}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        "{COOKIE}={}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        session.0,
         SESSION_HOURS * 3600
     );
     let mut response = Redirect::to("/admin").into_response();
@@ -195,6 +315,9 @@ pub async fn logout(
     let s = open_or_return!(app, headers);
     if !csrf_ok(&app, &s, &form) {
         return forbidden();
+    }
+    if let Err(e) = app.store.end_session(&s.hash()).await {
+        return server_error(e);
     }
     let mut response = Redirect::to("/admin/login").into_response();
     response.headers_mut().insert(
@@ -662,6 +785,29 @@ pub async fn approve(
         Ok(()) => Redirect::to(&format!("/admin/review/{stem}")).into_response(),
         Err(e) => server_error(e),
     }
+}
+
+/// `/metrics` on the public listener: only with `FAIRSEND_METRICS_TOKEN` set, and only to a
+/// request bearing it (compared in constant time).
+pub async fn metrics_with_token(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    let Some(token) = &app.metrics_token else {
+        return super::unsubscribe::not_found().await;
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let expected = mac_hex(&app.secret, METRICS_PURPOSE, token.0.as_bytes());
+    if !verify_mac_hex(&app.secret, METRICS_PURPOSE, given.as_bytes(), &expected) {
+        let mut response = (StatusCode::UNAUTHORIZED, "bearer token required\n").into_response();
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"fairsend metrics\""),
+        );
+        return response;
+    }
+    metrics(State(app)).await
 }
 
 /// Prometheus text exposition of what the database holds.

@@ -1,10 +1,13 @@
 //! `fairsend serve`: the axum server for the public unsubscribe pages, the RFC 8058 one-click
 //! endpoint, the `/admin` operations and compliance pages, `/metrics` and `/healthz`. Handlers
 //! are thin: they check a token or a session, call library functions and render a page. No
-//! state that matters is kept in memory; everything is in the database.
+//! state that matters is kept in memory; everything is in the database (sessions and failed
+//! logins too). How clients are limited is in `limits`; the connection layer in `server`.
 
 pub mod admin;
+pub mod limits;
 mod pages;
+mod server;
 mod unsubscribe;
 
 use std::net::SocketAddr;
@@ -19,6 +22,8 @@ use crate::config::ConfigDir;
 use crate::store::Store;
 use crate::suppress::Secret;
 
+pub use limits::{LoginLimits, ServeLimits};
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
@@ -26,19 +31,39 @@ pub struct AppState {
     pub config: Arc<ConfigDir>,
     /// `None`: the admin pages are disabled.
     pub admin_password: Option<admin::AdminPassword>,
+    /// `Some`: `/metrics` is also served on the public listener, to requests bearing it.
+    pub metrics_token: Option<admin::MetricsToken>,
+    pub limits: Arc<ServeLimits>,
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let rate = limits::PublicRateState {
+        rate: limits::PublicRate::new(state.limits.public_rate_per_second),
+        trusted_proxies: Arc::new(state.limits.trusted_proxies.clone()),
+    };
+    let limited = || axum::middleware::from_fn_with_state(rate.clone(), limits::public_rate);
+    // The pages anyone holding a link can reach are rate-limited per client, except the
+    // opt-out itself: a mailbox provider sends every one-click request of its users from a
+    // few addresses, and an opt-out refused for load would be an opt-out lost. (It writes once
+    // per address; a repeat changes nothing.) The admin pages have their login limit, and the
+    // health check comes from the load balancer.
+    let public = Router::new()
         .route(
             "/u/{token}",
-            get(unsubscribe::page).post(unsubscribe::confirm),
+            get(unsubscribe::page)
+                .route_layer(limited())
+                .post(unsubscribe::confirm),
         )
-        .route("/u/{token}/erase", post(unsubscribe::erase))
-        .route("/c/{token}", get(unsubscribe::click))
-        .route("/o/{token}", get(unsubscribe::open))
+        .route(
+            "/u/{token}/erase",
+            post(unsubscribe::erase).route_layer(limited()),
+        )
+        .route("/c/{token}", get(unsubscribe::click).route_layer(limited()))
+        .route("/o/{token}", get(unsubscribe::open).route_layer(limited()));
+    Router::new()
+        .merge(public)
         .route("/healthz", get(healthz))
-        .route("/metrics", get(admin::metrics))
+        .route("/metrics", get(admin::metrics_with_token))
         .route("/admin", get(admin::campaigns))
         .route("/admin/login", get(admin::login_page).post(admin::login))
         .route("/admin/logout", post(admin::logout))
@@ -54,6 +79,15 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/review/{stem}/approve", post(admin::approve))
         .fallback(unsubscribe::not_found)
         .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+/// The router of the metrics listener: `/metrics` and `/healthz`, no authentication (the
+/// listener's address is what protects it; loopback by default).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(admin::metrics))
+        .route("/healthz", get(healthz))
         .with_state(state)
 }
 
@@ -92,15 +126,67 @@ async fn security_headers(mut response: Response) -> Response {
     response
 }
 
-/// Binds `listen`, says where on stdout, and serves until Ctrl-C.
-pub async fn serve(listen: SocketAddr, state: AppState) -> std::io::Result<()> {
+/// Binds `listen` (and `metrics_listen`, if any), says where on stdout (the metrics address on
+/// stderr), and serves until Ctrl-C or SIGTERM.
+pub async fn serve(
+    listen: SocketAddr,
+    metrics_listen: Option<SocketAddr>,
+    state: AppState,
+) -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let local = listener.local_addr()?;
+    let metrics_listener = match metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
     println!("listening on http://{local}");
     tracing::info!(%local, "serving");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let limits = Arc::clone(&state.limits);
+    let metrics = async {
+        match metrics_listener {
+            Some(listener) => {
+                let local = listener.local_addr()?;
+                eprintln!("metrics on http://{local}/metrics");
+                tracing::info!(%local, "serving metrics");
+                server::run(
+                    listener,
+                    metrics_router(state.clone()),
+                    &limits,
+                    until_stopped(stopped.clone()),
+                )
+                .await
+            }
+            None => Ok(()),
+        }
+    };
+    let public = server::run(
+        listener,
+        router(state.clone()),
+        &limits,
+        until_stopped(stopped.clone()),
+    );
+    tokio::try_join!(public, metrics).map(|_| ())
+}
+
+async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = terminate => {},
+    }
 }

@@ -8,6 +8,7 @@
 mod require;
 #[allow(unused_imports)] // each test binary uses its own part
 pub use require::{Tool, on_ci, postgres_wanted_and_answering, require, shared_corpora};
+pub mod net;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -460,8 +461,20 @@ impl ServeProcess {
     }
 
     pub fn start_with_env(scratch: &Scratch, env: &[(&str, &str)]) -> Self {
-        let mut command = scratch.command(&["serve", "--listen", "127.0.0.1:0"]);
+        Self::start_with(scratch, env, &[])
+    }
+
+    /// With more `serve` flags; the metrics listener takes an ephemeral port unless `args`
+    /// names one.
+    pub fn start_with(scratch: &Scratch, env: &[(&str, &str)], args: &[&str]) -> Self {
+        let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+        if !args.contains(&"--metrics-listen") {
+            all.extend(["--metrics-listen", "127.0.0.1:0"]);
+        }
+        all.extend(args);
+        let mut command = scratch.command(&all);
         command.env_remove("FAIRSEND_ADMIN_PASSWORD");
+        command.env_remove("FAIRSEND_METRICS_TOKEN");
         for (k, v) in env {
             command.env(k, v);
         }
@@ -502,13 +515,30 @@ pub fn http_with(
     body: Option<(&str, &str)>,
     cookie: Option<&str>,
 ) -> (u16, String, String) {
+    let host = url
+        .strip_prefix("http://")
+        .expect("http URL")
+        .split('/')
+        .next()
+        .expect("host");
+    let stream = std::net::TcpStream::connect(host).expect("connect");
+    http_on(stream, method, url, body, cookie)
+}
+
+/// As [`http_with`], over a connection made already (from another source address, say).
+pub fn http_on(
+    mut stream: std::net::TcpStream,
+    method: &str,
+    url: &str,
+    body: Option<(&str, &str)>,
+    cookie: Option<&str>,
+) -> (u16, String, String) {
     use std::io::{Read, Write};
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
         .split_once('/')
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
-    let mut stream = std::net::TcpStream::connect(host).expect("connect");
     stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if let Some(cookie) = cookie {
