@@ -7,6 +7,7 @@ pub mod classify;
 pub mod dsn;
 pub mod ingest;
 pub mod reply;
+pub mod ses;
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
@@ -58,7 +59,15 @@ pub struct Inbound {
     pub unsubscribe_word: Option<&'static str>,
     /// For complaints: the ARF `Feedback-Type`.
     pub feedback_type: Option<String>,
+    /// The `Message-ID` of the returned original message (DSN or complaint), without `<>`.
+    pub returned_message_id: Option<String>,
+    /// The returned original message's `X-Fairsend-*` headers, as (name, value).
+    pub returned_headers: Vec<(String, String)>,
 }
+
+/// Only the first 10 MiB of a message are parsed (the fingerprint covers all of it): a report
+/// puts its status first, and what follows is the returned message.
+pub const MAX_PARSE_BYTES: usize = 10 * 1024 * 1024;
 
 /// Splits an mbox (messages separated by lines starting with `From `) into messages; a file
 /// that is not an mbox is one message.
@@ -103,6 +112,7 @@ pub struct Keys<'a> {
 
 pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
     let fingerprint = data_encoding::HEXLOWER.encode(&Sha256::digest(raw));
+    let raw = &raw[..raw.len().min(MAX_PARSE_BYTES)];
     let Some(message) = parse_mime(raw) else {
         return Inbound {
             kind: Kind::Unknown,
@@ -115,6 +125,8 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
             recipients: Vec::new(),
             unsubscribe_word: None,
             feedback_type: None,
+            returned_message_id: None,
+            returned_headers: Vec::new(),
         };
     };
     let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
@@ -135,6 +147,7 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
         .and_then(|a| a.address())
         .map(str::to_ascii_lowercase);
 
+    let (returned_message_id, returned_headers) = dsn::returned_identity(&message);
     let mut inbound = Inbound {
         kind: Kind::Unknown,
         fingerprint,
@@ -146,8 +159,33 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
         recipients: Vec::new(),
         unsubscribe_word: None,
         feedback_type: None,
+        returned_message_id,
+        returned_headers,
     };
-    if is_complaint(&message) {
+    if let Some(notification) = ses::notification(&message) {
+        match notification {
+            ses::Notification::Bounce(recipients) | ses::Notification::Delivery(recipients) => {
+                inbound.kind = Kind::Dsn;
+                inbound.recipients = recipients;
+            }
+            ses::Notification::Complaint {
+                recipient,
+                feedback_type,
+            } => {
+                inbound.kind = Kind::Complaint;
+                inbound.feedback_type = feedback_type;
+                inbound.recipients = vec![DsnRecipient {
+                    address: recipient,
+                    action: None,
+                    status: None,
+                    reply_code: None,
+                    diagnostic: inbound.feedback_type.clone(),
+                    class: None,
+                    reason: Reason::Other,
+                }];
+            }
+        }
+    } else if is_complaint(&message) {
         inbound.kind = Kind::Complaint;
         inbound.feedback_type = feedback_type(&message);
         let address = complaint_recipient(&message);
@@ -276,7 +314,12 @@ fn find_token(text: &str, keys: &Keys<'_>, local_part: &str, purpose: TokenPurpo
 fn find_message_id_token(text: &str, keys: &Keys<'_>) -> Option<i64> {
     let suffix = format!("@{}>", keys.bounces.domain);
     text.match_indices(&suffix).find_map(|(i, _)| {
-        let start = text[..i].rfind('<')?;
+        // A token is short: look back a bounded distance, so many matches stay linear.
+        let mut from = i.saturating_sub(128);
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
+        let start = from + text[from..i].rfind('<')?;
         verify(keys.secret, TokenPurpose::Bounce, &text[start + 1..i])
     })
 }
