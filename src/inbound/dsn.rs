@@ -52,15 +52,17 @@ pub fn looks_like_dsn(message: &Message<'_>) -> bool {
         .unwrap_or("")
         .to_lowercase();
     let subject = message.subject().unwrap_or("").to_lowercase();
-    let daemon = DAEMON_SENDERS
-        .iter()
-        .any(|d| from.starts_with(d) || from_name.contains(d));
+    let null_sender = message.from().is_some() && from.is_empty();
+    let daemon = null_sender
+        || DAEMON_SENDERS
+            .iter()
+            .any(|d| from.starts_with(d) || from_name.contains(d));
     let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
     daemon || bounce_subject || opens_like_a_report(message)
 }
 
 /// Sender local parts and display names of delivery reports.
-const DAEMON_SENDERS: [&str; 9] = [
+const DAEMON_SENDERS: [&str; 10] = [
     "mailer-daemon",
     "mailerdaemon",
     "mail-daemon",
@@ -70,12 +72,13 @@ const DAEMON_SENDERS: [&str; 9] = [
     "mail delivery subsystem",
     "mail.delivery",
     "maildelivery",
+    "mdaemon@",
 ];
 
 /// Subjects of delivery reports (Sendmail, Postfix, Exim, qmail, Exchange, Gmail, KDDI/au
 /// "Mail System Error - Returned Mail", Apache James "[BOUNCE]", fml "fml status report", Amazon
 /// SNS "AWS Notification Message", French, German, Japanese 不達/配信エラー).
-const BOUNCE_SUBJECTS: [&str; 32] = [
+const BOUNCE_SUBJECTS: [&str; 34] = [
     "undeliver",
     "delivery status notification",
     "delivery failure",
@@ -105,6 +108,8 @@ const BOUNCE_SUBJECTS: [&str; 32] = [
     "delivery report",
     "message delivery failure",
     "delivery problem",
+    "mail error",
+    "user unknown",
     "不達",
     "配信エラー",
     "送信エラー",
@@ -217,7 +222,11 @@ pub fn recipients(
 /// The first specific enhanced code in `text`, else its first code.
 pub fn best_status(text: &str) -> Option<String> {
     let mut first = None;
-    for s in enhanced_status_iter(text).take(32) {
+    // A `2.x.x` in a failure's text is a version number or a quoted earlier success.
+    for s in enhanced_status_iter(text)
+        .filter(|s| !s.starts_with("2."))
+        .take(32)
+    {
         if !super::classify::is_generic_status(&s) {
             return Some(s);
         }
@@ -234,7 +243,14 @@ fn finish(mut r: DsnRecipient, e: &Evidence<'_>, shown: Option<String>) -> DsnRe
         !super::classify::is_generic_status(s) && super::classify::specific_reason(s).is_some()
     });
     let by_text = super::classify::by_text(e.diagnostic);
-    match smtp_stage(e.diagnostic) {
+    let stage = smtp_stage(e.diagnostic);
+    if r.reason == Reason::UserUnknown && !address_code(e.status()) && stage != Some(Stage::Rcpt) {
+        // Hard needs proof: an address status code (X.1.x) or a refusal known to answer RCPT
+        // TO. "Unknown user" wording alone is what filters at DATA answer too, so it is a
+        // content refusal until proven otherwise (sisimai's `filtered` draws the same line).
+        r.reason = Reason::ContentRejected;
+    }
+    match stage {
         // The server accepted RCPT TO, so the mailbox exists: a refusal at DATA is a filter.
         Some(Stage::Data)
             if !specific_code
@@ -275,7 +291,19 @@ fn finish(mut r: DsnRecipient, e: &Evidence<'_>, shown: Option<String>) -> DsnRe
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     MailFrom,
+    Rcpt,
     Data,
+}
+
+/// Whether the status is an address status (`X.1.x`, or `X.2.1` that many servers give for
+/// unknown users): the code itself says the address is wrong.
+fn address_code(status: Option<&str>) -> bool {
+    status.is_some_and(|s| {
+        let mut it = s.split('.');
+        let (_, subject, detail) = (it.next(), it.next(), it.next());
+        (subject == Some("1") && detail.is_some_and(|d| d != "0"))
+            || (subject == Some("2") && detail == Some("1"))
+    })
 }
 
 /// The SMTP command the refusal answered, when the report says (Postfix "in reply to end of
@@ -299,10 +327,32 @@ fn smtp_stage(text: &str) -> Option<Stage> {
         "command: mail from",
         ">>> mail from",
     ];
+    // Wordings that only a refusal at RCPT TO or a directory lookup produces: Postfix's
+    // recipient restrictions, qmail's "does not like recipient", Exchange's directory
+    // ("RESOLVER.ADR", "The recipient name is not recognized"), Exim's "unknown local part",
+    // Lotus Domino's directory, qmail's "no mailbox here by that name", Sendmail's "No such
+    // user here", IMail's "Invalid final delivery userid".
+    const RCPT: [&str; 13] = [
+        "rcpt to",
+        "after rcpt",
+        "command: rcpt",
+        "does not like recipient",
+        "recipient address rejected",
+        "resolver.adr",
+        "recipnotfound",
+        "unknown local part",
+        "not listed in",
+        "no mailbox here by that name",
+        "recipient name is not recognized",
+        "no such user here",
+        "invalid final delivery userid",
+    ];
     if DATA.iter().any(|m| squeezed.contains(m)) {
         Some(Stage::Data)
     } else if MAIL_FROM.iter().any(|m| squeezed.contains(m)) {
         Some(Stage::MailFrom)
+    } else if RCPT.iter().any(|m| squeezed.contains(m)) {
+        Some(Stage::Rcpt)
     } else {
         None
     }
@@ -669,9 +719,14 @@ pub fn addresses(text: &str) -> Vec<(usize, String)> {
             .last()
             .map(|(i, c)| at + 1 + i + c.len_utf8());
         if let (Some(start), Some(end)) = (start, end) {
-            let candidate = text[start..end].trim_matches('.').to_ascii_lowercase();
+            let mut candidate = text[start..end].trim_matches('.').to_ascii_lowercase();
+            // Exchange writes `[SMTP=user@example.com]` in some reports.
+            if let Some(rest) = candidate.strip_prefix("smtp=") {
+                candidate = rest.to_string();
+            }
             let local = candidate.split('@').next().unwrap_or("");
             if !local.is_empty()
+                && !candidate.contains("..")
                 && candidate.rsplit('@').next().is_some_and(|d| {
                     d.contains('.')
                         && d.rsplit('.').next().is_some_and(|tld| {
