@@ -431,10 +431,9 @@ pub const PATTERNS: &[Pattern] = &[
     p("blocked", Sender, "550 5.7.1 Connection from 192.0.2.1 blocked"),
     p("purported responsible address", Sender, "550 5.7.1 can't determine Purported Responsible Address"),
     p("unroutable sender", Sender, "550 Unroutable sender address"),
+    p("not a member", Sender, "Your message was rejected: you are not a member of the mailing list."),
     p("permission to post", Sender, "the group you tried to contact may not exist, or you may not have permission to post messages to the group"),
     p("recipient address rejected: access denied", User, "550 5.4.1 Recipient address rejected: Access denied. AS(201806281)"),
-    p("access denied", Sender, "550 5.7.1 Access denied"),
-    p("not authorized", Sender, "550 5.7.1 Not authorized"),
     p("rejected by the gateway", Sender, "550 Your message has been rejected by the gateway"),
     // — Relay and other policy refusals (Postfix "Relay access denied", Sendmail "Relaying
     //   denied", Exim "administrative prohibition", Exchange "not permitted to relay").
@@ -448,6 +447,9 @@ pub const PATTERNS: &[Pattern] = &[
     p("administrative prohibition", Policy, "550 Administrative prohibition"),
     p("policy", Policy, "550 5.7.1 Rejected for policy reasons"),
     p("prohibited", Policy, "550 Mail prohibited"),
+    // Bare refusals of the sender, after the relay wordings that contain them.
+    p("access denied", Sender, "550 5.7.1 Access denied"),
+    p("not authorized", Sender, "550 5.7.1 Not authorized"),
     // — Mailbox over quota (Postfix/Dovecot "Mailbox full", "Quota exceeded"; Exchange
     //   "mailbox is full"; Gmail "out of storage space"/"over quota"; Sendmail "exceeded
     //   storage allocation"; the Japanese 容量 "capacity").
@@ -461,7 +463,7 @@ pub const PATTERNS: &[Pattern] = &[
     p("out of storage space", Full, "452-4.2.2 The recipient's inbox is out of storage space."),
     p("insufficient storage", Full, "452 4.3.1 Insufficient storage"),
     p("disk quota", Full, "552 recipient reached disk quota"),
-    p("exceeds its quota", Full, "552 Message would exceed its quota"),
+    p("exceeds its quota", Full, "552 Message exceeds its quota"),
     p("exceeded its quota", Full, "552 Mailbox has exceeded its quota"),
     p("exceed the quota", Full, "552 Message would exceed the quota"),
     p("quota full", Full, "522 Mailbox quota full"),
@@ -605,7 +607,7 @@ pub const PATTERNS: &[Pattern] = &[
     // — Rate limits and connection limits (Gmail "rate limit exceeded", Microsoft
     //   "temporarily rate limited", Postfix/Exim "too many connections", Yahoo "temporarily
     //   deferred").
-    p("rate limit", Rate, "421-4.7.28 Our system has detected an unusual rate of unsolicited mail; rate limit exceeded"),
+    p("rate limit", Rate, "421 4.7.28 Rate limit exceeded for 192.0.2.1"),
     p("rate-limit", Rate, "450 4.7.1 rate-limited"),
     p("unusual rate", Rate, "421 4.7.0 Our system has detected an unusual rate of mail originating from your IP address"),
     p("too many connections", Rate, "421 4.7.0 Too many connections from your host"),

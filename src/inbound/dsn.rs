@@ -244,7 +244,10 @@ fn finish(mut r: DsnRecipient, e: &Evidence<'_>, shown: Option<String>) -> DsnRe
     });
     let by_text = super::classify::by_text(e.diagnostic);
     let stage = smtp_stage(e.diagnostic);
-    if r.reason == Reason::UserUnknown && !address_code(e.status()) && stage != Some(Stage::Rcpt) {
+    if r.reason == Reason::UserUnknown
+        && !address_code(e.status())
+        && !matches!(stage, Some(Stage::Rcpt | Stage::MailFrom))
+    {
         // Hard needs proof: an address status code (X.1.x) or a refusal known to answer RCPT
         // TO. "Unknown user" wording alone is what filters at DATA answer too, so it is a
         // content refusal until proven otherwise (sisimai's `filtered` draws the same line).
