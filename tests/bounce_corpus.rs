@@ -262,3 +262,101 @@ fn development_corpus() {
     let s = score("development corpus", &dir);
     assert_thresholds("development corpus", &s);
 }
+
+fn keys_for_tests() -> (Secret, BounceSettings) {
+    (
+        Secret::development(),
+        BounceSettings {
+            domain: "bounces.example.com".into(),
+            local_part: "bounces".into(),
+            unsubscribe_local_part: "unsubscribe".into(),
+            soft_bounce_limit: 3,
+            soft_bounce_days: 7,
+        },
+    )
+}
+
+/// Issue 17 item 12: a plain-text report listing 64,000 addresses took 70 s (quadratic). Now
+/// one pass, and only the first `MAX_RECIPIENTS` are kept. The bound is loose on purpose (a
+/// shared machine, a debug build); the bench prints the real figure.
+#[test]
+fn huge_plain_text_bounce_is_linear_and_capped() {
+    let (secret, settings) = keys_for_tests();
+    let keys = Keys {
+        secret: &secret,
+        bounces: &settings,
+    };
+    let mut raw = String::from(
+        "From: MAILER-DAEMON@mail.example.net\r\nSubject: failure notice\r\n\r\n\
+         Hi. This is the qmail-send program at mail.example.net.\r\n\r\n",
+    );
+    for i in 0..64_000 {
+        raw.push_str(&format!("<user{i}@example.org>:\r\nSorry, no mailbox here by that name.\r\n\r\n"));
+    }
+    let started = std::time::Instant::now();
+    let parsed = parse(raw.as_bytes(), &keys);
+    let took = started.elapsed();
+    assert_eq!(parsed.kind, Kind::Dsn);
+    assert_eq!(
+        parsed.recipients.len(),
+        fairsend::inbound::dsn::MAX_RECIPIENTS
+    );
+    assert_eq!(parsed.recipients[0].address.as_deref(), Some("user0@example.org"));
+    assert_eq!(parsed.recipients[0].class, Some(BounceClass::Hard));
+    assert!(took.as_secs() < 10, "64,000-address bounce took {took:?}");
+}
+
+/// The lead's ingest needs the returned message's Message-ID and X-Fairsend-* headers, from a
+/// `text/rfc822-headers` part and from the copy in a plain-text report alike.
+#[test]
+fn returned_message_identity_is_exposed() {
+    let (secret, settings) = keys_for_tests();
+    let keys = Keys {
+        secret: &secret,
+        bounces: &settings,
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpora/written");
+    for file in ["postfix-blocklist-vs-status.eml", "exim-after-data.eml", "qmail-spam.eml"] {
+        let parsed = parse_file(&dir.join(file), &keys);
+        assert_eq!(
+            parsed.returned_message_id.as_deref(),
+            Some("AbCdEf0123@bounces.example.com"),
+            "{file}"
+        );
+        assert_eq!(
+            parsed.returned_headers,
+            vec![(
+                "X-Fairsend-Campaign".to_string(),
+                "spring-seminar".to_string()
+            )],
+            "{file}"
+        );
+    }
+    // The report's own Message-ID is not the returned one.
+    let parsed = parse_file(&dir.join("james-bounce.eml"), &keys);
+    assert_eq!(parsed.returned_message_id, None);
+}
+
+/// Japanese carriers' human parts in ISO-2022-JP and Shift_JIS are decoded before matching.
+#[test]
+fn japanese_charsets_are_decoded() {
+    let (secret, settings) = keys_for_tests();
+    let keys = Keys {
+        secret: &secret,
+        bounces: &settings,
+    };
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpora/written");
+    let au = parse_file(&dir.join("au-iso2022jp-refused.eml"), &keys);
+    assert_eq!(au.kind, Kind::Dsn);
+    let r = &au.recipients[0];
+    assert_eq!(r.address.as_deref(), Some("mike@au.com"));
+    assert!(r.diagnostic.as_deref().is_some_and(|d| d.contains("受信拒否")));
+    assert_eq!(r.reason.as_str(), "content_rejected");
+    let docomo = parse_file(&dir.join("docomo-shiftjis.eml"), &keys);
+    assert!(
+        docomo.recipients[0]
+            .diagnostic
+            .as_deref()
+            .is_some_and(|d| d.contains("存在しない"))
+    );
+}
