@@ -291,7 +291,9 @@ fn huge_plain_text_bounce_is_linear_and_capped() {
          Hi. This is the qmail-send program at mail.example.net.\r\n\r\n",
     );
     for i in 0..64_000 {
-        raw.push_str(&format!("<user{i}@example.org>:\r\nSorry, no mailbox here by that name.\r\n\r\n"));
+        raw.push_str(&format!(
+            "<user{i}@example.org>:\r\nSorry, no mailbox here by that name.\r\n\r\n"
+        ));
     }
     let started = std::time::Instant::now();
     let parsed = parse(raw.as_bytes(), &keys);
@@ -301,7 +303,10 @@ fn huge_plain_text_bounce_is_linear_and_capped() {
         parsed.recipients.len(),
         fairsend::inbound::dsn::MAX_RECIPIENTS
     );
-    assert_eq!(parsed.recipients[0].address.as_deref(), Some("user0@example.org"));
+    assert_eq!(
+        parsed.recipients[0].address.as_deref(),
+        Some("user0@example.org")
+    );
     assert_eq!(parsed.recipients[0].class, Some(BounceClass::Hard));
     assert!(took.as_secs() < 10, "64,000-address bounce took {took:?}");
 }
@@ -316,7 +321,11 @@ fn returned_message_identity_is_exposed() {
         bounces: &settings,
     };
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/corpora/written");
-    for file in ["postfix-blocklist-vs-status.eml", "exim-after-data.eml", "qmail-spam.eml"] {
+    for file in [
+        "postfix-blocklist-vs-status.eml",
+        "exim-after-data.eml",
+        "qmail-spam.eml",
+    ] {
         let parsed = parse_file(&dir.join(file), &keys);
         assert_eq!(
             parsed.returned_message_id.as_deref(),
@@ -350,7 +359,11 @@ fn japanese_charsets_are_decoded() {
     assert_eq!(au.kind, Kind::Dsn);
     let r = &au.recipients[0];
     assert_eq!(r.address.as_deref(), Some("mike@au.com"));
-    assert!(r.diagnostic.as_deref().is_some_and(|d| d.contains("受信拒否")));
+    assert!(
+        r.diagnostic
+            .as_deref()
+            .is_some_and(|d| d.contains("受信拒否"))
+    );
     assert_eq!(r.reason.as_str(), "content_rejected");
     let docomo = parse_file(&dir.join("docomo-shiftjis.eml"), &keys);
     assert!(

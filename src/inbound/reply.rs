@@ -72,6 +72,30 @@ const OUT_OF_OFFICE: [&str; 30] = [
     "自動返信",
 ];
 
+/// Out-of-office sentences in the first lines of the body, for auto-responders that set no
+/// header and no telling subject.
+pub fn reads_like_auto_reply(message: &Message<'_>) -> bool {
+    const AWAY: [&str; 12] = [
+        "i am out of the office",
+        "i'm out of the office",
+        "i am currently out of the office",
+        "i will be out of the office",
+        "i am away from the office",
+        "i am on vacation",
+        "i am on holiday",
+        "olen lomalla",
+        "olen poissa",
+        "jag är på semester",
+        "ich bin nicht im büro",
+        "this is an automatic reply",
+    ];
+    let Some(body) = message.body_text(0) else {
+        return false;
+    };
+    let head: String = body.chars().take(1_000).collect::<String>().to_lowercase();
+    AWAY.iter().any(|a| head.contains(a))
+}
+
 /// Words that ask to stop the messages, in fi, sv and en.
 const UNSUBSCRIBE_WORDS: [&str; 16] = [
     "poista",
