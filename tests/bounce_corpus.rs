@@ -29,9 +29,7 @@ fn accepted_reasons(reason: &str) -> &'static [&'static str] {
         "filtered" | "spamdetected" | "virusdetected" | "contenterror" => &["content_rejected"],
         "blocked" | "badreputation" | "securityerror" | "requireptr" | "authfailure"
         | "rejected" | "failedstarttls" => &["sender_blocked"],
-        "policyviolation" | "norelaying" | "notcompliantrfc" | "syntaxerror" => {
-            &["policy_or_spam_block"]
-        }
+        "policyviolation" | "norelaying" | "notcompliantrfc" => &["policy_or_spam_block"],
         "ratelimited" | "toomanyconn" | "speeding" => &["rate_limited"],
         "expired" => &["expired"],
         "networkerror" => &["network"],

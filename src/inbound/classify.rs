@@ -289,6 +289,8 @@ fn by_specific_status(status: &str) -> Option<(Reason, Weight)> {
         // X.1.6 "destination mailbox has moved, no forwarding address".
         ("1", "6") => (Reason::UserUnknown, Strong),
         ("1", "2") => (Reason::HostUnknown, Usual),
+        // X.1.7 / X.1.8: the sender's address is bad or its domain unknown.
+        ("1", "7") | ("1", "8") => (Reason::SenderBlocked, Strong),
         // RFC 7505 null MX; Exchange reuses 5.1.10 for "recipient not found".
         ("1", "10") => (Reason::DomainNoMail, Ambiguous),
         ("4", "4") if permanent => (Reason::HostUnknown, Usual),
@@ -344,7 +346,7 @@ const fn p(needle: &'static str, reason: Reason, example: &'static str) -> Patte
 
 use Reason::{
     ContentRejected as Content, DomainNoMail as NoMail, Expired as Exp, HostUnknown as Host,
-    MailboxDisabled as Closed, MailboxFull as Full, MessageTooLarge as Big, Network as Net,
+    MailboxDisabled as Closed, MailboxFull as Full, MessageTooLarge as Big, Network as Net, Other,
     PolicyOrSpamBlock as Policy, RateLimited as Rate, SenderBlocked as Sender, Suspended as Susp,
     UserUnknown as User,
 };
@@ -640,6 +642,13 @@ pub const PATTERNS: &[Pattern] = &[
     p("looping", Net, "554 Message looping (received 6 times)"),
     p("too many hops", Net, "554 Too many hops"),
     p("routing loop", Net, "554 5.4.6 Message probably in a routing loop"),
+    // — The receiving system's own trouble (Sendmail "Local configuration error", Postfix
+    //   "mail system configuration error", procmail/maildrop "Command died with status"):
+    //   nothing to do with the address, so neither hard nor a policy.
+    p("configuration error", Other, "451 4.3.0 Local configuration error"),
+    p("local error in processing", Other, "451 4.3.0 Requested action aborted: local error in processing"),
+    p("command died with status", Other, "Command died with status 1: \"/usr/bin/procmail\""),
+    p("internal error", Other, "451 4.3.0 Internal error, please try again"),
     // — Refusals whose meaning is only "no" (RFC 5321's 550 wording and sender-side
     //   refusals); last, so anything more precise above wins.
     p("refused", Sender, "554 Transaction refused"),

@@ -630,15 +630,23 @@ fn from_text(message: &Message<'_>, text: &str, own: &dyn Fn(&str) -> bool) -> V
         .and_then(|a| a.first())
         .and_then(|a| a.address())
         .map(str::to_ascii_lowercase);
+    // The report goes to the original sender, who is never the failed recipient.
+    let report_to = message
+        .to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(str::to_ascii_lowercase);
     let mut seen = std::collections::HashSet::new();
     let candidates: Vec<(usize, String)> = addresses(text)
         .into_iter()
-        .filter(|(_, a)| {
+        .filter(|(at, a)| {
             let local = a.split('@').next().unwrap_or("");
             !own(a)
                 && !SYSTEM_LOCAL_PARTS.contains(&local)
                 && Some(a) != report_from.as_ref()
                 && Some(a) != original_from.as_ref()
+                && Some(a) != report_to.as_ref()
+                && !in_quoted_header(text, *at)
         })
         .filter(|(_, a)| seen.insert(a.clone()))
         .take(MAX_RECIPIENTS)
@@ -691,6 +699,31 @@ fn from_text(message: &Message<'_>, text: &str, own: &dyn Fn(&str) -> bool) -> V
         ));
     }
     out
+}
+
+/// Whether the address at `at` stands in a quoted header line that never names the failed
+/// recipient (`Message-ID:`, `From:`, `Received:` …), as in reports that quote the original
+/// headers without a marker.
+fn in_quoted_header(text: &str, at: usize) -> bool {
+    const NOT_RECIPIENT: [&str; 9] = [
+        "message-id:",
+        "in-reply-to:",
+        "references:",
+        "received:",
+        "from:",
+        "return-path:",
+        "sender:",
+        "reply-to:",
+        "envelope-from",
+    ];
+    let mut start = at.saturating_sub(200);
+    while !text.is_char_boundary(start) {
+        start -= 1;
+    }
+    let before = &text[start..at];
+    let line = before.rsplit('\n').next().unwrap_or(before);
+    let line = line.trim_start().to_ascii_lowercase();
+    NOT_RECIPIENT.iter().any(|h| line.starts_with(h))
 }
 
 fn blank(address: Option<String>) -> DsnRecipient {
