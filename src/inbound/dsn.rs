@@ -1,6 +1,9 @@
-//! Delivery-status notifications: the RFC 3464 `message/delivery-status` fields when the
-//! report has them, else the human-readable text that qmail, Exchange, Gmail and many others
-//! send instead. Never panics on any input.
+//! Delivery-status notifications: recognising a report (RFC 3464 parts, daemon senders, bounce
+//! subjects, the opening words of qmail, Postfix, Exim, Exchange, James, fml and the Japanese
+//! carriers), its recipients (the `message/delivery-status` fields when the report has them,
+//! else the human-readable text, decoded from its charset), the evidence for each recipient
+//! that `classify` weighs, and the returned message's identity. Never panics on any input, and
+//! reads each message in one pass: at most [`MAX_RECIPIENTS`] recipients per report.
 
 use mail_parser::{Message, MimeHeaders};
 
