@@ -382,6 +382,8 @@ fn status_parts<'m>(message: &'m Message<'m>, depth: usize, out: &mut Vec<&'m [u
 fn structured(message: &Message<'_>) -> Vec<DsnRecipient> {
     let mut out = Vec::new();
     let mut parts = Vec::new();
+    // Read once however many blocks lack an address.
+    let original_to = std::cell::OnceCell::new();
     status_parts(message, 0, &mut parts);
     for contents in parts {
         let text = String::from_utf8_lossy(contents).into_owned();
@@ -412,7 +414,11 @@ fn structured(message: &Message<'_>) -> Vec<DsnRecipient> {
                 .iter()
                 .filter_map(|f| get(f))
                 .find_map(|v| addresses(&v).into_iter().next().map(|(_, a)| a))
-                .or_else(|| original_header(message, "to"));
+                .or_else(|| {
+                    original_to
+                        .get_or_init(|| original_header(message, "to"))
+                        .clone()
+                });
             let action = get("action").map(|a| a.trim().to_ascii_lowercase());
             let diagnostic = get("diagnostic-code")
                 .map(|d| strip_address_type(&d))
