@@ -61,7 +61,23 @@ pub fn looks_like_dsn(message: &Message<'_>) -> bool {
             .iter()
             .any(|d| from.starts_with(d) || from_name.contains(d));
     let bounce_subject = BOUNCE_SUBJECTS.iter().any(|s| subject.contains(s));
-    daemon || bounce_subject || opens_like_a_report(message)
+    // The envelope sender of a report is null (`Return-Path: <>` or `<MAILER-DAEMON>`, as the
+    // final MTA records it); auto-replies share that, so they are told apart first.
+    let null_envelope = message.header_raw("return-path").is_some_and(|v| {
+        let v = v
+            .trim()
+            .trim_start_matches('<')
+            .trim_end_matches('>')
+            .trim();
+        v.is_empty() || v.eq_ignore_ascii_case("mailer-daemon")
+    }) && !super::reply::is_auto_reply(message)
+        && !super::reply::reads_like_auto_reply(message);
+    // fml (Japanese mailing-list manager) reports refusals under its own headers.
+    let fml_report = message.header_raw("x-mlserver").is_some()
+        && ["report", "error", "reject", "not member", "deny"]
+            .iter()
+            .any(|w| subject.contains(w));
+    daemon || bounce_subject || null_envelope || fml_report || opens_like_a_report(message)
 }
 
 /// Sender local parts and display names of delivery reports.
