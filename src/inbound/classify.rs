@@ -581,6 +581,7 @@ pub const PATTERNS: &[Pattern] = &[
     p("wasn't found", User, "The email address wasn't found at the destination domain."),
     p("not listed in", User, "User kijitora not listed in Domino Directory"),
     p("does not exist", User, "550-5.1.1 The email account that you tried to reach does not exist."),
+    p("user not exist", User, "550 <a@example.org>... User not exist"),
     p("doesn't exist", User, "550 Address doesn't exist"),
     p("doesn't have a", User, "This user doesn't have a example.com account"),
     p("address unknown", User, "550 Address unknown"),

@@ -334,7 +334,8 @@ fn address_code(status: Option<&str>) -> bool {
 fn smtp_stage(text: &str) -> Option<Stage> {
     let t = text.to_ascii_lowercase();
     let squeezed = t.split_whitespace().collect::<Vec<_>>().join(" ");
-    const DATA: [&str; 7] = [
+    // Yahoo's qmail-derived reports tag the stage: `[RCPT_TO]`, `[MAIL_FROM]`, `[BODY]`.
+    const DATA: [&str; 8] = [
         "end of data",
         "after data",
         "in reply to data",
@@ -342,19 +343,21 @@ fn smtp_stage(text: &str) -> Option<Stage> {
         "smtp command data",
         "command: data",
         ">>> data",
+        "[body]",
     ];
-    const MAIL_FROM: [&str; 4] = [
+    const MAIL_FROM: [&str; 5] = [
         "after mail from",
         "in reply to mail from",
         "command: mail from",
         ">>> mail from",
+        "[mail_from]",
     ];
     // Wordings that only a refusal at RCPT TO or a directory lookup produces: Postfix's
     // recipient restrictions, qmail's "does not like recipient", Exchange's directory
     // ("RESOLVER.ADR", "The recipient name is not recognized"), Exim's "unknown local part",
     // Lotus Domino's directory, qmail's "no mailbox here by that name", Sendmail's "No such
     // user here", IMail's "Invalid final delivery userid".
-    const RCPT: [&str; 13] = [
+    const RCPT: [&str; 14] = [
         "rcpt to",
         "after rcpt",
         "command: rcpt",
@@ -368,6 +371,7 @@ fn smtp_stage(text: &str) -> Option<Stage> {
         "recipient name is not recognized",
         "no such user here",
         "invalid final delivery userid",
+        "[rcpt_to]",
     ];
     if DATA.iter().any(|m| squeezed.contains(m)) {
         Some(Stage::Data)
