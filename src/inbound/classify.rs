@@ -165,6 +165,11 @@ pub fn is_generic_status(status: &str) -> bool {
 
 /// Classifies one failed recipient from its evidence, in the module's order.
 pub fn classify_evidence(e: &Evidence<'_>) -> Reason {
+    classify_with_text(e, by_text(e.diagnostic))
+}
+
+/// [`classify_evidence`] with the diagnostic's pattern match already made.
+pub fn classify_with_text(e: &Evidence<'_>, text: Option<Reason>) -> Reason {
     let action = e.action.map(str::to_ascii_lowercase);
     let status = e.status();
     if matches!(
@@ -175,7 +180,6 @@ pub fn classify_evidence(e: &Evidence<'_>) -> Reason {
         return Reason::Delivered;
     }
     let by_code = status.and_then(by_specific_status);
-    let text = by_text(e.diagnostic);
     let mut reason = decide(by_code, text);
     let temporary = status.is_some_and(|s| s.starts_with("4."))
         || (status.is_none() && e.reply_code.is_some_and(|c| (400..500).contains(&c)));

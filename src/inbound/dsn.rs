@@ -7,7 +7,7 @@
 
 use mail_parser::{Message, MimeHeaders};
 
-use super::classify::{BounceClass, Evidence, Reason, classify_evidence};
+use super::classify::{BounceClass, Evidence, Reason};
 
 /// One recipient of a delivery-status notification.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -257,11 +257,11 @@ pub fn best_status(text: &str) -> Option<String> {
 /// Weighs the evidence (see `classify`) and fills in the recipient's reason and class, then
 /// applies what the SMTP stage of the refusal says (step 4b of the evidence order).
 fn finish(mut r: DsnRecipient, e: &Evidence<'_>, shown: Option<String>) -> DsnRecipient {
-    r.reason = classify_evidence(e);
+    let by_text = super::classify::by_text(e.diagnostic);
+    r.reason = super::classify::classify_with_text(e, by_text);
     let specific_code = e.status().is_some_and(|s| {
         !super::classify::is_generic_status(s) && super::classify::specific_reason(s).is_some()
     });
-    let by_text = super::classify::by_text(e.diagnostic);
     let stage = smtp_stage(e.diagnostic);
     if r.reason == Reason::UserUnknown
         && !address_code(e.status())

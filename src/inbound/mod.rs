@@ -162,7 +162,11 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
         returned_message_id,
         returned_headers,
     };
-    if let Some(notification) = ses::notification(&message) {
+    let ses = text
+        .contains("notificationtype")
+        .then(|| ses::notification(&message))
+        .flatten();
+    if let Some(notification) = ses {
         match notification {
             ses::Notification::Bounce(recipients) | ses::Notification::Delivery(recipients) => {
                 inbound.kind = Kind::Dsn;
