@@ -1,21 +1,51 @@
-//! Bounce parsing throughput over the corpus in ../shared/corpora/bounces (messages per
-//! second, single thread). A harness that prints figures, not a test:
+//! Bounce parsing throughput (messages per second, single thread) over the corpora in
+//! ../shared/corpora/bounces and tests/corpora, and the time to parse one plain-text bounce
+//! that lists 100,000 recipients. A harness that prints figures, not a test:
 //! `cargo bench --bench bounce_parse`.
 
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use fairsend::config::BounceSettings;
 use fairsend::inbound::{Keys, parse, split_mbox};
 use fairsend::suppress::Secret;
 
+fn emails(dir: &Path, out: &mut Vec<Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.is_dir() {
+            emails(&path, out);
+        } else if path.extension().is_some_and(|x| x == "eml")
+            && let Ok(raw) = std::fs::read(&path)
+        {
+            out.push(raw);
+        }
+    }
+}
+
+/// A qmail-style plain-text report naming `n` recipients, each with its own reply.
+pub fn big_text_bounce(n: usize) -> Vec<u8> {
+    let mut raw = String::from(
+        "From: MAILER-DAEMON@mail.example.net\r\nSubject: failure notice\r\n\r\n\
+         Hi. This is the qmail-send program at mail.example.net.\r\n\
+         I'm afraid I wasn't able to deliver your message to the following addresses.\r\n\r\n",
+    );
+    for i in 0..n {
+        raw.push_str(&format!(
+            "<user{i}@example.org>:\r\n192.0.2.1 does not like recipient.\r\n\
+             Remote host said: 550 5.1.1 <user{i}@example.org>: User unknown\r\n\r\n"
+        ));
+    }
+    raw.into_bytes()
+}
+
 fn main() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora/bounces");
-    let corpus: Vec<Vec<u8>> = std::fs::read_dir(&dir)
-        .expect("corpus directory")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-        .filter_map(|p| std::fs::read(p).ok())
-        .collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let mut corpus = Vec::new();
+    emails(&root.join("../shared/corpora/bounces"), &mut corpus);
+    emails(&root.join("tests/corpora"), &mut corpus);
     let bytes: usize = corpus.iter().map(Vec::len).sum();
     let secret = Secret::development();
     let settings = BounceSettings {
@@ -57,4 +87,16 @@ fn main() {
         messages as f64 / secs,
         (bytes * rounds) as f64 / secs / 1_048_576.0
     );
+
+    for n in [10_000usize, 100_000] {
+        let raw = big_text_bounce(n);
+        let started = Instant::now();
+        let parsed = std::hint::black_box(parse(&raw, &keys));
+        println!(
+            "plain-text bounce naming {n} recipients ({:.1} MiB): parsed in {:.3} s, {} recipients kept",
+            raw.len() as f64 / 1_048_576.0,
+            started.elapsed().as_secs_f64(),
+            parsed.recipients.len()
+        );
+    }
 }

@@ -7,6 +7,7 @@ pub mod classify;
 pub mod dsn;
 pub mod ingest;
 pub mod reply;
+pub mod ses;
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};
@@ -58,7 +59,15 @@ pub struct Inbound {
     pub unsubscribe_word: Option<&'static str>,
     /// For complaints: the ARF `Feedback-Type`.
     pub feedback_type: Option<String>,
+    /// The `Message-ID` of the returned original message (DSN or complaint), without `<>`.
+    pub returned_message_id: Option<String>,
+    /// The returned original message's `X-Fairsend-*` headers, as (name, value).
+    pub returned_headers: Vec<(String, String)>,
 }
+
+/// Only the first 10 MiB of a message are parsed (the fingerprint covers all of it): a report
+/// puts its status first, and what follows is the returned message.
+pub const MAX_PARSE_BYTES: usize = 10 * 1024 * 1024;
 
 /// Splits an mbox (messages separated by lines starting with `From `) into messages; a file
 /// that is not an mbox is one message.
@@ -103,6 +112,7 @@ pub struct Keys<'a> {
 
 pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
     let fingerprint = data_encoding::HEXLOWER.encode(&Sha256::digest(raw));
+    let raw = &raw[..raw.len().min(MAX_PARSE_BYTES)];
     let Some(message) = parse_mime(raw) else {
         return Inbound {
             kind: Kind::Unknown,
@@ -115,6 +125,8 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
             recipients: Vec::new(),
             unsubscribe_word: None,
             feedback_type: None,
+            returned_message_id: None,
+            returned_headers: Vec::new(),
         };
     };
     let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
@@ -135,6 +147,7 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
         .and_then(|a| a.address())
         .map(str::to_ascii_lowercase);
 
+    let (returned_message_id, returned_headers) = dsn::returned_identity(&message);
     let mut inbound = Inbound {
         kind: Kind::Unknown,
         fingerprint,
@@ -146,8 +159,37 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
         recipients: Vec::new(),
         unsubscribe_word: None,
         feedback_type: None,
+        returned_message_id,
+        returned_headers,
     };
-    if is_complaint(&message) {
+    let ses = text
+        .contains("notificationtype")
+        .then(|| ses::notification(&message))
+        .flatten();
+    if let Some(notification) = ses {
+        match notification {
+            ses::Notification::Bounce(recipients) | ses::Notification::Delivery(recipients) => {
+                inbound.kind = Kind::Dsn;
+                inbound.recipients = recipients;
+            }
+            ses::Notification::Complaint {
+                recipient,
+                feedback_type,
+            } => {
+                inbound.kind = Kind::Complaint;
+                inbound.feedback_type = feedback_type;
+                inbound.recipients = vec![DsnRecipient {
+                    address: recipient,
+                    action: None,
+                    status: None,
+                    reply_code: None,
+                    diagnostic: inbound.feedback_type.clone(),
+                    class: None,
+                    reason: Reason::Other,
+                }];
+            }
+        }
+    } else if is_complaint(&message) {
         inbound.kind = Kind::Complaint;
         inbound.feedback_type = feedback_type(&message);
         let address = complaint_recipient(&message);
@@ -176,8 +218,24 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
             reason: Reason::Other,
         }];
     } else if from.is_some() {
-        inbound.kind = Kind::Reply;
         inbound.unsubscribe_word = reply::unsubscribe_request(&message);
+        // Out-of-office wording in the body counts only when the person asked nothing: a
+        // reply that asks to be removed must never be lost as an automatic one.
+        inbound.kind =
+            if inbound.unsubscribe_word.is_none() && reply::reads_like_auto_reply(&message) {
+                inbound.recipients = vec![DsnRecipient {
+                    address: from.clone(),
+                    action: None,
+                    status: None,
+                    reply_code: None,
+                    diagnostic: inbound.subject.clone(),
+                    class: None,
+                    reason: Reason::Other,
+                }];
+                Kind::AutoReply
+            } else {
+                Kind::Reply
+            };
     }
     inbound
 }
@@ -203,12 +261,35 @@ fn parse_mime(raw: &[u8]) -> Option<Message<'_>> {
 
 /// ARF (RFC 5965): `multipart/report; report-type=feedback-report` or a
 /// `message/feedback-report` part.
+/// A report forwarded inside another message counts too, as does Microsoft's JMRP format (the
+/// complained-about message attached with an `X-HmXmrOriginalRecipient` header).
 fn is_complaint(message: &Message<'_>) -> bool {
+    is_arf(message, 0) || jmrp_recipient(message).is_some()
+}
+
+fn is_arf(message: &Message<'_>, depth: usize) -> bool {
     dsn::has_part(message, "message", "feedback-report")
         || message.content_type().is_some_and(|ct| {
             ct.attribute("report-type")
                 .is_some_and(|r| r.eq_ignore_ascii_case("feedback-report"))
         })
+        || (depth < 2
+            && message
+                .parts
+                .iter()
+                .filter_map(|p| p.message())
+                .any(|m| is_arf(m, depth + 1)))
+}
+
+/// The recipient named by a JMRP report's `X-HmXmrOriginalRecipient` header.
+fn jmrp_recipient(message: &Message<'_>) -> Option<String> {
+    message
+        .parts
+        .iter()
+        .filter_map(|p| p.message())
+        .find_map(|m| m.header_raw("X-HmXmrOriginalRecipient"))
+        .and_then(|v| dsn::addresses(v).into_iter().next())
+        .map(|(_, a)| a)
 }
 
 fn feedback_type(message: &Message<'_>) -> Option<String> {
@@ -223,9 +304,12 @@ fn feedback_type(message: &Message<'_>) -> Option<String> {
     })
 }
 
-/// The complained-about recipient: `Original-Rcpt-To` of the report, else the original
-/// message's `To`.
+/// The complained-about recipient: `Original-Rcpt-To` of the report, else JMRP's header, else
+/// the original message's `To`.
 fn complaint_recipient(message: &Message<'_>) -> Option<String> {
+    if let Some(a) = jmrp_recipient(message) {
+        return Some(a);
+    }
     for p in &message.parts {
         let text = String::from_utf8_lossy(p.contents()).into_owned();
         for line in text.lines() {
@@ -276,7 +360,12 @@ fn find_token(text: &str, keys: &Keys<'_>, local_part: &str, purpose: TokenPurpo
 fn find_message_id_token(text: &str, keys: &Keys<'_>) -> Option<i64> {
     let suffix = format!("@{}>", keys.bounces.domain);
     text.match_indices(&suffix).find_map(|(i, _)| {
-        let start = text[..i].rfind('<')?;
+        // A token is short: look back a bounded distance, so many matches stay linear.
+        let mut from = i.saturating_sub(128);
+        while !text.is_char_boundary(from) {
+            from -= 1;
+        }
+        let start = from + text[from..i].rfind('<')?;
         verify(keys.secret, TokenPurpose::Bounce, &text[start + 1..i])
     })
 }
@@ -294,5 +383,57 @@ mod tests {
         assert!(parts[0].ends_with(b"From here on, a line\n\n"));
         assert!(parts[1].starts_with(b"Subject: two"));
         assert_eq!(split_mbox(b"Subject: x\n\nbody").len(), 1);
+    }
+
+    fn settings() -> BounceSettings {
+        BounceSettings {
+            domain: "bounces.example.com".into(),
+            local_part: "bounces".into(),
+            unsubscribe_local_part: "unsubscribe".into(),
+            soft_bounce_limit: 3,
+            soft_bounce_days: 7,
+        }
+    }
+
+    #[test]
+    fn out_of_office_body_never_hides_an_opt_out() {
+        let secret = Secret::development();
+        let settings = settings();
+        let keys = Keys {
+            secret: &secret,
+            bounces: &settings,
+        };
+        let away = parse(
+            b"From: a@example.fi\r\nSubject: Re: Seminar\r\n\r\nI am out of the office until Monday.\r\n",
+            &keys,
+        );
+        assert_eq!(away.kind, Kind::AutoReply);
+        let asks = parse(
+            b"From: a@example.fi\r\nSubject: Re: Seminar\r\n\r\nPlease remove me. I am out of the office until Monday.\r\n",
+            &keys,
+        );
+        assert_eq!(asks.kind, Kind::Reply);
+        assert_eq!(asks.unsubscribe_word, Some("remove"));
+    }
+
+    #[test]
+    fn oversized_message_is_cut_not_refused() {
+        let secret = Secret::development();
+        let settings = settings();
+        let keys = Keys {
+            secret: &secret,
+            bounces: &settings,
+        };
+        let mut raw = b"From: MAILER-DAEMON@example.net\r\nSubject: failure notice\r\n\r\n<a@example.org>:\r\n550 5.1.1 user unknown\r\n".to_vec();
+        raw.resize(MAX_PARSE_BYTES + 1_000, b'x');
+        let parsed = parse(&raw, &keys);
+        assert_eq!(parsed.kind, Kind::Dsn);
+        assert_eq!(
+            parsed.recipients[0].address.as_deref(),
+            Some("a@example.org")
+        );
+        // The fingerprint covers every byte, not only the parsed ones.
+        let cut = parse(&raw[..MAX_PARSE_BYTES], &keys);
+        assert_ne!(parsed.fingerprint, cut.fingerprint);
     }
 }
