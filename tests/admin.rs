@@ -652,3 +652,96 @@ fn metrics_are_not_on_the_public_listener_without_a_bearer_token() {
     assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
     assert!(ok.contains("fairsend_queue_depth 0"), "{ok}");
 }
+
+#[test]
+fn an_operator_confirms_or_dismisses_unverified_bounces_on_the_bounce_page() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
+    let (scratch, server) = sent(3);
+    let emails: Vec<String> = (0..3)
+        .map(|i| format!("person{i:04}@company{:02}.example", i % 37))
+        .collect();
+    // A plain-text "bounce" without a token: recorded unverified, suppresses no one.
+    let forged = format!(
+        "From: MAILER-DAEMON@elsewhere.example\r\nTo: bounces@bounces.example.com\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\n\r\nThis is the mail system.\r\n\r\n\
+         <{}>: 550 5.1.1 User unknown\r\n<{}>: 550 5.1.1 User unknown\r\n",
+        emails[0], emails[1]
+    );
+    let summary = common::ingest_stdin(&scratch, &forged);
+    assert_eq!(summary["unverified"], 2, "{summary}");
+    let serve = ServeProcess::start_with_env(&scratch, &ADMIN);
+    let base = &serve.base;
+    let cookie = login(&serve);
+    let (status, _, page) = http_with("GET", &format!("{base}/admin/bounces"), None, Some(&cookie));
+    assert_eq!(status, 200);
+    assert!(page.contains(">unverified"), "{page}");
+    let csrf = csrf_from(&page);
+    let queue = common::json_list(&scratch, &["bounces", "list", "--json"]);
+    let id_of = |email: &str| {
+        queue.iter().find(|b| b["recipient"] == email).unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    let post = |path: String, csrf: &str| {
+        http_with(
+            "POST",
+            &format!("{base}{path}"),
+            Some(("application/x-www-form-urlencoded", &format!("csrf={csrf}"))),
+            Some(&cookie),
+        )
+        .0
+    };
+    assert_eq!(
+        post(
+            format!("/admin/bounces/{}/confirm", id_of(&emails[0])),
+            "forged"
+        ),
+        403
+    );
+    assert_eq!(
+        post(
+            format!("/admin/bounces/{}/confirm", id_of(&emails[0])),
+            &csrf
+        ),
+        303
+    );
+    assert_eq!(
+        post(
+            format!("/admin/bounces/{}/dismiss", id_of(&emails[1])),
+            &csrf
+        ),
+        303
+    );
+    assert_eq!(
+        post(
+            format!("/admin/bounces/{}/confirm", id_of(&emails[1])),
+            &csrf
+        ),
+        409,
+        "a decided bounce is not decided again"
+    );
+    let queue = common::json_list(&scratch, &["bounces", "list", "--json"]);
+    let verification = |email: &str| {
+        queue.iter().find(|b| b["recipient"] == email).unwrap()["verification"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(verification(&emails[0]), "confirmed");
+    assert_eq!(verification(&emails[1]), "dismissed");
+    // The next campaign skips the confirmed hard bounce only.
+    scratch.write(
+        "config/campaigns/next.toml",
+        &common::CAMPAIGN.replace("test-campaign", "next-campaign"),
+    );
+    let next = scratch.run(&[
+        "send",
+        "config/campaigns/next.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(next.status.success(), "{}", stderr(&next));
+    assert_eq!(common::states(&scratch, "next-campaign")["suppressed"], 1);
+}

@@ -415,6 +415,8 @@ struct BounceRow {
     status: String,
     diagnostic: String,
     action: String,
+    /// proven, unverified, confirmed or dismissed
+    verification: String,
 }
 
 #[derive(Template)]
@@ -458,6 +460,7 @@ pub async fn bounces(
             status: b.status.unwrap_or_default(),
             diagnostic: b.diagnostic.unwrap_or_default().chars().take(160).collect(),
             action: b.action,
+            verification: b.verification,
         })
         .collect();
     let reasons = Reason::ALL
@@ -501,6 +504,47 @@ pub async fn reclassify(
     {
         Ok(true) => Redirect::to("/admin/bounces").into_response(),
         Ok(false) => (StatusCode::NOT_FOUND, "no such bounce\n").into_response(),
+        Err(e) => server_error(e),
+    }
+}
+
+/// An operator's decision on an unverified bounce: `confirm` acts on it as on a proven one,
+/// `dismiss` keeps it recorded and acts on nothing. Both are audited by the store.
+pub async fn decide(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((id, decision)): Path<(i64, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    use crate::store::{BounceDecision, DecisionOutcome};
+    let s = open_or_return!(app, headers);
+    if !csrf_ok(&app, &s, &form) {
+        return forbidden();
+    }
+    let decision = match decision.as_str() {
+        "confirm" => BounceDecision::Confirm,
+        "dismiss" => BounceDecision::Dismiss,
+        _ => return (StatusCode::NOT_FOUND, "no such decision\n").into_response(),
+    };
+    let settings = &app.config.settings.bounces;
+    let soft_limit = (
+        i64::from(settings.soft_bounce_limit),
+        i64::from(settings.soft_bounce_days),
+    );
+    match app
+        .store
+        .decide_bounce(id, decision, "admin", soft_limit)
+        .await
+    {
+        Ok(DecisionOutcome::Done { .. }) => Redirect::to("/admin/bounces").into_response(),
+        Ok(DecisionOutcome::NoSuchBounce) => {
+            (StatusCode::NOT_FOUND, "no such bounce\n").into_response()
+        }
+        Ok(DecisionOutcome::NotUnverified) => (
+            StatusCode::CONFLICT,
+            "this bounce is not waiting for a decision\n",
+        )
+            .into_response(),
         Err(e) => server_error(e),
     }
 }

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/logout", post(admin::logout))
         .route("/admin/bounces", get(admin::bounces))
         .route("/admin/bounces/{id}/reclassify", post(admin::reclassify))
+        .route("/admin/bounces/{id}/{decision}", post(admin::decide))
         .route(
             "/admin/optouts",
             get(admin::optouts).post(admin::add_optout),
