@@ -402,9 +402,9 @@ enum Command {
         /// List the campaign's recipients: address, state, attempts, last SMTP reply, time.
         #[arg(long, requires = "campaign")]
         recipients: bool,
-        /// With --recipients: only rows in this state (queued, sending, sent, deferred,
-        /// failed, suppressed, uncertain).
-        #[arg(long, requires = "recipients")]
+        /// List only the recipients whose rows are in this state (queued, sending, sent,
+        /// deferred, failed, suppressed, uncertain); implies --recipients.
+        #[arg(long, requires = "campaign")]
         state: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
@@ -561,6 +561,7 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
                 Some(
                     fairsend::suppress::KeyError::Mismatch { .. }
                         | fairsend::suppress::KeyError::SameSecret
+                        | fairsend::suppress::KeyError::OldSecretWrong { .. }
                 )
             )
             || cause.is::<fairsend::dns::DkimError>()
@@ -612,6 +613,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .db
         .clone()
         .unwrap_or_else(|| config.settings.database.url.clone());
+    note_new_sqlite_file(&db_url);
     let store = Store::open_with(
         &db_url,
         &fairsend::store::StoreOptions {
@@ -744,7 +746,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(arg) => Some(campaign_name_of(&config, arg)?),
                 None => None,
             };
-            if recipients {
+            if recipients || state.is_some() {
                 let name = name.unwrap_or_default();
                 status_recipients(&store, &name, state.as_deref(), json).await
             } else {
@@ -1362,6 +1364,45 @@ fn campaign_name_of(config: &ConfigDir, arg: &str) -> anyhow::Result<String> {
     Ok(arg.to_string())
 }
 
+/// A relative SQLite path is resolved from the current directory: a command run from another
+/// directory would silently start an empty database, without the suppressions of the real one.
+fn note_new_sqlite_file(url: &str) {
+    let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return;
+    };
+    let path = Path::new(path.split('?').next().unwrap_or(path));
+    if !path.as_os_str().is_empty() && path != Path::new(":memory:") && !path.exists() {
+        let shown = std::env::current_dir()
+            .map(|dir| dir.join(path))
+            .unwrap_or_else(|_| path.to_path_buf());
+        tell!(
+            "note: creating a new, empty database {} (a relative sqlite:// path is taken from the current directory)",
+            shown.display()
+        );
+    }
+}
+
+/// "no campaign named X", with the names that exist (a file's stem is not its name).
+async fn unknown_campaign(store: &Store, name: &str) -> anyhow::Error {
+    let known: Vec<String> = store
+        .campaign_counts(None)
+        .await
+        .map(|all| all.into_iter().map(|c| c.campaign).collect())
+        .unwrap_or_default();
+    let hint = if known.is_empty() {
+        "no campaign has been sent from this database yet".to_string()
+    } else {
+        format!("campaigns in this database: {}", known.join(", "))
+    };
+    BadInput(format!(
+        "no campaign named '{name}' has been sent yet ({hint}; a campaign's name is its `name =` line, or give its file)"
+    ))
+    .into()
+}
+
 async fn status_recipients(
     store: &Store,
     campaign: &str,
@@ -1378,7 +1419,7 @@ async fn status_recipients(
         None => None,
     };
     let Some(id) = store.find_campaign_id(campaign).await? else {
-        return Err(BadInput(format!("no campaign named '{campaign}' has been sent yet")).into());
+        return Err(unknown_campaign(store, campaign).await);
     };
     let rows = store.campaign_recipients(id, state).await?;
     if json {
@@ -1402,9 +1443,15 @@ async fn status_recipients(
                 .unwrap_or_default()
         );
     }
+    if !rows.is_empty() {
+        println!(
+            "{:<40} {:<10} {:>8} {:<20}  last reply",
+            "recipient", "state", "attempts", "updated"
+        );
+    }
     for r in &rows {
         say!(
-            "{:<40} {:<10} {:>2} {}  {}",
+            "{:<40} {:<10} {:>8} {:<20}  {}",
             r.email.as_deref().unwrap_or("(erased)"),
             r.state,
             r.attempts,
@@ -1428,7 +1475,7 @@ async fn status(
     if let Some(name) = campaign
         && counts.is_empty()
     {
-        return Err(BadInput(format!("no campaign named '{name}' has been sent yet")).into());
+        return Err(unknown_campaign(store, name).await);
     }
     let mut ab = Vec::new();
     let mut workers = Vec::new();

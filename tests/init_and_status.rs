@@ -161,6 +161,19 @@ fn status_takes_the_campaign_file_and_lists_recipients_with_their_outcome() {
     for e in &emails {
         assert!(text.contains(e.as_str()), "{e} listed: {text}");
     }
+    // --state alone implies --recipients.
+    let deferred = scratch.run(&["status", "test-campaign", "--state", "sent", "--json"]);
+    assert!(deferred.status.success(), "{}", stderr(&deferred));
+    let sent: Vec<serde_json::Value> = serde_json::from_str(&stdout(&deferred)).unwrap();
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    // An unknown name lists the names there are.
+    let unknown = scratch.run(&["status", "test"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(
+        stderr(&unknown).contains("test-campaign"),
+        "{}",
+        stderr(&unknown)
+    );
     let bad = scratch.run(&["status", "test-campaign", "--recipients", "--state", "lost"]);
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("--state lost"), "{}", stderr(&bad));

@@ -105,7 +105,13 @@ fn a_different_key_is_refused_until_the_database_is_rotated_to_it() {
         )
         .output()
         .unwrap();
-    assert_ne!(wrong.status.code(), Some(0), "{}", stderr(&wrong));
+    assert_eq!(wrong.status.code(), Some(2), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains("old secret given")
+            && stderr(&wrong).contains("FAIRSEND_SECRET_OLD"),
+        "{}",
+        stderr(&wrong)
+    );
     let right = scratch
         .command(&["keys", "rotate"])
         .env("FAIRSEND_SECRET", second)

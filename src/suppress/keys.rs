@@ -33,6 +33,10 @@ pub enum KeyError {
     Corrupt(&'static str),
     #[error("cannot read random bytes from the operating system: {0}")]
     Random(String),
+    #[error(
+        "keys rotate: the old secret given (fingerprint {given}) does not open this database, which is pinned to {pinned}; set FAIRSEND_SECRET_OLD to the secret the database was used with (or pass --from-development-key if it was used without one)"
+    )]
+    OldSecretWrong { pinned: String, given: String },
     #[error("keys rotate: the old and the new secret are the same; nothing to do")]
     SameSecret,
     #[error(
@@ -82,7 +86,15 @@ pub async fn rotate(
     if fingerprint(old) == fingerprint(new) {
         return Err(KeyError::SameSecret);
     }
-    let secret = unlock(store, old).await?;
+    let secret = match unlock(store, old).await {
+        Err(KeyError::Mismatch { pinned, .. }) => {
+            return Err(KeyError::OldSecretWrong {
+                pinned,
+                given: fingerprint(old),
+            });
+        }
+        other => other?,
+    };
     let new_pin = wrap(new, secret.data_key())?;
     if !store.repin_key(&fingerprint(old), &new_pin).await? {
         return Err(KeyError::Raced);
@@ -95,7 +107,9 @@ fn mismatch(pin: &KeyPin, given: &MasterSecret) -> KeyError {
     let pinned_development = pin.fingerprint == fingerprint(&MasterSecret::development());
     let describe = |m: &MasterSecret| match &m.origin {
         super::SecretOrigin::Development => "the built-in development key".to_string(),
-        super::SecretOrigin::Environment(var) => format!("the secret in {var}"),
+        super::SecretOrigin::Environment(var) => {
+            format!("the secret in {var} (fingerprint {})", fingerprint(m))
+        }
     };
     let how = match (&given.origin, pinned_development) {
         (super::SecretOrigin::Development, _) => {
