@@ -16,7 +16,7 @@ use common::{SmtpServer, Tool, require, stderr, stdout};
 
 /// The tests that read ../shared/corpora, and their test targets.
 const CORPUS_TESTS: [(&str, &str); 3] = [
-    ("bounce_corpus", "corpus_classification_and_recipients"),
+    ("bounce_corpus", "shared_corpus"),
     ("inbound_fuzz", "parser_never_panics"),
     ("spf_suite", "rfc7208_suite"),
 ];
@@ -102,7 +102,7 @@ fn a_clone_without_the_shared_folder_skips_locally_and_fails_on_ci() {
             "one skip line for {test}:\n{err}"
         );
     }
-    assert_eq!(out.matches("test result: ok. 1 passed").count(), 3, "{out}");
+    assert_eq!(out.matches("test result: ok.").count(), 3, "{out}");
 
     let ci = cargo_test(&checkout, &target, true);
     let (out, err) = (stdout(&ci), stderr(&ci));
