@@ -923,7 +923,7 @@ fn no_suppressed_address_is_mailed_and_no_one_twice() {
         match check_sequence(&server, case.get(), &ops) {
             Ok(n) => {
                 steps.set(steps.get() + n);
-                if case.get() % 500 == 0 {
+                if case.get().is_multiple_of(500) {
                     eprintln!(
                         "… {} cases, {} steps, no violation",
                         case.get(),
