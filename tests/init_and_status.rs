@@ -55,47 +55,7 @@ fn init_writes_a_starter_that_passes_check_once_filled_in() {
     );
 
     // Fill in every placeholder, as a user would, and add one contact.
-    let values = [
-        ("legal_name", "Testi Oy"),
-        ("business_id", "1234567-1"),
-        ("postal_address", "Katu 1, 00100 Helsinki"),
-        ("contact_email", "hello@testi.example"),
-        ("privacy_contact", "privacy@testi.example"),
-        ("domain", "bounces.testi.example"),
-        ("title", "Testi Oy:n asiakasrekisteri"),
-        ("controller", "Testi Oy"),
-        ("controller_contact", "privacy@testi.example"),
-        ("from", "Myynti <myynti@testi.example>"),
-        ("reply_to", "myynti@testi.example"),
-    ];
-    for file in ["fairsend.toml", "registers.toml", "campaigns/first.toml"] {
-        let path = config.join(file);
-        let mut text = std::fs::read_to_string(&path).unwrap();
-        for (key, value) in values {
-            text = text
-                .lines()
-                .map(|line| {
-                    if line.starts_with(&format!("{key} ")) && line.contains("\"\"") {
-                        line.replacen("\"\"", &format!("\"{value}\""), 1)
-                    } else {
-                        line.to_string()
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-        }
-        assert!(
-            !text
-                .lines()
-                .any(|l| !l.trim_start().starts_with('#') && l.contains("= \"\"")),
-            "{file} still has a placeholder"
-        );
-        std::fs::write(&path, text).unwrap();
-    }
-    let contacts = config.join("contacts/customers.csv");
-    let mut csv = std::fs::read_to_string(&contacts).unwrap();
-    csv.push_str("anna@asiakas.example,Anna,Asiakas,Asiakas Oy,CEO,fi\n");
-    std::fs::write(&contacts, csv).unwrap();
+    common::fill_in_the_starter(&config);
 
     let filled = check(dir.path());
     assert_eq!(

@@ -39,46 +39,6 @@ fn runnable_blocks(readme: &str) -> Vec<(usize, Vec<String>)> {
     blocks
 }
 
-/// What the README asks the reader to do after `fairsend init`: fill in the placeholders and
-/// add a contact. (DNS lookups are pointed at a closed loopback port: tests stay off the net.)
-fn fill_in_the_starter(config: &Path) {
-    let values = [
-        ("legal_name", "Testi Oy"),
-        ("business_id", "1234567-1"),
-        ("postal_address", "Katu 1, 00100 Helsinki"),
-        ("contact_email", "hello@testi.example"),
-        ("privacy_contact", "privacy@testi.example"),
-        ("domain", "bounces.testi.example"),
-        ("title", "Testi Oy:n asiakasrekisteri"),
-        ("controller", "Testi Oy"),
-        ("controller_contact", "privacy@testi.example"),
-        ("from", "Myynti <myynti@testi.example>"),
-        ("reply_to", "myynti@testi.example"),
-    ];
-    for file in ["fairsend.toml", "registers.toml", "campaigns/first.toml"] {
-        let path = config.join(file);
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut filled: Vec<String> = text
-            .lines()
-            .map(|line| {
-                values
-                    .iter()
-                    .find(|(key, _)| line.starts_with(&format!("{key} ")) && line.contains("\"\""))
-                    .map(|(_, value)| line.replacen("\"\"", &format!("\"{value}\""), 1))
-                    .unwrap_or_else(|| line.to_string())
-            })
-            .collect();
-        if file == "fairsend.toml" {
-            filled.push("\n[dns]\nresolver = \"127.0.0.1:9\"\ntimeout = \"100ms\"".to_string());
-        }
-        std::fs::write(&path, filled.join("\n")).unwrap();
-    }
-    let contacts = config.join("contacts/customers.csv");
-    let mut csv = std::fs::read_to_string(&contacts).unwrap();
-    csv.push_str("anna@asiakas.example,Anna,Asiakas,Asiakas Oy,CEO,fi\n");
-    std::fs::write(&contacts, csv).unwrap();
-}
-
 #[test]
 fn the_quick_start_runs_as_written() {
     let readme =
@@ -113,7 +73,7 @@ fn the_quick_start_runs_as_written() {
             ran.push((command.clone(), common::stdout(&out)));
             if command.starts_with("fairsend init ") {
                 let config = command.trim_start_matches("fairsend init ").trim();
-                fill_in_the_starter(&dir.path().join(config));
+                common::fill_in_the_starter(&dir.path().join(config));
             }
         }
     }

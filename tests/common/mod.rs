@@ -733,3 +733,50 @@ pub fn raw_file_occurrences(scratch: &Scratch, needle: &str) -> Vec<PathBuf> {
         })
         .collect()
 }
+
+/// What the README asks a new user to do after `fairsend init`: fill in every `FILL IN`
+/// placeholder and add a contact. DNS lookups are pointed at a closed loopback port: tests stay
+/// off the network. Panics if a placeholder is left.
+pub fn fill_in_the_starter(config: &Path) {
+    let values = [
+        ("legal_name", "Testi Oy"),
+        ("business_id", "1234567-1"),
+        ("postal_address", "Katu 1, 00100 Helsinki"),
+        ("contact_email", "hello@testi.example"),
+        ("privacy_contact", "privacy@testi.example"),
+        ("domain", "bounces.testi.example"),
+        ("title", "Testi Oy:n asiakasrekisteri"),
+        ("controller", "Testi Oy"),
+        ("controller_contact", "privacy@testi.example"),
+        ("from", "Myynti <myynti@testi.example>"),
+        ("reply_to", "myynti@testi.example"),
+    ];
+    for file in ["fairsend.toml", "registers.toml", "campaigns/first.toml"] {
+        let path = config.join(file);
+        let text = std::fs::read_to_string(&path).expect("starter file");
+        let mut filled: Vec<String> = text
+            .lines()
+            .map(|line| {
+                values
+                    .iter()
+                    .find(|(key, _)| line.starts_with(&format!("{key} ")) && line.contains("\"\""))
+                    .map(|(_, value)| line.replacen("\"\"", &format!("\"{value}\""), 1))
+                    .unwrap_or_else(|| line.to_string())
+            })
+            .collect();
+        assert!(
+            !filled
+                .iter()
+                .any(|l| !l.trim_start().starts_with('#') && l.contains("= \"\"")),
+            "{file} still has a placeholder"
+        );
+        if file == "fairsend.toml" {
+            filled.push("\n[dns]\nresolver = \"127.0.0.1:9\"\ntimeout = \"100ms\"".to_string());
+        }
+        std::fs::write(&path, filled.join("\n")).expect("write starter file");
+    }
+    let contacts = config.join("contacts/customers.csv");
+    let mut csv = std::fs::read_to_string(&contacts).expect("contacts");
+    csv.push_str("anna@asiakas.example,Anna,Asiakas,Asiakas Oy,CEO,fi\n");
+    std::fs::write(&contacts, csv).expect("write contacts");
+}
