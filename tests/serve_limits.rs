@@ -323,7 +323,12 @@ fn a_tracking_flood_counts_once_a_minute_and_bad_tokens_write_nothing() {
     assert_eq!(links.len(), 2);
 
     // The outbox row of the message, from its click token; its open pixel, signed alike.
-    let secret = fairsend::suppress::Secret::development();
+    let secret = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = fairsend::store::Store::open(&scratch.db_url())
+            .await
+            .unwrap();
+        common::unlock(&scratch, &store).await
+    });
     let click_token = links[0].rsplit('/').next().unwrap();
     let signed = fairsend::suppress::verify(
         &secret,
