@@ -712,3 +712,19 @@ fn hygiene_files_name_the_editor_line_too() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_semicolon_separated_excel_file_imports_like_a_comma_one() {
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.write(
+        "semi.csv",
+        "\u{feff}email;first_name;last_name;company\r\nanna@asiakas.example;Anna;Asiakas;\"Asiakas; Oy\"\r\nbo@kund.example;Bo;Kund;Kund Ab\r\n",
+    );
+    let out = scratch.run(&["import", "semi.csv", "--register", "customers", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["inserted"], 2, "{v}");
+    // The quoted cell keeps its semicolon; names landed in their columns.
+    assert!(!common::text_occurrences(&scratch.db_url(), "Asiakas; Oy").is_empty());
+    assert!(!common::text_occurrences(&scratch.db_url(), "Kund Ab").is_empty());
+}

@@ -277,8 +277,10 @@ impl CsvStream {
         {
             input.consume(3);
         }
+        let delimiter = sniff_delimiter(input.fill_buf().map_err(read_error)?);
         let lines = Rc::new(RefCell::new(Lines::default()));
         let reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
             // Rows with the wrong number of cells are the caller's to report, cells and all.
             .flexible(true)
             .trim(csv::Trim::All)
@@ -425,6 +427,18 @@ pub fn parse_contacts_csv(file: &Path, register: &Register) -> Result<ParsedImpo
         }
     }
     Ok(parsed)
+}
+
+/// The column separator of a contact file, from its header line: `;` when the header has
+/// semicolons and no commas (what Excel writes where the decimal separator is a comma, as in
+/// Finland and Sweden), else `,`.
+fn sniff_delimiter(start: &[u8]) -> u8 {
+    let header = start.split(|b| *b == b'\n').next().unwrap_or(start);
+    if header.contains(&b';') && !header.contains(&b',') {
+        b';'
+    } else {
+        b','
+    }
 }
 
 /// Each column's index by its (lower-cased) name; refuses duplicates, names a template
@@ -599,6 +613,19 @@ fn is_template_identifier(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn semicolon_files_are_read_as_excel_writes_them() {
+        assert_eq!(
+            sniff_delimiter(b"email;first_name;company\r\na@b.fi;A;B Oy\r\n"),
+            b';'
+        );
+        assert_eq!(sniff_delimiter(b"email,first_name\n"), b',');
+        assert_eq!(sniff_delimiter(b"email\n"), b',');
+        // A comma in the header wins: a comma file whose column names happen to have ';' is odd
+        // but stays a comma file.
+        assert_eq!(sniff_delimiter(b"email,note;x\n"), b',');
+    }
 
     /// Each record's line from a stream over `text`.
     fn lines_of(text: &str) -> Vec<u64> {
