@@ -86,23 +86,7 @@ fn hard_bounce_is_suppressed_and_skipped_next_time_soft_is_not() {
     assert_eq!(states(&scratch, "test-campaign")["failed"], 1);
 
     // The next campaign skips the hard bounce and still sends to the soft one.
-    scratch.write(
-        "config/campaigns/next.toml",
-        &common::CAMPAIGN.replace("test-campaign", "next-campaign"),
-    );
-    let out = scratch.run(&[
-        "send",
-        "config/campaigns/next.toml",
-        "--transport",
-        &server.url(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let second: Vec<String> = server
-        .messages()
-        .iter()
-        .skip(6)
-        .map(|m| m["rcpt_tos"][0].as_str().unwrap().to_string())
-        .collect();
+    let second = common::send_next_campaign(&scratch, &server);
     assert_eq!(second.len(), 5);
     assert!(!second.contains(hard_rcpt));
     assert!(second.contains(soft_rcpt));

@@ -188,23 +188,7 @@ fn lifting_a_hard_bounce_keeps_the_opt_out_of_the_same_address() {
         "only the hard-bounce reason is lifted"
     );
 
-    scratch.write(
-        "config/campaigns/next.toml",
-        &common::CAMPAIGN.replace("test-campaign", "next-campaign"),
-    );
-    let out = scratch.run(&[
-        "send",
-        "config/campaigns/next.toml",
-        "--transport",
-        &server.url(),
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let second: Vec<String> = server
-        .messages()
-        .iter()
-        .skip(3)
-        .map(|m| m["rcpt_tos"][0].as_str().unwrap().to_string())
-        .collect();
+    let second = common::send_next_campaign(&scratch, &server);
     assert_eq!(second.len(), 2, "{second:?}");
     assert!(!second.contains(target), "the opted-out address was mailed");
 

@@ -780,3 +780,26 @@ pub fn fill_in_the_starter(config: &Path) {
     csv.push_str("anna@asiakas.example,Anna,Asiakas,Asiakas Oy,CEO,fi\n");
     std::fs::write(&contacts, csv).expect("write contacts");
 }
+
+/// Sends a second campaign, `next-campaign` (the test campaign under another name), through
+/// `server`, and returns the recipients this send reached.
+pub fn send_next_campaign(scratch: &Scratch, server: &SmtpServer) -> Vec<String> {
+    let before = server.messages().len();
+    scratch.write(
+        "config/campaigns/next.toml",
+        &CAMPAIGN.replace("test-campaign", "next-campaign"),
+    );
+    let out = scratch.run(&[
+        "send",
+        "config/campaigns/next.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    server
+        .messages()
+        .iter()
+        .skip(before)
+        .map(|m| m["rcpt_tos"][0].as_str().unwrap_or_default().to_string())
+        .collect()
+}
