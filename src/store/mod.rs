@@ -345,23 +345,6 @@ impl Store {
         Ok(added)
     }
 
-    /// Lifts one suppression reason (an operator's decision); the address stays suppressed
-    /// while another reason remains.
-    pub async fn lift_suppression(
-        &self,
-        email_hash: &str,
-        reason: SuppressionReason,
-        actor: &str,
-        why: &str,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let lifted =
-            suppressions::lift_reason(&mut tx, email_hash, reason, actor, why, crate::now_millis())
-                .await?;
-        tx.commit().await?;
-        Ok(lifted)
-    }
-
     /// Every reason an address is suppressed for, oldest first (empty: not suppressed).
     pub async fn suppression_reasons(
         &self,
