@@ -1019,6 +1019,34 @@ async fn apply_campaign_contacts(
     Ok(())
 }
 
+/// `--transport URL` for this run, else `[transport] url`.
+fn chosen_transport(config: &ConfigDir, over: Option<&str>) -> anyhow::Result<TransportUrl> {
+    Ok(match over {
+        Some(url) => TransportUrl::parse(url).map_err(|e| BadInput(format!("--transport: {e}")))?,
+        None => config.settings.transport.url.clone(),
+    })
+}
+
+/// The development key signs links anyone with fairsend's source can forge: it may write into
+/// an outbox directory, never send real mail.
+fn refuse_development_key(
+    config: &ConfigDir,
+    secret: &Secret,
+    transport_url: &TransportUrl,
+) -> anyhow::Result<()> {
+    if secret.is_development() && !transport_url.is_outbox() {
+        return Err(BadInput(format!(
+            "refusing to send through {transport_url} with the development signing secret: its \
+             links and bounce addresses are forgeable by anyone who has fairsend's source. Set \
+             {} to 32+ random bytes (e.g. `openssl rand -hex 32`); the development key works \
+             with the outbox: transport only",
+            config.settings.signing_secret_env
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// `send --test-to`: the messages of the first `sample` eligible contacts, to `to`, marked
 /// [TEST], through the campaign's transport, each passed through the compliance gate. No
 /// outbox row is created and no state changes.
@@ -1033,17 +1061,8 @@ async fn send_test(
     let to = fairsend::audience::EmailAddress::parse(to)
         .map_err(|e| BadInput(format!("--test-to {to}: {e}")))?;
     let campaign = config.load_campaign(campaign_file)?;
-    let transport_url = match transport_override {
-        Some(url) => TransportUrl::parse(url).map_err(|e| BadInput(format!("--transport: {e}")))?,
-        None => config.settings.transport.url.clone(),
-    };
-    if load_secret(config, store).await?.is_development() && !transport_url.is_outbox() {
-        return Err(BadInput(format!(
-            "refusing to send through {transport_url} with the development signing secret: set {}",
-            config.settings.signing_secret_env
-        ))
-        .into());
-    }
+    let transport_url = chosen_transport(config, transport_override)?;
+    refuse_development_key(config, &load_secret(config, store).await?, &transport_url)?;
     let composer = prepare(config, store, &campaign, false).await?;
     let composer = with_tracking(composer, store, &campaign).await?;
     let mut chosen = Vec::new();
@@ -1118,19 +1137,9 @@ async fn send(
     } = flags;
     let campaign = config.load_campaign(campaign_file)?;
     let secret = load_secret(config, store).await?;
-    let transport_url = match transport_override {
-        Some(url) => TransportUrl::parse(url).map_err(|e| BadInput(format!("--transport: {e}")))?,
-        None => config.settings.transport.url.clone(),
-    };
-    if secret.is_development() && !transport_url.is_outbox() && !dry_run {
-        return Err(BadInput(format!(
-            "refusing to send through {transport_url} with the development signing secret: its \
-             links and bounce addresses are forgeable by anyone who has fairsend's source. Set \
-             {} to 32+ random bytes (e.g. `openssl rand -hex 32`); the development key works \
-             with the outbox: transport only",
-            config.settings.signing_secret_env
-        ))
-        .into());
+    let transport_url = chosen_transport(config, transport_override)?;
+    if !dry_run {
+        refuse_development_key(config, &secret, &transport_url)?;
     }
     let link_findings = insecure_link_findings(&config.settings, &transport_url);
     if !link_findings.is_empty() && !dry_run {

@@ -21,6 +21,21 @@ pub struct DsnRecipient {
     pub reason: Reason,
 }
 
+impl DsnRecipient {
+    /// A report that is not a DSN (an automatic reply): only who sent it and its note.
+    pub fn reported_by(address: Option<String>, diagnostic: Option<String>) -> Self {
+        Self {
+            address,
+            action: None,
+            status: None,
+            reply_code: None,
+            diagnostic,
+            class: None,
+            reason: Reason::Other,
+        }
+    }
+}
+
 /// Whether the message presents itself as a delivery report: a `multipart/report` or
 /// `message/delivery-status` part, a daemon sender, a bounce subject, an Exim
 /// `X-Failed-Recipients` header, or the opening words of a known MTA's plain-text report.

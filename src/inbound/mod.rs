@@ -208,30 +208,20 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
     } else if reply::is_auto_reply(&message) {
         inbound.kind = Kind::AutoReply;
         // The auto-reply comes from the person our message reached.
-        inbound.recipients = vec![DsnRecipient {
-            address: from.clone(),
-            action: None,
-            status: None,
-            reply_code: None,
-            diagnostic: inbound.subject.clone(),
-            class: None,
-            reason: Reason::Other,
-        }];
+        inbound.recipients = vec![DsnRecipient::reported_by(
+            from.clone(),
+            inbound.subject.clone(),
+        )];
     } else if from.is_some() {
         inbound.unsubscribe_word = reply::unsubscribe_request(&message);
         // Out-of-office wording in the body counts only when the person asked nothing: a
         // reply that asks to be removed must never be lost as an automatic one.
         inbound.kind =
             if inbound.unsubscribe_word.is_none() && reply::reads_like_auto_reply(&message) {
-                inbound.recipients = vec![DsnRecipient {
-                    address: from.clone(),
-                    action: None,
-                    status: None,
-                    reply_code: None,
-                    diagnostic: inbound.subject.clone(),
-                    class: None,
-                    reason: Reason::Other,
-                }];
+                inbound.recipients = vec![DsnRecipient::reported_by(
+                    from.clone(),
+                    inbound.subject.clone(),
+                )];
                 Kind::AutoReply
             } else {
                 Kind::Reply
