@@ -12,6 +12,7 @@ pub mod compose;
 pub mod config;
 pub mod dns;
 pub mod inbound;
+pub mod model;
 pub mod send;
 pub mod store;
 pub mod suppress;

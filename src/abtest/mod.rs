@@ -6,24 +6,8 @@ pub mod stats;
 
 use crate::suppress::{Secret, mac_hex};
 
+pub use crate::model::{Decision, Fallback, Phase};
 pub use stats::{Observed, ZTest, best_vs_runner_up, erfc};
-
-/// Which outbox phase a row belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Phase {
-    Test,
-    Remainder,
-}
-
-impl Phase {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Test => "test",
-            Self::Remainder => "remainder",
-        }
-    }
-}
 
 /// Splits `rows` (outbox id, contact id) of eligible contacts: the first `round(fraction·N)`
 /// in the order of a keyed hash of (campaign, contact) form the test sample, dealt to the
@@ -72,8 +56,8 @@ pub const MACHINE_BURST_MS: i64 = 1_000;
 /// Whether a test message counts as engaged for `metric`. Machine-made events are recorded
 /// but not counted: any event within 5 s of delivery, and clicks on every link of a message
 /// (two or more links) within one second.
-pub fn engaged(message: &crate::store::TestMessage, metric: crate::config::AbMetric) -> bool {
-    use crate::config::AbMetric;
+pub fn engaged(message: &crate::model::TestMessage, metric: crate::model::AbMetric) -> bool {
+    use crate::model::AbMetric;
     let kind = match metric {
         AbMetric::Replies => return message.replied,
         AbMetric::Clicks => "click",
@@ -104,8 +88,8 @@ pub fn engaged(message: &crate::store::TestMessage, metric: crate::config::AbMet
 
 /// Sent and engaged messages per variant of the test phase.
 pub fn observe(
-    messages: &[crate::store::TestMessage],
-    metric: crate::config::AbMetric,
+    messages: &[crate::model::TestMessage],
+    metric: crate::model::AbMetric,
     variants: usize,
 ) -> Vec<Observed> {
     let mut observed = vec![Observed { sent: 0, events: 0 }; variants];
@@ -118,24 +102,6 @@ pub fn observe(
         }
     }
     observed
-}
-
-/// What to do when no variant wins with the required confidence.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Fallback {
-    First,
-    BestObserved,
-}
-
-/// The decision after the test phase.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Decision {
-    pub winner: usize,
-    pub method: String,
-    pub statistic: f64,
-    pub p_value_or_probability: f64,
-    pub fallback_used: bool,
 }
 
 pub const METHOD: &str = "two-proportion z-test (pooled, two-sided), best variant vs runner-up";

@@ -16,7 +16,8 @@ use std::rc::Rc;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 
 use super::{ContactRecord, EmailAddress, STANDARD_FIELDS};
-use crate::config::{LegalBasis, Locale, Register};
+use crate::config::Register;
+use crate::model::{LegalBasis, Locale};
 
 /// The longest record (row) accepted. A contact row is a few hundred bytes; anything near
 /// this is not a contacts file, and reading on would only grow memory.

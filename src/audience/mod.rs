@@ -1,91 +1,15 @@
 //! Contacts and registers: CSV import, address rules, and the typed contact records the rest of
 //! fairsend works with. Parsing and validation live here; persistence is `store`'s.
 
-mod address;
-mod business_id;
 pub mod hygiene;
 mod import;
 mod rules;
 
-use std::collections::BTreeMap;
-
-pub use address::{AddressError, EmailAddress};
-pub use business_id::{BusinessId, BusinessIdError, y_tunnus_check_digit};
+pub use crate::model::{
+    AddressError, BusinessId, BusinessIdError, ContactRecord, ContactStatus, EmailAddress,
+    Recipient, STANDARD_FIELDS, y_tunnus_check_digit,
+};
 pub use import::{
     ImportError, MAX_RECORD_BYTES, ParsedImport, RowError, parse_contacts_csv, rejected_path,
 };
 pub use rules::{is_freemail, is_role_account};
-
-use crate::config::{LegalBasis, Locale};
-
-/// Whether a contact may be sent to at all; `passive` (left the role) and `ceased` (company
-/// ceased trading) are never sent to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ContactStatus {
-    Active,
-    Passive,
-    Ceased,
-}
-
-impl ContactStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Passive => "passive",
-            Self::Ceased => "ceased",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "active" => Some(Self::Active),
-            "passive" => Some(Self::Passive),
-            "ceased" => Some(Self::Ceased),
-            _ => None,
-        }
-    }
-}
-
-/// One person as one register holds them: what an import row becomes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContactRecord {
-    pub email: EmailAddress,
-    pub first_name: String,
-    pub last_name: String,
-    pub company: String,
-    pub business_id: String,
-    pub title: String,
-    pub locale: Option<Locale>,
-    pub legal_basis: LegalBasis,
-    /// RFC 3339 time of consent; present exactly when `legal_basis` is consent.
-    pub consent_at: Option<String>,
-    /// Extra CSV columns, usable in the body template by their column name.
-    pub fields: BTreeMap<String, String>,
-    /// `FILE:LINE` of the row this came from, kept as provenance.
-    pub source: String,
-}
-
-/// The standard fields a body template may use, besides a register's extra columns.
-pub const STANDARD_FIELDS: [&str; 9] = [
-    "email",
-    "first_name",
-    "last_name",
-    "full_name",
-    "company",
-    "business_id",
-    "title",
-    "locale",
-    "register",
-];
-
-/// A contact as selected for one campaign: its outbox row and the register it was selected
-/// through, whose data (names, legal basis, address source) the message uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recipient {
-    pub outbox_id: i64,
-    pub register: String,
-    pub contact: ContactRecord,
-    /// The A/B subject variant (0 without a test, or before the winner is known).
-    pub variant: usize,
-}

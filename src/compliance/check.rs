@@ -1,64 +1,15 @@
 //! `fairsend check`: every pre-flight rule over config, audience, content and approval, each
 //! finding with a stable code and a severity. Errors block sending; warnings do not.
 
-use crate::audience::{ContactStatus, is_freemail, is_role_account};
+use crate::audience::{is_freemail, is_role_account};
 use crate::compose::Composer;
-use crate::config::{Campaign, ConfigDir, LegalBasis, Settings, TransportUrl};
+use crate::config::{Campaign, ConfigDir, Settings, TransportUrl};
+use crate::model::ContactStatus;
+use crate::model::LegalBasis;
+use crate::model::{Finding, Severity};
 use crate::store::{Store, StoreError};
 
 use super::review::approval_gaps;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Error,
-    Warning,
-    Info,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Error => "error",
-            Self::Warning => "warning",
-            Self::Info => "info",
-        }
-    }
-}
-
-/// One finding: `code` is stable (scripts may match on it), `subject` names the file, contact
-/// or field it is about.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Finding {
-    pub code: &'static str,
-    pub severity: Severity,
-    pub subject: String,
-    /// For SPF findings, the SPF result (`pass`, `fail`, …).
-    pub result: Option<String>,
-    pub message: String,
-}
-
-impl Finding {
-    pub fn new(
-        code: &'static str,
-        severity: Severity,
-        subject: impl Into<String>,
-        message: impl Into<String>,
-    ) -> Self {
-        Self {
-            code,
-            severity,
-            subject: subject.into(),
-            result: None,
-            message: message.into(),
-        }
-    }
-
-    pub fn with_result(mut self, result: &str) -> Self {
-        self.result = Some(result.to_string());
-        self
-    }
-}
 
 /// Audience totals after the exclusions.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -352,7 +303,7 @@ fn title_findings(
     variants: &[super::review::FooterVariant],
     findings: &mut Vec<Finding>,
 ) {
-    let mut readers: std::collections::BTreeMap<(&str, crate::config::Locale), usize> =
+    let mut readers: std::collections::BTreeMap<(&str, crate::model::Locale), usize> =
         std::collections::BTreeMap::new();
     for v in variants {
         *readers

@@ -6,7 +6,8 @@
 pub mod check;
 pub mod review;
 
-pub use check::{CheckReport, Depth, Finding, Severity, check_campaign, insecure_link_findings};
+pub use crate::model::{Finding, Severity};
+pub use check::{CheckReport, Depth, check_campaign, insecure_link_findings};
 pub use review::{FooterVariant, VariantKey, footer_variants};
 
 use crate::compose::ComposedMessage;

@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use sha2::{Digest, Sha256};
 
-use crate::audience::ContactStatus;
 use crate::compose::{BlockInputs, ComplianceBlocks, recipient_locale};
-use crate::config::{Campaign, ConfigDir, LegalBasis, Locale};
+use crate::config::{Campaign, ConfigDir};
+use crate::model::ContactStatus;
+use crate::model::{LegalBasis, Locale};
 use crate::store::{Approval, RecipientGate};
 
 /// The placeholder that stands for each recipient's own signed token in reviewed footers.

@@ -6,8 +6,9 @@
 use askama::Template;
 
 use super::wording::{Wording, fill, wording};
-use crate::audience::EmailAddress;
-use crate::config::{LegalBasis, Locale, Register, Settings};
+use crate::config::{Register, Settings};
+use crate::model::EmailAddress;
+use crate::model::{LegalBasis, Locale};
 
 pub struct Link {
     pub label: String,

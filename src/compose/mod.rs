@@ -22,8 +22,9 @@ use minijinja::Value;
 pub use blocks::{BlockInputs, ComplianceBlocks, RenderedBlocks};
 pub use body::{BodyTemplate, EmptyField, FUEL, escape_markdown};
 
-use crate::audience::{EmailAddress, Recipient, STANDARD_FIELDS};
-use crate::config::{Campaign, ConfigDir, Locale, Mailbox, Register};
+use crate::config::{Campaign, ConfigDir, Mailbox, Register};
+use crate::model::Locale;
+use crate::model::{EmailAddress, Recipient, STANDARD_FIELDS};
 use crate::suppress::{Secret, TokenPurpose, sign};
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +82,7 @@ pub struct Composer<'a> {
 }
 
 type SharedBlocks = std::collections::HashMap<
-    (String, Locale, crate::config::LegalBasis),
+    (String, Locale, crate::model::LegalBasis),
     (RenderedBlocks, RenderedBlocks),
 >;
 

@@ -4,7 +4,7 @@
 //! every language; [`fill`] replaces them with values from config and the recipient's register.
 //! The block templates under `templates/blocks/` only lay these sentences out.
 
-use crate::config::{LegalBasis, Locale};
+use crate::model::{LegalBasis, Locale};
 
 pub struct Wording {
     pub identity_heading: &'static str,

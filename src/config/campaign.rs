@@ -1,5 +1,6 @@
 //! Campaign files (`config/campaigns/*.toml`): who gets what, from whom.
 
+use crate::model::AbMetric;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -7,7 +8,7 @@ use serde::Deserialize;
 use super::{
     ConfigError, Locale, Registers, optional_text, read_toml, required_address, required_text,
 };
-use crate::audience::EmailAddress;
+use crate::model::EmailAddress;
 
 /// A display name and an address, as in `From: Maija <maija@example.fi>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,25 +62,6 @@ pub struct ContactImport {
     pub register: String,
 }
 
-/// What decides an A/B test.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AbMetric {
-    Clicks,
-    Opens,
-    Replies,
-}
-
-impl AbMetric {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Clicks => "clicks",
-            Self::Opens => "opens",
-            Self::Replies => "replies",
-        }
-    }
-}
-
 /// `[ab]`: subject variants tested on a sample before the rest gets the winner.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AbSettings {
@@ -88,7 +70,7 @@ pub struct AbSettings {
     pub metric: AbMetric,
     pub wait: std::time::Duration,
     pub confidence: f64,
-    pub fallback: crate::abtest::Fallback,
+    pub fallback: crate::model::Fallback,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -325,8 +307,8 @@ fn parse_ab(file: &Path, raw: RawAb) -> Result<AbSettings, ConfigError> {
         ));
     }
     let fallback = match raw.fallback.as_deref().unwrap_or("first") {
-        "first" => crate::abtest::Fallback::First,
-        "best_observed" => crate::abtest::Fallback::BestObserved,
+        "first" => crate::model::Fallback::First,
+        "best_observed" => crate::model::Fallback::BestObserved,
         other => {
             return Err(ConfigError::field(
                 file,

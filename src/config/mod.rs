@@ -14,7 +14,8 @@ pub use starter::{StarterError, write_starter};
 
 use std::path::{Path, PathBuf};
 
-pub use campaign::{AbMetric, AbSettings, BodySource, Campaign, ContactImport, Mailbox};
+pub use crate::model::{AbMetric, LegalBasis, Locale};
+pub use campaign::{AbSettings, BodySource, Campaign, ContactImport, Mailbox};
 pub use registers::{PurchasedList, Register, RegisterKind, Registers};
 pub use settings::{
     BounceSettings, DkimAlgorithm, DkimKeySource, DkimSettings, DnsSettings, PrivacySettings,
@@ -76,60 +77,6 @@ impl ConfigDir {
     }
 }
 
-/// The legal basis on which a contact may receive B2B marketing (917/2014 §200–201, GDPR 6(1)).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LegalBasis {
-    /// The person opted in; the consent time is kept.
-    Consent,
-    /// An existing customer relationship (legitimate interest).
-    CustomerRelationship,
-    /// The message is relevant to the person's job role (legitimate interest, B2B only).
-    JobRole,
-}
-
-impl LegalBasis {
-    pub const ALL: [LegalBasis; 3] = [Self::Consent, Self::CustomerRelationship, Self::JobRole];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Consent => "consent",
-            Self::CustomerRelationship => "customer_relationship",
-            Self::JobRole => "job_role",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|b| b.as_str() == s.trim())
-    }
-}
-
-/// The languages every compliance block exists in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Locale {
-    Fi,
-    Sv,
-    En,
-}
-
-impl Locale {
-    pub const ALL: [Locale; 3] = [Self::Fi, Self::Sv, Self::En];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Fi => "fi",
-            Self::Sv => "sv",
-            Self::En => "en",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        let s = s.trim().to_ascii_lowercase();
-        Self::ALL.into_iter().find(|l| l.as_str() == s)
-    }
-}
-
 pub(crate) fn read_toml<T: serde::de::DeserializeOwned>(file: &Path) -> Result<T, ConfigError> {
     let text = std::fs::read_to_string(file).map_err(|source| ConfigError::Read {
         file: file.to_path_buf(),
@@ -182,9 +129,9 @@ pub(crate) fn required_address(
     file: &Path,
     field: &str,
     value: Option<String>,
-) -> Result<crate::audience::EmailAddress, ConfigError> {
+) -> Result<crate::model::EmailAddress, ConfigError> {
     let text = required_text(file, field, value)?;
-    crate::audience::EmailAddress::parse(&text)
+    crate::model::EmailAddress::parse(&text)
         .map_err(|e| ConfigError::field(file, field, e.to_string()))
 }
 

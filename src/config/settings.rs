@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{
     ConfigError, optional_text, parse_duration, read_toml, required_address, required_text,
 };
-use crate::audience::EmailAddress;
+use crate::model::EmailAddress;
 
 /// The sender identity that 917/2014 §203(1) forbids hiding; compiled into every message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -513,7 +513,7 @@ impl Settings {
 /// digit) and normalised: it is printed in every footer.
 fn business_id(file: &Path, raw: Option<String>) -> Result<String, ConfigError> {
     let text = required_text(file, "[sender] business_id", raw)?;
-    crate::audience::BusinessId::parse(&text)
+    crate::model::BusinessId::parse(&text)
         .map(|id| id.to_string())
         .map_err(|e| ConfigError::field(file, "[sender] business_id", e.to_string()))
 }

@@ -8,8 +8,8 @@ use mail_auth::AuthenticatedMessage;
 use mail_auth::DkimResult;
 
 use super::{DkimSigning, Dns, SpfVerdict};
-use crate::compliance::{Finding, Severity};
 use crate::config::{Campaign, Settings, TransportUrl};
+use crate::model::{Finding, Severity};
 
 /// Runs every DNS pre-flight check for a campaign sent through `transport`.
 pub async fn preflight(

@@ -5,10 +5,11 @@
 //! transaction, and a message ingested twice counts once.
 
 use super::{Inbound, Keys, Kind, parse};
-use crate::audience::EmailAddress;
 use crate::config::BounceSettings;
+use crate::model::EmailAddress;
+use crate::model::OptOutSource;
 use crate::store::{AppliedInbound, BounceRecord, InboundEffects, OptOutRecord, Store, StoreError};
-use crate::suppress::{OptOutSource, Secret, address_hash};
+use crate::suppress::{Secret, address_hash};
 
 /// What ingesting one message found and did.
 #[derive(Debug, Clone)]

@@ -24,10 +24,10 @@ use futures_util::StreamExt;
 pub use pacer::Pacer;
 pub use transport::{DeliveryFailure, Transport, TransportError};
 
-use crate::abtest::Phase;
 use crate::compliance;
 use crate::compose::{ComposeError, Composer};
 use crate::config::{Campaign, ConfigDir};
+use crate::model::Phase;
 use crate::store::{
     InFlightRow, OutboxState, RecipientGate, Store, StoreError, TransportKind, WorkerRecord,
 };
@@ -739,7 +739,7 @@ async fn send_one(
         )
         .await;
     }
-    if status != crate::audience::ContactStatus::Active {
+    if status != crate::model::ContactStatus::Active {
         return fail(
             OutboxState::Suppressed,
             format!("contact is {}", status.as_str()),
@@ -914,7 +914,7 @@ fn dry_run_one(
     gate: Option<RecipientGate>,
 ) -> Option<OutboxState> {
     let gate = gate?;
-    if gate.suppressed.is_some() || gate.status != crate::audience::ContactStatus::Active {
+    if gate.suppressed.is_some() || gate.status != crate::model::ContactStatus::Active {
         return Some(OutboxState::Suppressed);
     }
     let ok = composer

@@ -1,26 +1,17 @@
 //! A/B test state: phase and variant assignment, the decision (taken once), tracked links and
 //! click/open events.
 
+use crate::model::TestMessage;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::abtest::{Decision, Phase};
+use crate::model::{Decision, Phase};
 
 /// The stored state of a campaign's test.
 #[derive(Debug, Clone, Default)]
 pub struct AbState {
     pub test_finished_at: Option<i64>,
     pub decision: Option<(i64, Decision)>,
-}
-
-/// One test-phase message with what happened to it, for the decision.
-#[derive(Debug, Clone)]
-pub struct TestMessage {
-    pub variant: usize,
-    pub sent_at: Option<i64>,
-    /// (kind, link, at) of each click or open.
-    pub events: Vec<(String, Option<i64>, i64)>,
-    pub replied: bool,
 }
 
 impl Store {

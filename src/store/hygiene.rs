@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::audience::EmailAddress;
+use crate::model::EmailAddress;
 
 /// A register entry and when it was last used, for retention.
 #[derive(Debug, Clone)]
@@ -74,7 +74,7 @@ impl Store {
         if status != "active" {
             return Ok((false, true));
         }
-        self.set_contact_status(email, crate::audience::ContactStatus::Passive)
+        self.set_contact_status(email, crate::model::ContactStatus::Passive)
             .await?;
         Ok((true, true))
     }

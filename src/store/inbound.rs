@@ -5,8 +5,8 @@ use sqlx::Row;
 
 use super::suppressions::{self, NewReason};
 use super::{Store, StoreError};
-use crate::audience::EmailAddress;
-use crate::suppress::{OptOutSource, SuppressionReason};
+use crate::model::EmailAddress;
+use crate::model::{OptOutSource, SuppressionReason};
 
 /// A bounce-queue row to record.
 #[derive(Debug, Clone)]

@@ -26,7 +26,7 @@ use sqlx::ConnectOptions;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Connection, Executor, Row};
 
-pub use ab::{AbState, TestMessage};
+pub use ab::AbState;
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{
     AppliedInbound, BounceDecision, BounceEntry, BounceRecord, DecisionOutcome, InboundEffects,
@@ -44,8 +44,8 @@ pub use sessions::LoginFailures;
 pub use suppressions::NewReason;
 pub use workers::WorkerRecord;
 
-use crate::audience::{ContactRecord, EmailAddress};
-use crate::suppress::SuppressionReason;
+use crate::model::SuppressionReason;
+use crate::model::{ContactRecord, EmailAddress};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -325,7 +325,7 @@ impl Store {
     pub async fn set_contact_status(
         &self,
         email: &EmailAddress,
-        status: crate::audience::ContactStatus,
+        status: crate::model::ContactStatus,
     ) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE contacts SET status = $1, updated_at = $2 WHERE email = $3")
             .bind(status.as_str())

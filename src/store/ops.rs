@@ -4,7 +4,7 @@
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::suppress::SuppressionReason;
+use crate::model::SuppressionReason;
 
 /// Upper bounds (ms) of the SMTP latency histogram buckets.
 pub const LATENCY_BUCKETS_MS: [i64; 10] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];

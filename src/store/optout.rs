@@ -3,9 +3,9 @@
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::audience::EmailAddress;
-use crate::config::Locale;
-use crate::suppress::{OptOutSource, SuppressionReason};
+use crate::model::EmailAddress;
+use crate::model::Locale;
+use crate::model::{OptOutSource, SuppressionReason};
 
 /// Whom an unsubscribe token (an outbox row) points at.
 #[derive(Debug, Clone)]

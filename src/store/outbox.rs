@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::abtest::Phase;
-use crate::audience::{ContactRecord, ContactStatus, EmailAddress, Recipient};
-use crate::config::{LegalBasis, Locale};
-use crate::suppress::SuppressionReason;
+use crate::model::Phase;
+use crate::model::SuppressionReason;
+use crate::model::{ContactRecord, ContactStatus, EmailAddress, Recipient};
+use crate::model::{LegalBasis, Locale};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]

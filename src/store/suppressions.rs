@@ -9,7 +9,7 @@
 use sqlx::Row;
 
 use super::StoreError;
-use crate::suppress::SuppressionReason;
+use crate::model::SuppressionReason;
 
 /// One reason to add.
 #[derive(Debug, Clone)]

@@ -8,7 +8,7 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::audience::EmailAddress;
+use crate::model::EmailAddress;
 
 type HmacSha256 = Hmac<Sha256>;
 

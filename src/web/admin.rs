@@ -14,12 +14,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::AppState;
-use crate::audience::EmailAddress;
 use crate::compliance::review::{combined_hash, variant_hashes};
 use crate::compliance::{FooterVariant, footer_variants};
 use crate::config::Campaign;
 use crate::inbound::Reason;
-use crate::suppress::{OptOutSource, mac_hex, verify_mac_hex};
+use crate::model::EmailAddress;
+use crate::model::OptOutSource;
+use crate::suppress::{mac_hex, verify_mac_hex};
 
 const COOKIE: &str = "fs_admin";
 const CSRF_PURPOSE: &str = "fairsend/admin-csrf/v1";

@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use crate::config::Locale;
+use crate::model::Locale;
 
 pub struct PageWording {
     pub confirm_title: &'static str,

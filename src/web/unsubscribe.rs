@@ -10,9 +10,10 @@ use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
 use super::pages::{ConfirmPage, DonePage, ErasedPage, NotFoundPage, fill, masked, wording};
-use crate::config::Locale;
+use crate::model::Locale;
+use crate::model::OptOutSource;
 use crate::store::UnsubscribeTarget;
-use crate::suppress::{OptOutSource, TokenPurpose, verify};
+use crate::suppress::{TokenPurpose, verify};
 
 /// RFC 8058 §3.1: the body is `List-Unsubscribe=One-Click`, sent as
 /// `application/x-www-form-urlencoded` or as a `multipart/form-data` field.

@@ -9,7 +9,7 @@ use std::fmt;
 /// a person across registers and suppression lists.
 ///
 /// ```
-/// use fairsend::audience::EmailAddress;
+/// use fairsend::model::EmailAddress;
 ///
 /// let a = EmailAddress::parse(" Maija.Meikalainen@Example.FI ").unwrap();
 /// assert_eq!(a.as_str(), "maija.meikalainen@example.fi");
