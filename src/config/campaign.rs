@@ -1,7 +1,8 @@
 //! Campaign files (`config/campaigns/*.toml`): who gets what, from whom.
 
-use crate::model::AbMetric;
 use std::path::{Path, PathBuf};
+
+use crate::model::{AbMetric, Filter, Segment};
 
 use serde::Deserialize;
 
@@ -88,6 +89,8 @@ pub struct Campaign {
     pub imports: Vec<ContactImport>,
     pub require_approval: bool,
     pub ab: Option<AbSettings>,
+    /// `[audience]`: whom of the registers' eligible contacts the campaign is for.
+    pub segment: Segment,
 }
 
 impl Campaign {
@@ -129,6 +132,17 @@ struct Raw {
     #[serde(default)]
     import: Vec<RawImport>,
     ab: Option<RawAb>,
+    audience: Option<RawAudience>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAudience {
+    #[serde(rename = "where")]
+    filter: Option<String>,
+    not_sent_within: Option<String>,
+    engaged_within: Option<String>,
+    exclude_campaigns: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -251,8 +265,53 @@ impl Campaign {
             imports,
             require_approval: raw.require_approval.unwrap_or(true),
             ab,
+            segment: raw
+                .audience
+                .map(|a| parse_audience(file, a))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
+}
+
+/// `[audience]`: the `where` expression parsed once (an error names the character), spans as
+/// durations ("30 days"), excluded campaigns by their name.
+fn parse_audience(file: &Path, raw: RawAudience) -> Result<Segment, ConfigError> {
+    let filter = match optional_text(file, "[audience] where", raw.filter)? {
+        None => None,
+        Some(text) => Some(Filter::parse(&text).map_err(|e| {
+            ConfigError::field(file, "[audience] where", format!("{e} in '{text}'"))
+        })?),
+    };
+    let span = |field: &str, value: Option<String>| -> Result<_, ConfigError> {
+        let field = format!("[audience] {field}");
+        match optional_text(file, &field, value)? {
+            None => Ok(None),
+            Some(text) => super::parse_duration(&text)
+                .filter(|d| !d.is_zero())
+                .map(Some)
+                .ok_or_else(|| {
+                    ConfigError::field(
+                        file,
+                        &field,
+                        format!(
+                            "'{text}' is not a span of time such as \"30 days\" or \"12 weeks\""
+                        ),
+                    )
+                }),
+        }
+    };
+    let mut exclude_campaigns = Vec::new();
+    for name in raw.exclude_campaigns.unwrap_or_default() {
+        let name = required_text(file, "[audience] exclude_campaigns", Some(name))?;
+        exclude_campaigns.push(name);
+    }
+    Ok(Segment {
+        filter,
+        not_sent_within: span("not_sent_within", raw.not_sent_within)?,
+        engaged_within: span("engaged_within", raw.engaged_within)?,
+        exclude_campaigns,
+    })
 }
 
 fn parse_ab(file: &Path, raw: RawAb) -> Result<AbSettings, ConfigError> {

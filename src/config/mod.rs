@@ -147,8 +147,9 @@ pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
     let seconds = match unit.trim() {
         "s" | "sec" | "secs" | "seconds" => n,
         "m" | "min" | "mins" | "minutes" => n.checked_mul(60)?,
-        "h" | "hours" => n.checked_mul(3600)?,
-        "d" | "days" => n.checked_mul(86_400)?,
+        "h" | "hour" | "hours" => n.checked_mul(3600)?,
+        "d" | "day" | "days" => n.checked_mul(86_400)?,
+        "w" | "week" | "weeks" => n.checked_mul(7 * 86_400)?,
         _ => return None,
     };
     Some(std::time::Duration::from_secs(seconds))

@@ -1,5 +1,6 @@
 //! The ground floor: the vocabulary every other module speaks — validated addresses and
-//! business ids, locales and legal bases, contacts, suppression reasons, A/B phases, findings.
+//! business ids, locales and legal bases, contacts, segments, suppression reasons, A/B phases,
+//! findings.
 //!
 //! Owns only types and their parsing/validation. It imports nothing else of the crate (a test
 //! in tests/architecture.rs holds it to that), touches no file, database or network.
@@ -10,6 +11,7 @@ mod business_id;
 mod contact;
 mod finding;
 mod locale;
+mod segment;
 mod suppression;
 
 pub use ab::{AbMetric, Decision, Fallback, Phase, TestMessage};
@@ -18,4 +20,5 @@ pub use business_id::{BusinessId, BusinessIdError, y_tunnus_check_digit};
 pub use contact::{ContactRecord, ContactStatus, Recipient, STANDARD_FIELDS};
 pub use finding::{Finding, Severity};
 pub use locale::{LegalBasis, Locale};
+pub use segment::{Condition, Field, Filter, SEGMENT_STANDARD_FIELDS, Segment, SegmentError, Test};
 pub use suppression::{OptOutSource, SuppressionReason};

@@ -14,6 +14,7 @@ mod ops;
 mod optout;
 mod outbox;
 mod report;
+mod segment;
 mod sessions;
 mod suppressions;
 mod workers;
