@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::model::{AbMetric, Filter, Segment};
+use crate::model::{AbMetric, Filter, Schedule, Segment, SendWindow, parse_timezone};
 
 use serde::Deserialize;
 
@@ -91,6 +91,8 @@ pub struct Campaign {
     pub ab: Option<AbSettings>,
     /// `[audience]`: whom of the registers' eligible contacts the campaign is for.
     pub segment: Segment,
+    /// `[schedule]`: from when and in which hours it sends.
+    pub schedule: Schedule,
 }
 
 impl Campaign {
@@ -133,6 +135,16 @@ struct Raw {
     import: Vec<RawImport>,
     ab: Option<RawAb>,
     audience: Option<RawAudience>,
+    schedule: Option<RawSchedule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    start: Option<String>,
+    timezone: Option<String>,
+    window: Option<String>,
+    ab_wait_in_window: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -270,8 +282,48 @@ impl Campaign {
                 .map(|a| parse_audience(file, a))
                 .transpose()?
                 .unwrap_or_default(),
+            schedule: raw
+                .schedule
+                .map(|s| parse_schedule(file, s))
+                .transpose()?
+                .unwrap_or_default(),
         })
     }
+}
+
+/// The zone a schedule's times are read in when it names none: fairsend's home.
+pub const DEFAULT_TIMEZONE: &str = "Europe/Helsinki";
+
+/// `[schedule]`: times are wall-clock times of `timezone` (default Europe/Helsinki).
+fn parse_schedule(file: &Path, raw: RawSchedule) -> Result<Schedule, ConfigError> {
+    let zone_text = optional_text(file, "[schedule] timezone", raw.timezone)?;
+    let timezone = parse_timezone(zone_text.as_deref().unwrap_or(DEFAULT_TIMEZONE))
+        .map_err(|e| ConfigError::field(file, "[schedule] timezone", e.to_string()))?;
+    let window = optional_text(file, "[schedule] window", raw.window)?
+        .map(|w| SendWindow::parse(&w))
+        .transpose()
+        .map_err(|e| ConfigError::field(file, "[schedule] window", e.to_string()))?;
+    let mut schedule = Schedule {
+        timezone,
+        start: None,
+        ab_wait_in_window: raw.ab_wait_in_window.unwrap_or(false),
+        window,
+    };
+    if schedule.ab_wait_in_window && schedule.window.is_none() {
+        return Err(ConfigError::field(
+            file,
+            "[schedule] ab_wait_in_window",
+            "needs a window to count the wait in",
+        ));
+    }
+    if let Some(start) = optional_text(file, "[schedule] start", raw.start)? {
+        schedule.start = Some(
+            schedule
+                .local_time(&start)
+                .map_err(|e| ConfigError::field(file, "[schedule] start", e.to_string()))?,
+        );
+    }
+    Ok(schedule)
 }
 
 /// `[audience]`: the `where` expression parsed once (an error names the character), spans as
@@ -451,5 +503,69 @@ mod tests {
         assert!(Mailbox::parse("plain@example.fi").unwrap().name.is_none());
         assert!(Mailbox::parse("Bad <a@example.fi").is_err());
         assert!(Mailbox::parse("Bad <a@example.fi> trailing").is_err());
+    }
+
+    fn audience(toml_text: &str) -> Result<Segment, ConfigError> {
+        let raw: RawAudience = toml::from_str(toml_text).expect("toml");
+        parse_audience(Path::new("campaigns/x.toml"), raw)
+    }
+
+    fn schedule(toml_text: &str) -> Result<Schedule, ConfigError> {
+        let raw: RawSchedule = toml::from_str(toml_text).expect("toml");
+        parse_schedule(Path::new("campaigns/x.toml"), raw)
+    }
+
+    #[test]
+    fn audience_sections() {
+        let s = audience(
+            "where = 'industry = \"logistics\"'\nnot_sent_within = \"30 days\"\n\
+             engaged_within = \"26 weeks\"\nexclude_campaigns = [\"spring-2026\"]",
+        )
+        .expect("valid");
+        assert_eq!(
+            s.not_sent_within,
+            Some(std::time::Duration::from_secs(30 * 86_400))
+        );
+        assert_eq!(
+            s.engaged_within,
+            Some(std::time::Duration::from_secs(26 * 7 * 86_400))
+        );
+        assert_eq!(s.exclude_campaigns, ["spring-2026"]);
+        let e = audience("where = 'industry = logistics'")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("campaigns/x.toml: [audience] where: at character 12"),
+            "{e}"
+        );
+        let e = audience("not_sent_within = \"a month\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[audience] not_sent_within"), "{e}");
+    }
+
+    #[test]
+    fn schedule_sections() {
+        let s = schedule(
+            "start = \"2026-12-07T09:00\"\ntimezone = \"Europe/Helsinki\"\nwindow = \"Mon-Fri 08:00-17:00\"",
+        )
+        .expect("valid");
+        assert_eq!(
+            s.start.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-12-07T07:00:00+00:00")
+        );
+        let e = schedule("window = \"Mon-Fri 8-17\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("[schedule] window: '8' is not a time of day"),
+            "{e}"
+        );
+        let e = schedule("timezone = \"Helsinki\"").unwrap_err().to_string();
+        assert!(e.contains("[schedule] timezone"), "{e}");
+        let e = schedule("ab_wait_in_window = true")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("needs a window"), "{e}");
     }
 }

@@ -1,5 +1,5 @@
 //! The ground floor: the vocabulary every other module speaks — validated addresses and
-//! business ids, locales and legal bases, contacts, segments, suppression reasons, A/B phases,
+//! business ids, locales and legal bases, contacts, segments, send windows, suppression reasons, A/B phases,
 //! findings.
 //!
 //! Owns only types and their parsing/validation. It imports nothing else of the crate (a test
@@ -11,6 +11,7 @@ mod business_id;
 mod contact;
 mod finding;
 mod locale;
+mod schedule;
 mod segment;
 mod suppression;
 
@@ -20,5 +21,6 @@ pub use business_id::{BusinessId, BusinessIdError, y_tunnus_check_digit};
 pub use contact::{ContactRecord, ContactStatus, Recipient, STANDARD_FIELDS};
 pub use finding::{Finding, Severity};
 pub use locale::{LegalBasis, Locale};
+pub use schedule::{Schedule, ScheduleError, SendWindow, parse_timezone};
 pub use segment::{Condition, Field, Filter, SEGMENT_STANDARD_FIELDS, Segment, SegmentError, Test};
 pub use suppression::{OptOutSource, SuppressionReason};
