@@ -11,7 +11,7 @@ mod token;
 pub use keys::{KeyError, fingerprint, rotate as rotate_keys, unlock};
 pub use token::{
     DEVELOPMENT_SECRET, MasterSecret, Secret, SecretOrigin, TokenPurpose, WeakSecret, address_hash,
-    mac_hex, sign, verify, verify_mac_hex,
+    mac_hex, sign, sign_timed, verify, verify_mac_hex, verify_timed,
 };
 
 /// Why an address is suppressed. An address may have several reasons at once; the order
