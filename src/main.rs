@@ -385,7 +385,8 @@ enum Command {
     ///
     /// Public: /u/TOKEN (the unsubscribe page, in the recipient's language, and the RFC 8058
     /// one-click POST), /c/TOKEN and /o/TOKEN (click and open tracking, only for A/B tests
-    /// that measure them), /healthz, /metrics (Prometheus counts, no personal data).
+    /// that measure them), /s/REGISTER (the signup form of a register with `signup` in
+    /// registers.toml, double opt-in), /healthz, /metrics (Prometheus counts, no personal data).
     ///
     /// Admin pages: /admin (campaigns), /admin/bounces (re-classify), /admin/optouts (manual
     /// opt-out, erasure), /admin/review (footer variants, approval). They are enabled only when
@@ -1956,12 +1957,13 @@ async fn erase(config: &ConfigDir, store: &Store, email: &str) -> anyhow::Result
     let report = fairsend::suppress::erase(store, &secret, &address).await?;
     if report.contact_found {
         println!(
-            "erased {address}: contact, {} register entr(ies), {} outbox row(s) deleted; only a keyed hash remains, suppressed",
-            report.memberships_deleted, report.outbox_rows_deleted
+            "erased {address}: contact, {} register entr(ies), {} outbox row(s), {} signup/consent record(s) deleted; only a keyed hash remains, suppressed",
+            report.memberships_deleted, report.outbox_rows_deleted, report.consent_records_deleted
         );
     } else {
         println!(
-            "{address} was not a contact; its keyed hash is now suppressed so that it can never be imported"
+            "{address} was not a contact ({} signup record(s) deleted); its keyed hash is now suppressed so that it can never be imported",
+            report.consent_records_deleted
         );
     }
     Ok(())

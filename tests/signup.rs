@@ -221,7 +221,8 @@ fn expired_and_tampered_links_change_nothing() {
     if !common::require(&[common::Tool::Aiosmtpd]) {
         return;
     }
-    let (scratch, server) = signup_scratch("[signup]\nlink_validity = \"3s\"\n");
+    let (scratch, server) =
+        signup_scratch("[signup]\nlink_validity = \"3s\"\nresend_after = \"3s\"\n");
     let serve = ServeProcess::start(&scratch);
     let email = "tuomas@firma.example";
     let (status, page) = submit(&serve, "fi", &format!("email={email}&name=Tuomas"));
@@ -258,6 +259,27 @@ fn expired_and_tampered_links_change_nothing() {
     assert!(page.contains("vanhentunut"), "{page}");
     assert!(membership(&scratch, email, "newsletter").is_none());
     assert!(consent_show(&scratch, email).is_empty());
+
+    // The expired request is swept away: an unconfirmed address is not kept.
+    assert!(!text_occurrences(&scratch.db_url(), "tuomas@firma").is_empty());
+    drop(serve);
+    let swept = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = fairsend::store::Store::open(&scratch.db_url())
+            .await
+            .unwrap();
+        let signup = fairsend::app::signup::Signup {
+            secret: common::unlock(&scratch, &store).await,
+            store,
+            config: std::sync::Arc::new(
+                fairsend::config::ConfigDir::load(&scratch.path("config")).unwrap(),
+            ),
+            mailer: None,
+        };
+        signup.sweep().await.unwrap()
+    });
+    assert_eq!(swept, 1);
+    let left = text_occurrences(&scratch.db_url(), "tuomas@firma");
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
@@ -374,5 +396,18 @@ fn bad_input_is_shown_on_the_form_and_submissions_are_rate_limited() {
     assert_eq!(status, 429, "the fourth POST of the minute");
     std::thread::sleep(Duration::from_secs(2));
     assert!(server.messages().is_empty(), "{:?}", server.messages());
-    let _ = scratch;
+
+    // A configuration that would keep unconfirmed addresses past their link is refused.
+    let settings = std::fs::read_to_string(scratch.path("config/fairsend.toml")).unwrap();
+    scratch.write(
+        "config/fairsend.toml",
+        &format!("{settings}\n[signup]\nlink_validity = \"48h\"\nresend_after = \"3d\"\n"),
+    );
+    let out = scratch.run(&["consent", "show", "someone@firma.example"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("fairsend.toml") && stderr(&out).contains("[signup] resend_after"),
+        "{}",
+        stderr(&out)
+    );
 }

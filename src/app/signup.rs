@@ -259,6 +259,31 @@ impl Signup {
         });
     }
 
+    /// Deletes the unconfirmed signups whose links have expired: an unconfirmed address is
+    /// kept no longer than the notice says.
+    pub async fn sweep(&self) -> Result<u64, SignupError> {
+        let validity = millis(self.config.settings.signup.link_validity);
+        Ok(self
+            .store
+            .delete_expired_signups(crate::now_millis().saturating_sub(validity))
+            .await?)
+    }
+
+    /// Runs [`Self::sweep`] every ten minutes, for as long as the process runs.
+    pub fn sweep_periodically(self) {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                every.tick().await;
+                match self.sweep().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "signup: expired requests deleted"),
+                    Err(e) => tracing::warn!(error = %e, "signup: cannot delete expired requests"),
+                }
+            }
+        });
+    }
+
     /// What the link `token` of `register` leads to; nothing is changed.
     pub async fn link(&self, register: &Register, token: &str) -> Result<LinkState, SignupError> {
         Ok(match self.pending(register, token).await? {

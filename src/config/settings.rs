@@ -575,6 +575,15 @@ impl Settings {
 fn signup_settings(file: &Path, raw: RawSignup) -> Result<SignupSettings, ConfigError> {
     let link_validity = nonzero_duration(file, "[signup] link_validity", raw.link_validity, "48h")?;
     let resend_after = duration_field(file, "[signup] resend_after", raw.resend_after, "24h")?;
+    if resend_after > link_validity {
+        // The request that holds back a new mail is deleted when its link expires, as the
+        // notice promises; it cannot hold it back for longer.
+        return Err(ConfigError::field(
+            file,
+            "[signup] resend_after",
+            "must not be longer than link_validity (an unconfirmed signup is deleted when its link expires)",
+        ));
+    }
     let text = optional_text(file, "[signup] ip_truncation", raw.ip_truncation)?
         .unwrap_or_else(|| "24/48".into());
     let ip_truncation = IpTruncation::parse(&text).ok_or_else(|| {

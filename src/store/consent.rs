@@ -87,13 +87,7 @@ impl Store {
     ) -> Result<Reservation, StoreError> {
         let now = crate::now_millis();
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "DELETE FROM signup_requests WHERE confirmed_at IS NULL AND mailed_at < $1 AND mailed_at < $2",
-        )
-        .bind(expired_before)
-        .bind(now.saturating_sub(resend_after_ms))
-        .execute(&mut *tx)
-        .await?;
+        delete_expired(&mut tx, expired_before).await?;
         if !super::suppressions::reasons_of(&mut tx, new.email_hash)
             .await?
             .is_empty()
@@ -122,6 +116,13 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Reservation::Mail { id, mailed_at: now })
+    }
+
+    /// Deletes the unconfirmed requests mailed before `before` (their links have expired, and
+    /// no new mail would be held back by them); returns how many.
+    pub async fn delete_expired_signups(&self, before: i64) -> Result<u64, StoreError> {
+        let mut conn = self.pool().acquire().await?;
+        delete_expired(&mut conn, before).await
     }
 
     /// Gives a reservation back when its mail could not be sent, so that the person may try
@@ -237,6 +238,16 @@ impl Store {
             })
             .collect())
     }
+}
+
+async fn delete_expired(conn: &mut sqlx::AnyConnection, before: i64) -> Result<u64, StoreError> {
+    Ok(
+        sqlx::query("DELETE FROM signup_requests WHERE confirmed_at IS NULL AND mailed_at < $1")
+            .bind(before)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected(),
+    )
 }
 
 /// Deletes an address's signup requests and consent proofs (erasure).

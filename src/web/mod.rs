@@ -165,6 +165,9 @@ pub async fn serve(
     };
     println!("listening on http://{local}");
     tracing::info!(%local, "serving");
+    if state.signup_mailer.is_some() {
+        signup::use_case(&state).sweep_periodically();
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -15,7 +15,7 @@ use crate::app::signup::{self, LinkState, Signup, SignupError, SignupInput, Subm
 use crate::compose::fill;
 use crate::config::{Locale, Register};
 
-fn use_case(app: &AppState) -> Signup {
+pub(super) fn use_case(app: &AppState) -> Signup {
     Signup {
         store: app.store.clone(),
         secret: app.secret.clone(),
