@@ -2003,11 +2003,15 @@ async fn consent_show(
 }
 
 /// The transport of signup confirmation mail, when some register has a signup form.
-fn signup_mailer(config: &ConfigDir) -> anyhow::Result<Option<Arc<fairsend::app::signup::Mailer>>> {
+fn signup_mailer(
+    config: &ConfigDir,
+    secret: &Secret,
+) -> anyhow::Result<Option<Arc<fairsend::app::signup::Mailer>>> {
     if !config.registers.iter().any(|r| r.signup.is_some()) {
         return Ok(None);
     }
     let settings = &config.settings.transport;
+    refuse_development_key(config, secret, &settings.url)?;
     Ok(Some(Arc::new(fairsend::app::signup::Mailer {
         transport: Transport::new(&settings.url, settings)?,
         dkim: load_dkim(config)?,
@@ -2061,7 +2065,7 @@ async fn serve(
             }
         }
     }
-    let signup_mailer = signup_mailer(&config)?;
+    let signup_mailer = signup_mailer(&config, &secret)?;
     let state = fairsend::web::AppState {
         store,
         secret,

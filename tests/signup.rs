@@ -358,6 +358,19 @@ fn a_hundred_signups_send_one_mail_and_none_go_to_suppressed_addresses_or_bots()
     for email in ["gone@firma.example", "bot@firma.example"] {
         assert!(membership(&scratch, email, "newsletter").is_none());
     }
+
+    // `erase` removes the consent proof (and the confirmed request's times) with the rest.
+    assert_eq!(consent_show(&scratch, victim).len(), 1);
+    let erase = scratch.run(&["erase", victim]);
+    assert!(erase.status.success(), "{}", stderr(&erase));
+    assert!(
+        stdout(&erase).contains("2 signup/consent record(s)"),
+        "{}",
+        stdout(&erase)
+    );
+    assert!(consent_show(&scratch, victim).is_empty());
+    let left = text_occurrences(&scratch.db_url(), "victim@firma");
+    assert!(left.is_empty(), "{left:?}");
 }
 
 #[test]
@@ -410,4 +423,40 @@ fn bad_input_is_shown_on_the_form_and_submissions_are_rate_limited() {
         "{}",
         stderr(&out)
     );
+}
+
+#[test]
+fn the_development_key_sends_no_signup_mail_through_smtp() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
+    let (scratch, _server) = signup_scratch("");
+    let scratch = scratch.with_development_key();
+    let mut child = scratch
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "none",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("serve started with the development key and an SMTP transport");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("development signing secret"), "{err}");
 }
