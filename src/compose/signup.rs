@@ -284,22 +284,7 @@ pub fn confirmation_message(
         "<signup.{}.{}@{}>",
         mail.request_id, mail.nonce, mail.domain
     );
-    let to = Mailbox {
-        name: None,
-        address: mail.to.clone(),
-    };
-    let message = lettre::Message::builder()
-        .from(lettre_mailbox(mail.from)?)
-        .to(lettre_mailbox(&to)?)
-        .subject(subject.clone())
-        .date_now()
-        .message_id(Some(message_id.clone()))
-        .multipart(
-            MultiPart::alternative()
-                .singlepart(quoted_printable_part(ContentType::TEXT_PLAIN, &text))
-                .singlepart(quoted_printable_part(ContentType::TEXT_HTML, &html)),
-        )
-        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    let bytes = build(mail, &subject, &message_id, &text, &html)?;
     Ok(ComposedMessage {
         outbox_id: mail.request_id,
         envelope_from: mail.envelope_from.clone(),
@@ -309,6 +294,93 @@ pub fn confirmation_message(
         unsubscribe_url: String::new(),
         text,
         html,
-        bytes: message.formatted(),
+        bytes,
     })
+}
+
+/// The message's bytes: `multipart/alternative` of the text and the HTML.
+fn build(
+    mail: &ConfirmationMail<'_>,
+    subject: &str,
+    message_id: &str,
+    text: &str,
+    html: &str,
+) -> Result<Vec<u8>, ComposeError> {
+    let to = Mailbox {
+        name: None,
+        address: mail.to.clone(),
+    };
+    let message = lettre::Message::builder()
+        .from(lettre_mailbox(mail.from)?)
+        .to(lettre_mailbox(&to)?)
+        .subject(subject)
+        .date_now()
+        .message_id(Some(message_id.to_string()))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(quoted_printable_part(ContentType::TEXT_PLAIN, text))
+                .singlepart(quoted_printable_part(ContentType::TEXT_HTML, html)),
+        )
+        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    Ok(message.formatted())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every locale's notice names what art. 13 asks for, the same way each time (its hash is
+    /// the proof of what a person saw).
+    #[test]
+    fn the_notice_states_art_13_in_every_locale_and_is_stable() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+        let config = ConfigDir::load(&dir).expect("the example configuration loads");
+        let register = config.registers.get("events").expect("example register");
+        let expected = [
+            (
+                Locale::Fi,
+                [
+                    "13 artikla",
+                    "suostumuksesi",
+                    "24 kuukautta",
+                    "peruuttaa suostumuksesi",
+                    "Tietosuojavaltuutetun toimisto",
+                ],
+            ),
+            (
+                Locale::Sv,
+                [
+                    "artikel 13",
+                    "ditt samtycke",
+                    "24 månader",
+                    "återkalla ditt samtycke",
+                    "Dataombudsmannens byrå",
+                ],
+            ),
+            (
+                Locale::En,
+                [
+                    "Article 13",
+                    "your consent",
+                    "24 months",
+                    "withdraw your consent",
+                    "Data Protection Ombudsman",
+                ],
+            ),
+        ];
+        for (locale, parts) in expected {
+            let notice = signup_notice(&config, register, locale, 48).unwrap();
+            for part in
+                parts
+                    .iter()
+                    .chain(&["Esimerkki Analytics Oy", "privacy@example.com", "1234567-1"])
+            {
+                assert!(notice.contains(part), "{locale:?} lacks {part:?}: {notice}");
+            }
+            assert_eq!(
+                notice,
+                signup_notice(&config, register, locale, 48).unwrap()
+            );
+        }
+    }
 }
