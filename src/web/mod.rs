@@ -2,7 +2,8 @@
 //! endpoint, the signup forms (`/s/…`), the `/admin` operations and compliance pages,
 //! `/metrics` and `/healthz`. Handlers are thin: they check a token or a session, call library
 //! functions and render a page. No state that matters is kept in memory; everything is in the
-//! database (sessions and failed logins too). How clients are limited is in `limits`; the connection layer in `server`.
+//! database (sessions and failed logins too). How clients are limited is in `limits`; the
+//! connection layer in `server`.
 
 pub mod admin;
 pub mod limits;
