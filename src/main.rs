@@ -206,6 +206,19 @@ enum KeysAction {
 }
 
 #[derive(Subcommand)]
+enum ConsentAction {
+    /// The proof of EMAIL's consents: when asked for and confirmed, the notice's SHA-256,
+    /// version and text, the form's language and the truncated IP addresses.
+    Show {
+        /// The person's address.
+        email: String,
+        /// Print the result as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum OptoutAction {
     /// Record an opt-out for EMAIL (suppressed at once, in every campaign).
     Add {
@@ -348,6 +361,11 @@ enum Command {
         #[command(subcommand)]
         action: OptoutAction,
     },
+    /// Consents given through signup forms: the proof kept for each.
+    Consent {
+        #[command(subcommand)]
+        action: ConsentAction,
+    },
     /// Erase a person's data (GDPR art. 17); the address stays suppressed as a keyed hash.
     Erase {
         /// The person's address.
@@ -367,7 +385,8 @@ enum Command {
     ///
     /// Public: /u/TOKEN (the unsubscribe page, in the recipient's language, and the RFC 8058
     /// one-click POST), /c/TOKEN and /o/TOKEN (click and open tracking, only for A/B tests
-    /// that measure them), /healthz, /metrics (Prometheus counts, no personal data).
+    /// that measure them), /s/REGISTER (the signup form of a register with `signup` in
+    /// registers.toml, double opt-in), /healthz, /metrics (Prometheus counts, no personal data).
     ///
     /// Admin pages: /admin (campaigns), /admin/bounces (re-classify), /admin/optouts (manual
     /// opt-out, erasure), /admin/review (footer variants, approval). They are enabled only when
@@ -435,6 +454,9 @@ struct ServeArgs {
     /// Requests per second one client address may make to /u, /c and /o (burst: 4×); 0: no limit.
     #[arg(long, default_value_t = 20)]
     public_rate_limit: u32,
+    /// Signup form submissions (POST /s/REGISTER) per minute of one client address; 0: no limit.
+    #[arg(long, default_value_t = 10)]
+    signup_rate_limit: u32,
     /// Failed admin logins of one client address before delays start (1 s, 2 s, 4 s…).
     #[arg(long, default_value_t = 5)]
     login_attempts_per_client: u32,
@@ -465,6 +487,7 @@ impl ServeArgs {
             header_timeout: std::time::Duration::from_secs(self.header_timeout),
             request_timeout: std::time::Duration::from_secs(self.request_timeout),
             public_rate_per_second: self.public_rate_limit,
+            signup_posts_per_minute: self.signup_rate_limit,
             login: fairsend::web::LoginLimits {
                 free_per_client: self.login_attempts_per_client,
                 free_global: self.login_attempts_global,
@@ -730,6 +753,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             format,
         } => preview(&config, &store, &campaign, &to, format).await,
         Command::Optout { action } => optout(&config, &store, action).await,
+        Command::Consent {
+            action: ConsentAction::Show { email, json },
+        } => consent_show(&config, &store, &email, json).await,
         Command::Erase { email } => erase(&config, &store, &email).await,
         Command::Bounces { action } => bounces(&config, &store, action).await,
         Command::Hygiene { action } => hygiene(&config, &store, action).await,
@@ -1931,15 +1957,65 @@ async fn erase(config: &ConfigDir, store: &Store, email: &str) -> anyhow::Result
     let report = fairsend::suppress::erase(store, &secret, &address).await?;
     if report.contact_found {
         println!(
-            "erased {address}: contact, {} register entr(ies), {} outbox row(s) deleted; only a keyed hash remains, suppressed",
-            report.memberships_deleted, report.outbox_rows_deleted
+            "erased {address}: contact, {} register entr(ies), {} outbox row(s), {} signup/consent record(s) deleted; only a keyed hash remains, suppressed",
+            report.memberships_deleted, report.outbox_rows_deleted, report.consent_records_deleted
         );
     } else {
         println!(
-            "{address} was not a contact; its keyed hash is now suppressed so that it can never be imported"
+            "{address} was not a contact ({} signup record(s) deleted); its keyed hash is now suppressed so that it can never be imported",
+            report.consent_records_deleted
         );
     }
     Ok(())
+}
+
+async fn consent_show(
+    config: &ConfigDir,
+    store: &Store,
+    email: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let address = parse_address(email)?;
+    let secret = load_secret(config, store).await?;
+    let proofs = fairsend::app::signup::consent_proofs(store, &secret, &address).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&proofs)?);
+        return Ok(());
+    }
+    if proofs.is_empty() {
+        println!("{address}: no consent recorded through a signup form");
+    }
+    for p in &proofs {
+        println!("{address} in register {}:", p.register);
+        println!("  requested:      {}", format_millis(p.requested_at));
+        println!("  confirmed:      {}", format_millis(p.confirmed_at));
+        println!("  language:       {}", p.locale);
+        println!("  notice version: {}", p.notice_version);
+        println!("  notice sha256:  {}", p.notice_sha256);
+        let ip = |ip: &Option<String>| ip.clone().unwrap_or_else(|| "not kept".into());
+        println!("  request from:   {}", ip(&p.request_ip));
+        println!("  confirmed from: {}", ip(&p.confirm_ip));
+        if let Some(text) = &p.notice_text {
+            println!("  notice (HTML, as shown):\n{text}");
+        }
+    }
+    Ok(())
+}
+
+/// The transport of signup confirmation mail, when some register has a signup form.
+fn signup_mailer(
+    config: &ConfigDir,
+    secret: &Secret,
+) -> anyhow::Result<Option<Arc<fairsend::app::signup::Mailer>>> {
+    if !config.registers.iter().any(|r| r.signup.is_some()) {
+        return Ok(None);
+    }
+    let settings = &config.settings.transport;
+    refuse_development_key(config, secret, &settings.url)?;
+    Ok(Some(Arc::new(fairsend::app::signup::Mailer {
+        transport: Transport::new(&settings.url, settings)?,
+        dkim: load_dkim(config)?,
+    })))
 }
 
 async fn serve(
@@ -1989,6 +2065,7 @@ async fn serve(
             }
         }
     }
+    let signup_mailer = signup_mailer(&config, &secret)?;
     let state = fairsend::web::AppState {
         store,
         secret,
@@ -1996,6 +2073,7 @@ async fn serve(
         admin_password,
         metrics_token,
         limits: Arc::new(limits),
+        signup_mailer,
     };
     fairsend::web::serve(listen, metrics_listen, state)
         .await

@@ -8,6 +8,7 @@
 mod blocks;
 mod body;
 mod qp;
+pub mod signup;
 mod wording;
 
 use std::collections::BTreeSet;
@@ -21,6 +22,7 @@ use minijinja::Value;
 
 pub use blocks::{BlockInputs, ComplianceBlocks, RenderedBlocks};
 pub use body::{BodyTemplate, EmptyField, FUEL, escape_markdown};
+pub use wording::fill;
 
 use crate::config::{Campaign, ConfigDir, Mailbox, Register};
 use crate::model::Locale;

@@ -16,11 +16,11 @@ use std::path::{Path, PathBuf};
 
 pub use crate::model::{AbMetric, LegalBasis, Locale};
 pub use campaign::{AbSettings, BodySource, Campaign, ContactImport, Mailbox};
-pub use registers::{PurchasedList, Register, RegisterKind, Registers};
+pub use registers::{PurchasedList, Register, RegisterKind, Registers, SignupForm};
 pub use settings::{
-    BounceSettings, DkimAlgorithm, DkimKeySource, DkimSettings, DnsSettings, PrivacySettings,
-    RetrySettings, SenderIdentity, Settings, TlsMode, TransportSettings, TransportUrl,
-    parse_socket_addr,
+    BounceSettings, DkimAlgorithm, DkimKeySource, DkimSettings, DnsSettings, IpTruncation,
+    PrivacySettings, RetrySettings, SenderIdentity, Settings, SignupSettings, TlsMode,
+    TransportSettings, TransportUrl, parse_socket_addr,
 };
 
 /// A problem in a configuration file, always naming the file and, where there is one, the

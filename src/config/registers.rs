@@ -57,6 +57,18 @@ pub struct Register {
     /// How long contact data is kept: from the last message sent, or from acquisition for a
     /// purchased register. `None`: `[privacy] retention_months` of fairsend.toml.
     pub retention_months: Option<u32>,
+    /// `Some`: the register has a public signup form (`/s/NAME` on `serve`) with double
+    /// opt-in; `None` (the default): no form, the page is a 404.
+    pub signup: Option<SignupForm>,
+}
+
+/// What a register's signup form states beyond the sender and the register.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignupForm {
+    /// The purposes of processing, per locale; a locale without one uses the built-in wording.
+    pub purposes: BTreeMap<Locale, String>,
+    /// The version of the notice text, stored with every consent beside the text's hash.
+    pub notice_version: String,
 }
 
 impl Register {
@@ -105,6 +117,22 @@ struct RawRegister {
     acquired_on: Option<String>,
     valid_until: Option<String>,
     retention: Option<String>,
+    signup: Option<RawSignup>,
+}
+
+/// `signup = true` or `[registers.NAME.signup]` with `purposes` and `notice_version`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSignup {
+    Enabled(bool),
+    Form(RawSignupForm),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignupForm {
+    purposes: Option<RawTitle>,
+    notice_version: Option<String>,
 }
 
 /// `title = "…"` or `title = { fi = "…", sv = "…", en = "…" }`.
@@ -253,6 +281,7 @@ fn parse_register(file: &Path, name: &str, r: RawRegister) -> Result<Register, C
         None
     };
     let (title, titles) = parse_title(file, &field("title"), r.title, default_locale)?;
+    let signup = parse_signup(file, &field("signup"), r.signup)?;
     Ok(Register {
         name: name.to_string(),
         title,
@@ -277,7 +306,52 @@ fn parse_register(file: &Path, name: &str, r: RawRegister) -> Result<Register, C
                 )
             })?),
         },
+        signup,
     })
+}
+
+fn parse_signup(
+    file: &Path,
+    field: &str,
+    raw: Option<RawSignup>,
+) -> Result<Option<SignupForm>, ConfigError> {
+    let form = match raw {
+        None | Some(RawSignup::Enabled(false)) => return Ok(None),
+        Some(RawSignup::Enabled(true)) => RawSignupForm {
+            purposes: None,
+            notice_version: None,
+        },
+        Some(RawSignup::Form(form)) => form,
+    };
+    let purposes_field = format!("{field}.purposes");
+    let purposes = match form.purposes {
+        None => BTreeMap::new(),
+        Some(RawTitle::Plain(text)) => Locale::ALL
+            .into_iter()
+            .map(|l| Ok((l, required_text(file, &purposes_field, Some(text.clone()))?)))
+            .collect::<Result<_, ConfigError>>()?,
+        Some(RawTitle::PerLocale(table)) => {
+            let mut purposes = BTreeMap::new();
+            for (key, text) in table {
+                let at = format!("{purposes_field}.{key}");
+                let locale = Locale::parse(&key).ok_or_else(|| {
+                    ConfigError::field(file, &at, format!("'{key}' is not one of fi, sv, en"))
+                })?;
+                purposes.insert(locale, required_text(file, &at, Some(text))?);
+            }
+            purposes
+        }
+    };
+    let notice_version = optional_text(
+        file,
+        &format!("{field}.notice_version"),
+        form.notice_version,
+    )?
+    .unwrap_or_else(|| "1".into());
+    Ok(Some(SignupForm {
+        purposes,
+        notice_version,
+    }))
 }
 
 /// The default-locale title and the per-locale ones. A table must name the register's

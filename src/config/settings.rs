@@ -207,6 +207,57 @@ pub struct DnsSettings {
     pub timeout: Duration,
 }
 
+/// How signup forms (`/s/REGISTER` on `serve`) confirm and what they keep as proof.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignupSettings {
+    /// How long a confirmation link is valid after its mail was sent.
+    pub link_validity: Duration,
+    /// A confirmation mail to the same address and register is not sent again within this.
+    pub resend_after: Duration,
+    /// The client address kept with a consent, as a network prefix.
+    pub ip_truncation: IpTruncation,
+    /// `From:` of the confirmation mail; `None`: the sender's legal name and contact address.
+    pub from: Option<String>,
+}
+
+/// How much of a client's IP address a consent proof keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpTruncation {
+    /// None of it.
+    None,
+    /// The first `v4` bits of an IPv4 address and the first `v6` bits of an IPv6 address.
+    Prefix { v4: u8, v6: u8 },
+}
+
+impl IpTruncation {
+    fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        if text == "none" {
+            return Some(Self::None);
+        }
+        let (v4, v6) = text.split_once('/')?;
+        let (v4, v6): (u8, u8) = (v4.trim().parse().ok()?, v6.trim().parse().ok()?);
+        (v4 <= 32 && v6 <= 128).then_some(Self::Prefix { v4, v6 })
+    }
+
+    /// `ip` cut to its prefix, as `ADDRESS/BITS`; `None` when no address is kept.
+    pub fn apply(self, ip: std::net::IpAddr) -> Option<String> {
+        let Self::Prefix { v4, v6 } = self else {
+            return None;
+        };
+        Some(match ip.to_canonical() {
+            std::net::IpAddr::V4(a) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(v4)).unwrap_or(0);
+                format!("{}/{v4}", std::net::Ipv4Addr::from(u32::from(a) & mask))
+            }
+            std::net::IpAddr::V6(a) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(v6)).unwrap_or(0);
+                format!("{}/{v6}", std::net::Ipv6Addr::from(u128::from(a) & mask))
+            }
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub file: PathBuf,
@@ -220,6 +271,7 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub dkim: Option<DkimSettings>,
     pub dns: DnsSettings,
+    pub signup: SignupSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -240,6 +292,17 @@ struct Raw {
     dkim: Option<RawDkim>,
     #[serde(default)]
     dns: RawDns,
+    #[serde(default)]
+    signup: RawSignup,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSignup {
+    link_validity: Option<String>,
+    resend_after: Option<String>,
+    ip_truncation: Option<String>,
+    from: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -504,8 +567,45 @@ impl Settings {
                 },
                 timeout: duration_field(file, "[dns] timeout", raw.dns.timeout, "5s")?,
             },
+            signup: signup_settings(file, raw.signup)?,
         })
     }
+}
+
+fn signup_settings(file: &Path, raw: RawSignup) -> Result<SignupSettings, ConfigError> {
+    let link_validity = nonzero_duration(file, "[signup] link_validity", raw.link_validity, "48h")?;
+    let resend_after = duration_field(file, "[signup] resend_after", raw.resend_after, "24h")?;
+    if resend_after > link_validity {
+        // The request that holds back a new mail is deleted when its link expires, as the
+        // notice promises; it cannot hold it back for longer.
+        return Err(ConfigError::field(
+            file,
+            "[signup] resend_after",
+            "must not be longer than link_validity (an unconfirmed signup is deleted when its link expires)",
+        ));
+    }
+    let text = optional_text(file, "[signup] ip_truncation", raw.ip_truncation)?
+        .unwrap_or_else(|| "24/48".into());
+    let ip_truncation = IpTruncation::parse(&text).ok_or_else(|| {
+        ConfigError::field(
+            file,
+            "[signup] ip_truncation",
+            format!(
+                "'{text}' is not \"none\" or IPv4/IPv6 prefix lengths such as \"24/48\" (at most 32/128)"
+            ),
+        )
+    })?;
+    let from = optional_text(file, "[signup] from", raw.from)?;
+    if let Some(from) = &from {
+        super::campaign::Mailbox::parse(from)
+            .map_err(|e| ConfigError::field(file, "[signup] from", e))?;
+    }
+    Ok(SignupSettings {
+        link_validity,
+        resend_after,
+        ip_truncation,
+        from,
+    })
 }
 
 /// `IP:PORT`, or a bare IP meaning port 53.
@@ -724,6 +824,39 @@ fn nonzero_duration(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_truncation() {
+        let t = IpTruncation::parse("24/48").unwrap();
+        assert_eq!(
+            t.apply("203.0.113.77".parse().unwrap()).as_deref(),
+            Some("203.0.113.0/24")
+        );
+        assert_eq!(
+            t.apply("2001:db8:1:2:3::9".parse().unwrap()).as_deref(),
+            Some("2001:db8:1::/48")
+        );
+        assert_eq!(
+            t.apply("::ffff:192.0.2.5".parse().unwrap()).as_deref(),
+            Some("192.0.2.0/24"),
+            "an IPv4-mapped address is truncated as IPv4"
+        );
+        assert_eq!(
+            IpTruncation::parse("none")
+                .unwrap()
+                .apply("192.0.2.1".parse().unwrap()),
+            None
+        );
+        assert_eq!(
+            IpTruncation::parse("0/0")
+                .unwrap()
+                .apply("192.0.2.1".parse().unwrap())
+                .as_deref(),
+            Some("0.0.0.0/0")
+        );
+        assert!(IpTruncation::parse("33/48").is_none());
+        assert!(IpTruncation::parse("24").is_none());
+    }
 
     #[test]
     fn transport_urls() {

@@ -7,6 +7,7 @@
 //! SQL text. This module stores and fetches; it makes no sending or compliance decisions.
 
 mod ab;
+mod consent;
 mod hygiene;
 mod inbound;
 mod keys;
@@ -28,6 +29,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Connection, Executor, Row};
 
 pub use ab::AbState;
+pub use consent::{Confirmation, ConsentProof, NewSignup, PendingSignup, Reservation};
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{
     AppliedInbound, BounceDecision, BounceEntry, BounceRecord, DecisionOutcome, InboundEffects,
@@ -371,7 +373,8 @@ impl Store {
             Backend::Postgres => {
                 sqlx::query(
                     "VACUUM contacts, memberships, outbox, suppressions, suppression_reasons, \
-                     optouts, bounces, engagements, audit_log, message_events",
+                     optouts, bounces, engagements, audit_log, message_events, signup_requests, \
+                     consent_proofs",
                 )
                 .execute(&self.pool)
                 .await?;

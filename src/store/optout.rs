@@ -37,6 +37,8 @@ pub struct ErasureReport {
     pub memberships_deleted: u64,
     pub outbox_rows_deleted: u64,
     pub optouts_anonymised: u64,
+    /// Signup requests and consent proofs deleted.
+    pub consent_records_deleted: u64,
 }
 
 impl Store {
@@ -201,6 +203,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+        report.consent_records_deleted = super::consent::erase(&mut tx, email_hash).await?;
         scrub_audit_log(&mut tx, email.as_str()).await?;
         super::suppressions::add_reason(
             &mut tx,

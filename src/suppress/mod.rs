@@ -12,7 +12,7 @@ pub use crate::model::{OptOutSource, SuppressionReason};
 pub use keys::{KeyError, fingerprint, rotate as rotate_keys, unlock};
 pub use token::{
     DEVELOPMENT_SECRET, MasterSecret, Secret, SecretOrigin, TokenPurpose, WeakSecret, address_hash,
-    mac_hex, sign, verify, verify_mac_hex,
+    mac_hex, sign, sign_timed, verify, verify_mac_hex, verify_timed,
 };
 
 use crate::model::EmailAddress;

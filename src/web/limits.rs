@@ -34,6 +34,9 @@ pub struct ServeLimits {
     /// Requests per second one client address may make to the public endpoints (`/u`, `/c`,
     /// `/o`; not the opt-out POST), with a burst of four times that; 0 turns the limit off.
     pub public_rate_per_second: u32,
+    /// Signup form submissions (`POST /s/…`) one client address may make per minute (burst:
+    /// the same number); 0 turns the limit off.
+    pub signup_posts_per_minute: u32,
     pub login: LoginLimits,
     /// Reverse proxies whose `X-Forwarded-For` names the client (its last address); from any
     /// other peer the header is ignored.
@@ -49,6 +52,7 @@ impl Default for ServeLimits {
             request_timeout: Duration::from_secs(30),
             max_body_bytes: 64 * 1024,
             public_rate_per_second: 20,
+            signup_posts_per_minute: 10,
             login: LoginLimits::default(),
             trusted_proxies: Vec::new(),
         }
@@ -150,6 +154,14 @@ impl PublicRate {
                 Quota::per_second(rate).allow_burst(burst),
             ))
         }))
+    }
+
+    /// `per_minute` requests a minute, all of which may come at once; 0: no limit.
+    pub fn per_minute(per_minute: u32) -> Self {
+        Self(
+            NonZeroU32::new(per_minute)
+                .map(|n| Arc::new(RateLimiter::keyed(Quota::per_minute(n).allow_burst(n)))),
+        )
     }
 
     /// `Err(wait)` when the client must slow down.

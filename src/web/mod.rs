@@ -1,13 +1,16 @@
 //! `fairsend serve`: the axum server for the public unsubscribe pages, the RFC 8058 one-click
-//! endpoint, the `/admin` operations and compliance pages, `/metrics` and `/healthz`. Handlers
-//! are thin: they check a token or a session, call library functions and render a page. No
-//! state that matters is kept in memory; everything is in the database (sessions and failed
-//! logins too). How clients are limited is in `limits`; the connection layer in `server`.
+//! endpoint, the signup forms (`/s/…`), the `/admin` operations and compliance pages,
+//! `/metrics` and `/healthz`. Handlers are thin: they check a token or a session, call library
+//! functions and render a page. No state that matters is kept in memory; everything is in the
+//! database (sessions and failed logins too). How clients are limited is in `limits`; the
+//! connection layer in `server`.
 
 pub mod admin;
 pub mod limits;
 mod pages;
 mod server;
+mod signup;
+mod signup_pages;
 mod unsubscribe;
 
 use std::net::SocketAddr;
@@ -34,6 +37,8 @@ pub struct AppState {
     /// `Some`: `/metrics` is also served on the public listener, to requests bearing it.
     pub metrics_token: Option<admin::MetricsToken>,
     pub limits: Arc<ServeLimits>,
+    /// Sends the confirmation messages of signup forms; `None` when no register has one.
+    pub signup_mailer: Option<Arc<crate::app::signup::Mailer>>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -60,6 +65,25 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/c/{token}", get(unsubscribe::click).route_layer(limited()))
         .route("/o/{token}", get(unsubscribe::open).route_layer(limited()));
+    // Signup forms: a submission may send mail, so its own, lower limit per client.
+    let signup_rate = limits::PublicRateState {
+        rate: limits::PublicRate::per_minute(state.limits.signup_posts_per_minute),
+        trusted_proxies: Arc::new(state.limits.trusted_proxies.clone()),
+    };
+    let signup_limited = axum::middleware::from_fn_with_state(signup_rate, limits::public_rate);
+    let public = public
+        .route(
+            "/s/{register}",
+            post(signup::submit)
+                .route_layer(signup_limited)
+                .merge(get(signup::form).route_layer(limited())),
+        )
+        .route(
+            "/s/{register}/confirm/{token}",
+            get(signup::confirm_page)
+                .post(signup::confirm)
+                .route_layer(limited()),
+        );
     Router::new()
         .merge(public)
         .route("/healthz", get(healthz))
@@ -142,6 +166,9 @@ pub async fn serve(
     };
     println!("listening on http://{local}");
     tracing::info!(%local, "serving");
+    if state.signup_mailer.is_some() {
+        signup::use_case(&state).sweep_periodically();
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -6,6 +6,10 @@
                                  log in to /admin, watch CAMPAIGN's counts change, re-classify
                                  the newest bounce, opt out an address, approve STEM's footers
 
+    browser.py signup URL EMAIL NAME COMPANY
+                                 open a signup form, read it and its notice, fill it in, submit
+    browser.py confirm URL       open a signup confirmation link, read it, confirm, read the result
+
 Prints one JSON object: what a person saw before and after the click.
 """
 import json
@@ -151,6 +155,64 @@ def admin(base, password, campaign, stem, shots):
             driver.quit()
 
 
+def signup(url, email, name, company):
+    from selenium.webdriver.support.ui import WebDriverWait
+    with tempfile.TemporaryDirectory() as profile:
+        driver = browser(profile)
+        try:
+            driver.get(url)
+            notice = driver.find_element(By.ID, "notice")
+            button = driver.find_element(By.ID, "subscribe")
+            # DOCUMENT_POSITION_FOLLOWING (4): the button comes after the notice.
+            order = driver.execute_script(
+                "return arguments[0].compareDocumentPosition(arguments[1]);", notice, button)
+            honeypot = driver.find_element(By.ID, "homepage")
+            before = {
+                "lang": driver.find_element(By.TAG_NAME, "html").get_attribute("lang"),
+                "h1": driver.find_element(By.TAG_NAME, "h1").text,
+                "notice": notice.text,
+                "notice_before_button": bool(order & 4),
+                "honeypot_visible": honeypot.is_displayed(),
+                "button": button.text,
+            }
+            driver.find_element(By.ID, "email").send_keys(email)
+            driver.find_element(By.ID, "name").send_keys(name)
+            driver.find_element(By.ID, "company").send_keys(company)
+            button.click()
+            WebDriverWait(driver, 10).until(gone(button))
+            after = {
+                "h1": driver.find_element(By.TAG_NAME, "h1").text,
+                "text": driver.find_element(By.TAG_NAME, "main").text,
+            }
+            return {"before": before, "after": after}
+        finally:
+            driver.quit()
+
+
+def confirm(url):
+    from selenium.webdriver.support.ui import WebDriverWait
+    with tempfile.TemporaryDirectory() as profile:
+        driver = browser(profile)
+        try:
+            driver.get(url)
+            button = driver.find_element(By.ID, "confirm")
+            before = {
+                "lang": driver.find_element(By.TAG_NAME, "html").get_attribute("lang"),
+                "h1": driver.find_element(By.TAG_NAME, "h1").text,
+                "text": driver.find_element(By.TAG_NAME, "main").text,
+                "button": button.text,
+            }
+            button.click()
+            WebDriverWait(driver, 10).until(gone(button))
+            after = {
+                "h1": driver.find_element(By.TAG_NAME, "h1").text,
+                "text": driver.find_element(By.TAG_NAME, "main").text,
+            }
+            return {"before": before, "after": after}
+        finally:
+            driver.quit()
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "unsubscribe":
@@ -158,5 +220,9 @@ if __name__ == "__main__":
     elif command == "admin":
         shots = sys.argv[6] if len(sys.argv) > 6 else None
         print(json.dumps(admin(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], shots)))
+    elif command == "signup":
+        print(json.dumps(signup(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])))
+    elif command == "confirm":
+        print(json.dumps(confirm(sys.argv[2])))
     else:
         sys.exit("unknown command " + command)

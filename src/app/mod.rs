@@ -1,0 +1,4 @@
+//! Use cases, one function (or one small type) per use case, returning data: the CLI and the
+//! web call the same code.
+
+pub mod signup;
