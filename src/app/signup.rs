@@ -14,11 +14,11 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use crate::model::{AddressError, EmailAddress};
 use crate::compose::ComposeError;
 use crate::compose::signup::{ConfirmationMail, confirmation_message, signup_notice};
 use crate::config::{ConfigDir, Mailbox, Register};
 use crate::model::Locale;
+use crate::model::{AddressError, EmailAddress};
 use crate::send::Transport;
 use crate::store::{
     Confirmation, ConsentProof, NewSignup, PendingSignup, Reservation, Store, StoreError,

@@ -8,8 +8,8 @@ use lettre::message::header::ContentType;
 
 use super::wording::{fill, wording as block_wording};
 use super::{ComposeError, ComposedMessage, lettre_mailbox, quoted_printable_part, reject_control};
-use crate::model::EmailAddress;
 use crate::config::{ConfigDir, Mailbox, Register};
+use crate::model::EmailAddress;
 use crate::model::Locale;
 
 /// The signup texts of one locale that the message blocks do not already have.
