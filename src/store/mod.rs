@@ -11,6 +11,7 @@ mod consent;
 mod hygiene;
 mod inbound;
 mod keys;
+mod lifecycle;
 mod ops;
 mod optout;
 mod outbox;
@@ -36,6 +37,7 @@ pub use inbound::{
     OptOutRecord,
 };
 pub use keys::KeyPin;
+pub use lifecycle::{RunStateChange, RunStateError};
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{

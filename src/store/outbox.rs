@@ -24,10 +24,12 @@ pub enum OutboxState {
     /// The data was sent and no answer came (RFC 5321 §6.1): the server may have accepted the
     /// message. Never resent unless the operator asks.
     Uncertain,
+    /// Still to be sent when its campaign was cancelled: never sent.
+    Cancelled,
 }
 
 impl OutboxState {
-    pub const ALL: [OutboxState; 7] = [
+    pub const ALL: [OutboxState; 8] = [
         Self::Queued,
         Self::Sending,
         Self::Sent,
@@ -35,6 +37,7 @@ impl OutboxState {
         Self::Failed,
         Self::Suppressed,
         Self::Uncertain,
+        Self::Cancelled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -46,6 +49,7 @@ impl OutboxState {
             Self::Failed => "failed",
             Self::Suppressed => "suppressed",
             Self::Uncertain => "uncertain",
+            Self::Cancelled => "cancelled",
         }
     }
 
