@@ -6,6 +6,7 @@
 //! files but never touches the database or the network.
 
 mod campaign;
+mod imap;
 mod registers;
 mod settings;
 mod starter;
@@ -15,6 +16,7 @@ pub use starter::{StarterError, write_starter};
 use std::path::{Path, PathBuf};
 
 pub use campaign::{AbMetric, AbSettings, BodySource, Campaign, ContactImport, Mailbox};
+pub use imap::{ImapAfter, ImapSecurity, ImapSettings};
 pub use registers::{PurchasedList, Register, RegisterKind, Registers};
 pub use settings::{
     BounceSettings, DkimAlgorithm, DkimKeySource, DkimSettings, DnsSettings, PrivacySettings,

@@ -10,6 +10,7 @@ mod ab;
 mod hygiene;
 mod inbound;
 mod keys;
+mod mailbox;
 mod ops;
 mod optout;
 mod outbox;
@@ -33,6 +34,7 @@ pub use inbound::{
     OptOutRecord,
 };
 pub use keys::KeyPin;
+pub use mailbox::MailboxMessage;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{
