@@ -44,8 +44,8 @@ Environment variables:
   PGPASSWORD               the PostgreSQL password (never inside a URL or fairsend.toml)
   FAIRSEND_LOG             log filter: error, warn, info (default), debug, or per module
   NO_COLOR                 set to turn off coloured logs (logs are coloured only on a terminal)
-  SMTP credentials and the DKIM key come from the variables that fairsend.toml names
-  ([transport] username_env / password_env, [dkim] private_key_env).";
+  SMTP and IMAP credentials and the DKIM key come from the variables that fairsend.toml
+  names ([transport] and [bounces.imap] username_env / password_env, [dkim] private_key_env).";
 
 #[derive(Parser)]
 #[command(

@@ -113,14 +113,7 @@ impl Dovecot {
             tls_port = tls_port.unwrap_or(0),
         );
         std::fs::write(base.join("dovecot.conf"), conf).expect("dovecot.conf");
-        let child = Command::new(common::dovecot_binary().expect("dovecot"))
-            .arg("-F")
-            .arg("-c")
-            .arg(base.join("dovecot.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dovecot");
+        let child = Self::spawn(base);
         let dovecot = Self {
             dir,
             child,
@@ -129,6 +122,36 @@ impl Dovecot {
         };
         dovecot.wait_ready();
         dovecot
+    }
+
+    /// Stops the server, keeping its configuration and mail.
+    fn stop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "dovecot did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Starts the stopped server again on the same ports, with the same mail.
+    fn restart(&mut self) {
+        self.child = Self::spawn(self.dir.path());
+        self.wait_ready();
+    }
+
+    fn spawn(base: &Path) -> Child {
+        Command::new(common::dovecot_binary().expect("dovecot"))
+            .arg("-F")
+            .arg("-c")
+            .arg(base.join("dovecot.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dovecot")
     }
 
     fn wait_ready(&self) {
@@ -637,4 +660,82 @@ fn serve_reads_the_mailbox_as_mail_arrives() {
         assert_eq!(bounces_of(&scratch, &emails[i]).len(), 1);
     }
     assert_eq!(dovecot.count(None), 0);
+}
+
+#[test]
+fn serve_keeps_serving_while_the_mailbox_is_away_and_reads_it_when_it_is_back() {
+    if !wanted() {
+        return;
+    }
+    let (scratch, _server, emails, bounces) = sent_and_bounced(3);
+    let mut dovecot = Dovecot::start();
+    configure(&scratch, &plaintext_table(&dovecot));
+    dovecot.append(&bounces[0]);
+    dovecot.stop();
+
+    let log = scratch.path("serve.log");
+    let mut child = scratch
+        .command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "none",
+            "--poll-bounces",
+            "3600",
+        ])
+        .env(USER_VAR, "bounces")
+        .env(PASSWORD_VAR, PASSWORD)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("serve");
+    let guard = KillOnDrop(&mut child);
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(guard.0.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("listening line");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect("listening")
+        .to_string();
+
+    // The mailbox is away: the failure is logged, and serve answers meanwhile.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("reading the bounce mailbox failed")
+    {
+        assert!(Instant::now() < deadline, "no failure logged");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (status, _, body) = common::http("GET", &format!("{base}/healthz"), None);
+    assert_eq!((status, body.trim()), (200, "ok"));
+
+    // Back again: the retry (5 s after the failure) reads and moves the waiting bounce.
+    dovecot.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dovecot.count(Some("fairsend-processed")) < 1 {
+        assert!(
+            Instant::now() < deadline,
+            "not read after the server came back"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(bounces_of(&scratch, &emails[0]).len(), 1);
+    let logged = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(logged.contains("cannot connect"), "{logged}");
+    assert!(!logged.contains(PASSWORD), "the password reached the log");
+}
+
+struct KillOnDrop<'a>(&'a mut Child);
+
+impl Drop for KillOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -234,6 +234,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// offers it, else `every`, and again. It never returns: every failure (server away, wrong
 /// password, database busy) is logged and retried with a growing back-off.
 pub async fn run(store: Store, secret: Secret, settings: Arc<Settings>, every: Duration) {
+    if let Some(m) = &settings.bounce_mailbox {
+        tracing::info!(server = %format!("{}:{}", m.host, m.port), mailbox = %m.mailbox, "reading the bounce mailbox");
+    }
     let mut backoff = FIRST_BACKOFF;
     loop {
         match session(&store, &secret, &settings, every, &mut backoff).await {
