@@ -591,35 +591,55 @@ fn a_wrong_password_or_a_missing_variable_is_named_and_the_password_never_printe
 }
 
 #[test]
-fn plaintext_is_refused_to_a_host_that_is_not_loopback_and_without_the_permission() {
+fn plaintext_to_another_host_and_other_configuration_errors_name_the_file_and_field() {
+    let scratch = Scratch::new("outbox:unused");
+    let refused = |table: Option<&str>, field: &str, words: &str| {
+        scratch.write(
+            "config/fairsend.toml",
+            &common::fairsend_toml("outbox:unused"),
+        );
+        if let Some(table) = table {
+            configure(&scratch, table);
+        }
+        let out = poll(&scratch, &[]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("fairsend.toml") && err.contains(field) && err.contains(words),
+            "{err}"
+        );
+    };
+    let names = format!("username_env = \"{USER_VAR}\"\npassword_env = \"{PASSWORD_VAR}\"\n");
+    refused(
+        Some(&format!(
+            "url = \"imap://mail.example.com\"\nallow_plaintext_on_loopback = true\n{names}"
+        )),
+        "[bounces.imap] allow_plaintext_on_loopback",
+        "'mail.example.com' is not one",
+    );
+    refused(None, "[bounces.imap]", "the table is missing");
+    refused(
+        Some(&format!(
+            "url = \"imaps://mail.example.com\"\nmove_to = \"INBOX\"\n{names}"
+        )),
+        "[bounces.imap] move_to",
+        "is the mailbox that is read",
+    );
+    refused(
+        Some(&format!("url = \"pop3://mail.example.com\"\n{names}")),
+        "[bounces.imap] url",
+        "must start with imaps://",
+    );
+}
+
+#[test]
+fn imap_without_the_plaintext_permission_requires_starttls() {
     if !common::require(&[Tool::Dovecot]) {
         return;
     }
+    // This server offers no STARTTLS: refused before any login.
     let scratch = Scratch::new("outbox:unused");
-    configure(
-        &scratch,
-        &format!(
-            "url = \"imap://mail.example.com\"\nallow_plaintext_on_loopback = true\n\
-             username_env = \"{USER_VAR}\"\npassword_env = \"{PASSWORD_VAR}\"\n"
-        ),
-    );
-    let out = poll(&scratch, &[]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("fairsend.toml")
-            && err.contains("[bounces.imap] allow_plaintext_on_loopback")
-            && err.contains("mail.example.com"),
-        "{err}"
-    );
-
-    // imap:// on loopback without the permission needs STARTTLS, which this server lacks:
-    // refused before any login.
     let dovecot = Dovecot::start();
-    scratch.write(
-        "config/fairsend.toml",
-        &common::fairsend_toml("outbox:unused"),
-    );
     configure(
         &scratch,
         &plaintext_table(&dovecot).replace("allow_plaintext_on_loopback = true\n", ""),
@@ -627,7 +647,7 @@ fn plaintext_is_refused_to_a_host_that_is_not_loopback_and_without_the_permissio
     let out = poll(&scratch, &[]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("STARTTLS"), "{err}");
+    assert!(err.contains("does not offer STARTTLS"), "{err}");
     assert!(
         !dovecot.log().contains("Login: user=<bounces>"),
         "{}",
