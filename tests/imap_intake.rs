@@ -502,6 +502,18 @@ fn flag_mode_leaves_messages_in_place_and_reads_each_once() {
     for email in &emails[..2] {
         assert_eq!(bounces_of(&scratch, email).len(), 1, "{email}");
     }
+
+    // The proof rule holds as for `ingest`: a bounce about our recipient that carries no VERP
+    // token of ours (sent to some other address) is recorded unverified and suppresses no one.
+    let forged = corpus_bounce(CORPUS[2], "someone@elsewhere.example", &emails[2]);
+    dovecot.append(&forged);
+    let third = poll_ok(&scratch);
+    assert_eq!(third["unverified"], 1, "{third}");
+    assert_eq!(third["suppressed_hard"], 0, "{third}");
+    let found = bounces_of(&scratch, &emails[2]);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["verification"], "unverified", "{found:?}");
+    assert!(reasons(&scratch, &emails[2]).is_empty());
 }
 
 #[test]
