@@ -126,104 +126,102 @@ impl Store {
         effects: &InboundEffects,
     ) -> Result<AppliedInbound, StoreError> {
         let mut tx = self.begin_write().await?;
-        let applied = apply_effects(&mut tx, effects).await?;
+        let applied = Self::apply_effects(&mut tx, effects).await?;
         tx.commit().await?;
         Ok(applied)
     }
-}
 
-/// The writes of [`Store::apply_inbound`], inside the caller's transaction (an IMAP intake adds
-/// the record of the mailbox message to the same one).
-pub(super) async fn apply_effects(
-    tx: &mut sqlx::AnyConnection,
-    effects: &InboundEffects,
-) -> Result<AppliedInbound, StoreError> {
-    let now = crate::now_millis();
-    let mut applied = AppliedInbound::default();
-    let new = sqlx::query(
-        "INSERT INTO inbound_messages (fingerprint, kind, received_at) VALUES ($1, $2, $3)
+    /// The writes of [`Store::apply_inbound`], inside the caller's transaction (the IMAP
+    /// intake records the mailbox message in the same one).
+    pub(super) async fn apply_effects(
+        tx: &mut sqlx::AnyConnection,
+        effects: &InboundEffects,
+    ) -> Result<AppliedInbound, StoreError> {
+        let now = crate::now_millis();
+        let mut applied = AppliedInbound::default();
+        let new = sqlx::query(
+            "INSERT INTO inbound_messages (fingerprint, kind, received_at) VALUES ($1, $2, $3)
              ON CONFLICT (fingerprint) DO NOTHING",
-    )
-    .bind(&effects.fingerprint)
-    .bind(effects.kind)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if new == 0 {
-        applied.duplicate = true;
-        return Ok(applied);
-    }
-    for b in &effects.bounces {
-        if let Some(why) = &b.unverified {
-            insert_bounce(tx, effects, b, &format!("unverified: {why}"), now).await?;
-            applied.unverified += 1;
-            continue;
-        }
-        let action = match b.kind {
-            "complaint" => "opt_out",
-            _ if b.class == Some("hard") => "suppressed",
-            _ if b.class == Some("soft") => "recorded",
-            _ => "none",
-        };
-        let id = insert_bounce(tx, effects, b, action, now).await?;
-        let effect = act_on_bounce(tx, id, b, effects.soft_limit, "inbound", now).await?;
-        applied.suppressed_hard += usize::from(effect == BounceEffect::Hard);
-        applied.suppressed_soft_limit += usize::from(effect == BounceEffect::SoftLimit);
-    }
-    for OptOutRecord {
-        email_hash: hash,
-        email,
-        source,
-        campaign_id,
-        detail,
-    } in &effects.optouts
-    {
-        let done = sqlx::query(
-            "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
         )
-        .bind(hash)
-        .bind(email.as_ref().map(EmailAddress::as_str))
-        .bind(source.as_str())
-        .bind(campaign_id)
-        .bind(detail)
+        .bind(&effects.fingerprint)
+        .bind(effects.kind)
         .bind(now)
         .execute(&mut *tx)
-        .await?;
-        applied.optouts += done.rows_affected() as usize;
-        let reason = if *source == OptOutSource::Complaint {
-            SuppressionReason::Complaint
-        } else {
-            SuppressionReason::OptOut
-        };
-        let evidence = format!("message {}", &effects.fingerprint[..16]);
-        suppressions::add_reason(
-            tx,
-            &NewReason {
-                email_hash: hash,
-                email: email.as_ref().map(EmailAddress::as_str),
-                reason,
-                source: source.as_str(),
-                evidence: Some(&evidence),
-                campaign_id: *campaign_id,
-            },
-            now,
-        )
-        .await?;
-    }
-    if let Some((hash, campaign_id)) = &effects.reply_from {
-        sqlx::query("INSERT INTO engagements (email_hash, kind, campaign_id, created_at) VALUES ($1, 'reply', $2, $3)")
+        .await?
+        .rows_affected();
+        if new == 0 {
+            applied.duplicate = true;
+            return Ok(applied);
+        }
+        for b in &effects.bounces {
+            if let Some(why) = &b.unverified {
+                insert_bounce(tx, effects, b, &format!("unverified: {why}"), now).await?;
+                applied.unverified += 1;
+                continue;
+            }
+            let action = match b.kind {
+                "complaint" => "opt_out",
+                _ if b.class == Some("hard") => "suppressed",
+                _ if b.class == Some("soft") => "recorded",
+                _ => "none",
+            };
+            let id = insert_bounce(tx, effects, b, action, now).await?;
+            let effect = act_on_bounce(tx, id, b, effects.soft_limit, "inbound", now).await?;
+            applied.suppressed_hard += usize::from(effect == BounceEffect::Hard);
+            applied.suppressed_soft_limit += usize::from(effect == BounceEffect::SoftLimit);
+        }
+        for OptOutRecord {
+            email_hash: hash,
+            email,
+            source,
+            campaign_id,
+            detail,
+        } in &effects.optouts
+        {
+            let done = sqlx::query(
+                "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
+            )
+            .bind(hash)
+            .bind(email.as_ref().map(EmailAddress::as_str))
+            .bind(source.as_str())
+            .bind(campaign_id)
+            .bind(detail)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            applied.optouts += done.rows_affected() as usize;
+            let reason = if *source == OptOutSource::Complaint {
+                SuppressionReason::Complaint
+            } else {
+                SuppressionReason::OptOut
+            };
+            let evidence = format!("message {}", &effects.fingerprint[..16]);
+            suppressions::add_reason(
+                tx,
+                &NewReason {
+                    email_hash: hash,
+                    email: email.as_ref().map(EmailAddress::as_str),
+                    reason,
+                    source: source.as_str(),
+                    evidence: Some(&evidence),
+                    campaign_id: *campaign_id,
+                },
+                now,
+            )
+            .await?;
+        }
+        if let Some((hash, campaign_id)) = &effects.reply_from {
+            sqlx::query("INSERT INTO engagements (email_hash, kind, campaign_id, created_at) VALUES ($1, 'reply', $2, $3)")
                 .bind(hash)
                 .bind(campaign_id)
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
+        }
+        Ok(applied)
     }
-    Ok(applied)
-}
 
-impl Store {
     /// The bounce queue, newest first.
     pub async fn bounces(&self, limit: i64) -> Result<Vec<BounceEntry>, StoreError> {
         let rows = sqlx::query(

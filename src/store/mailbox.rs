@@ -2,7 +2,6 @@
 //! written in the same transaction as the message's effects, so whatever happens between that
 //! commit and the message's move on the server, the message never counts twice.
 
-use super::inbound::apply_effects;
 use super::{AppliedInbound, InboundEffects, Store, StoreError};
 
 /// One message of a mailbox, as IMAP names it for good: a UID is never reused while the
@@ -63,7 +62,7 @@ impl Store {
                 ..Default::default()
             });
         }
-        let applied = apply_effects(&mut tx, effects).await?;
+        let applied = Self::apply_effects(&mut tx, effects).await?;
         tx.commit().await?;
         Ok(applied)
     }
