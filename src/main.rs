@@ -44,8 +44,8 @@ Environment variables:
   PGPASSWORD               the PostgreSQL password (never inside a URL or fairsend.toml)
   FAIRSEND_LOG             log filter: error, warn, info (default), debug, or per module
   NO_COLOR                 set to turn off coloured logs (logs are coloured only on a terminal)
-  SMTP credentials and the DKIM key come from the variables that fairsend.toml names
-  ([transport] username_env / password_env, [dkim] private_key_env).";
+  SMTP and IMAP credentials and the DKIM key come from the variables that fairsend.toml
+  names ([transport] and [bounces.imap] username_env / password_env, [dkim] private_key_env).";
 
 #[derive(Parser)]
 #[command(
@@ -150,6 +150,13 @@ enum BouncesAction {
         /// A Maildir: the messages in DIR/new are processed and moved to DIR/cur.
         #[arg(long, value_name = "DIR")]
         maildir: Option<PathBuf>,
+        /// Print the summary as JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Read the IMAP mailbox of [bounces.imap] once: each message is ingested as `ingest`
+    /// would, then moved to the configured folder (or flagged) once its effects are committed.
+    Poll {
         /// Print the summary as JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -467,6 +474,10 @@ struct ServeArgs {
     /// per-client limits; repeat for several. Without it every client behind the proxy is one.
     #[arg(long = "trusted-proxy")]
     trusted_proxies: Vec<std::net::IpAddr>,
+    /// Also read the bounce mailbox of [bounces.imap]: at once, then waiting in IMAP IDLE when
+    /// the server offers it, else every SECONDS. Failures are logged and retried, never fatal.
+    #[arg(long, value_name = "SECONDS", value_parser = clap::value_parser!(u64).range(1..))]
+    poll_bounces: Option<u64>,
 }
 
 impl ServeArgs {
@@ -588,6 +599,9 @@ fn is_bad_input(e: &anyhow::Error) -> bool {
                 )
             )
             || cause.is::<fairsend::dns::DkimError>()
+            || cause
+                .downcast_ref::<fairsend::app::bounce_poll::PollError>()
+                .is_some_and(|e| e.is_bad_input())
     })
 }
 
@@ -2066,10 +2080,28 @@ async fn serve(
         }
     }
     let signup_mailer = signup_mailer(&config, &secret)?;
+    let config = Arc::new(config);
+    if let Some(seconds) = args.poll_bounces {
+        if config.settings.bounce_mailbox.is_none() {
+            return Err(BadInput(format!(
+                "{}: --poll-bounces needs a [bounces.imap] table naming the mailbox",
+                config.settings.file.display()
+            ))
+            .into());
+        }
+        let settings = Arc::new(config.settings.clone());
+        let every = std::time::Duration::from_secs(seconds);
+        tokio::spawn(fairsend::app::bounce_poll::run(
+            store.clone(),
+            secret.clone(),
+            settings,
+            every,
+        ));
+    }
     let state = fairsend::web::AppState {
         store,
         secret,
-        config: Arc::new(config),
+        config,
         admin_password,
         metrics_token,
         limits: Arc::new(limits),
@@ -2184,6 +2216,7 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                 );
             }
         }
+        BouncesAction::Poll { json } => poll_bounces(config, store, json).await?,
         BouncesAction::List { limit, json } => {
             let entries = store.bounces(limit).await?;
             if json {
@@ -2265,6 +2298,32 @@ async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> an
                 }
             }
         }
+    }
+    Ok(())
+}
+
+async fn poll_bounces(config: &ConfigDir, store: &Store, json: bool) -> anyhow::Result<()> {
+    let secret = load_secret(config, store).await?;
+    let s = fairsend::app::bounce_poll::poll_once(store, &secret, &config.settings).await?;
+    if json {
+        print_json(&s);
+    } else {
+        println!(
+            "{} message(s): {} new, {} already handled; {} DSN, {} complaint(s), {} auto-reply(ies), {} reply(ies), {} unknown; {} hard-bounced address(es) suppressed, {} after repeated soft bounces, {} opt-out(s); {} unverified report(s) waiting for `bounces confirm|dismiss`; {} moved or flagged",
+            s.messages,
+            s.new,
+            s.already_handled,
+            s.dsn,
+            s.complaints,
+            s.auto_replies,
+            s.replies,
+            s.unknown,
+            s.suppressed_hard,
+            s.suppressed_soft_limit,
+            s.optouts,
+            s.unverified,
+            s.finished
+        );
     }
     Ok(())
 }

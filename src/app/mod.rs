@@ -1,4 +1,5 @@
 //! Use cases, one function (or one small type) per use case, returning data: the CLI and the
 //! web call the same code.
 
+pub mod bounce_poll;
 pub mod signup;

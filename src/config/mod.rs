@@ -6,6 +6,7 @@
 //! files but never touches the database or the network.
 
 mod campaign;
+mod imap;
 mod registers;
 mod settings;
 mod starter;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::model::{AbMetric, LegalBasis, Locale};
 pub use campaign::{AbSettings, BodySource, Campaign, ContactImport, Mailbox};
+pub use imap::{ImapAfter, ImapSecurity, ImapSettings};
 pub use registers::{PurchasedList, Register, RegisterKind, Registers, SignupForm};
 pub use settings::{
     BounceSettings, DkimAlgorithm, DkimKeySource, DkimSettings, DnsSettings, IpTruncation,

@@ -272,6 +272,8 @@ pub struct Settings {
     pub dkim: Option<DkimSettings>,
     pub dns: DnsSettings,
     pub signup: SignupSettings,
+    /// `[bounces.imap]`: the mailbox `bounces poll` and `serve --poll-bounces` read.
+    pub bounce_mailbox: Option<super::imap::ImapSettings>,
 }
 
 #[derive(Deserialize, Default)]
@@ -395,6 +397,7 @@ struct RawBounces {
     soft_bounce_days: Option<u32>,
     local_part: Option<String>,
     unsubscribe_local_part: Option<String>,
+    imap: Option<super::imap::RawImap>,
 }
 
 #[derive(Deserialize, Default)]
@@ -526,6 +529,14 @@ impl Settings {
             EmailAddress::parse(&format!("{local}+token@{bounce_domain}"))
                 .map_err(|e| ConfigError::field(file, field, e.to_string()))?;
         }
+        let bounce_mailbox = bounces
+            .imap
+            .map(|raw| {
+                super::imap::parse(file, raw, |timeout| {
+                    nonzero_duration(file, "[bounces.imap] timeout", timeout, "60s")
+                })
+            })
+            .transpose()?;
         let retry = RetrySettings {
             max_attempts: raw.retry.max_attempts.unwrap_or(5).max(1),
             base_delay: duration_field(file, "[retry] base_delay", raw.retry.base_delay, "5m")?,
@@ -568,6 +579,7 @@ impl Settings {
                 timeout: duration_field(file, "[dns] timeout", raw.dns.timeout, "5s")?,
             },
             signup: signup_settings(file, raw.signup)?,
+            bounce_mailbox,
         })
     }
 }

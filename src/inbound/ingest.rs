@@ -6,9 +6,10 @@
 
 use super::{Inbound, Keys, Kind, parse};
 use crate::config::BounceSettings;
-use crate::model::EmailAddress;
-use crate::model::OptOutSource;
-use crate::store::{AppliedInbound, BounceRecord, InboundEffects, OptOutRecord, Store, StoreError};
+use crate::model::{EmailAddress, OptOutSource};
+use crate::store::{
+    AppliedInbound, BounceRecord, InboundEffects, MailboxMessage, OptOutRecord, Store, StoreError,
+};
 use crate::suppress::{Secret, address_hash};
 
 /// What ingesting one message found and did.
@@ -24,6 +25,31 @@ pub async fn ingest(
     settings: &BounceSettings,
     raw: &[u8],
 ) -> Result<Ingested, StoreError> {
+    let (parsed, effects) = decide(store, secret, settings, raw).await?;
+    let applied = store.apply_inbound(&effects).await?;
+    Ok(Ingested { parsed, applied })
+}
+
+/// [`ingest`] for a message taken from a mailbox: the same effects, committed together with the
+/// record that this mailbox message was handled, so it is never counted twice.
+pub async fn ingest_from_mailbox(
+    store: &Store,
+    secret: &Secret,
+    settings: &BounceSettings,
+    raw: &[u8],
+    message: &MailboxMessage<'_>,
+) -> Result<Ingested, StoreError> {
+    let (parsed, effects) = decide(store, secret, settings, raw).await?;
+    let applied = store.apply_inbound_from_mailbox(message, &effects).await?;
+    Ok(Ingested { parsed, applied })
+}
+
+async fn decide(
+    store: &Store,
+    secret: &Secret,
+    settings: &BounceSettings,
+    raw: &[u8],
+) -> Result<(Inbound, InboundEffects), StoreError> {
     let parsed = parse(
         raw,
         &Keys {
@@ -32,8 +58,7 @@ pub async fn ingest(
         },
     );
     let effects = effects(store, secret, settings, &parsed).await?;
-    let applied = store.apply_inbound(&effects).await?;
-    Ok(Ingested { parsed, applied })
+    Ok((parsed, effects))
 }
 
 async fn effects(

@@ -5,6 +5,7 @@
 
 pub mod classify;
 pub mod dsn;
+pub mod imap;
 pub mod ingest;
 pub mod reply;
 pub mod ses;

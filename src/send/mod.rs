@@ -22,6 +22,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 pub use pacer::Pacer;
+/// The TLS client configuration (system roots and a `ca_file`), shared with the IMAP intake.
+pub use smtp::tls_config;
 pub use transport::{DeliveryFailure, Transport, TransportError};
 
 use crate::compliance;

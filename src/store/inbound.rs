@@ -125,9 +125,20 @@ impl Store {
         &self,
         effects: &InboundEffects,
     ) -> Result<AppliedInbound, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let applied = Self::apply_effects(&mut tx, effects).await?;
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// The writes of [`Store::apply_inbound`], inside the caller's transaction (the IMAP
+    /// intake records the mailbox message in the same one).
+    pub(super) async fn apply_effects(
+        tx: &mut sqlx::AnyConnection,
+        effects: &InboundEffects,
+    ) -> Result<AppliedInbound, StoreError> {
         let now = crate::now_millis();
         let mut applied = AppliedInbound::default();
-        let mut tx = self.begin_write().await?;
         let new = sqlx::query(
             "INSERT INTO inbound_messages (fingerprint, kind, received_at) VALUES ($1, $2, $3)
              ON CONFLICT (fingerprint) DO NOTHING",
@@ -144,7 +155,7 @@ impl Store {
         }
         for b in &effects.bounces {
             if let Some(why) = &b.unverified {
-                insert_bounce(&mut tx, effects, b, &format!("unverified: {why}"), now).await?;
+                insert_bounce(tx, effects, b, &format!("unverified: {why}"), now).await?;
                 applied.unverified += 1;
                 continue;
             }
@@ -154,8 +165,8 @@ impl Store {
                 _ if b.class == Some("soft") => "recorded",
                 _ => "none",
             };
-            let id = insert_bounce(&mut tx, effects, b, action, now).await?;
-            let effect = act_on_bounce(&mut tx, id, b, effects.soft_limit, "inbound", now).await?;
+            let id = insert_bounce(tx, effects, b, action, now).await?;
+            let effect = act_on_bounce(tx, id, b, effects.soft_limit, "inbound", now).await?;
             applied.suppressed_hard += usize::from(effect == BounceEffect::Hard);
             applied.suppressed_soft_limit += usize::from(effect == BounceEffect::SoftLimit);
         }
@@ -187,7 +198,7 @@ impl Store {
             };
             let evidence = format!("message {}", &effects.fingerprint[..16]);
             suppressions::add_reason(
-                &mut tx,
+                tx,
                 &NewReason {
                     email_hash: hash,
                     email: email.as_ref().map(EmailAddress::as_str),
@@ -208,7 +219,6 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        tx.commit().await?;
         Ok(applied)
     }
 

@@ -12,6 +12,7 @@ mod hygiene;
 mod inbound;
 mod keys;
 mod lifecycle;
+mod mailbox;
 mod ops;
 mod optout;
 mod outbox;
@@ -38,6 +39,7 @@ pub use inbound::{
 };
 pub use keys::KeyPin;
 pub use lifecycle::{RunStateChange, RunStateError};
+pub use mailbox::MailboxMessage;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{

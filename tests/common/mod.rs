@@ -7,7 +7,9 @@
 
 mod require;
 #[allow(unused_imports)] // each test binary uses its own part
-pub use require::{Tool, on_ci, postgres_wanted_and_answering, require, shared_corpora};
+pub use require::{
+    Tool, dovecot_binary, on_ci, postgres_wanted_and_answering, require, shared_corpora,
+};
 pub mod net;
 
 use std::io::{BufRead, BufReader};

@@ -37,13 +37,15 @@ pub enum Tool {
     Openssl,
     /// git, and a checkout to archive (the fresh-clone test).
     Git,
+    /// Debian's Dovecot IMAP server (`dovecot-imapd`): the bounce mailbox of the IMAP tests.
+    Dovecot,
     /// The PostgreSQL server named by `FAIRSEND_TEST_POSTGRES`, answering: see
     /// [`postgres_wanted_and_answering`]. Without the variable the tests run on SQLite.
     Postgres,
 }
 
 impl Tool {
-    const ALL: [Tool; 8] = [
+    const ALL: [Tool; 9] = [
         Tool::SharedCorpora,
         Tool::Aiosmtpd,
         Tool::Browser,
@@ -51,6 +53,7 @@ impl Tool {
         Tool::Dkimpy,
         Tool::Openssl,
         Tool::Git,
+        Tool::Dovecot,
         Tool::Postgres,
     ];
 
@@ -66,6 +69,7 @@ impl Tool {
             Tool::Dkimpy => "python3 with dkimpy and pynacl",
             Tool::Openssl => "openssl",
             Tool::Git => "git and a git checkout",
+            Tool::Dovecot => "dovecot (Debian's dovecot-imapd)",
             Tool::Postgres => "the PostgreSQL server that FAIRSEND_TEST_POSTGRES names",
         }
     }
@@ -84,6 +88,7 @@ impl Tool {
             Tool::Dkimpy => "python3 -m pip install 'dkimpy>=1.1,<2' 'pynacl>=1.5'",
             Tool::Openssl => "apt-get install openssl",
             Tool::Git => "apt-get install git (and run the tests in a git clone)",
+            Tool::Dovecot => "apt-get install dovecot-imapd",
             Tool::Postgres => {
                 "apt-get install postgresql and start it (or unset FAIRSEND_TEST_POSTGRES to test on SQLite only)"
             }
@@ -98,7 +103,7 @@ impl Tool {
     }
 
     fn present(self) -> bool {
-        static FOUND: [OnceLock<bool>; 8] = [const { OnceLock::new() }; 8];
+        static FOUND: [OnceLock<bool>; 9] = [const { OnceLock::new() }; 9];
         *FOUND[self.index()].get_or_init(|| self.probe())
     }
 
@@ -128,6 +133,7 @@ impl Tool {
                         .status()
                         .is_ok_and(|s| s.success())
             }
+            Tool::Dovecot => dovecot_binary().is_some(),
             Tool::Postgres => postgres_answers(),
         }
     }
@@ -187,6 +193,13 @@ fn require_or(tools: &[Tool], what_happens: &str) -> bool {
         said.push(line);
     }
     false
+}
+
+/// Dovecot's master binary: on PATH, or in /usr/sbin, which a user's PATH may lack.
+pub fn dovecot_binary() -> Option<&'static str> {
+    ["dovecot", "/usr/sbin/dovecot"]
+        .into_iter()
+        .find(|program| runs(program, &["--version"]))
 }
 
 fn runs(program: &str, args: &[&str]) -> bool {
