@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
+mod cli;
 mod terminal;
 use terminal::{say, tell};
 
@@ -394,6 +395,21 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// A campaign's results: sent, delivered, bounces by reason, complaints, opt-outs by
+    /// source, clicks per link, replies and (unreliable) opens, per A/B variant and per
+    /// register, with complaint and opt-out rates against mailbox providers' limits. Only
+    /// verified bounces and complaints count. Delivered: no bounce after [report]
+    /// delivered_after (default 3d).
+    Report {
+        /// The campaign's name or its file (campaigns/NAME.toml).
+        campaign: String,
+        /// Print JSON instead of text.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV (scope, name, metric, key, value) instead of text.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Per-state counts of one campaign or of all; with --recipients, who each row went to
     /// and how it ended.
     Status {
@@ -736,6 +752,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { listen, limits } => serve(config, store, listen, limits).await,
         Command::Keys { action } => keys(&config, &store, action).await,
         Command::Init { dir } => init(&dir),
+        Command::Report {
+            campaign,
+            json,
+            csv,
+        } => {
+            let name = campaign_name_of(&config, &campaign)?;
+            let delivered_after = config.settings.delivered_after;
+            let now = fairsend::now_millis();
+            match fairsend::app::report::campaign_report(&store, &name, delivered_after, now).await
+            {
+                Ok(report) => cli::report::print(&report, cli::report::Format::of(json, csv)),
+                Err(fairsend::app::report::ReportError::UnknownCampaign(_)) => {
+                    Err(unknown_campaign(&store, &name).await)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Status {
             campaign,
             recipients,
