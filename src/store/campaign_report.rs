@@ -9,6 +9,9 @@ use super::{Store, StoreError};
 /// Bounces and complaints count only once their origin is proven (VERP token) or an operator
 /// confirmed them: anyone can mail a forged bounce.
 const VERIFIED: &str = "b.verification IN ('proven', 'confirmed')";
+/// A message the receiving server accepted. A hard bounce later turns its row `failed` but
+/// keeps its `sent_at`: it was sent, and then bounced.
+const SENT: &str = "o.sent_at IS NOT NULL AND o.state IN ('sent', 'failed')";
 
 /// One count of one measure for one (variant, register) group. `key` says which bucket of the
 /// measure (a bounce class and reason, an opt-out source, a link index); empty when it has one.
@@ -55,12 +58,12 @@ impl Store {
     ) -> Result<Vec<SentCount>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT o.variant, o.register,
-                    SUM(CASE WHEN o.state = 'sent' THEN 1 ELSE 0 END) AS sent,
-                    SUM(CASE WHEN o.state = 'sent' AND o.sent_at <= $2 AND NOT EXISTS
+                    SUM(CASE WHEN {SENT} THEN 1 ELSE 0 END) AS sent,
+                    SUM(CASE WHEN {SENT} AND o.sent_at <= $2 AND NOT EXISTS
                              (SELECT 1 FROM bounces b WHERE b.outbox_id = o.id AND b.kind = 'dsn'
                                  AND b.class IS NOT NULL AND {VERIFIED})
                         THEN 1 ELSE 0 END) AS delivered,
-                    SUM(CASE WHEN o.state = 'failed' THEN 1 ELSE 0 END) AS rejected
+                    SUM(CASE WHEN o.state = 'failed' AND o.sent_at IS NULL THEN 1 ELSE 0 END) AS rejected
                FROM outbox o WHERE o.campaign_id = $1
               GROUP BY o.variant, o.register ORDER BY o.variant, o.register"
         ))
@@ -197,7 +200,7 @@ impl Store {
         let rows = sqlx::query(&format!(
             "SELECT t.bucket, SUM(t.sends) AS sends, SUM(t.bounces) AS bounces FROM (
                  SELECT o.sent_at / $2 AS bucket, 1 AS sends, 0 AS bounces
-                   FROM outbox o WHERE o.campaign_id = $1 AND o.state = 'sent'
+                   FROM outbox o WHERE o.campaign_id = $1 AND {SENT}
                  UNION ALL
                  SELECT b.received_at / $2 AS bucket, 0 AS sends, 1 AS bounces
                    FROM bounces b JOIN outbox o ON o.id = b.outbox_id
@@ -224,7 +227,7 @@ impl Store {
     pub async fn report_span(&self, campaign_id: i64) -> Result<Option<(i64, i64)>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT MIN(t.at) AS first, MAX(t.at) AS last FROM (
-                 SELECT o.sent_at AS at FROM outbox o WHERE o.campaign_id = $1 AND o.state = 'sent'
+                 SELECT o.sent_at AS at FROM outbox o WHERE o.campaign_id = $1 AND {SENT}
                  UNION ALL
                  SELECT b.received_at AS at FROM bounces b JOIN outbox o ON o.id = b.outbox_id
                   WHERE o.campaign_id = $1 AND b.kind = 'dsn' AND b.class IS NOT NULL AND {VERIFIED}
