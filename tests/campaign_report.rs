@@ -504,11 +504,15 @@ fn the_campaign_page_charts_its_results_and_passes_axe() {
     assert_eq!(status, 303, "{head}");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/browser.py");
-    let run = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg(script)
-        .args(["report", &serve.base, ADMIN_PASSWORD, "report-campaign"])
-        .output()
-        .expect("python3");
+        .args(["report", &serve.base, ADMIN_PASSWORD, "report-campaign"]);
+    // FAIRSEND_SCREENSHOTS=DIR keeps a picture of the page (as tests/browser.rs does).
+    if let Ok(dir) = std::env::var("FAIRSEND_SCREENSHOTS") {
+        command.arg(Path::new(&dir).join("campaign-report.png"));
+    }
+    let run = command.output().expect("python3");
     assert!(run.status.success(), "browser failed: {}", stderr(&run));
     let seen: serde_json::Value = serde_json::from_str(stdout(&run).trim()).unwrap();
 
@@ -578,5 +582,6 @@ fn the_campaign_page_charts_its_results_and_passes_axe() {
         .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
         .collect();
     assert!(serious.is_empty(), "axe-core: {serious:?}");
+    eprintln!("axe-core, minor and moderate: {}", seen["axe_violations"]);
     assert!(seen["axe_passes"].as_i64().unwrap() > 10, "axe ran: {seen}");
 }

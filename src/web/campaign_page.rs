@@ -110,6 +110,12 @@ pub fn page(report: CampaignReport, csrf: String) -> Result<CampaignPage, ChartE
         .collect();
     rows.extend(
         report
+            .variants
+            .iter()
+            .map(|b| row(format!("Variant {}", b.name), &b.results)),
+    );
+    rows.extend(
+        report
             .registers
             .iter()
             .map(|b| row(format!("Register {}", b.name), &b.results)),

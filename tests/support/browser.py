@@ -193,7 +193,10 @@ def report(base, password, campaign, shot):
             seen["warnings"] = [w.text for w in driver.find_elements(By.CSS_SELECTOR, "li.warning")]
             seen["scripts"] = len(driver.find_elements(By.TAG_NAME, "script"))
             if shot:
+                height = driver.execute_script("return document.body.scrollHeight")
+                driver.set_window_size(1200, height + 100)
                 driver.save_screenshot(shot)
+                driver.set_window_size(1200, 900)
             axe = Axe(driver)
             axe.inject()
             results = axe.run()
