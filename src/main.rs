@@ -370,9 +370,10 @@ enum Command {
     /// one-click POST), /c/TOKEN and /o/TOKEN (click and open tracking, only for A/B tests
     /// that measure them), /healthz, /metrics (Prometheus counts, no personal data).
     ///
-    /// Admin pages: /admin (campaigns), /admin/bounces (re-classify), /admin/optouts (manual
-    /// opt-out, erasure), /admin/review (footer variants, approval). They are enabled only when
-    /// FAIRSEND_ADMIN_PASSWORD is set; log in at /admin/login with that password.
+    /// Admin pages: /admin (campaigns), /admin/campaigns/NAME (results report with charts),
+    /// /admin/bounces (re-classify), /admin/optouts (manual opt-out, erasure), /admin/review
+    /// (footer variants, approval). They are enabled only when FAIRSEND_ADMIN_PASSWORD is set;
+    /// log in at /admin/login with that password.
     ///
     /// Environment: FAIRSEND_SECRET (or the variable named by [secrets] signing_secret_env, at
     /// least 32 bytes) signs unsubscribe links and admin sessions: give every instance the same
