@@ -419,8 +419,9 @@ mod tests {
         assert_eq!(bucket_for(0).0, "minute");
         assert_eq!(bucket_for(47 * 60_000).0, "minute");
         assert_eq!(bucket_for(48 * 60_000).0, "hour");
-        assert_eq!(bucket_for(3 * 86_400_000).0, "hour");
-        assert_eq!(bucket_for(30 * 86_400_000).0, "day");
+        assert_eq!(bucket_for(47 * 3_600_000).0, "hour");
+        assert_eq!(bucket_for(3 * 86_400_000).0, "day");
+        assert_eq!(bucket_for(60 * 86_400_000).0, "week");
         assert_eq!(bucket_for(i64::MAX).0, "week");
     }
 
