@@ -474,6 +474,35 @@ fn report_counts_equal_the_servers_log_and_the_traffic_sent_back() {
     );
     assert!(text.contains("opens are unreliable"), "{text}");
 
+    // Three days (the default) after a send a moment ago, nothing is delivered yet; a value
+    // that is no duration is bad input naming the file and the field.
+    let toml = std::fs::read_to_string(scratch.path("config/fairsend.toml")).unwrap();
+    let with = |value: &str| {
+        toml.replace(
+            "delivered_after = \"0s\"",
+            &format!("delivered_after = \"{value}\""),
+        )
+    };
+    scratch.write("config/fairsend.toml", &with("3d"));
+    let later = report_json(&scratch);
+    assert_eq!(
+        (
+            later["total"]["sent"].as_i64(),
+            later["total"]["delivered"].as_i64()
+        ),
+        (Some(20), Some(0))
+    );
+    assert_eq!(later["delivered_after_hours"], 72.0);
+    scratch.write("config/fairsend.toml", &with("soon"));
+    let out = scratch.run(&["report", "report-campaign"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("fairsend.toml") && stderr(&out).contains("[report] delivered_after"),
+        "{}",
+        stderr(&out)
+    );
+    scratch.write("config/fairsend.toml", &toml);
+
     // An unknown campaign is bad input, named.
     let out = scratch.run(&["report", "no-such-campaign"]);
     assert_eq!(out.status.code(), Some(2));
