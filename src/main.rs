@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
+mod cli;
 mod terminal;
 use terminal::{say, tell};
 
@@ -395,9 +396,10 @@ enum Command {
     /// that measure them), /s/REGISTER (the signup form of a register with `signup` in
     /// registers.toml, double opt-in), /healthz, /metrics (Prometheus counts, no personal data).
     ///
-    /// Admin pages: /admin (campaigns), /admin/bounces (re-classify), /admin/optouts (manual
-    /// opt-out, erasure), /admin/review (footer variants, approval). They are enabled only when
-    /// FAIRSEND_ADMIN_PASSWORD is set; log in at /admin/login with that password.
+    /// Admin pages: /admin (campaigns), /admin/campaigns/NAME (results report with charts),
+    /// /admin/bounces (re-classify), /admin/optouts (manual opt-out, erasure), /admin/review
+    /// (footer variants, approval). They are enabled only when FAIRSEND_ADMIN_PASSWORD is set;
+    /// log in at /admin/login with that password.
     ///
     /// Environment: FAIRSEND_SECRET (or the variable named by [secrets] signing_secret_env, at
     /// least 32 bytes) signs unsubscribe links and admin sessions: give every instance the same
@@ -419,6 +421,21 @@ enum Command {
     Keys {
         #[command(subcommand)]
         action: KeysAction,
+    },
+    /// A campaign's results: sent, delivered, bounces by reason, complaints, opt-outs by
+    /// source, clicks per link, replies and (unreliable) opens, per A/B variant and per
+    /// register, with complaint and opt-out rates against mailbox providers' limits. Only
+    /// verified bounces and complaints count. Delivered: no bounce after [report]
+    /// delivered_after (default 3d).
+    Report {
+        /// The campaign's name or its file (campaigns/NAME.toml).
+        campaign: String,
+        /// Print JSON instead of text.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV (scope, name, metric, key, value) instead of text.
+        #[arg(long)]
+        csv: bool,
     },
     /// Per-state counts of one campaign or of all; with --recipients, who each row went to
     /// and how it ended.
@@ -776,6 +793,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { listen, limits } => serve(config, store, listen, limits).await,
         Command::Keys { action } => keys(&config, &store, action).await,
         Command::Init { dir } => init(&dir),
+        Command::Report {
+            campaign,
+            json,
+            csv,
+        } => {
+            let name = campaign_name_of(&config, &campaign)?;
+            let delivered_after = config.settings.delivered_after;
+            let now = fairsend::now_millis();
+            match fairsend::app::report::campaign_report(&store, &name, delivered_after, now).await
+            {
+                Ok(report) => cli::report::print(&report, cli::report::Format::of(json, csv)),
+                Err(fairsend::app::report::ReportError::UnknownCampaign(_)) => {
+                    Err(unknown_campaign(&store, &name).await)
+                }
+                Err(e) => Err(e.into()),
+            }
+        }
         Command::Status {
             campaign,
             recipients,

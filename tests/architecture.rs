@@ -387,7 +387,9 @@ fn sql_only_in_store() {
     for file in source_files().iter().filter(|f| f.module != "store") {
         for (line, text) in &file.strings {
             let t = text.trim_start();
-            if SQL_STARTS.iter().any(|s| t.starts_with(s)) && t.contains(' ') {
+            // An IMAP `SELECT mailbox` is not SQL: a SQL SELECT reads FROM something.
+            let imap_select = t.starts_with("SELECT ") && !t.contains(" FROM ");
+            if SQL_STARTS.iter().any(|s| t.starts_with(s)) && !imap_select {
                 breaches.push(format!(
                     "src/{}:{line}: {}",
                     file.name,

@@ -2,4 +2,5 @@
 //! web call the same code.
 
 pub mod bounce_poll;
+pub mod report;
 pub mod signup;

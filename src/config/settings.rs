@@ -267,6 +267,10 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub public_base_url: String,
     pub bounces: BounceSettings,
+    /// `[report] delivered_after` (default 3 days): a sent message with no proven bounce
+    /// this long after sending counts as delivered in `fairsend report`; most bounces arrive
+    /// within minutes, late ones within the receiving MTA's retry period of a few days.
+    pub delivered_after: Duration,
     pub signing_secret_env: String,
     pub retry: RetrySettings,
     pub dkim: Option<DkimSettings>,
@@ -296,6 +300,8 @@ struct Raw {
     dns: RawDns,
     #[serde(default)]
     signup: RawSignup,
+    #[serde(default)]
+    report: RawReport,
 }
 
 #[derive(Deserialize, Default)]
@@ -305,6 +311,12 @@ struct RawSignup {
     resend_after: Option<String>,
     ip_truncation: Option<String>,
     from: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    delivered_after: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -557,6 +569,12 @@ impl Settings {
                 soft_bounce_limit: bounces.soft_bounce_limit.unwrap_or(3).max(1),
                 soft_bounce_days: bounces.soft_bounce_days.unwrap_or(7),
             },
+            delivered_after: duration_field(
+                file,
+                "[report] delivered_after",
+                raw.report.delivered_after,
+                "3d",
+            )?,
             signing_secret_env: optional_text(
                 file,
                 "[secrets] signing_secret_env",

@@ -7,6 +7,7 @@
 //! SQL text. This module stores and fetches; it makes no sending or compliance decisions.
 
 mod ab;
+mod campaign_report;
 mod consent;
 mod hygiene;
 mod inbound;
@@ -31,6 +32,7 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Connection, Executor, Row};
 
 pub use ab::AbState;
+pub use campaign_report::{GroupCount, SentCount};
 pub use consent::{Confirmation, ConsentProof, NewSignup, PendingSignup, Reservation};
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{

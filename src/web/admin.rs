@@ -349,6 +349,27 @@ struct CampaignsPage {
     campaigns: Vec<CampaignRow>,
 }
 
+/// `/admin/campaigns/NAME`: the campaign's results report with its charts.
+pub async fn campaign(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    use crate::app::report::{ReportError, campaign_report};
+    let s = open_or_return!(app, headers);
+    let delivered_after = app.config.settings.delivered_after;
+    match campaign_report(&app.store, &name, delivered_after, crate::now_millis()).await {
+        Ok(report) => match super::campaign_page::page(report, csrf(&app, &s)) {
+            Ok(page) => render(page),
+            Err(e) => server_error(e),
+        },
+        Err(ReportError::UnknownCampaign(_)) => {
+            (StatusCode::NOT_FOUND, "no such campaign\n").into_response()
+        }
+        Err(e) => server_error(e),
+    }
+}
+
 pub async fn campaigns(State(app): State<AppState>, headers: HeaderMap) -> Response {
     let s = open_or_return!(app, headers);
     let counts = match app.store.campaign_counts(None).await {

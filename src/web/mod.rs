@@ -6,6 +6,8 @@
 //! connection layer in `server`.
 
 pub mod admin;
+mod campaign_page;
+mod charts;
 pub mod limits;
 mod pages;
 mod server;
@@ -89,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(admin::metrics_with_token))
         .route("/admin", get(admin::campaigns))
+        .route("/admin/campaigns/{name}", get(admin::campaign))
         .route("/admin/login", get(admin::login_page).post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin/bounces", get(admin::bounces))

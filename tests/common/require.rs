@@ -27,7 +27,8 @@ pub enum Tool {
     SharedCorpora,
     /// Python 3 with aiosmtpd: the SMTP server of tests/support/smtp_server.py.
     Aiosmtpd,
-    /// Python 3 with selenium, Chromium and chromedriver: tests/support/browser.py.
+    /// Python 3 with selenium and axe-selenium-python (axe-core), Chromium and chromedriver:
+    /// tests/support/browser.py.
     Browser,
     /// Debian's dnsmasq: a real DNS server for the DNS pre-flight tests.
     Dnsmasq,
@@ -64,7 +65,9 @@ impl Tool {
                 "the shared test corpora (../shared/corpora beside the checkout)"
             }
             Tool::Aiosmtpd => "python3 with aiosmtpd",
-            Tool::Browser => "chromium, chromedriver and python3 with selenium",
+            Tool::Browser => {
+                "chromium, chromedriver and python3 with selenium and axe-selenium-python"
+            }
             Tool::Dnsmasq => "dnsmasq",
             Tool::Dkimpy => "python3 with dkimpy and pynacl",
             Tool::Openssl => "openssl",
@@ -82,7 +85,7 @@ impl Tool {
             }
             Tool::Aiosmtpd => "python3 -m pip install 'aiosmtpd==1.4.6'",
             Tool::Browser => {
-                "apt-get install chromium chromium-driver && python3 -m pip install 'selenium>=4.20,<5'"
+                "apt-get install chromium chromium-driver && python3 -m pip install 'selenium>=4.20,<5' 'axe-selenium-python>=2.1,<3'"
             }
             Tool::Dnsmasq => "apt-get install dnsmasq-base",
             Tool::Dkimpy => "python3 -m pip install 'dkimpy>=1.1,<2' 'pynacl>=1.5'",
@@ -118,7 +121,7 @@ impl Tool {
             Tool::Browser => {
                 runs("chromium", &["--version"])
                     && runs("chromedriver", &["--version"])
-                    && python_imports("selenium")
+                    && python_imports("selenium, axe_selenium_python")
             }
             Tool::Dnsmasq => runs("dnsmasq", &["--version"]),
             Tool::Dkimpy => python_imports("dkim, nacl"),

@@ -5,6 +5,9 @@
     browser.py admin BASE PASSWORD CAMPAIGN STEM [SCREENSHOT_DIR]
                                  log in to /admin, watch CAMPAIGN's counts change, re-classify
                                  the newest bounce, opt out an address, approve STEM's footers
+    browser.py report BASE PASSWORD CAMPAIGN [SCREENSHOT]
+                                 log in, open /admin/campaigns/CAMPAIGN, read its charts (bars
+                                 per colour, title, desc) and tables, run axe-core on the page
 
     browser.py signup URL EMAIL NAME COMPANY
                                  open a signup form, read it and its notice, fill it in, submit
@@ -213,6 +216,60 @@ def confirm(url):
             driver.quit()
 
 
+def report(base, password, campaign, shot):
+    from axe_selenium_python import Axe
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def table(table_id):
+        return [[cell.text for cell in row.find_elements(By.CSS_SELECTOR, "th, td")]
+                for row in driver.find_elements(By.CSS_SELECTOR, "#%s tbody tr" % table_id)]
+
+    def chart(chart_id):
+        svg = driver.find_element(By.ID, chart_id)
+        bars = {}
+        for rect in svg.find_elements(By.TAG_NAME, "rect"):
+            fill = rect.get_attribute("fill")
+            bars[fill] = bars.get(fill, 0) + 1
+        return {"role": svg.get_attribute("role"),
+                "title": svg.find_element(By.TAG_NAME, "title").get_attribute("textContent"),
+                "desc": svg.find_element(By.TAG_NAME, "desc").get_attribute("textContent"),
+                "width": svg.size["width"], "bars": bars}
+
+    with tempfile.TemporaryDirectory() as profile:
+        driver = browser(profile)
+        driver.set_window_size(1200, 900)
+        try:
+            driver.get(base + "/admin/campaigns/" + campaign)
+            seen = {"login_url": driver.current_url}
+            driver.find_element(By.ID, "password").send_keys(password)
+            button = driver.find_element(By.ID, "login")
+            button.click()
+            WebDriverWait(driver, 10).until(gone(button))
+            driver.get(base + "/admin/campaigns/" + campaign)
+            seen["h1"] = driver.find_element(By.TAG_NAME, "h1").text
+            seen["timeline"] = chart("chart-timeline")
+            seen["variants"] = chart("chart-variants")
+            seen["timeline_table"] = table("timeline-table")
+            seen["variants_table"] = table("variants-table")
+            seen["results_table"] = table("results")
+            seen["warnings"] = [w.text for w in driver.find_elements(By.CSS_SELECTOR, "li.warning")]
+            seen["scripts"] = len(driver.find_elements(By.TAG_NAME, "script"))
+            if shot:
+                height = driver.execute_script("return document.body.scrollHeight")
+                driver.set_window_size(1200, height + 100)
+                driver.save_screenshot(shot)
+                driver.set_window_size(1200, 900)
+            axe = Axe(driver)
+            axe.inject()
+            results = axe.run()
+            seen["axe_violations"] = [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+                                       "nodes": len(v["nodes"])} for v in results["violations"]]
+            seen["axe_passes"] = len(results["passes"])
+            return seen
+        finally:
+            driver.quit()
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "unsubscribe":
@@ -224,5 +281,8 @@ if __name__ == "__main__":
         print(json.dumps(signup(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])))
     elif command == "confirm":
         print(json.dumps(confirm(sys.argv[2])))
+    elif command == "report":
+        shot = sys.argv[5] if len(sys.argv) > 5 else None
+        print(json.dumps(report(sys.argv[2], sys.argv[3], sys.argv[4], shot)))
     else:
         sys.exit("unknown command " + command)
