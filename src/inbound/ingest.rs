@@ -32,7 +32,7 @@ pub async fn ingest(
         },
     );
     let effects = effects(store, secret, settings, &parsed).await?;
-    let applied = store.apply_inbound(&effects).await?;
+    let applied = super::apply::apply_inbound(store, &effects).await?;
     Ok(Ingested { parsed, applied })
 }
 

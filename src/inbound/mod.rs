@@ -3,6 +3,7 @@
 //! parses and decides what a message is; it changes nothing. `ingest` turns the decision into
 //! suppressions and records through `store` and `suppress`.
 
+pub mod apply;
 pub mod classify;
 pub mod dsn;
 pub mod ingest;

@@ -30,7 +30,7 @@ pub use ab::AbState;
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{
     AppliedInbound, BounceDecision, BounceEntry, BounceRecord, DecisionOutcome, InboundEffects,
-    OptOutRecord,
+    InboundTx, OptOutRecord, SoftBounceHistory, StoredBounce,
 };
 pub use keys::KeyPin;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};

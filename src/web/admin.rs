@@ -498,9 +498,7 @@ pub async fn reclassify(
     if !matches!(class, "hard" | "soft") {
         return (StatusCode::BAD_REQUEST, "class must be hard or soft\n").into_response();
     }
-    match app
-        .store
-        .reclassify_bounce(id, class, reason.as_str(), "admin")
+    match crate::inbound::apply::reclassify_bounce(&app.store, id, class, reason.as_str(), "admin")
         .await
     {
         Ok(true) => Redirect::to("/admin/bounces").into_response(),
@@ -532,10 +530,7 @@ pub async fn decide(
         i64::from(settings.soft_bounce_limit),
         i64::from(settings.soft_bounce_days),
     );
-    match app
-        .store
-        .decide_bounce(id, decision, "admin", soft_limit)
-        .await
+    match crate::inbound::apply::decide_bounce(&app.store, id, decision, "admin", soft_limit).await
     {
         Ok(DecisionOutcome::Done { .. }) => Redirect::to("/admin/bounces").into_response(),
         Ok(DecisionOutcome::NoSuchBounce) => {
