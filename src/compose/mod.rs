@@ -340,7 +340,8 @@ impl Composer<'_> {
         let (mut text, mut html) = match cached {
             Some(shared) => shared,
             None => {
-                let blocks = ComplianceBlocks::new(inputs);
+                let blocks =
+                    ComplianceBlocks::new(inputs).map_err(|e| ComposeError::Layout("text", e))?;
                 let shared = (
                     blocks
                         .render_text()
