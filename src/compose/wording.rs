@@ -171,3 +171,99 @@ pub fn legal_basis(basis: LegalBasis) -> Art14 {
         LegalBasis::JobRole => Art14::BasisJobRole,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOCALES: [Locale; 3] = [Locale::Fi, Locale::Sv, Locale::En];
+    const ART14: [Art14; 16] = [
+        Art14::Heading,
+        Art14::Controller,
+        Art14::Dpo,
+        Art14::Purpose,
+        Art14::BasisConsent,
+        Art14::BasisCustomer,
+        Art14::BasisJobRole,
+        Art14::Categories,
+        Art14::Recipients,
+        Art14::Retention,
+        Art14::Rights,
+        Art14::Complaint,
+        Art14::DefaultAuthority,
+        Art14::Source,
+        Art14::Tracking,
+        Art14::PolicyLabel,
+    ];
+
+    fn values() -> Values<'static> {
+        Values {
+            register: "R",
+            controller: "C",
+            controller_contact: "CC",
+            provider: "P",
+            acquired_on: "2026-01-01",
+            acquisition_method: "M",
+            valid_until: "2026-12-31",
+            privacy_contact: "PC",
+            dpo: "D",
+            basis: "B",
+            months: "24",
+            authority: "A",
+            authority_url: "https://a.example",
+            reply_to: "reply@example.com",
+        }
+    }
+
+    /// Every sentence, in every locale, is a finished sentence: not empty, no template syntax
+    /// left, no surrounding whitespace from the template's layout.
+    fn assert_finished(text: &str, what: &str) {
+        assert!(!text.is_empty(), "{what} is empty");
+        assert_eq!(text.trim(), text, "{what} has layout whitespace");
+        assert!(!text.contains('{') && !text.contains('}'), "{what}: {text}");
+    }
+
+    #[test]
+    fn every_sentence_renders_in_every_locale() {
+        let v = values();
+        for locale in LOCALES {
+            for s in [Identity::Heading, Identity::BusinessIdLabel] {
+                assert_finished(&s.say(locale, &v).unwrap(), &format!("{s:?} {locale:?}"));
+            }
+            for s in [Source::Heading, Source::Sentence, Source::Purchased] {
+                assert_finished(&s.say(locale, &v).unwrap(), &format!("{s:?} {locale:?}"));
+            }
+            for s in [Art21::Heading, Art21::Right, Art21::LinkLabel, Art21::Reply] {
+                assert_finished(&s.say(locale, &v).unwrap(), &format!("{s:?} {locale:?}"));
+            }
+            for s in ART14 {
+                assert_finished(&s.say(locale, &v).unwrap(), &format!("{s:?} {locale:?}"));
+            }
+            let withdraw = WithdrawConsent::Sentence.say(locale, &v).unwrap();
+            assert_finished(&withdraw, &format!("withdraw consent {locale:?}"));
+        }
+    }
+
+    #[test]
+    fn placeholders_take_the_values() {
+        let v = values();
+        for locale in LOCALES {
+            let reply = Art21::Reply.say(locale, &v).unwrap();
+            assert!(reply.contains("reply@example.com"), "{reply}");
+            let complaint = Art14::Complaint.say(locale, &v).unwrap();
+            assert!(complaint.contains("A, https://a.example"), "{complaint}");
+            let purchased = Source::Purchased.say(locale, &v).unwrap();
+            for value in ["P", "2026-01-01", "M", "2026-12-31"] {
+                assert!(purchased.contains(value), "{purchased}");
+            }
+        }
+        // A value is inserted as given (the HTML layout escapes it later), and is not itself
+        // read as a placeholder.
+        let odd = Values {
+            reply_to: "{{ v.dpo }} & <x>",
+            ..values()
+        };
+        let reply = Art21::Reply.say(Locale::En, &odd).unwrap();
+        assert!(reply.contains("{{ v.dpo }} & <x>"), "{reply}");
+    }
+}
