@@ -2170,7 +2170,7 @@ async fn decide_bounce(
         i64::from(settings.soft_bounce_limit),
         i64::from(settings.soft_bounce_days),
     );
-    match store.decide_bounce(id, decision, by, soft_limit).await? {
+    match fairsend::inbound::apply::decide_bounce(store, id, decision, by, soft_limit).await? {
         DecisionOutcome::NoSuchBounce => {
             Err(BadInput(format!("bounce {id}: no such bounce (see `bounces list`)")).into())
         }

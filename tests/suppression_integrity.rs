@@ -176,10 +176,15 @@ fn lifting_a_hard_bounce_keeps_the_opt_out_of_the_same_address() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = Store::open(&scratch.db_url()).await.unwrap();
         assert!(
-            store
-                .reclassify_bounce(bounce_id, "soft", "mailbox_full", "operator")
-                .await
-                .unwrap()
+            fairsend::inbound::apply::reclassify_bounce(
+                &store,
+                bounce_id,
+                "soft",
+                "mailbox_full",
+                "operator"
+            )
+            .await
+            .unwrap()
         );
     });
     assert_eq!(

@@ -726,11 +726,13 @@ fn step(world: &mut World, model: &mut Model, op: &Op) -> Result<(), String> {
             };
             world
                 .runtime
-                .block_on(
-                    world
-                        .store
-                        .reclassify_bounce(b.id, class, reason, "operator"),
-                )
+                .block_on(fairsend::inbound::apply::reclassify_bounce(
+                    &world.store,
+                    b.id,
+                    class,
+                    reason,
+                    "operator",
+                ))
                 .unwrap();
             let was_hard = b.hard;
             model.bounces[index].hard = *hard;
@@ -762,7 +764,8 @@ fn step(world: &mut World, model: &mut Model, op: &Op) -> Result<(), String> {
             };
             world
                 .runtime
-                .block_on(world.store.decide_bounce(
+                .block_on(fairsend::inbound::apply::decide_bounce(
+                    &world.store,
                     model.bounces[index].id,
                     decision,
                     "operator",

@@ -485,20 +485,7 @@ fn parse_row(
             .and_then(|&i| record.get(i))
             .unwrap_or("")
     };
-    for (name, value) in headers.iter().zip(record.iter()) {
-        if value.chars().any(char::is_control) {
-            let column: &'static str = KNOWN
-                .iter()
-                .find(|k| **k == name.as_str())
-                .copied()
-                .unwrap_or("(extra column)");
-            return Err((
-                column,
-                "contains a line break or control character, which could reach a mail header"
-                    .to_string(),
-            ));
-        }
-    }
+    refuse_control_characters(headers, record)?;
     let email = EmailAddress::parse(cell("email")).map_err(|e| ("email", e.to_string()))?;
     let locale = match cell("locale") {
         "" => None,
@@ -506,42 +493,8 @@ fn parse_row(
             Locale::parse(text).ok_or(("locale", format!("'{text}' is not one of fi, sv, en")))?,
         ),
     };
-    let legal_basis = match cell("legal_basis") {
-        "" => register.default_legal_basis.ok_or((
-            "legal_basis",
-            format!(
-                "is empty and register '{}' has no default_legal_basis; every contact needs one \
-                 (consent, customer_relationship or job_role)",
-                register.name
-            ),
-        ))?,
-        text => LegalBasis::parse(text).ok_or((
-            "legal_basis",
-            format!("'{text}' is not one of consent, customer_relationship, job_role"),
-        ))?,
-    };
-    let consent_at = match (legal_basis, cell("consent_at")) {
-        (LegalBasis::Consent, "") => {
-            return Err((
-                "consent_at",
-                "is empty; consent must be recorded with its time".into(),
-            ));
-        }
-        (LegalBasis::Consent, text) => Some(parse_timestamp(text).ok_or((
-            "consent_at",
-            format!("'{text}' is not a date (YYYY-MM-DD) or an RFC 3339 time"),
-        ))?),
-        (_, "") => None,
-        (_, _) => {
-            return Err((
-                "consent_at",
-                format!(
-                    "is set but legal_basis is {}, not consent",
-                    legal_basis.as_str()
-                ),
-            ));
-        }
-    };
+    let legal_basis = legal_basis(cell("legal_basis"), register)?;
+    let consent_at = consent_at(legal_basis, cell("consent_at"))?;
     let fields = headers
         .iter()
         .zip(record.iter())
@@ -566,6 +519,68 @@ fn parse_row(
         fields,
         source: source.to_string(),
     })
+}
+
+/// A line break or control character in any cell could reach a mail header.
+fn refuse_control_characters(
+    headers: &[String],
+    record: &csv::StringRecord,
+) -> Result<(), CellError> {
+    for (name, value) in headers.iter().zip(record.iter()) {
+        if value.chars().any(char::is_control) {
+            let column: &'static str = KNOWN
+                .iter()
+                .find(|k| **k == name.as_str())
+                .copied()
+                .unwrap_or("(extra column)");
+            return Err((
+                column,
+                "contains a line break or control character, which could reach a mail header"
+                    .to_string(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The row's legal basis, else the register's default; every contact needs one.
+fn legal_basis(text: &str, register: &Register) -> Result<LegalBasis, CellError> {
+    match text {
+        "" => register.default_legal_basis.ok_or((
+            "legal_basis",
+            format!(
+                "is empty and register '{}' has no default_legal_basis; every contact needs one \
+                 (consent, customer_relationship or job_role)",
+                register.name
+            ),
+        )),
+        text => LegalBasis::parse(text).ok_or((
+            "legal_basis",
+            format!("'{text}' is not one of consent, customer_relationship, job_role"),
+        )),
+    }
+}
+
+/// Consent is recorded with its time; no other basis has one.
+fn consent_at(legal_basis: LegalBasis, text: &str) -> Result<Option<String>, CellError> {
+    match (legal_basis, text) {
+        (LegalBasis::Consent, "") => Err((
+            "consent_at",
+            "is empty; consent must be recorded with its time".into(),
+        )),
+        (LegalBasis::Consent, text) => Ok(Some(parse_timestamp(text).ok_or((
+            "consent_at",
+            format!("'{text}' is not a date (YYYY-MM-DD) or an RFC 3339 time"),
+        ))?)),
+        (_, "") => Ok(None),
+        (_, _) => Err((
+            "consent_at",
+            format!(
+                "is set but legal_basis is {}, not consent",
+                legal_basis.as_str()
+            ),
+        )),
+    }
 }
 
 /// A later row for the same address fills in and overrides what the earlier one said.

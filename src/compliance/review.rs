@@ -135,7 +135,7 @@ fn render_variant(
         legal_basis: key.legal_basis,
         unsubscribe_url: &url,
         reply_to: &campaign.reply_to,
-    });
+    })?;
     let t = blocks.render_text()?;
     let h = blocks.render_html()?;
     let text = [t.identity, t.source, t.privacy, t.objection].join("\n\n");

@@ -5,7 +5,9 @@
 
 use askama::Template;
 
-use super::wording::{Wording, fill, wording};
+use super::wording::{
+    Art14, Art21, Identity, Source, Values, WithdrawConsent as WithdrawWording, legal_basis,
+};
 use crate::config::{Register, Settings};
 use crate::model::EmailAddress;
 use crate::model::{LegalBasis, Locale};
@@ -16,7 +18,7 @@ pub struct Link {
 }
 
 pub struct IdentityBlock {
-    pub heading: &'static str,
+    pub heading: String,
     pub legal_name: String,
     pub business_id: String,
     pub postal_address: String,
@@ -25,13 +27,13 @@ pub struct IdentityBlock {
 }
 
 pub struct SourceBlock {
-    pub heading: &'static str,
+    pub heading: String,
     pub sentence: String,
     pub purchased: Option<String>,
 }
 
 pub struct PrivacyBlock {
-    pub heading: &'static str,
+    pub heading: String,
     pub controller: String,
     pub dpo: Option<String>,
     pub purpose_and_basis: String,
@@ -54,7 +56,7 @@ pub struct WithdrawConsent {
 }
 
 pub struct ObjectionBlock {
-    pub heading: &'static str,
+    pub heading: String,
     pub right: String,
     pub unsubscribe: Link,
     pub reply: String,
@@ -88,122 +90,148 @@ pub struct RenderedBlocks {
 }
 
 /// The art. 21 objection block: the one block that carries the recipient's own link.
-fn objection_block(inputs: &BlockInputs<'_>) -> ObjectionBlock {
-    let w: &Wording = wording(inputs.locale);
-    ObjectionBlock {
-        heading: w.objection_heading,
-        right: w.objection_right.to_string(),
+fn objection_block(inputs: &BlockInputs<'_>) -> Result<ObjectionBlock, askama::Error> {
+    let say = |s: Art21| {
+        s.say(
+            inputs.locale,
+            &Values {
+                reply_to: inputs.reply_to.as_str(),
+                ..Values::default()
+            },
+        )
+    };
+    Ok(ObjectionBlock {
+        heading: say(Art21::Heading)?,
+        right: say(Art21::Right)?,
         unsubscribe: Link {
-            label: w.objection_link_label.to_string(),
+            label: say(Art21::LinkLabel)?,
             url: inputs.unsubscribe_url.to_string(),
         },
-        reply: fill(w.objection_reply, &[("reply_to", inputs.reply_to.as_str())]),
-    }
+        reply: say(Art21::Reply)?,
+    })
 }
 
 /// The objection block alone, in text and HTML, exactly as [`ComplianceBlocks`] renders it.
 pub fn render_objection(inputs: &BlockInputs<'_>) -> Result<(String, String), askama::Error> {
-    let b = objection_block(inputs);
+    let b = objection_block(inputs)?;
     Ok((
         ObjectionText { b: &b }.render()?,
         ObjectionHtml { b: &b }.render()?,
     ))
 }
 
-impl ComplianceBlocks {
-    pub fn new(inputs: &BlockInputs<'_>) -> Self {
-        let w: &Wording = wording(inputs.locale);
-        let sender = &inputs.settings.sender;
-        let privacy = &inputs.settings.privacy;
-        let register = inputs.register;
-        let register_title = register.title_in(inputs.locale);
-        let identity = IdentityBlock {
-            heading: w.identity_heading,
-            legal_name: sender.legal_name.clone(),
-            business_id: format!("{} {}", w.business_id_label, sender.business_id),
-            postal_address: sender.postal_address.clone(),
-            contact_email: sender.contact_email.to_string(),
-            website: sender.website.clone(),
-        };
-        let source = SourceBlock {
-            heading: w.source_heading,
-            sentence: fill(
-                w.source_sentence,
-                &[
-                    ("register", register_title),
-                    ("controller", &register.controller),
-                    ("controller_contact", &register.controller_contact),
-                ],
-            ),
-            purchased: register.purchased.as_ref().map(|p| {
-                fill(
-                    w.purchased_sentence,
-                    &[
-                        ("provider", &p.provider),
-                        ("acquired_on", &p.acquired_on.to_string()),
-                        ("acquisition_method", &p.acquisition_method),
-                        ("valid_until", &p.valid_until.to_string()),
-                    ],
-                )
-            }),
-        };
-        let privacy_contact = sender.privacy_contact.to_string();
-        let authority = privacy
+/// 917/2014 §203(1): who sends, never hidden.
+fn identity_block(inputs: &BlockInputs<'_>) -> Result<IdentityBlock, askama::Error> {
+    let sender = &inputs.settings.sender;
+    let say = |s: Identity| s.say(inputs.locale, &Values::default());
+    Ok(IdentityBlock {
+        heading: say(Identity::Heading)?,
+        legal_name: sender.legal_name.clone(),
+        business_id: format!("{} {}", say(Identity::BusinessIdLabel)?, sender.business_id),
+        postal_address: sender.postal_address.clone(),
+        contact_email: sender.contact_email.to_string(),
+        website: sender.website.clone(),
+    })
+}
+
+/// Where the address came from: the recipient's register (and a purchased list's provider).
+fn source_block(inputs: &BlockInputs<'_>) -> Result<SourceBlock, askama::Error> {
+    let register = inputs.register;
+    let values = Values {
+        register: register.title_in(inputs.locale),
+        controller: &register.controller,
+        controller_contact: &register.controller_contact,
+        ..Values::default()
+    };
+    let purchased = match &register.purchased {
+        None => None,
+        Some(p) => Some(Source::Purchased.say(
+            inputs.locale,
+            &Values {
+                provider: &p.provider,
+                acquired_on: &p.acquired_on.to_string(),
+                acquisition_method: &p.acquisition_method,
+                valid_until: &p.valid_until.to_string(),
+                ..Values::default()
+            },
+        )?),
+    };
+    Ok(SourceBlock {
+        heading: Source::Heading.say(inputs.locale, &values)?,
+        sentence: Source::Sentence.say(inputs.locale, &values)?,
+        purchased,
+    })
+}
+
+/// The GDPR art. 14 notice.
+fn privacy_block(inputs: &BlockInputs<'_>) -> Result<PrivacyBlock, askama::Error> {
+    let locale = inputs.locale;
+    let sender = &inputs.settings.sender;
+    let privacy = &inputs.settings.privacy;
+    let privacy_contact = sender.privacy_contact.to_string();
+    let default_authority = Art14::DefaultAuthority.say(locale, &Values::default())?;
+    let basis = legal_basis(inputs.legal_basis).say(locale, &Values::default())?;
+    let months = privacy.retention_months.to_string();
+    let v = Values {
+        register: inputs.register.title_in(locale),
+        controller: &sender.legal_name,
+        privacy_contact: &privacy_contact,
+        dpo: sender.dpo_contact.as_deref().unwrap_or_default(),
+        basis: &basis,
+        months: &months,
+        authority: privacy
             .supervisory_authority
             .as_deref()
-            .unwrap_or(w.default_authority);
-        let privacy = PrivacyBlock {
-            heading: w.privacy_heading,
-            controller: fill(
-                w.privacy_controller,
-                &[
-                    ("controller", &sender.legal_name),
-                    ("privacy_contact", &privacy_contact),
-                ],
-            ),
-            dpo: sender
-                .dpo_contact
-                .as_deref()
-                .map(|dpo| fill(w.privacy_dpo, &[("dpo", dpo)])),
-            purpose_and_basis: fill(
-                w.privacy_purpose,
-                &[("basis", w.legal_basis(inputs.legal_basis))],
-            ),
-            categories: w.privacy_categories.to_string(),
-            recipients: w.privacy_recipients.to_string(),
-            retention: fill(
-                w.privacy_retention,
-                &[("months", &privacy.retention_months.to_string())],
-            ),
-            rights: fill(w.privacy_rights, &[("privacy_contact", &privacy_contact)]),
-            withdraw_consent: (inputs.legal_basis == LegalBasis::Consent).then(|| {
-                WithdrawConsent {
-                    sentence: w.privacy_withdraw_consent.to_string(),
-                }
-            }),
-            complaint: fill(
-                w.privacy_complaint,
-                &[
-                    ("authority", authority),
-                    ("authority_url", &privacy.supervisory_authority_url),
-                ],
-            ),
-            source: fill(w.privacy_source, &[("register", register_title)]),
-            tracking: privacy
-                .declares_tracking
-                .then(|| w.privacy_tracking.to_string()),
-            policy: privacy.policy_url.as_ref().map(|url| Link {
-                label: w.privacy_policy_label.to_string(),
-                url: url.clone(),
-            }),
-        };
-        let objection = objection_block(inputs);
-        Self {
-            identity,
-            source,
-            privacy,
-            objection,
-        }
+            .unwrap_or(&default_authority),
+        authority_url: &privacy.supervisory_authority_url,
+        ..Values::default()
+    };
+    let say = |s: Art14| s.say(locale, &v);
+    Ok(PrivacyBlock {
+        heading: say(Art14::Heading)?,
+        controller: say(Art14::Controller)?,
+        dpo: sender
+            .dpo_contact
+            .as_ref()
+            .map(|_| say(Art14::Dpo))
+            .transpose()?,
+        purpose_and_basis: say(Art14::Purpose)?,
+        categories: say(Art14::Categories)?,
+        recipients: say(Art14::Recipients)?,
+        retention: say(Art14::Retention)?,
+        rights: say(Art14::Rights)?,
+        withdraw_consent: (inputs.legal_basis == LegalBasis::Consent)
+            .then(|| WithdrawWording::Sentence.say(locale, &v))
+            .transpose()?
+            .map(|sentence| WithdrawConsent { sentence }),
+        complaint: say(Art14::Complaint)?,
+        source: say(Art14::Source)?,
+        tracking: privacy
+            .declares_tracking
+            .then(|| say(Art14::Tracking))
+            .transpose()?,
+        policy: privacy
+            .policy_url
+            .as_ref()
+            .map(|url| {
+                Ok::<_, askama::Error>(Link {
+                    label: say(Art14::PolicyLabel)?,
+                    url: url.clone(),
+                })
+            })
+            .transpose()?,
+    })
+}
+
+impl ComplianceBlocks {
+    /// All four blocks; an error only if a wording template fails to render.
+    pub fn new(inputs: &BlockInputs<'_>) -> Result<Self, askama::Error> {
+        Ok(Self {
+            identity: identity_block(inputs)?,
+            source: source_block(inputs)?,
+            privacy: privacy_block(inputs)?,
+            objection: objection_block(inputs)?,
+        })
     }
 
     pub fn render_text(&self) -> Result<RenderedBlocks, askama::Error> {

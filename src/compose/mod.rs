@@ -22,7 +22,6 @@ use minijinja::Value;
 
 pub use blocks::{BlockInputs, ComplianceBlocks, RenderedBlocks};
 pub use body::{BodyTemplate, EmptyField, FUEL, escape_markdown};
-pub use wording::fill;
 
 use crate::config::{Campaign, ConfigDir, Mailbox, Register};
 use crate::model::Locale;
@@ -342,7 +341,8 @@ impl Composer<'_> {
         let (mut text, mut html) = match cached {
             Some(shared) => shared,
             None => {
-                let blocks = ComplianceBlocks::new(inputs);
+                let blocks =
+                    ComplianceBlocks::new(inputs).map_err(|e| ComposeError::Layout("text", e))?;
                 let shared = (
                     blocks
                         .render_text()

@@ -6,7 +6,7 @@ use askama::Template;
 use lettre::message::MultiPart;
 use lettre::message::header::ContentType;
 
-use super::wording::{fill, wording as block_wording};
+use super::wording::{Art14, Identity, Values};
 use super::{ComposeError, ComposedMessage, lettre_mailbox, quoted_printable_part, reject_control};
 use crate::config::{ConfigDir, Mailbox, Register};
 use crate::model::EmailAddress;
@@ -106,13 +106,13 @@ struct NoticeBlock<'a> {
     purposes: &'a str,
     basis: String,
     categories: &'a str,
-    recipients: &'a str,
+    recipients: String,
     voluntary: &'a str,
     retention: String,
     rights: String,
     withdraw: String,
     complaint: String,
-    policy_label: &'a str,
+    policy_label: String,
     policy_url: Option<&'a str>,
 }
 
@@ -124,7 +124,7 @@ pub fn signup_notice(
     locale: Locale,
     link_validity_hours: u64,
 ) -> Result<String, ComposeError> {
-    let (w, b) = (signup_wording(locale), block_wording(locale));
+    let w = signup_wording(locale);
     let sender = &config.settings.sender;
     let privacy = &config.settings.privacy;
     let privacy_contact = sender.privacy_contact.as_str();
@@ -137,32 +137,66 @@ pub fn signup_notice(
         .retention_months
         .unwrap_or(privacy.retention_months)
         .to_string();
+    let say = |sentence: Art14, values: &Values<'_>| {
+        sentence
+            .say(locale, values)
+            .map_err(|e| ComposeError::Layout("signup notice", e))
+    };
+    let default_authority = say(Art14::DefaultAuthority, &Values::default())?;
     let authority = privacy
         .supervisory_authority
         .as_deref()
-        .unwrap_or(b.default_authority);
+        .unwrap_or(&default_authority);
+    let business_id_label = Identity::BusinessIdLabel
+        .say(locale, &Values::default())
+        .map_err(|e| ComposeError::Layout("signup notice", e))?;
+    let basis_consent = say(Art14::BasisConsent, &Values::default())?;
+    let controller = say(
+        Art14::Controller,
+        &Values {
+            controller: &register.controller,
+            privacy_contact,
+            ..Values::default()
+        },
+    )?;
+    let dpo = match sender.dpo_contact.as_deref() {
+        None => None,
+        Some(dpo) => Some(say(
+            Art14::Dpo,
+            &Values {
+                dpo,
+                ..Values::default()
+            },
+        )?),
+    };
+    let rights = say(
+        Art14::Rights,
+        &Values {
+            privacy_contact,
+            ..Values::default()
+        },
+    )?;
+    let complaint = say(
+        Art14::Complaint,
+        &Values {
+            authority,
+            authority_url: &privacy.supervisory_authority_url,
+            ..Values::default()
+        },
+    )?;
     NoticeBlock {
         heading: w.notice_heading,
         identity_label: w.identity,
         identity: format!(
             "{}, {} {}, {}",
-            sender.legal_name, b.business_id_label, sender.business_id, sender.postal_address
+            sender.legal_name, business_id_label, sender.business_id, sender.postal_address
         ),
-        controller: fill(
-            b.privacy_controller,
-            &[
-                ("controller", &register.controller),
-                ("privacy_contact", privacy_contact),
-            ],
-        ),
-        dpo: sender
-            .dpo_contact
-            .as_deref()
-            .map(|dpo| fill(b.privacy_dpo, &[("dpo", dpo)])),
+        controller,
+        dpo,
         purposes,
-        basis: fill(w.basis, &[("basis", b.basis_consent)]),
+        basis: fill(w.basis, &[("basis", &basis_consent)]),
         categories: w.categories,
-        recipients: b.privacy_recipients,
+        recipients: say(Art14::Recipients, &Values::default())?,
         voluntary: w.voluntary,
         retention: fill(
             w.retention,
@@ -171,20 +205,22 @@ pub fn signup_notice(
                 ("hours", &link_validity_hours.to_string()),
             ],
         ),
-        rights: fill(b.privacy_rights, &[("privacy_contact", privacy_contact)]),
+        rights,
         withdraw: fill(w.withdraw, &[("privacy_contact", privacy_contact)]),
-        complaint: fill(
-            b.privacy_complaint,
-            &[
-                ("authority", authority),
-                ("authority_url", &privacy.supervisory_authority_url),
-            ],
-        ),
-        policy_label: b.privacy_policy_label,
+        complaint,
+        policy_label: say(Art14::PolicyLabel, &Values::default())?,
         policy_url: privacy.policy_url.as_deref(),
     }
     .render()
     .map_err(|e| ComposeError::Layout("signup notice", e))
+}
+
+/// Fills the `{name}` placeholders of the signup form's own sentences (the words of the
+/// compliance blocks come rendered from their templates).
+pub fn fill(text: &str, values: &[(&str, &str)]) -> String {
+    values.iter().fold(text.to_string(), |out, (name, value)| {
+        out.replace(&format!("{{{name}}}"), value)
+    })
 }
 
 #[derive(Template)]
@@ -253,7 +289,9 @@ pub fn confirmation_message(
     let identity = format!(
         "{}, {} {}, {}, {}",
         sender.legal_name,
-        block_wording(mail.locale).business_id_label,
+        Identity::BusinessIdLabel
+            .say(mail.locale, &Values::default())
+            .map_err(|e| ComposeError::Layout("signup confirmation", e))?,
         sender.business_id,
         sender.postal_address,
         sender.contact_email

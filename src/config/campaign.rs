@@ -184,75 +184,17 @@ impl Campaign {
     ) -> Result<Self, ConfigError> {
         let raw: Raw = read_toml(file)?;
         let name = campaign_name(file, required_text(file, "name", raw.name)?)?;
-        let register_names = raw.registers.unwrap_or_default();
-        if register_names.is_empty() {
-            return Err(ConfigError::field(
-                file,
-                "registers",
-                "names no register to send to",
-            ));
-        }
-        for r in &register_names {
-            if registers.get(r).is_none() {
-                return Err(ConfigError::field(
-                    file,
-                    "registers",
-                    format!(
-                        "'{r}' is not defined in {} (defined: {})",
-                        registers.file.display(),
-                        registers.names().join(", ")
-                    ),
-                ));
-            }
-        }
+        let register_names = campaign_registers(file, raw.registers, registers)?;
         let from = required_text(file, "from", raw.from)?;
         let from = Mailbox::parse(&from).map_err(|e| ConfigError::field(file, "from", e))?;
-        let body = match (raw.body, raw.body_html, raw.body_text) {
-            (Some(md), None, None) => {
-                BodySource::Markdown(existing_file(file, config_dir, "body", &md)?)
-            }
-            (None, Some(html), Some(text)) => BodySource::HtmlAndText {
-                html: existing_file(file, config_dir, "body_html", &html)?,
-                text: existing_file(file, config_dir, "body_text", &text)?,
-            },
-            (None, Some(_), None) => {
-                return Err(ConfigError::field(
-                    file,
-                    "body_text",
-                    "is missing: an HTML body needs a plain-text alternative",
-                ));
-            }
-            _ => {
-                return Err(ConfigError::field(
-                    file,
-                    "body",
-                    "give either body = \"content/FILE.md\" or both body_html and body_text",
-                ));
-            }
-        };
+        let body = body_source(file, config_dir, raw.body, raw.body_html, raw.body_text)?;
         let locale = match optional_text(file, "locale", raw.locale)? {
             None => None,
             Some(l) => Some(Locale::parse(&l).ok_or_else(|| {
                 ConfigError::field(file, "locale", format!("'{l}' is not one of fi, sv, en"))
             })?),
         };
-        let mut imports = Vec::new();
-        for (i, imp) in raw.import.into_iter().enumerate() {
-            let field = |k: &str| format!("[[import]] #{} {k}", i + 1);
-            let register = required_text(file, &field("register"), imp.register)?;
-            if !register_names.contains(&register) {
-                return Err(ConfigError::field(
-                    file,
-                    field("register"),
-                    format!("'{register}' is not one of this campaign's registers"),
-                ));
-            }
-            let path = required_text(file, &field("file"), imp.file)?;
-            imports.push(ContactImport {
-                file: existing_file(file, config_dir, &field("file"), &path)?,
-                register,
-            });
-        }
+        let imports = contact_imports(file, config_dir, raw.import, &register_names)?;
         let ab = raw.ab.map(|ab| parse_ab(file, ab)).transpose()?;
         let subject = match &ab {
             Some(_) if raw.subject.is_some() => {
@@ -364,6 +306,92 @@ fn parse_audience(file: &Path, raw: RawAudience) -> Result<Segment, ConfigError>
         engaged_within: span("engaged_within", raw.engaged_within)?,
         exclude_campaigns,
     })
+}
+
+/// The registers the campaign sends to: at least one, each defined in registers.toml.
+fn campaign_registers(
+    file: &Path,
+    names: Option<Vec<String>>,
+    registers: &Registers,
+) -> Result<Vec<String>, ConfigError> {
+    let names = names.unwrap_or_default();
+    if names.is_empty() {
+        return Err(ConfigError::field(
+            file,
+            "registers",
+            "names no register to send to",
+        ));
+    }
+    for r in &names {
+        if registers.get(r).is_none() {
+            return Err(ConfigError::field(
+                file,
+                "registers",
+                format!(
+                    "'{r}' is not defined in {} (defined: {})",
+                    registers.file.display(),
+                    registers.names().join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(names)
+}
+
+/// Markdown, or HTML with its plain-text alternative.
+fn body_source(
+    file: &Path,
+    config_dir: &Path,
+    markdown: Option<String>,
+    html: Option<String>,
+    text: Option<String>,
+) -> Result<BodySource, ConfigError> {
+    match (markdown, html, text) {
+        (Some(md), None, None) => Ok(BodySource::Markdown(existing_file(
+            file, config_dir, "body", &md,
+        )?)),
+        (None, Some(html), Some(text)) => Ok(BodySource::HtmlAndText {
+            html: existing_file(file, config_dir, "body_html", &html)?,
+            text: existing_file(file, config_dir, "body_text", &text)?,
+        }),
+        (None, Some(_), None) => Err(ConfigError::field(
+            file,
+            "body_text",
+            "is missing: an HTML body needs a plain-text alternative",
+        )),
+        _ => Err(ConfigError::field(
+            file,
+            "body",
+            "give either body = \"content/FILE.md\" or both body_html and body_text",
+        )),
+    }
+}
+
+/// The `[[import]]` tables: each names an existing file and one of the campaign's registers.
+fn contact_imports(
+    file: &Path,
+    config_dir: &Path,
+    raw: Vec<RawImport>,
+    register_names: &[String],
+) -> Result<Vec<ContactImport>, ConfigError> {
+    let mut imports = Vec::new();
+    for (i, imp) in raw.into_iter().enumerate() {
+        let field = |k: &str| format!("[[import]] #{} {k}", i + 1);
+        let register = required_text(file, &field("register"), imp.register)?;
+        if !register_names.contains(&register) {
+            return Err(ConfigError::field(
+                file,
+                field("register"),
+                format!("'{register}' is not one of this campaign's registers"),
+            ));
+        }
+        let path = required_text(file, &field("file"), imp.file)?;
+        imports.push(ContactImport {
+            file: existing_file(file, config_dir, &field("file"), &path)?,
+            register,
+        });
+    }
+    Ok(imports)
 }
 
 fn parse_ab(file: &Path, raw: RawAb) -> Result<AbSettings, ConfigError> {

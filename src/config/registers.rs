@@ -179,48 +179,10 @@ impl Registers {
 
 fn parse_register(file: &Path, name: &str, r: RawRegister) -> Result<Register, ConfigError> {
     let field = |key: &str| format!("[registers.{name}] {key}");
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-    {
-        return Err(ConfigError::field(
-            file,
-            format!("[registers.{name}]"),
-            "a register name may contain only a-z, 0-9, '_' and '-'",
-        ));
-    }
-    let kind = match required_text(file, &field("kind"), r.kind)?.as_str() {
-        "customer" => RegisterKind::Customer,
-        "marketing" => RegisterKind::Marketing,
-        "purchased" => RegisterKind::Purchased,
-        other => {
-            return Err(ConfigError::field(
-                file,
-                field("kind"),
-                format!("'{other}' is not one of customer, marketing, purchased"),
-            ));
-        }
-    };
+    check_register_name(file, name)?;
+    let kind = register_kind(file, &field("kind"), r.kind)?;
     let default_legal_basis =
-        match optional_text(file, &field("default_legal_basis"), r.default_legal_basis)? {
-            None => None,
-            Some(text) => Some(LegalBasis::parse(&text).ok_or_else(|| {
-                ConfigError::field(
-                    file,
-                    field("default_legal_basis"),
-                    format!("'{text}' is not one of consent, customer_relationship, job_role"),
-                )
-            })?),
-        };
-    if default_legal_basis == Some(LegalBasis::Consent) {
-        return Err(ConfigError::field(
-            file,
-            field("default_legal_basis"),
-            "consent cannot be a register default: it is given by each person, with a time, \
-             in the contacts file's legal_basis and consent_at columns",
-        ));
-    }
+        default_legal_basis(file, &field("default_legal_basis"), r.default_legal_basis)?;
     let default_locale = match optional_text(file, &field("default_locale"), r.default_locale)? {
         None => Locale::Fi,
         Some(text) => Locale::parse(&text).ok_or_else(|| {
@@ -231,55 +193,17 @@ fn parse_register(file: &Path, name: &str, r: RawRegister) -> Result<Register, C
             )
         })?,
     };
-    let date = |key: &str, value: Option<String>| -> Result<NaiveDate, ConfigError> {
-        let text = required_text(file, &field(key), value)?;
-        NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
-            ConfigError::field(
-                file,
-                field(key),
-                format!("'{text}' is not a date YYYY-MM-DD"),
-            )
-        })
-    };
-    let purchased = if kind == RegisterKind::Purchased {
-        let list = PurchasedList {
-            provider: required_text(file, &field("provider"), r.provider)?,
-            acquisition_method: required_text(
-                file,
-                &field("acquisition_method"),
-                r.acquisition_method,
-            )?,
-            acquired_on: date("acquired_on", r.acquired_on)?,
-            valid_until: date("valid_until", r.valid_until)?,
-        };
-        if list.valid_until < list.acquired_on {
-            return Err(ConfigError::field(
-                file,
-                field("valid_until"),
-                "is before acquired_on",
-            ));
-        }
-        Some(list)
-    } else {
-        for (key, present) in [
-            ("provider", r.provider.is_some()),
-            ("acquisition_method", r.acquisition_method.is_some()),
-            ("acquired_on", r.acquired_on.is_some()),
-            ("valid_until", r.valid_until.is_some()),
-        ] {
-            if present {
-                return Err(ConfigError::field(
-                    file,
-                    field(key),
-                    format!(
-                        "only a purchased register has {key}; this one is {}",
-                        kind.as_str()
-                    ),
-                ));
-            }
-        }
-        None
-    };
+    let purchased = purchased_list(
+        file,
+        name,
+        kind,
+        [
+            r.provider,
+            r.acquisition_method,
+            r.acquired_on,
+            r.valid_until,
+        ],
+    )?;
     let (title, titles) = parse_title(file, &field("title"), r.title, default_locale)?;
     let signup = parse_signup(file, &field("signup"), r.signup)?;
     Ok(Register {
@@ -352,6 +276,122 @@ fn parse_signup(
         purposes,
         notice_version,
     }))
+}
+
+fn check_register_name(file: &Path, name: &str) -> Result<(), ConfigError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+    {
+        return Err(ConfigError::field(
+            file,
+            format!("[registers.{name}]"),
+            "a register name may contain only a-z, 0-9, '_' and '-'",
+        ));
+    }
+    Ok(())
+}
+
+fn register_kind(
+    file: &Path,
+    field: &str,
+    value: Option<String>,
+) -> Result<RegisterKind, ConfigError> {
+    match required_text(file, field, value)?.as_str() {
+        "customer" => Ok(RegisterKind::Customer),
+        "marketing" => Ok(RegisterKind::Marketing),
+        "purchased" => Ok(RegisterKind::Purchased),
+        other => Err(ConfigError::field(
+            file,
+            field,
+            format!("'{other}' is not one of customer, marketing, purchased"),
+        )),
+    }
+}
+
+/// A register may default to any legal basis but consent, which each person gives.
+fn default_legal_basis(
+    file: &Path,
+    field: &str,
+    value: Option<String>,
+) -> Result<Option<LegalBasis>, ConfigError> {
+    let basis = match optional_text(file, field, value)? {
+        None => None,
+        Some(text) => Some(LegalBasis::parse(&text).ok_or_else(|| {
+            ConfigError::field(
+                file,
+                field,
+                format!("'{text}' is not one of consent, customer_relationship, job_role"),
+            )
+        })?),
+    };
+    if basis == Some(LegalBasis::Consent) {
+        return Err(ConfigError::field(
+            file,
+            field,
+            "consent cannot be a register default: it is given by each person, with a time, \
+             in the contacts file's legal_basis and consent_at columns",
+        ));
+    }
+    Ok(basis)
+}
+
+/// A purchased register's provider, acquisition method and validity — required there and
+/// refused on any other kind. `values` are provider, acquisition_method, acquired_on,
+/// valid_until.
+fn purchased_list(
+    file: &Path,
+    name: &str,
+    kind: RegisterKind,
+    values: [Option<String>; 4],
+) -> Result<Option<PurchasedList>, ConfigError> {
+    let field = |key: &str| format!("[registers.{name}] {key}");
+    let [provider, acquisition_method, acquired_on, valid_until] = values;
+    if kind != RegisterKind::Purchased {
+        for (key, present) in [
+            ("provider", provider.is_some()),
+            ("acquisition_method", acquisition_method.is_some()),
+            ("acquired_on", acquired_on.is_some()),
+            ("valid_until", valid_until.is_some()),
+        ] {
+            if present {
+                return Err(ConfigError::field(
+                    file,
+                    field(key),
+                    format!(
+                        "only a purchased register has {key}; this one is {}",
+                        kind.as_str()
+                    ),
+                ));
+            }
+        }
+        return Ok(None);
+    }
+    let date = |key: &str, value: Option<String>| -> Result<NaiveDate, ConfigError> {
+        let text = required_text(file, &field(key), value)?;
+        NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+            ConfigError::field(
+                file,
+                field(key),
+                format!("'{text}' is not a date YYYY-MM-DD"),
+            )
+        })
+    };
+    let list = PurchasedList {
+        provider: required_text(file, &field("provider"), provider)?,
+        acquisition_method: required_text(file, &field("acquisition_method"), acquisition_method)?,
+        acquired_on: date("acquired_on", acquired_on)?,
+        valid_until: date("valid_until", valid_until)?,
+    };
+    if list.valid_until < list.acquired_on {
+        return Err(ConfigError::field(
+            file,
+            field("valid_until"),
+            "is before acquired_on",
+        ));
+    }
+    Ok(Some(list))
 }
 
 /// The default-locale title and the per-locale ones. A table must name the register's

@@ -436,75 +436,8 @@ impl Settings {
         let sender = raw
             .sender
             .ok_or_else(|| ConfigError::field(file, "[sender]", "the table is missing"))?;
-        let identity_reason = |e: ConfigError| match e {
-            ConfigError::Field {
-                file,
-                field,
-                reason,
-            } => ConfigError::Field {
-                file,
-                field,
-                reason: format!(
-                    "{reason} (the sender identity is shown in every message: 917/2014 §203)"
-                ),
-            },
-            other => other,
-        };
-        let sender = (|| -> Result<SenderIdentity, ConfigError> {
-            Ok(SenderIdentity {
-                legal_name: required_text(file, "[sender] legal_name", sender.legal_name)?,
-                business_id: business_id(file, sender.business_id)?,
-                postal_address: required_text(
-                    file,
-                    "[sender] postal_address",
-                    sender.postal_address,
-                )?,
-                contact_email: required_address(
-                    file,
-                    "[sender] contact_email",
-                    sender.contact_email,
-                )?,
-                privacy_contact: required_address(
-                    file,
-                    "[sender] privacy_contact",
-                    sender.privacy_contact,
-                )?,
-                dpo_contact: optional_text(file, "[sender] dpo_contact", sender.dpo_contact)?,
-                website: optional_text(file, "[sender] website", sender.website)?,
-            })
-        })()
-        .map_err(identity_reason)?;
-        let privacy = PrivacySettings {
-            retention_months: raw.privacy.retention_months.ok_or_else(|| {
-                ConfigError::field(
-                    file,
-                    "[privacy] retention_months",
-                    "is missing: the art. 14 notice must state how long data is kept",
-                )
-            })?,
-            supervisory_authority: optional_text(
-                file,
-                "[privacy] supervisory_authority",
-                raw.privacy.supervisory_authority,
-            )?,
-            supervisory_authority_url: optional_text(
-                file,
-                "[privacy] supervisory_authority_url",
-                raw.privacy.supervisory_authority_url,
-            )?
-            .unwrap_or_else(|| FINNISH_DPO_URL.to_string()),
-            policy_url: optional_text(file, "[privacy] policy_url", raw.privacy.policy_url)?,
-            declares_tracking: raw.privacy.declares_tracking.unwrap_or(false),
-        };
-        if privacy.supervisory_authority.is_some()
-            && privacy.supervisory_authority_url == FINNISH_DPO_URL
-        {
-            return Err(ConfigError::field(
-                file,
-                "[privacy] supervisory_authority_url",
-                "must be set when supervisory_authority names another authority",
-            ));
-        }
+        let sender = sender_identity(file, sender).map_err(identity_reason)?;
+        let privacy = privacy_settings(file, raw.privacy)?;
         let transport = raw
             .transport
             .ok_or_else(|| ConfigError::field(file, "[transport]", "the table is missing"))?;
@@ -512,43 +445,20 @@ impl Settings {
         let links = raw
             .links
             .ok_or_else(|| ConfigError::field(file, "[links]", "the table is missing"))?;
-        let public_base_url =
-            required_text(file, "[links] public_base_url", links.public_base_url)?;
-        if !(public_base_url.starts_with("https://") || public_base_url.starts_with("http://")) {
-            return Err(ConfigError::field(
-                file,
-                "[links] public_base_url",
-                format!("'{public_base_url}' must start with https:// (or http:// for a test)"),
-            ));
-        }
-        let bounces = raw
+        let public_base_url = public_base_url(file, links)?;
+        let mut bounces = raw
             .bounces
             .ok_or_else(|| ConfigError::field(file, "[bounces]", "the table is missing"))?;
-        let bounce_domain = required_text(file, "[bounces] domain", bounces.domain)?;
-        let local_part = optional_text(file, "[bounces] local_part", bounces.local_part)?
-            .unwrap_or_else(|| "bounces".into());
-        let unsubscribe_local_part = optional_text(
-            file,
-            "[bounces] unsubscribe_local_part",
-            bounces.unsubscribe_local_part,
-        )?
-        .unwrap_or_else(|| "unsubscribe".into());
-        // Both addresses must be valid once a token is appended.
-        for (field, local) in [
-            ("[bounces] local_part", &local_part),
-            ("[bounces] unsubscribe_local_part", &unsubscribe_local_part),
-        ] {
-            EmailAddress::parse(&format!("{local}+token@{bounce_domain}"))
-                .map_err(|e| ConfigError::field(file, field, e.to_string()))?;
-        }
         let bounce_mailbox = bounces
             .imap
+            .take()
             .map(|raw| {
                 super::imap::parse(file, raw, |timeout| {
                     nonzero_duration(file, "[bounces.imap] timeout", timeout, "60s")
                 })
             })
             .transpose()?;
+        let bounces = bounce_settings(file, bounces)?;
         let retry = RetrySettings {
             max_attempts: raw.retry.max_attempts.unwrap_or(5).max(1),
             base_delay: duration_field(file, "[retry] base_delay", raw.retry.base_delay, "5m")?,
@@ -561,14 +471,8 @@ impl Settings {
             privacy,
             transport,
             database: database_settings(file, raw.database)?,
-            public_base_url: public_base_url.trim_end_matches('/').to_string(),
-            bounces: BounceSettings {
-                domain: bounce_domain.to_lowercase(),
-                local_part,
-                unsubscribe_local_part,
-                soft_bounce_limit: bounces.soft_bounce_limit.unwrap_or(3).max(1),
-                soft_bounce_days: bounces.soft_bounce_days.unwrap_or(7),
-            },
+            public_base_url,
+            bounces,
             delivered_after: duration_field(
                 file,
                 "[report] delivered_after",
@@ -583,19 +487,7 @@ impl Settings {
             .unwrap_or_else(|| "FAIRSEND_SECRET".into()),
             retry,
             dkim: raw.dkim.map(|d| parse_dkim(file, d)).transpose()?,
-            dns: DnsSettings {
-                resolver: match optional_text(file, "[dns] resolver", raw.dns.resolver)? {
-                    None => None,
-                    Some(text) => Some(parse_socket_addr(&text).ok_or_else(|| {
-                        ConfigError::field(
-                            file,
-                            "[dns] resolver",
-                            format!("'{text}' is not IP:PORT (for example 127.0.0.1:53)"),
-                        )
-                    })?),
-                },
-                timeout: duration_field(file, "[dns] timeout", raw.dns.timeout, "5s")?,
-            },
+            dns: dns_settings(file, raw.dns)?,
             signup: signup_settings(file, raw.signup)?,
             bounce_mailbox,
         })
@@ -635,6 +527,132 @@ fn signup_settings(file: &Path, raw: RawSignup) -> Result<SignupSettings, Config
         resend_after,
         ip_truncation,
         from,
+    })
+}
+
+/// A sender-identity error says why the field matters.
+fn identity_reason(e: ConfigError) -> ConfigError {
+    match e {
+        ConfigError::Field {
+            file,
+            field,
+            reason,
+        } => ConfigError::Field {
+            file,
+            field,
+            reason: format!(
+                "{reason} (the sender identity is shown in every message: 917/2014 §203)"
+            ),
+        },
+        other => other,
+    }
+}
+
+fn sender_identity(file: &Path, sender: RawSender) -> Result<SenderIdentity, ConfigError> {
+    Ok(SenderIdentity {
+        legal_name: required_text(file, "[sender] legal_name", sender.legal_name)?,
+        business_id: business_id(file, sender.business_id)?,
+        postal_address: required_text(file, "[sender] postal_address", sender.postal_address)?,
+        contact_email: required_address(file, "[sender] contact_email", sender.contact_email)?,
+        privacy_contact: required_address(
+            file,
+            "[sender] privacy_contact",
+            sender.privacy_contact,
+        )?,
+        dpo_contact: optional_text(file, "[sender] dpo_contact", sender.dpo_contact)?,
+        website: optional_text(file, "[sender] website", sender.website)?,
+    })
+}
+
+/// What the art. 14 notice states that only the operator knows.
+fn privacy_settings(file: &Path, raw: RawPrivacy) -> Result<PrivacySettings, ConfigError> {
+    let privacy = PrivacySettings {
+        retention_months: raw.retention_months.ok_or_else(|| {
+            ConfigError::field(
+                file,
+                "[privacy] retention_months",
+                "is missing: the art. 14 notice must state how long data is kept",
+            )
+        })?,
+        supervisory_authority: optional_text(
+            file,
+            "[privacy] supervisory_authority",
+            raw.supervisory_authority,
+        )?,
+        supervisory_authority_url: optional_text(
+            file,
+            "[privacy] supervisory_authority_url",
+            raw.supervisory_authority_url,
+        )?
+        .unwrap_or_else(|| FINNISH_DPO_URL.to_string()),
+        policy_url: optional_text(file, "[privacy] policy_url", raw.policy_url)?,
+        declares_tracking: raw.declares_tracking.unwrap_or(false),
+    };
+    if privacy.supervisory_authority.is_some()
+        && privacy.supervisory_authority_url == FINNISH_DPO_URL
+    {
+        return Err(ConfigError::field(
+            file,
+            "[privacy] supervisory_authority_url",
+            "must be set when supervisory_authority names another authority",
+        ));
+    }
+    Ok(privacy)
+}
+
+/// The base of unsubscribe and click links, without a trailing slash.
+fn public_base_url(file: &Path, links: RawLinks) -> Result<String, ConfigError> {
+    let url = required_text(file, "[links] public_base_url", links.public_base_url)?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(ConfigError::field(
+            file,
+            "[links] public_base_url",
+            format!("'{url}' must start with https:// (or http:// for a test)"),
+        ));
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+fn bounce_settings(file: &Path, bounces: RawBounces) -> Result<BounceSettings, ConfigError> {
+    let bounce_domain = required_text(file, "[bounces] domain", bounces.domain)?;
+    let local_part = optional_text(file, "[bounces] local_part", bounces.local_part)?
+        .unwrap_or_else(|| "bounces".into());
+    let unsubscribe_local_part = optional_text(
+        file,
+        "[bounces] unsubscribe_local_part",
+        bounces.unsubscribe_local_part,
+    )?
+    .unwrap_or_else(|| "unsubscribe".into());
+    // Both addresses must be valid once a token is appended.
+    for (field, local) in [
+        ("[bounces] local_part", &local_part),
+        ("[bounces] unsubscribe_local_part", &unsubscribe_local_part),
+    ] {
+        EmailAddress::parse(&format!("{local}+token@{bounce_domain}"))
+            .map_err(|e| ConfigError::field(file, field, e.to_string()))?;
+    }
+    Ok(BounceSettings {
+        domain: bounce_domain.to_lowercase(),
+        local_part,
+        unsubscribe_local_part,
+        soft_bounce_limit: bounces.soft_bounce_limit.unwrap_or(3).max(1),
+        soft_bounce_days: bounces.soft_bounce_days.unwrap_or(7),
+    })
+}
+
+fn dns_settings(file: &Path, dns: RawDns) -> Result<DnsSettings, ConfigError> {
+    Ok(DnsSettings {
+        resolver: match optional_text(file, "[dns] resolver", dns.resolver)? {
+            None => None,
+            Some(text) => Some(parse_socket_addr(&text).ok_or_else(|| {
+                ConfigError::field(
+                    file,
+                    "[dns] resolver",
+                    format!("'{text}' is not IP:PORT (for example 127.0.0.1:53)"),
+                )
+            })?),
+        },
+        timeout: duration_field(file, "[dns] timeout", dns.timeout, "5s")?,
     })
 }
 

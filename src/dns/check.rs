@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use mail_auth::AuthenticatedMessage;
 use mail_auth::DkimResult;
 
-use super::{DkimSigning, Dns, SpfVerdict};
+use super::{DkimSigning, Dns, SpfOutcome, SpfVerdict};
 use crate::config::{Campaign, Settings, TransportUrl};
 use crate::model::{Finding, Severity};
 
@@ -36,6 +36,22 @@ async fn spf_findings(
     domain: &str,
     findings: &mut Vec<Finding>,
 ) {
+    let ips = sending_ips(settings, transport, dns, findings).await;
+    let mail_from = format!("{}@{domain}", settings.bounces.local_part);
+    for ip in ips {
+        let outcome = dns.spf(ip, domain, &mail_from).await;
+        findings.push(spf_finding(ip, domain, outcome));
+    }
+}
+
+/// The addresses mail leaves from: configured, else those of the SMTP relay; none (with a
+/// finding saying SPF was not checked) when neither is known.
+async fn sending_ips(
+    settings: &Settings,
+    transport: &TransportUrl,
+    dns: &Dns,
+    findings: &mut Vec<Finding>,
+) -> Vec<IpAddr> {
     let mut ips: Vec<IpAddr> = settings.transport.sending_ips.clone();
     if ips.is_empty() {
         match transport {
@@ -73,68 +89,69 @@ async fn spf_findings(
             )),
         }
     }
-    let mail_from = format!("{}@{domain}", settings.bounces.local_part);
-    for ip in ips {
-        let outcome = dns.spf(ip, domain, &mail_from).await;
-        let mechanism = match ip {
-            IpAddr::V4(_) => format!("ip4:{ip}"),
-            IpAddr::V6(_) => format!("ip6:{ip}"),
-        };
-        let subject = format!("SPF {domain} for {ip}");
-        let result = outcome.verdict.as_str();
-        let finding = match outcome.verdict {
-            SpfVerdict::Pass => Finding::new(
-                "DNS001",
-                Severity::Info,
-                subject,
-                format!("{ip} may send for {domain}"),
+    ips
+}
+
+/// What the SPF verdict for one sending address means, and what to do about it.
+fn spf_finding(ip: IpAddr, domain: &str, outcome: SpfOutcome) -> Finding {
+    let mechanism = match ip {
+        IpAddr::V4(_) => format!("ip4:{ip}"),
+        IpAddr::V6(_) => format!("ip6:{ip}"),
+    };
+    let subject = format!("SPF {domain} for {ip}");
+    let result = outcome.verdict.as_str();
+    let finding = match outcome.verdict {
+        SpfVerdict::Pass => Finding::new(
+            "DNS001",
+            Severity::Info,
+            subject,
+            format!("{ip} may send for {domain}"),
+        ),
+        SpfVerdict::Fail => Finding::new(
+            "DNS002",
+            Severity::Error,
+            subject,
+            format!(
+                "the SPF record of {domain} forbids {ip}{}: receivers will reject or junk the mail. Add `{mechanism}` (or your relay's `include:`) before the `all` term of {domain}'s record, for example `{domain}. TXT \"v=spf1 {mechanism} -all\"`",
+                outcome
+                    .explanation
+                    .map(|e| format!(" (\"{e}\")"))
+                    .unwrap_or_default()
             ),
-            SpfVerdict::Fail => Finding::new(
-                "DNS002",
-                Severity::Error,
-                subject,
-                format!(
-                    "the SPF record of {domain} forbids {ip}{}: receivers will reject or junk the mail. Add `{mechanism}` (or your relay's `include:`) before the `all` term of {domain}'s record, for example `{domain}. TXT \"v=spf1 {mechanism} -all\"`",
-                    outcome
-                        .explanation
-                        .map(|e| format!(" (\"{e}\")"))
-                        .unwrap_or_default()
-                ),
+        ),
+        SpfVerdict::PermError => Finding::new(
+            "DNS002",
+            Severity::Error,
+            subject,
+            format!(
+                "the SPF record of {domain} is broken (a syntax error, more than one SPF record, or more than 10 DNS-querying terms): receivers treat it as a failure. Publish one valid record, for example `{domain}. TXT \"v=spf1 {mechanism} -all\"`"
             ),
-            SpfVerdict::PermError => Finding::new(
-                "DNS002",
-                Severity::Error,
-                subject,
-                format!(
-                    "the SPF record of {domain} is broken (a syntax error, more than one SPF record, or more than 10 DNS-querying terms): receivers treat it as a failure. Publish one valid record, for example `{domain}. TXT \"v=spf1 {mechanism} -all\"`"
-                ),
+        ),
+        SpfVerdict::SoftFail | SpfVerdict::Neutral => Finding::new(
+            "DNS003",
+            Severity::Warning,
+            subject,
+            format!(
+                "{domain}'s SPF record does not authorise {ip} ({result}): much of the mail will land in spam. Add `{mechanism}` to it"
             ),
-            SpfVerdict::SoftFail | SpfVerdict::Neutral => Finding::new(
-                "DNS003",
-                Severity::Warning,
-                subject,
-                format!(
-                    "{domain}'s SPF record does not authorise {ip} ({result}): much of the mail will land in spam. Add `{mechanism}` to it"
-                ),
+        ),
+        SpfVerdict::None => Finding::new(
+            "DNS004",
+            Severity::Warning,
+            subject,
+            format!(
+                "{domain} publishes no SPF record. Publish `{domain}. TXT \"v=spf1 {mechanism} -all\"`"
             ),
-            SpfVerdict::None => Finding::new(
-                "DNS004",
-                Severity::Warning,
-                subject,
-                format!(
-                    "{domain} publishes no SPF record. Publish `{domain}. TXT \"v=spf1 {mechanism} -all\"`"
-                ),
-            ),
-            SpfVerdict::TempError => Finding::new(
-                "DNS005",
-                Severity::Warning,
-                subject,
-                "the DNS lookups for SPF failed (time-out or server failure); run the check again"
-                    .to_string(),
-            ),
-        };
-        findings.push(finding.with_result(result));
-    }
+        ),
+        SpfVerdict::TempError => Finding::new(
+            "DNS005",
+            Severity::Warning,
+            subject,
+            "the DNS lookups for SPF failed (time-out or server failure); run the check again"
+                .to_string(),
+        ),
+    };
+    finding.with_result(result)
 }
 
 async fn dmarc_findings(dns: &Dns, from_domain: &str, findings: &mut Vec<Finding>) {

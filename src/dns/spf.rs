@@ -279,65 +279,88 @@ impl<L: Lookup> Eval<'_, L> {
                 };
                 self.host_matches(&target, *c4, *c6, true).await
             }
-            Mechanism::Mx(spec, c4, c6) => {
-                self.count_lookup()?;
-                let Some(target) = self.target(spec, domain).await? else {
-                    return Ok(false);
-                };
-                let mut hosts = self
-                    .lookup
-                    .mx(&target)
-                    .await
-                    .map_err(|_| SpfVerdict::TempError)?;
-                self.count_void(hosts.is_empty())?;
-                if hosts.len() > NAMES_LIMIT {
-                    return Err(SpfVerdict::PermError);
-                }
-                hosts.sort();
-                for (_, host) in hosts {
-                    if self.host_matches(&host, *c4, *c6, false).await? {
-                        return Ok(true);
-                    }
-                }
-                Ok(false)
+            Mechanism::Mx(spec, c4, c6) => self.mx_matches(spec, domain, *c4, *c6).await,
+            Mechanism::Ptr(spec) => self.ptr_matches(spec, domain).await,
+            Mechanism::Exists(spec) => self.exists_matches(spec, domain).await,
+            Mechanism::Include(spec) => self.include_matches(spec, domain, depth).await,
+        }
+    }
+
+    /// `mx`: the client is one of the addresses of the domain's mail exchangers.
+    async fn mx_matches(
+        &self,
+        spec: &Option<String>,
+        domain: &str,
+        c4: u8,
+        c6: u8,
+    ) -> Result<bool, SpfVerdict> {
+        self.count_lookup()?;
+        let Some(target) = self.target(spec, domain).await? else {
+            return Ok(false);
+        };
+        let mut hosts = self
+            .lookup
+            .mx(&target)
+            .await
+            .map_err(|_| SpfVerdict::TempError)?;
+        self.count_void(hosts.is_empty())?;
+        if hosts.len() > NAMES_LIMIT {
+            return Err(SpfVerdict::PermError);
+        }
+        hosts.sort();
+        for (_, host) in hosts {
+            if self.host_matches(&host, c4, c6, false).await? {
+                return Ok(true);
             }
-            Mechanism::Ptr(spec) => {
-                self.count_lookup()?;
-                let Some(target) = self.target(spec, domain).await? else {
-                    return Ok(false);
-                };
-                let target = target.trim_end_matches('.').to_ascii_lowercase();
-                let validated = self.validated_names().await;
-                Ok(validated
-                    .iter()
-                    .any(|n| *n == target || n.ends_with(&format!(".{target}"))))
-            }
-            Mechanism::Exists(spec) => {
-                self.count_lookup()?;
-                let Some(target) = self.target(&Some(spec.clone()), domain).await? else {
-                    return Ok(false);
-                };
-                // exists always asks for A records, whatever the client's address family.
-                let found = self
-                    .lookup
-                    .a(&target)
-                    .await
-                    .map_err(|_| SpfVerdict::TempError)?;
-                self.count_void(found.is_empty())?;
-                Ok(!found.is_empty())
-            }
-            Mechanism::Include(spec) => {
-                self.count_lookup()?;
-                let Some(target) = self.target(&Some(spec.clone()), domain).await? else {
-                    return Err(SpfVerdict::PermError);
-                };
-                match self.evaluate(target, depth + 1).await.0 {
-                    SpfVerdict::Pass => Ok(true),
-                    SpfVerdict::Fail | SpfVerdict::SoftFail | SpfVerdict::Neutral => Ok(false),
-                    SpfVerdict::TempError => Err(SpfVerdict::TempError),
-                    SpfVerdict::PermError | SpfVerdict::None => Err(SpfVerdict::PermError),
-                }
-            }
+        }
+        Ok(false)
+    }
+
+    /// `ptr`: a validated name of the client is the domain or under it.
+    async fn ptr_matches(&self, spec: &Option<String>, domain: &str) -> Result<bool, SpfVerdict> {
+        self.count_lookup()?;
+        let Some(target) = self.target(spec, domain).await? else {
+            return Ok(false);
+        };
+        let target = target.trim_end_matches('.').to_ascii_lowercase();
+        let validated = self.validated_names().await;
+        Ok(validated
+            .iter()
+            .any(|n| *n == target || n.ends_with(&format!(".{target}"))))
+    }
+
+    /// `exists`: the expanded name has an A record.
+    async fn exists_matches(&self, spec: &str, domain: &str) -> Result<bool, SpfVerdict> {
+        self.count_lookup()?;
+        let Some(target) = self.target(&Some(spec.to_string()), domain).await? else {
+            return Ok(false);
+        };
+        // exists always asks for A records, whatever the client's address family.
+        let found = self
+            .lookup
+            .a(&target)
+            .await
+            .map_err(|_| SpfVerdict::TempError)?;
+        self.count_void(found.is_empty())?;
+        Ok(!found.is_empty())
+    }
+
+    /// `include`: the included record passes for the client.
+    async fn include_matches(
+        &self,
+        spec: &str,
+        domain: &str,
+        depth: usize,
+    ) -> Result<bool, SpfVerdict> {
+        self.count_lookup()?;
+        let Some(target) = self.target(&Some(spec.to_string()), domain).await? else {
+            return Err(SpfVerdict::PermError);
+        };
+        match self.evaluate(target, depth + 1).await.0 {
+            SpfVerdict::Pass => Ok(true),
+            SpfVerdict::Fail | SpfVerdict::SoftFail | SpfVerdict::Neutral => Ok(false),
+            SpfVerdict::TempError => Err(SpfVerdict::TempError),
+            SpfVerdict::PermError | SpfVerdict::None => Err(SpfVerdict::PermError),
         }
     }
 

@@ -1,7 +1,7 @@
 //! Turns a parsed inbound message into its effects: hard bounce → suppressed at once and the
 //! outbox row marked; soft bounce → recorded (suppressed after the configured number over the
 //! configured span); complaint → opt-out; auto-reply → recorded only; a reply asking to be
-//! removed, or mail to the tokenized `mailto:` address → opt-out. The store applies them in one
+//! removed, or mail to the tokenized `mailto:` address → opt-out. `apply` applies them in one
 //! transaction, and a message ingested twice counts once.
 
 use super::{Inbound, Keys, Kind, parse};
@@ -26,7 +26,7 @@ pub async fn ingest(
     raw: &[u8],
 ) -> Result<Ingested, StoreError> {
     let (parsed, effects) = decide(store, secret, settings, raw).await?;
-    let applied = store.apply_inbound(&effects).await?;
+    let applied = super::apply::apply_inbound(store, &effects).await?;
     Ok(Ingested { parsed, applied })
 }
 
@@ -40,7 +40,7 @@ pub async fn ingest_from_mailbox(
     message: &MailboxMessage<'_>,
 ) -> Result<Ingested, StoreError> {
     let (parsed, effects) = decide(store, secret, settings, raw).await?;
-    let applied = store.apply_inbound_from_mailbox(message, &effects).await?;
+    let applied = super::apply::apply_inbound_from_mailbox(store, message, &effects).await?;
     Ok(Ingested { parsed, applied })
 }
 
@@ -103,90 +103,106 @@ async fn effects(
 
     match parsed.kind {
         Kind::Dsn | Kind::Complaint | Kind::AutoReply => {
-            let count = parsed.recipients.len();
-            for r in &parsed.recipients {
-                let parsed_address = r
-                    .address
-                    .as_deref()
-                    .and_then(|a| EmailAddress::parse(a).ok());
-                let (address, outbox_id, campaign_id, unverified) =
-                    prove(row.as_ref(), parsed_address, count);
-                // An automatic reply changes nothing, so it needs no proof.
-                let unverified = unverified.filter(|_| parsed.kind != Kind::AutoReply);
-                let kind = match parsed.kind {
-                    Kind::Complaint => "complaint",
-                    Kind::AutoReply => "auto_reply",
-                    _ => "dsn",
-                };
-                if parsed.kind == Kind::Complaint
-                    && unverified.is_none()
-                    && let Some(a) = &address
-                {
-                    effects.optouts.push(OptOutRecord {
-                        email_hash: hash(a),
-                        email: Some(a.clone()),
-                        source: OptOutSource::Complaint,
-                        campaign_id,
-                        detail: parsed.feedback_type.clone(),
-                    });
-                }
-                effects.bounces.push(BounceRecord {
-                    email_hash: address.as_ref().map(hash),
-                    email: address.as_ref().map(|a| a.to_string()),
-                    outbox_id,
-                    campaign_id,
-                    kind,
-                    class: if parsed.kind == Kind::Dsn {
-                        r.class.map(|c| c.as_str())
-                    } else {
-                        None
-                    },
-                    reason: match parsed.kind {
-                        Kind::Complaint => "complaint",
-                        Kind::AutoReply => "auto_reply",
-                        _ => r.reason.as_str(),
-                    },
-                    status: r.status.clone(),
-                    reply_code: r.reply_code,
-                    diagnostic: r.diagnostic.clone(),
-                    unverified,
-                });
-            }
+            report_effects(parsed, row.as_ref(), &hash, &mut effects)
         }
-        Kind::Reply => {
-            if let Some((_, email, campaign)) = &row {
-                effects.reply_from = Some((hash(email), Some(*campaign)));
-            } else if let Some(from) = parsed
-                .from
-                .as_deref()
-                .and_then(|f| EmailAddress::parse(f).ok())
-            {
-                effects.reply_from = Some((hash(&from), None));
-            }
-            if let Some(word) = parsed.unsubscribe_word {
-                // The person the reply is about: our message it answers, else its sender.
-                let target = match &row {
-                    Some((_, email, campaign)) => Some((email.clone(), Some(*campaign))),
-                    None => parsed
-                        .from
-                        .as_deref()
-                        .and_then(|f| EmailAddress::parse(f).ok())
-                        .map(|a| (a, None)),
-                };
-                if let Some((email, campaign)) = target {
-                    effects.optouts.push(OptOutRecord {
-                        email_hash: hash(&email),
-                        email: Some(email),
-                        source: OptOutSource::Reply,
-                        campaign_id: campaign,
-                        detail: Some(format!("replied \"{word}\"")),
-                    });
-                }
-            }
-        }
+        Kind::Reply => reply_effects(parsed, row.as_ref(), &hash, &mut effects),
         Kind::Unknown => {}
     }
     Ok(effects)
+}
+
+/// A DSN, complaint or automatic reply: one bounce-queue row per reported recipient, and an
+/// opt-out for a proven complaint.
+fn report_effects(
+    parsed: &Inbound,
+    row: Option<&(i64, EmailAddress, i64)>,
+    hash: &impl Fn(&EmailAddress) -> String,
+    effects: &mut InboundEffects,
+) {
+    let count = parsed.recipients.len();
+    for r in &parsed.recipients {
+        let parsed_address = r
+            .address
+            .as_deref()
+            .and_then(|a| EmailAddress::parse(a).ok());
+        let (address, outbox_id, campaign_id, unverified) = prove(row, parsed_address, count);
+        // An automatic reply changes nothing, so it needs no proof.
+        let unverified = unverified.filter(|_| parsed.kind != Kind::AutoReply);
+        if parsed.kind == Kind::Complaint
+            && unverified.is_none()
+            && let Some(a) = &address
+        {
+            effects.optouts.push(OptOutRecord {
+                email_hash: hash(a),
+                email: Some(a.clone()),
+                source: OptOutSource::Complaint,
+                campaign_id,
+                detail: parsed.feedback_type.clone(),
+            });
+        }
+        effects.bounces.push(BounceRecord {
+            email_hash: address.as_ref().map(hash),
+            email: address.as_ref().map(|a| a.to_string()),
+            outbox_id,
+            campaign_id,
+            kind: match parsed.kind {
+                Kind::Complaint => "complaint",
+                Kind::AutoReply => "auto_reply",
+                _ => "dsn",
+            },
+            class: if parsed.kind == Kind::Dsn {
+                r.class.map(|c| c.as_str())
+            } else {
+                None
+            },
+            reason: match parsed.kind {
+                Kind::Complaint => "complaint",
+                Kind::AutoReply => "auto_reply",
+                _ => r.reason.as_str(),
+            },
+            status: r.status.clone(),
+            reply_code: r.reply_code,
+            diagnostic: r.diagnostic.clone(),
+            unverified,
+        });
+    }
+}
+
+/// A human reply: engagement, and an opt-out when it asks to be removed.
+fn reply_effects(
+    parsed: &Inbound,
+    row: Option<&(i64, EmailAddress, i64)>,
+    hash: &impl Fn(&EmailAddress) -> String,
+    effects: &mut InboundEffects,
+) {
+    let sender = || {
+        parsed
+            .from
+            .as_deref()
+            .and_then(|f| EmailAddress::parse(f).ok())
+    };
+    if let Some((_, email, campaign)) = row {
+        effects.reply_from = Some((hash(email), Some(*campaign)));
+    } else if let Some(from) = sender() {
+        effects.reply_from = Some((hash(&from), None));
+    }
+    let Some(word) = parsed.unsubscribe_word else {
+        return;
+    };
+    // The person the reply is about: our message it answers, else its sender.
+    let target = match row {
+        Some((_, email, campaign)) => Some((email.clone(), Some(*campaign))),
+        None => sender().map(|a| (a, None)),
+    };
+    if let Some((email, campaign)) = target {
+        effects.optouts.push(OptOutRecord {
+            email_hash: hash(&email),
+            email: Some(email),
+            source: OptOutSource::Reply,
+            campaign_id: campaign,
+            detail: Some(format!("replied \"{word}\"")),
+        });
+    }
 }
 
 /// A report about one message names one recipient; more than this many in one report is not

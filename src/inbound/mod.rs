@@ -3,6 +3,7 @@
 //! parses and decides what a message is; it changes nothing. `ingest` turns the decision into
 //! suppressions and records through `store` and `suppress`.
 
+pub mod apply;
 pub mod classify;
 pub mod dsn;
 pub mod imap;
@@ -115,7 +116,40 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
     let fingerprint = data_encoding::HEXLOWER.encode(&Sha256::digest(raw));
     let raw = &raw[..raw.len().min(MAX_PARSE_BYTES)];
     let Some(message) = parse_mime(raw) else {
-        return Inbound {
+        return Inbound::unknown(fingerprint, None, Vec::new());
+    };
+    let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
+    let (returned_message_id, returned_headers) = dsn::returned_identity(&message);
+    let mut inbound = Inbound::unknown(fingerprint, returned_message_id, returned_headers);
+    inbound.message_id = message.message_id().map(str::to_string);
+    inbound.from = message
+        .from()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .map(str::to_ascii_lowercase);
+    inbound.subject = message.subject().map(str::to_string);
+    inbound.outbox_row = find_token(&text, keys, &keys.bounces.local_part, TokenPurpose::Bounce)
+        .or_else(|| find_message_id_token(&text, keys));
+    inbound.unsubscribe_row = recipient_headers(&message).iter().find_map(|h| {
+        find_token(
+            h,
+            keys,
+            &keys.bounces.unsubscribe_local_part,
+            TokenPurpose::Unsubscribe,
+        )
+    });
+    classify_message(&message, &text, keys, &mut inbound);
+    inbound
+}
+
+impl Inbound {
+    /// A message of unknown kind that concerns no one (yet).
+    fn unknown(
+        fingerprint: String,
+        returned_message_id: Option<String>,
+        returned_headers: Vec<(String, String)>,
+    ) -> Self {
+        Inbound {
             kind: Kind::Unknown,
             fingerprint,
             message_id: None,
@@ -126,46 +160,19 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
             recipients: Vec::new(),
             unsubscribe_word: None,
             feedback_type: None,
-            returned_message_id: None,
-            returned_headers: Vec::new(),
-        };
-    };
-    let text = String::from_utf8_lossy(raw).to_ascii_lowercase();
-    let outbox_row = find_token(&text, keys, &keys.bounces.local_part, TokenPurpose::Bounce)
-        .or_else(|| find_message_id_token(&text, keys));
-    let unsubscribe_row = recipient_headers(&message).iter().find_map(|h| {
-        find_token(
-            h,
-            keys,
-            &keys.bounces.unsubscribe_local_part,
-            TokenPurpose::Unsubscribe,
-        )
-    });
-    let own = |a: &str| a.ends_with(&format!("@{}", keys.bounces.domain));
-    let from = message
-        .from()
-        .and_then(|a| a.first())
-        .and_then(|a| a.address())
-        .map(str::to_ascii_lowercase);
+            returned_message_id,
+            returned_headers,
+        }
+    }
+}
 
-    let (returned_message_id, returned_headers) = dsn::returned_identity(&message);
-    let mut inbound = Inbound {
-        kind: Kind::Unknown,
-        fingerprint,
-        message_id: message.message_id().map(str::to_string),
-        from: from.clone(),
-        subject: message.subject().map(str::to_string),
-        outbox_row,
-        unsubscribe_row,
-        recipients: Vec::new(),
-        unsubscribe_word: None,
-        feedback_type: None,
-        returned_message_id,
-        returned_headers,
-    };
+/// Decides what the message is — SES notification, ARF complaint, DSN, automatic reply or a
+/// person's reply — and whom it concerns.
+fn classify_message(message: &Message<'_>, text: &str, keys: &Keys<'_>, inbound: &mut Inbound) {
+    let own = |a: &str| a.ends_with(&format!("@{}", keys.bounces.domain));
     let ses = text
         .contains("notificationtype")
-        .then(|| ses::notification(&message))
+        .then(|| ses::notification(message))
         .flatten();
     if let Some(notification) = ses {
         match notification {
@@ -176,59 +183,52 @@ pub fn parse(raw: &[u8], keys: &Keys<'_>) -> Inbound {
             ses::Notification::Complaint {
                 recipient,
                 feedback_type,
-            } => {
-                inbound.kind = Kind::Complaint;
-                inbound.feedback_type = feedback_type;
-                inbound.recipients = vec![DsnRecipient {
-                    address: recipient,
-                    action: None,
-                    status: None,
-                    reply_code: None,
-                    diagnostic: inbound.feedback_type.clone(),
-                    class: None,
-                    reason: Reason::Other,
-                }];
-            }
+            } => complaint(inbound, recipient, feedback_type),
         }
-    } else if is_complaint(&message) {
-        inbound.kind = Kind::Complaint;
-        inbound.feedback_type = feedback_type(&message);
-        let address = complaint_recipient(&message);
-        inbound.recipients = vec![DsnRecipient {
-            address,
-            action: None,
-            status: None,
-            reply_code: None,
-            diagnostic: inbound.feedback_type.clone(),
-            class: None,
-            reason: Reason::Other,
-        }];
-    } else if dsn::looks_like_dsn(&message) {
+    } else if is_complaint(message) {
+        complaint(
+            inbound,
+            complaint_recipient(message),
+            feedback_type(message),
+        );
+    } else if dsn::looks_like_dsn(message) {
         inbound.kind = Kind::Dsn;
-        inbound.recipients = dsn::recipients(&message, &own);
-    } else if reply::is_auto_reply(&message) {
-        inbound.kind = Kind::AutoReply;
+        inbound.recipients = dsn::recipients(message, &own);
+    } else if reply::is_auto_reply(message) {
         // The auto-reply comes from the person our message reached.
-        inbound.recipients = vec![DsnRecipient::reported_by(
-            from.clone(),
-            inbound.subject.clone(),
-        )];
-    } else if from.is_some() {
-        inbound.unsubscribe_word = reply::unsubscribe_request(&message);
+        auto_reply(inbound);
+    } else if inbound.from.is_some() {
+        inbound.unsubscribe_word = reply::unsubscribe_request(message);
         // Out-of-office wording in the body counts only when the person asked nothing: a
         // reply that asks to be removed must never be lost as an automatic one.
-        inbound.kind =
-            if inbound.unsubscribe_word.is_none() && reply::reads_like_auto_reply(&message) {
-                inbound.recipients = vec![DsnRecipient::reported_by(
-                    from.clone(),
-                    inbound.subject.clone(),
-                )];
-                Kind::AutoReply
-            } else {
-                Kind::Reply
-            };
+        if inbound.unsubscribe_word.is_none() && reply::reads_like_auto_reply(message) {
+            auto_reply(inbound);
+        } else {
+            inbound.kind = Kind::Reply;
+        }
     }
-    inbound
+}
+
+fn complaint(inbound: &mut Inbound, address: Option<String>, feedback_type: Option<String>) {
+    inbound.kind = Kind::Complaint;
+    inbound.feedback_type = feedback_type;
+    inbound.recipients = vec![DsnRecipient {
+        address,
+        action: None,
+        status: None,
+        reply_code: None,
+        diagnostic: inbound.feedback_type.clone(),
+        class: None,
+        reason: Reason::Other,
+    }];
+}
+
+fn auto_reply(inbound: &mut Inbound) {
+    inbound.kind = Kind::AutoReply;
+    inbound.recipients = vec![DsnRecipient::reported_by(
+        inbound.from.clone(),
+        inbound.subject.clone(),
+    )];
 }
 
 /// mail-parser 0.11 (the last release that builds on this toolchain) panics on some malformed

@@ -184,6 +184,26 @@ fn has_word(text: &str, word: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// The objection block tells people to reply with a word (POISTA, AVREGISTRERA,
+    /// UNSUBSCRIBE): in every locale, that word must be one this parser recognises.
+    #[test]
+    fn the_word_the_objection_block_offers_is_recognised() {
+        for template in [
+            include_str!("../../templates/compliance/gdpr_art21_objection.fi.txt"),
+            include_str!("../../templates/compliance/gdpr_art21_objection.sv.txt"),
+            include_str!("../../templates/compliance/gdpr_art21_objection.en.txt"),
+        ] {
+            let reply = template.split("Art21::Reply").nth(1).unwrap_or_default();
+            let offered: Vec<&str> = reply
+                .split(|c: char| !c.is_alphabetic())
+                .filter(|w| w.chars().count() >= 4 && w.chars().all(char::is_uppercase))
+                .collect();
+            assert_eq!(offered.len(), 1, "one reply word per locale: {offered:?}");
+            let word = offered[0].to_lowercase();
+            assert!(UNSUBSCRIBE_WORDS.contains(&word.as_str()), "{word}");
+        }
+    }
+
     fn parse(raw: &str) -> Message<'_> {
         mail_parser::MessageParser::default()
             .parse(raw.as_bytes())

@@ -1,5 +1,7 @@
-//! Inbound effects (bounces, complaints, reply opt-outs), applied atomically, and the bounce
-//! queue.
+//! The inbound tables' statements (bounces, complaints, reply opt-outs, engagements) and the
+//! bounce queue. What an inbound event suppresses is decided by `suppress::policy`, and the
+//! event is applied by `inbound::apply` through one `InboundTx`: this file executes, it
+//! decides nothing.
 
 use sqlx::Row;
 
@@ -120,108 +122,6 @@ impl Store {
         }))
     }
 
-    /// Applies one inbound message's effects; a message seen before changes nothing.
-    pub async fn apply_inbound(
-        &self,
-        effects: &InboundEffects,
-    ) -> Result<AppliedInbound, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let applied = Self::apply_effects(&mut tx, effects).await?;
-        tx.commit().await?;
-        Ok(applied)
-    }
-
-    /// The writes of [`Store::apply_inbound`], inside the caller's transaction (the IMAP
-    /// intake records the mailbox message in the same one).
-    pub(super) async fn apply_effects(
-        tx: &mut sqlx::AnyConnection,
-        effects: &InboundEffects,
-    ) -> Result<AppliedInbound, StoreError> {
-        let now = crate::now_millis();
-        let mut applied = AppliedInbound::default();
-        let new = sqlx::query(
-            "INSERT INTO inbound_messages (fingerprint, kind, received_at) VALUES ($1, $2, $3)
-             ON CONFLICT (fingerprint) DO NOTHING",
-        )
-        .bind(&effects.fingerprint)
-        .bind(effects.kind)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if new == 0 {
-            applied.duplicate = true;
-            return Ok(applied);
-        }
-        for b in &effects.bounces {
-            if let Some(why) = &b.unverified {
-                insert_bounce(tx, effects, b, &format!("unverified: {why}"), now).await?;
-                applied.unverified += 1;
-                continue;
-            }
-            let action = match b.kind {
-                "complaint" => "opt_out",
-                _ if b.class == Some("hard") => "suppressed",
-                _ if b.class == Some("soft") => "recorded",
-                _ => "none",
-            };
-            let id = insert_bounce(tx, effects, b, action, now).await?;
-            let effect = act_on_bounce(tx, id, b, effects.soft_limit, "inbound", now).await?;
-            applied.suppressed_hard += usize::from(effect == BounceEffect::Hard);
-            applied.suppressed_soft_limit += usize::from(effect == BounceEffect::SoftLimit);
-        }
-        for OptOutRecord {
-            email_hash: hash,
-            email,
-            source,
-            campaign_id,
-            detail,
-        } in &effects.optouts
-        {
-            let done = sqlx::query(
-                "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
-            )
-            .bind(hash)
-            .bind(email.as_ref().map(EmailAddress::as_str))
-            .bind(source.as_str())
-            .bind(campaign_id)
-            .bind(detail)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            applied.optouts += done.rows_affected() as usize;
-            let reason = if *source == OptOutSource::Complaint {
-                SuppressionReason::Complaint
-            } else {
-                SuppressionReason::OptOut
-            };
-            let evidence = format!("message {}", &effects.fingerprint[..16]);
-            suppressions::add_reason(
-                tx,
-                &NewReason {
-                    email_hash: hash,
-                    email: email.as_ref().map(EmailAddress::as_str),
-                    reason,
-                    source: source.as_str(),
-                    evidence: Some(&evidence),
-                    campaign_id: *campaign_id,
-                },
-                now,
-            )
-            .await?;
-        }
-        if let Some((hash, campaign_id)) = &effects.reply_from {
-            sqlx::query("INSERT INTO engagements (email_hash, kind, campaign_id, created_at) VALUES ($1, 'reply', $2, $3)")
-                .bind(hash)
-                .bind(campaign_id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        }
-        Ok(applied)
-    }
-
     /// The bounce queue, newest first.
     pub async fn bounces(&self, limit: i64) -> Result<Vec<BounceEntry>, StoreError> {
         let rows = sqlx::query(
@@ -253,234 +153,289 @@ impl Store {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum BounceEffect {
-    None,
-    Hard,
-    SoftLimit,
+/// The proven (or confirmed) soft bounces of one address, the one just recorded included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SoftBounceHistory {
+    pub count: i64,
+    pub first_ms: i64,
+    pub last_ms: i64,
 }
 
-async fn insert_bounce(
-    conn: &mut sqlx::AnyConnection,
-    effects: &InboundEffects,
-    b: &BounceRecord,
-    action: &str,
-    now: i64,
-) -> Result<i64, StoreError> {
-    Ok(sqlx::query_scalar(
-        "INSERT INTO bounces (fingerprint, received_at, email_hash, email, outbox_id, campaign_id,
-             kind, class, reason, status, reply_code, diagnostic, action_taken, verification)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
-    )
-    .bind(&effects.fingerprint)
-    .bind(now)
-    .bind(&b.email_hash)
-    .bind(&b.email)
-    .bind(b.outbox_id)
-    .bind(b.campaign_id)
-    .bind(b.kind)
-    .bind(b.class)
-    .bind(b.reason)
-    .bind(&b.status)
-    .bind(b.reply_code.map(i64::from))
-    .bind(&b.diagnostic)
-    .bind(action)
-    .bind(if b.unverified.is_some() {
-        "unverified"
-    } else {
-        "proven"
-    })
-    .fetch_one(&mut *conn)
-    .await?)
+/// A bounce-queue row as an operator's decision needs it.
+#[derive(Debug, Clone)]
+pub struct StoredBounce {
+    pub email_hash: Option<String>,
+    pub email: Option<String>,
+    pub outbox_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub kind: String,
+    pub class: Option<String>,
+    pub reason: String,
+    pub verification: String,
 }
 
-/// The effects of a proven (or confirmed) DSN: a hard bounce suppresses the address and fails
-/// its outbox row; a soft one suppresses once the address has `soft_limit` proven soft bounces
-/// spanning the configured days.
-async fn act_on_bounce(
-    conn: &mut sqlx::AnyConnection,
-    id: i64,
-    b: &BounceRecord,
-    soft_limit: (i64, i64),
-    source: &str,
-    now: i64,
-) -> Result<BounceEffect, StoreError> {
-    let Some(hash) = &b.email_hash else {
-        return Ok(BounceEffect::None);
-    };
-    let evidence = format!("bounce {id}");
-    match b.class {
-        Some("hard") => {
-            suppressions::add_reason(
-                conn,
-                &NewReason {
-                    email_hash: hash,
-                    email: b.email.as_deref(),
-                    reason: SuppressionReason::HardBounce,
-                    source,
-                    evidence: Some(&evidence),
-                    campaign_id: b.campaign_id,
-                },
-                now,
-            )
-            .await?;
-            if let Some(outbox_id) = b.outbox_id {
-                sqlx::query(
-                    "UPDATE outbox SET state = 'failed', last_error = $1, updated_at = $2
-                      WHERE id = $3 AND state IN ('sent', 'queued', 'deferred')",
-                )
-                .bind(format!("hard bounce: {}", b.reason))
-                .bind(now)
-                .bind(outbox_id)
-                .execute(&mut *conn)
-                .await?;
-            }
-            Ok(BounceEffect::Hard)
-        }
-        Some("soft") => {
-            let (count, first, last): (i64, i64, i64) = sqlx::query_as(
-                "SELECT COUNT(*), COALESCE(MIN(received_at), 0), COALESCE(MAX(received_at), 0)
-                   FROM bounces
-                  WHERE email_hash = $1 AND class = 'soft'
-                    AND verification IN ('proven', 'confirmed')",
-            )
-            .bind(hash)
-            .fetch_one(&mut *conn)
-            .await?;
-            let (limit, days) = soft_limit;
-            if count < limit || last - first < days * 86_400_000 {
-                return Ok(BounceEffect::None);
-            }
-            suppressions::add_reason(
-                conn,
-                &NewReason {
-                    email_hash: hash,
-                    email: b.email.as_deref(),
-                    reason: SuppressionReason::SoftBounceLimit,
-                    source,
-                    evidence: Some(&evidence),
-                    campaign_id: b.campaign_id,
-                },
-                now,
-            )
-            .await?;
-            sqlx::query("UPDATE bounces SET action_taken = 'suppressed_soft_limit' WHERE id = $1")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            Ok(BounceEffect::SoftLimit)
-        }
-        _ => Ok(BounceEffect::None),
-    }
+/// One write transaction over the inbound tables (inbound messages, bounces, opt-outs,
+/// engagements, the outbox row a bounce fails) and the suppression reasons it causes. The
+/// caller decides what to write; nothing is visible to others before `commit`, and dropping
+/// the handle rolls everything back, so one event stays one atomic change.
+pub struct InboundTx {
+    pub(super) tx: sqlx::Transaction<'static, sqlx::Any>,
+    pub(super) now: i64,
 }
 
 impl Store {
-    /// An operator confirms or dismisses an unverified bounce. Confirming acts on it as on a
-    /// proven one (a complaint becomes an opt-out); dismissing records the decision only. Both
-    /// are audited.
-    pub async fn decide_bounce(
-        &self,
+    /// Starts the transaction of one inbound event or operator decision.
+    pub async fn begin_inbound(&self) -> Result<InboundTx, StoreError> {
+        Ok(InboundTx {
+            tx: self.begin_write().await?,
+            now: crate::now_millis(),
+        })
+    }
+}
+
+impl InboundTx {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        Ok(self.tx.commit().await?)
+    }
+
+    /// Records the message's fingerprint; false when it was seen before.
+    pub async fn first_sighting(
+        &mut self,
+        fingerprint: &str,
+        kind: &str,
+    ) -> Result<bool, StoreError> {
+        let new = sqlx::query(
+            "INSERT INTO inbound_messages (fingerprint, kind, received_at) VALUES ($1, $2, $3)
+             ON CONFLICT (fingerprint) DO NOTHING",
+        )
+        .bind(fingerprint)
+        .bind(kind)
+        .bind(self.now)
+        .execute(&mut *self.tx)
+        .await?
+        .rows_affected();
+        Ok(new > 0)
+    }
+
+    /// Adds a row to the bounce queue; returns its id.
+    pub async fn record_bounce(
+        &mut self,
+        fingerprint: &str,
+        b: &BounceRecord,
+        action: &str,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO bounces (fingerprint, received_at, email_hash, email, outbox_id, campaign_id,
+                 kind, class, reason, status, reply_code, diagnostic, action_taken, verification)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) RETURNING id",
+        )
+        .bind(fingerprint)
+        .bind(self.now)
+        .bind(&b.email_hash)
+        .bind(&b.email)
+        .bind(b.outbox_id)
+        .bind(b.campaign_id)
+        .bind(b.kind)
+        .bind(b.class)
+        .bind(b.reason)
+        .bind(&b.status)
+        .bind(b.reply_code.map(i64::from))
+        .bind(&b.diagnostic)
+        .bind(action)
+        .bind(if b.unverified.is_some() {
+            "unverified"
+        } else {
+            "proven"
+        })
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// The soft bounces that count toward the address's limit.
+    pub async fn soft_bounce_history(
+        &mut self,
+        email_hash: &str,
+    ) -> Result<SoftBounceHistory, StoreError> {
+        let (count, first_ms, last_ms): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(MIN(received_at), 0), COALESCE(MAX(received_at), 0)
+               FROM bounces
+              WHERE email_hash = $1 AND class = 'soft'
+                AND verification IN ('proven', 'confirmed')",
+        )
+        .bind(email_hash)
+        .fetch_one(&mut *self.tx)
+        .await?;
+        Ok(SoftBounceHistory {
+            count,
+            first_ms,
+            last_ms,
+        })
+    }
+
+    /// Proven (or confirmed) hard bounces of the address other than bounce `id`.
+    pub async fn other_hard_bounces(
+        &mut self,
+        email_hash: &str,
         id: i64,
-        decision: BounceDecision,
+    ) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM bounces
+              WHERE email_hash = $1 AND class = 'hard' AND id <> $2
+                AND verification IN ('proven', 'confirmed')",
+        )
+        .bind(email_hash)
+        .bind(id)
+        .fetch_one(&mut *self.tx)
+        .await?)
+    }
+
+    /// Marks a message that hard-bounced as failed (unless it was already resolved otherwise).
+    pub async fn fail_outbox_row(&mut self, outbox_id: i64, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET state = 'failed', last_error = $1, updated_at = $2
+              WHERE id = $3 AND state IN ('sent', 'queued', 'deferred')",
+        )
+        .bind(error)
+        .bind(self.now)
+        .bind(outbox_id)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn set_bounce_action(&mut self, id: i64, action: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE bounces SET action_taken = $1 WHERE id = $2")
+            .bind(action)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Records an opt-out; false when the address had already opted out (the first is kept).
+    pub async fn record_optout(
+        &mut self,
+        email_hash: &str,
+        email: Option<&str>,
+        source: OptOutSource,
+        campaign_id: Option<i64>,
+        detail: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (email_hash) DO NOTHING",
+        )
+        .bind(email_hash)
+        .bind(email)
+        .bind(source.as_str())
+        .bind(campaign_id)
+        .bind(detail)
+        .bind(self.now)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// A reply from the person: engagement, for the hygiene report.
+    pub async fn record_reply(
+        &mut self,
+        email_hash: &str,
+        campaign_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO engagements (email_hash, kind, campaign_id, created_at) VALUES ($1, 'reply', $2, $3)")
+            .bind(email_hash)
+            .bind(campaign_id)
+            .bind(self.now)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Adds a suppression reason (see `suppressions::add_reason`).
+    pub async fn add_reason(&mut self, new: &NewReason<'_>) -> Result<bool, StoreError> {
+        suppressions::add_reason(&mut self.tx, new, self.now).await
+    }
+
+    /// Lifts a suppression reason (see `suppressions::lift_reason`).
+    pub async fn lift_reason(
+        &mut self,
+        email_hash: &str,
+        reason: SuppressionReason,
         actor: &str,
-        soft_limit: (i64, i64),
-    ) -> Result<DecisionOutcome, StoreError> {
-        let now = crate::now_millis();
-        let mut tx = self.begin_write().await?;
+        why: &str,
+    ) -> Result<bool, StoreError> {
+        suppressions::lift_reason(&mut self.tx, email_hash, reason, actor, why, self.now).await
+    }
+
+    /// A bounce-queue row, read for an operator's decision.
+    pub async fn bounce(&mut self, id: i64) -> Result<Option<StoredBounce>, StoreError> {
         let row = sqlx::query(
             "SELECT email_hash, email, outbox_id, campaign_id, kind, class, reason, verification
                FROM bounces WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut *self.tx)
         .await?;
-        let Some(row) = row else {
-            return Ok(DecisionOutcome::NoSuchBounce);
-        };
-        if row.get::<String, _>("verification") != "unverified" {
-            return Ok(DecisionOutcome::NotUnverified);
-        }
-        let (verification, action) = match decision {
-            BounceDecision::Confirm => ("confirmed", "confirmed by operator"),
-            BounceDecision::Dismiss => ("dismissed", "dismissed by operator"),
-        };
+        Ok(row.map(|row| StoredBounce {
+            email_hash: row.get("email_hash"),
+            email: row.get("email"),
+            outbox_id: row.get("outbox_id"),
+            campaign_id: row.get("campaign_id"),
+            kind: row.get("kind"),
+            class: row.get("class"),
+            reason: row.get("reason"),
+            verification: row.get("verification"),
+        }))
+    }
+
+    pub async fn set_verification(
+        &mut self,
+        id: i64,
+        verification: &str,
+        action: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query("UPDATE bounces SET verification = $1, action_taken = $2 WHERE id = $3")
             .bind(verification)
             .bind(action)
             .bind(id)
-            .execute(&mut *tx)
+            .execute(&mut *self.tx)
             .await?;
-        let mut suppressed = false;
-        if decision == BounceDecision::Confirm {
-            let kind: String = row.get("kind");
-            let class: Option<String> = row.get("class");
-            let record = BounceRecord {
-                email_hash: row.get("email_hash"),
-                email: row.get("email"),
-                outbox_id: row.get("outbox_id"),
-                campaign_id: row.get("campaign_id"),
-                kind: if kind == "complaint" {
-                    "complaint"
-                } else {
-                    "dsn"
-                },
-                class: match class.as_deref() {
-                    Some("hard") => Some("hard"),
-                    Some("soft") => Some("soft"),
-                    _ => None,
-                },
-                reason: "confirmed",
-                status: None,
-                reply_code: None,
-                diagnostic: None,
-                unverified: None,
-            };
-            let source = format!("operator:{actor}");
-            if kind == "complaint" {
-                if let Some(hash) = &record.email_hash {
-                    sqlx::query(
-                        "INSERT INTO optouts (email_hash, email, source, campaign_id, detail, created_at)
-                         VALUES ($1, $2, 'complaint', $3, $4, $5) ON CONFLICT (email_hash) DO NOTHING",
-                    )
-                    .bind(hash)
-                    .bind(&record.email)
-                    .bind(record.campaign_id)
-                    .bind(format!("complaint {id} confirmed"))
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                    suppressed = suppressions::add_reason(
-                        &mut tx,
-                        &NewReason {
-                            email_hash: hash,
-                            email: record.email.as_deref(),
-                            reason: SuppressionReason::Complaint,
-                            source: &source,
-                            evidence: Some(&format!("bounce {id}")),
-                            campaign_id: record.campaign_id,
-                        },
-                        now,
-                    )
-                    .await?;
-                }
-            } else {
-                suppressed = act_on_bounce(&mut tx, id, &record, soft_limit, &source, now).await?
-                    != BounceEffect::None;
-            }
-        }
-        sqlx::query(
-            "INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, NULL)",
-        )
-        .bind(now)
-        .bind(actor)
-        .bind(match decision {
-            BounceDecision::Confirm => "bounce_confirmed",
-            BounceDecision::Dismiss => "bounce_dismissed",
-        })
-        .bind(format!("bounce {id}"))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(DecisionOutcome::Done { suppressed })
+        Ok(())
+    }
+
+    pub async fn set_bounce_class(
+        &mut self,
+        id: i64,
+        class: &str,
+        reason: &str,
+        action: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE bounces SET class = $1, reason = $2, action_taken = $3 WHERE id = $4")
+            .bind(class)
+            .bind(reason)
+            .bind(action)
+            .bind(id)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
+    }
+
+    /// Records an operator's action, in this transaction.
+    pub async fn audit(
+        &mut self,
+        actor: &str,
+        action: &str,
+        subject: &str,
+        detail: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
+            .bind(self.now)
+            .bind(actor)
+            .bind(action)
+            .bind(subject)
+            .bind(detail)
+            .execute(&mut *self.tx)
+            .await?;
+        Ok(())
     }
 }

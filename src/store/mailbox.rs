@@ -2,7 +2,7 @@
 //! written in the same transaction as the message's effects, so whatever happens between that
 //! commit and the message's move on the server, the message never counts twice.
 
-use super::{AppliedInbound, InboundEffects, Store, StoreError};
+use super::{InboundTx, Store, StoreError};
 
 /// One message of a mailbox, as IMAP names it for good: a UID is never reused while the
 /// mailbox keeps its UIDVALIDITY (RFC 3501 §2.3.1.1).
@@ -30,17 +30,16 @@ impl Store {
         .await?;
         Ok(found.is_some())
     }
+}
 
-    /// Applies a mailbox message's effects and records the message as handled, in one
-    /// transaction. A message recorded before changes nothing (`duplicate`), and so does one
-    /// whose bytes were ingested before by any path (the fingerprint rule of `apply_inbound`),
-    /// though it is then recorded as handled.
-    pub async fn apply_inbound_from_mailbox(
-        &self,
+impl InboundTx {
+    /// Records a mailbox message as handled, in the transaction of its effects; false when it
+    /// was recorded before (its effects are then already committed).
+    pub async fn record_mailbox_message(
+        &mut self,
         m: &MailboxMessage<'_>,
-        effects: &InboundEffects,
-    ) -> Result<AppliedInbound, StoreError> {
-        let mut tx = self.begin_write().await?;
+        fingerprint: &str,
+    ) -> Result<bool, StoreError> {
         let recorded = sqlx::query(
             "INSERT INTO mailbox_handled
                  (account, mailbox, uidvalidity, uid, fingerprint, handled_at)
@@ -51,19 +50,11 @@ impl Store {
         .bind(m.mailbox)
         .bind(i64::from(m.uidvalidity))
         .bind(i64::from(m.uid))
-        .bind(&effects.fingerprint)
-        .bind(crate::now_millis())
-        .execute(&mut *tx)
+        .bind(fingerprint)
+        .bind(self.now)
+        .execute(&mut *self.tx)
         .await?
         .rows_affected();
-        if recorded == 0 {
-            return Ok(AppliedInbound {
-                duplicate: true,
-                ..Default::default()
-            });
-        }
-        let applied = Self::apply_effects(&mut tx, effects).await?;
-        tx.commit().await?;
-        Ok(applied)
+        Ok(recorded == 1)
     }
 }

@@ -37,7 +37,7 @@ pub use consent::{Confirmation, ConsentProof, NewSignup, PendingSignup, Reservat
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{
     AppliedInbound, BounceDecision, BounceEntry, BounceRecord, DecisionOutcome, InboundEffects,
-    OptOutRecord,
+    InboundTx, OptOutRecord, SoftBounceHistory, StoredBounce,
 };
 pub use keys::KeyPin;
 pub use lifecycle::{RunStateChange, RunStateError};

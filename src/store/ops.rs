@@ -1,10 +1,9 @@
-//! Queries for the operations pages and /metrics: bounce re-classification with an audit
-//! record, counts for Prometheus, send rates.
+//! Queries for the operations pages and /metrics: the audit record, counts for Prometheus,
+//! send rates.
 
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::model::SuppressionReason;
 
 /// Upper bounds (ms) of the SMTP latency histogram buckets.
 pub const LATENCY_BUCKETS_MS: [i64; 10] = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000];
@@ -26,97 +25,6 @@ pub struct Metrics {
 }
 
 impl Store {
-    /// Re-classifies a bounce (an operator undoing a wrong classification). Made soft, it
-    /// lifts the hard-bounce reason it caused — unless another proven hard bounce of the
-    /// address remains — and nothing else: an opt-out, a complaint or an erasure of the same
-    /// address stays. Made hard, a proven (or confirmed) bounce adds the hard-bounce reason;
-    /// an unverified one waits for the operator to confirm it. Returns false if there is no
-    /// such bounce.
-    pub async fn reclassify_bounce(
-        &self,
-        id: i64,
-        class: &str,
-        reason: &str,
-        actor: &str,
-    ) -> Result<bool, StoreError> {
-        let now = crate::now_millis();
-        let mut tx = self.begin_write().await?;
-        let row = sqlx::query(
-            "SELECT class, reason, email_hash, email, campaign_id, verification FROM bounces WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(row) = row else { return Ok(false) };
-        let old_class: Option<String> = row.get("class");
-        let old_reason: String = row.get("reason");
-        let hash: Option<String> = row.get("email_hash");
-        let email: Option<String> = row.get("email");
-        let campaign_id: Option<i64> = row.get("campaign_id");
-        let verification: String = row.get("verification");
-        let acts = matches!(verification.as_str(), "proven" | "confirmed");
-        let action = match (old_class.as_deref(), class) {
-            (Some("hard"), "soft") if acts => "reclassified: hard-bounce reason lifted",
-            (_, "hard") if acts => "reclassified: suppressed",
-            _ => "reclassified",
-        };
-        sqlx::query("UPDATE bounces SET class = $1, reason = $2, action_taken = $3 WHERE id = $4")
-            .bind(class)
-            .bind(reason)
-            .bind(action)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        let operator = format!("operator:{actor}");
-        if let Some(hash) = hash.as_deref().filter(|_| acts) {
-            if old_class.as_deref() == Some("hard") && class == "soft" {
-                let other_hard: i64 = sqlx::query_scalar(
-                    "SELECT COUNT(*) FROM bounces
-                      WHERE email_hash = $1 AND class = 'hard' AND id <> $2
-                        AND verification IN ('proven', 'confirmed')",
-                )
-                .bind(hash)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                if other_hard == 0 {
-                    super::suppressions::lift_reason(
-                        &mut tx,
-                        hash,
-                        SuppressionReason::HardBounce,
-                        &operator,
-                        &format!("bounce {id} re-classified soft"),
-                        now,
-                    )
-                    .await?;
-                }
-            } else if class == "hard" {
-                super::suppressions::add_reason(
-                    &mut tx,
-                    &super::NewReason {
-                        email_hash: hash,
-                        email: email.as_deref(),
-                        reason: SuppressionReason::HardBounce,
-                        source: &operator,
-                        evidence: Some(&format!("bounce {id} re-classified hard")),
-                        campaign_id,
-                    },
-                    now,
-                )
-                .await?;
-            }
-        }
-        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, 'reclassify_bounce', $3, $4)")
-            .bind(now)
-            .bind(actor)
-            .bind(format!("bounce {id}"))
-            .bind(format!("{} {old_reason} → {class} {reason}", old_class.as_deref().unwrap_or("-")))
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(true)
-    }
-
     /// Records an operator's action.
     pub async fn audit(
         &self,

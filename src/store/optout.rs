@@ -77,13 +77,15 @@ impl Store {
         }))
     }
 
-    /// Records an opt-out and suppresses the address, in one transaction. Returns false when
-    /// the address had already opted out (the first record is kept: opting out is idempotent).
+    /// Records an opt-out and suppresses the address for `reason` (which `suppress::policy`
+    /// chose), in one transaction. Returns false when the address had already opted out (the
+    /// first record is kept: opting out is idempotent).
     pub async fn record_optout(
         &self,
         email_hash: &str,
         email: Option<&EmailAddress>,
         source: OptOutSource,
+        reason: SuppressionReason,
         campaign_id: Option<i64>,
         detail: Option<&str>,
     ) -> Result<bool, StoreError> {
@@ -101,11 +103,6 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        let reason = if source == OptOutSource::Complaint {
-            SuppressionReason::Complaint
-        } else {
-            SuppressionReason::OptOut
-        };
         let evidence = format!("opt-out by {}", source.as_str());
         super::suppressions::add_reason(
             &mut tx,

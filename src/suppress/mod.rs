@@ -1,11 +1,13 @@
 //! The suppression list and the tokens that lead to it.
 //!
 //! Owns the signing secret, the HMAC tokens (unsubscribe links, VERP envelope senders) and the
-//! keyed address hash under which suppressions are stored. Suppression is global: every
-//! campaign, every register. This module decides nothing about sending; `send` asks the store,
-//! immediately before each SMTP transaction, whether an address is suppressed.
+//! keyed address hash under which suppressions are stored, and (in `policy`) the rules of what
+//! suppresses an address and what lifts a reason; `store` executes them. Suppression is global:
+//! every campaign, every register. This module decides nothing about sending; `send` asks the
+//! store, immediately before each SMTP transaction, whether an address is suppressed.
 
 mod keys;
+pub mod policy;
 mod token;
 
 pub use crate::model::{OptOutSource, SuppressionReason};
@@ -33,6 +35,7 @@ pub async fn opt_out(
             &address_hash(secret, email),
             Some(email),
             source,
+            policy::reason_for_optout(source),
             campaign_id,
             detail,
         )

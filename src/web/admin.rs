@@ -231,11 +231,30 @@ pub async fn login(State(app): State<AppState>, request: axum::extract::Request)
         Ok(f) => f,
         Err(rejection) => return rejection.into_response(),
     };
-    let limits = &app.limits.login;
     let now = crate::now_millis();
-    let failures = match app.store.login_failures(&client, limits.since(now)).await {
+    let failures = match failures_unless_locked(&app, &client, now).await {
         Ok(f) => f,
-        Err(e) => return server_error(e),
+        Err(refused) => return refused,
+    };
+    let given = form.get("password").map(String::as_str).unwrap_or("");
+    // Compare MACs of both, in constant time: neither length nor prefix leaks.
+    let expected = mac_hex(&app.secret, PASSWORD_PURPOSE, password.0.as_bytes());
+    if !verify_mac_hex(&app.secret, PASSWORD_PURPOSE, given.as_bytes(), &expected) {
+        return wrong_password(&app, &client, now, failures.client_count).await;
+    }
+    open_session(&app, password, &client, now).await
+}
+
+/// The client's recent failed logins, or the refusal when it (or everyone) has too many.
+async fn failures_unless_locked(
+    app: &AppState,
+    client: &str,
+    now: i64,
+) -> Result<crate::store::LoginFailures, Response> {
+    let limits = &app.limits.login;
+    let failures = match app.store.login_failures(client, limits.since(now)).await {
+        Ok(f) => f,
+        Err(e) => return Err(server_error(e)),
     };
     if let Some(locked) = limits.check(&failures, now) {
         tracing::warn!(
@@ -245,30 +264,38 @@ pub async fn login(State(app): State<AppState>, request: axum::extract::Request)
             "admin login refused: too many failed attempts"
         );
         let wait = (locked.until - now).div_euclid(1000) + 1;
-        return super::limits::too_many_requests(u64::try_from(wait).unwrap_or(1));
+        return Err(super::limits::too_many_requests(
+            u64::try_from(wait).unwrap_or(1),
+        ));
     }
-    let given = form.get("password").map(String::as_str).unwrap_or("");
-    // Compare MACs of both, in constant time: neither length nor prefix leaks.
-    let expected = mac_hex(&app.secret, PASSWORD_PURPOSE, password.0.as_bytes());
-    if !verify_mac_hex(&app.secret, PASSWORD_PURPOSE, given.as_bytes(), &expected) {
-        if let Err(e) = app
-            .store
-            .record_login_failure(&client, now, limits.since(now))
-            .await
-        {
-            return server_error(e);
-        }
-        tracing::warn!(
-            client = %client,
-            failures = failures.client_count + 1,
-            "failed admin login"
-        );
-        return (
-            StatusCode::UNAUTHORIZED,
-            Html(LoginPage { failed: true }.render().unwrap_or_default()),
-        )
-            .into_response();
+    Ok(failures)
+}
+
+/// Counts the failure and shows the form again.
+async fn wrong_password(app: &AppState, client: &str, now: i64, earlier: i64) -> Response {
+    let since = app.limits.login.since(now);
+    if let Err(e) = app.store.record_login_failure(client, now, since).await {
+        return server_error(e);
     }
+    tracing::warn!(
+        client = %client,
+        failures = earlier + 1,
+        "failed admin login"
+    );
+    (
+        StatusCode::UNAUTHORIZED,
+        Html(LoginPage { failed: true }.render().unwrap_or_default()),
+    )
+        .into_response()
+}
+
+/// A new session, its cookie, and the way to the admin pages.
+async fn open_session(
+    app: &AppState,
+    password: &AdminPassword,
+    client: &str,
+    now: i64,
+) -> Response {
     let mut token = [0u8; 32];
     if let Err(e) = getrandom::fill(&mut token) {
         return server_error(e);
@@ -276,7 +303,7 @@ pub async fn login(State(app): State<AppState>, request: axum::extract::Request)
     let session = Session(data_encoding::HEXLOWER.encode(&token));
     let expires = now + SESSION_HOURS * 3_600_000;
     let opened = async {
-        app.store.clear_login_failures(&client).await?;
+        app.store.clear_login_failures(client).await?;
         app.store
             .create_session(
                 &session.hash(),
@@ -519,9 +546,7 @@ pub async fn reclassify(
     if !matches!(class, "hard" | "soft") {
         return (StatusCode::BAD_REQUEST, "class must be hard or soft\n").into_response();
     }
-    match app
-        .store
-        .reclassify_bounce(id, class, reason.as_str(), "admin")
+    match crate::inbound::apply::reclassify_bounce(&app.store, id, class, reason.as_str(), "admin")
         .await
     {
         Ok(true) => Redirect::to("/admin/bounces").into_response(),
@@ -553,10 +578,7 @@ pub async fn decide(
         i64::from(settings.soft_bounce_limit),
         i64::from(settings.soft_bounce_days),
     );
-    match app
-        .store
-        .decide_bounce(id, decision, "admin", soft_limit)
-        .await
+    match crate::inbound::apply::decide_bounce(&app.store, id, decision, "admin", soft_limit).await
     {
         Ok(DecisionOutcome::Done { .. }) => Redirect::to("/admin/bounces").into_response(),
         Ok(DecisionOutcome::NoSuchBounce) => {

@@ -1,70 +1,122 @@
-//! The public pages in fi, sv and en. Each page is an askama template under `templates/web/`.
+//! The public pages in fi, sv and en. Each page is an askama template under `templates/web/`;
+//! the wording the law requires on them is in `templates/compliance/`, named after the article.
 
 use askama::Template;
 
 use crate::model::Locale;
 
+/// The pages' sentences in one locale, rendered from `templates/compliance/` (one file per
+/// article and locale: `gdpr_art21_unsubscribe_page`, `gdpr_art17_erasure_page`).
 pub struct PageWording {
-    pub confirm_title: &'static str,
-    /// {email}, {sender}
-    pub confirm_text: &'static str,
-    pub confirm_button: &'static str,
-    pub done_title: &'static str,
-    /// {email}, {sender}
-    pub done_text: &'static str,
-    pub erase_title: &'static str,
-    pub erase_text: &'static str,
-    pub erase_button: &'static str,
-    pub erased_title: &'static str,
-    pub erased_text: &'static str,
+    pub confirm_title: String,
+    pub confirm_text: String,
+    pub confirm_button: String,
+    pub done_title: String,
+    pub done_text: String,
+    pub erase_title: String,
+    pub erase_text: String,
+    pub erase_button: String,
+    pub erased_title: String,
+    pub erased_text: String,
 }
 
-pub fn wording(locale: Locale) -> &'static PageWording {
-    match locale {
-        Locale::Fi => &FI,
-        Locale::Sv => &SV,
-        Locale::En => &EN,
-    }
+/// The values the pages' sentences name.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PageValues<'a> {
+    /// The person's address, masked.
+    pub email: &'a str,
+    pub sender: &'a str,
 }
 
-static FI: PageWording = PageWording {
-    confirm_title: "Peruuta markkinointiviestit",
-    confirm_text: "Vahvista, ettei osoitteeseen {email} enää lähetetä markkinointiviestejä lähettäjältä {sender}. Kielto tulee voimaan heti ja koskee kaikkia viestejämme.",
-    confirm_button: "Vahvista peruutus",
-    done_title: "Peruutus vahvistettu",
-    done_text: "Osoitteeseen {email} ei enää lähetetä markkinointiviestejä lähettäjältä {sender}.",
-    erase_title: "Haluatko myös, että tietosi poistetaan?",
-    erase_text: "Markkinointikielto pitää osoitteesi kieltolistalla. Voit lisäksi pyytää, että kaikki henkilötietosi poistetaan (EU:n tietosuoja-asetus, 17 artikla). Silloin säilytämme vain osoitteesta lasketun yksisuuntaisen tunnisteen, jotta osoitettasi ei lisätä uudelleen.",
-    erase_button: "Poista tietoni",
-    erased_title: "Tietosi on poistettu",
-    erased_text: "Henkilötietosi on poistettu. Säilytämme vain yksisuuntaisen tunnisteen, jotta osoitettasi ei lisätä markkinointiin uudelleen.",
-};
+/// GDPR art. 21 and 917/2014 §202–203(2): the unsubscribe page.
+#[derive(Debug, Clone, Copy)]
+pub enum Art21Page {
+    ConfirmTitle,
+    /// {email}, {sender}
+    ConfirmText,
+    ConfirmButton,
+    DoneTitle,
+    /// {email}, {sender}
+    DoneText,
+}
 
-static SV: PageWording = PageWording {
-    confirm_title: "Avsluta marknadsföringsutskick",
-    confirm_text: "Bekräfta att adressen {email} inte längre ska få marknadsföring från {sender}. Förbudet gäller genast och för alla våra utskick.",
-    confirm_button: "Bekräfta avregistrering",
-    done_title: "Avregistreringen är bekräftad",
-    done_text: "Adressen {email} får inte längre marknadsföring från {sender}.",
-    erase_title: "Vill du också att dina uppgifter raderas?",
-    erase_text: "Marknadsföringsförbudet håller din adress på spärrlistan. Du kan dessutom begära att alla dina personuppgifter raderas (EU:s dataskyddsförordning, artikel 17). Då sparar vi bara en envägskod beräknad från adressen, så att den inte läggs till igen.",
-    erase_button: "Radera mina uppgifter",
-    erased_title: "Dina uppgifter har raderats",
-    erased_text: "Dina personuppgifter har raderats. Vi sparar bara en envägskod så att din adress inte läggs till för marknadsföring igen.",
-};
+/// GDPR art. 17: the erasure offer and its confirmation.
+#[derive(Debug, Clone, Copy)]
+pub enum Art17Page {
+    EraseTitle,
+    EraseText,
+    EraseButton,
+    ErasedTitle,
+    ErasedText,
+}
 
-static EN: PageWording = PageWording {
-    confirm_title: "Unsubscribe from marketing email",
-    confirm_text: "Confirm that {email} should no longer receive marketing email from {sender}. This takes effect immediately and covers all our mailings.",
-    confirm_button: "Confirm unsubscribe",
-    done_title: "You are unsubscribed",
-    done_text: "{email} will no longer receive marketing email from {sender}.",
-    erase_title: "Do you also want your data erased?",
-    erase_text: "Your objection keeps your address on our do-not-mail list. You can also ask us to erase all your personal data (GDPR Article 17). We then keep only a one-way code computed from your address, so that it is never added again.",
-    erase_button: "Erase my data",
-    erased_title: "Your data has been erased",
-    erased_text: "Your personal data has been erased. We keep only a one-way code so that your address is never added to our marketing again.",
-};
+/// One article's sentences, one template per locale.
+macro_rules! page_article {
+    ($article:ident, $fi:literal, $sv:literal, $en:literal) => {
+        impl $article {
+            pub fn say(self, locale: Locale, v: &PageValues<'_>) -> Result<String, askama::Error> {
+                #[derive(Template)]
+                #[template(path = $fi)]
+                struct Fi<'a> {
+                    s: $article,
+                    // Read by the template, when its article's sentences name a value.
+                    #[allow(dead_code)]
+                    v: &'a PageValues<'a>,
+                }
+                #[derive(Template)]
+                #[template(path = $sv)]
+                struct Sv<'a> {
+                    s: $article,
+                    #[allow(dead_code)]
+                    v: &'a PageValues<'a>,
+                }
+                #[derive(Template)]
+                #[template(path = $en)]
+                struct En<'a> {
+                    s: $article,
+                    #[allow(dead_code)]
+                    v: &'a PageValues<'a>,
+                }
+                match locale {
+                    Locale::Fi => Fi { s: self, v }.render(),
+                    Locale::Sv => Sv { s: self, v }.render(),
+                    Locale::En => En { s: self, v }.render(),
+                }
+            }
+        }
+    };
+}
+
+page_article!(
+    Art21Page,
+    "compliance/gdpr_art21_unsubscribe_page.fi.txt",
+    "compliance/gdpr_art21_unsubscribe_page.sv.txt",
+    "compliance/gdpr_art21_unsubscribe_page.en.txt"
+);
+page_article!(
+    Art17Page,
+    "compliance/gdpr_art17_erasure_page.fi.txt",
+    "compliance/gdpr_art17_erasure_page.sv.txt",
+    "compliance/gdpr_art17_erasure_page.en.txt"
+);
+
+/// Every sentence of the pages in `locale`, with `v`'s values.
+pub fn wording(locale: Locale, v: &PageValues<'_>) -> Result<PageWording, askama::Error> {
+    let unsubscribe = |s: Art21Page| s.say(locale, v);
+    let erasure = |s: Art17Page| s.say(locale, v);
+    Ok(PageWording {
+        confirm_title: unsubscribe(Art21Page::ConfirmTitle)?,
+        confirm_text: unsubscribe(Art21Page::ConfirmText)?,
+        confirm_button: unsubscribe(Art21Page::ConfirmButton)?,
+        done_title: unsubscribe(Art21Page::DoneTitle)?,
+        done_text: unsubscribe(Art21Page::DoneText)?,
+        erase_title: erasure(Art17Page::EraseTitle)?,
+        erase_text: erasure(Art17Page::EraseText)?,
+        erase_button: erasure(Art17Page::EraseButton)?,
+        erased_title: erasure(Art17Page::ErasedTitle)?,
+        erased_text: erasure(Art17Page::ErasedText)?,
+    })
+}
 
 /// `m•••@example.com`: enough for the person to recognise, not a full address on a page that
 /// anyone holding the link can open.
@@ -76,10 +128,6 @@ pub fn masked(email: &str) -> String {
         }
         None => "•••".into(),
     }
-}
-
-pub fn fill(text: &str, email: &str, sender: &str) -> String {
-    text.replace("{email}", email).replace("{sender}", sender)
 }
 
 #[derive(Template)]

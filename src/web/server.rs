@@ -111,49 +111,19 @@ pub async fn run(
         ))
         .layer(RequestBodyTimeoutLayer::new(limits.request_timeout))
         .service(app);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout)
-        .max_buf_size(MAX_HEAD_BYTES);
+    let http = http1_builder(limits);
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let clients = Arc::new(PerClient::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     let unproven = Arc::new(Unproven::default());
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    // Out of file descriptors or a connection reset before accept: the
-                    // listener itself is fine; wait a moment rather than spin.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    while let Some((stream, peer)) = accept(&listener, &mut shutdown).await {
         let Some(slot) = clients.take(peer.ip(), limits.max_connections_per_client) else {
             tracing::debug!(client = %peer.ip(), "connection refused: too many from this client");
             continue;
         };
-        let permit = match Arc::clone(&connections).try_acquire_owned() {
-            Ok(p) => p,
-            Err(_) => {
-                // At the cap: make room by closing the oldest connection without a request,
-                // or, when every connection is working, wait for one to end.
-                if unproven.evict_oldest() {
-                    tracing::debug!("connection cap reached: closed the oldest idle connection");
-                }
-                tokio::select! {
-                    permit = Arc::clone(&connections).acquire_owned() => match permit {
-                        Ok(p) => p,
-                        Err(_) => break,
-                    },
-                    () = &mut shutdown => break,
-                }
-            }
+        let Some(permit) = admit(&connections, &unproven, &mut shutdown).await else {
+            break;
         };
         let _ = stream.set_nodelay(true);
         let (id, evicted) = unproven.add();
@@ -186,4 +156,54 @@ pub async fn run(
     // Requests under way get the request timeout to finish.
     let _ = tokio::time::timeout(limits.request_timeout, graceful.shutdown()).await;
     Ok(())
+}
+
+/// hyper's HTTP/1 connection settings: the header-read timeout and the head size bound.
+fn http1_builder(limits: &ServeLimits) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_HEAD_BYTES);
+    http
+}
+
+/// The next connection, or `None` once `shutdown` completes.
+async fn accept<S: std::future::Future<Output = ()>>(
+    listener: &TcpListener,
+    shutdown: &mut std::pin::Pin<&mut S>,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => return Some(a),
+                Err(e) => {
+                    // Out of file descriptors or a connection reset before accept: the
+                    // listener itself is fine; wait a moment rather than spin.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            () = shutdown.as_mut() => return None,
+        }
+    }
+}
+
+/// A place under the global cap, or `None` once `shutdown` completes.
+async fn admit<S: std::future::Future<Output = ()>>(
+    connections: &Arc<Semaphore>,
+    unproven: &Unproven,
+    shutdown: &mut std::pin::Pin<&mut S>,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(p) = Arc::clone(connections).try_acquire_owned() {
+        return Some(p);
+    }
+    // At the cap: make room by closing the oldest connection without a request, or, when
+    // every connection is working, wait for one to end.
+    if unproven.evict_oldest() {
+        tracing::debug!("connection cap reached: closed the oldest idle connection");
+    }
+    tokio::select! {
+        permit = Arc::clone(connections).acquire_owned() => permit.ok(),
+        () = shutdown.as_mut() => None,
+    }
 }

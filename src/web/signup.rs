@@ -12,7 +12,7 @@ use axum::response::{Html, IntoResponse, Response};
 use super::AppState;
 use super::signup_pages::{ConfirmPage, FormPage, MessagePage, signup_wording};
 use crate::app::signup::{self, LinkState, Signup, SignupError, SignupInput, Submitted};
-use crate::compose::fill;
+use crate::compose::signup::fill;
 use crate::config::Register;
 use crate::model::Locale;
 

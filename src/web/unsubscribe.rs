@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::AppState;
-use super::pages::{ConfirmPage, DonePage, ErasedPage, NotFoundPage, fill, masked, wording};
+use super::pages::{ConfirmPage, DonePage, ErasedPage, NotFoundPage, PageValues, masked, wording};
 use crate::model::Locale;
 use crate::model::OptOutSource;
 use crate::store::UnsubscribeTarget;
@@ -59,13 +59,23 @@ pub async fn page(State(app): State<AppState>, Path(token): Path<String>) -> Res
         Err(r) => return r,
     };
     let locale = locale_of(&app, &target);
-    let w = wording(locale);
     let sender = &app.config.settings.sender.legal_name;
+    let email = masked(target.email.as_str());
+    let w = match wording(
+        locale,
+        &PageValues {
+            email: &email,
+            sender,
+        },
+    ) {
+        Ok(w) => w,
+        Err(e) => return server_error(e),
+    };
     render(ConfirmPage {
         lang: locale.as_str(),
-        title: w.confirm_title,
-        w,
-        text: fill(w.confirm_text, &masked(target.email.as_str()), sender),
+        title: &w.confirm_title,
+        w: &w,
+        text: w.confirm_text.clone(),
         token: &token,
         sender,
     })
@@ -111,13 +121,23 @@ pub async fn confirm(
         return (StatusCode::OK, "unsubscribed\n").into_response();
     }
     let locale = locale_of(&app, &target);
-    let w = wording(locale);
     let sender = &app.config.settings.sender.legal_name;
+    let email = masked(target.email.as_str());
+    let w = match wording(
+        locale,
+        &PageValues {
+            email: &email,
+            sender,
+        },
+    ) {
+        Ok(w) => w,
+        Err(e) => return server_error(e),
+    };
     render(DonePage {
         lang: locale.as_str(),
-        title: w.done_title,
-        w,
-        text: fill(w.done_text, &masked(target.email.as_str()), sender),
+        title: &w.done_title,
+        w: &w,
+        text: w.done_text.clone(),
         token: &token,
         sender,
     })
@@ -158,12 +178,16 @@ pub async fn erase(
     if let Err(e) = result {
         return server_error(e);
     }
-    let w = wording(locale);
+    let sender = &app.config.settings.sender.legal_name;
+    let w = match wording(locale, &PageValues { email: "", sender }) {
+        Ok(w) => w,
+        Err(e) => return server_error(e),
+    };
     render(ErasedPage {
         lang: locale.as_str(),
-        title: w.erased_title,
-        w,
-        sender: &app.config.settings.sender.legal_name,
+        title: &w.erased_title,
+        w: &w,
+        sender,
     })
 }
 
