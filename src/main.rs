@@ -1989,7 +1989,13 @@ async fn serve(
             }
         }
     }
+    let webhooks =
+        fairsend::app::webhooks::Webhooks::from_settings(&config.settings.webhooks, |name| {
+            std::env::var(name).ok()
+        })
+        .map_err(BadInput)?;
     let state = fairsend::web::AppState {
+        webhooks: Arc::new(webhooks),
         store,
         secret,
         config: Arc::new(config),

@@ -220,6 +220,7 @@ pub struct Settings {
     pub retry: RetrySettings,
     pub dkim: Option<DkimSettings>,
     pub dns: DnsSettings,
+    pub webhooks: super::WebhookSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -240,6 +241,7 @@ struct Raw {
     dkim: Option<RawDkim>,
     #[serde(default)]
     dns: RawDns,
+    webhooks: Option<super::webhooks::RawWebhooks>,
 }
 
 #[derive(Deserialize, Default)]
@@ -504,6 +506,7 @@ impl Settings {
                 },
                 timeout: duration_field(file, "[dns] timeout", raw.dns.timeout, "5s")?,
             },
+            webhooks: super::webhooks::parse_webhooks(file, raw.webhooks)?,
         })
     }
 }

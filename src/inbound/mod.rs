@@ -8,6 +8,7 @@ pub mod dsn;
 pub mod ingest;
 pub mod reply;
 pub mod ses;
+pub mod webhooks;
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};

@@ -16,6 +16,7 @@ mod outbox;
 mod report;
 mod sessions;
 mod suppressions;
+mod webhooks;
 mod workers;
 
 use sqlx::AnyPool;

@@ -5,6 +5,7 @@
 //! logins too). How clients are limited is in `limits`; the connection layer in `server`.
 
 pub mod admin;
+mod hooks;
 pub mod limits;
 mod pages;
 mod server;
@@ -34,6 +35,8 @@ pub struct AppState {
     /// `Some`: `/metrics` is also served on the public listener, to requests bearing it.
     pub metrics_token: Option<admin::MetricsToken>,
     pub limits: Arc<ServeLimits>,
+    /// The provider webhooks that are on (`[webhooks]`); none by default.
+    pub webhooks: Arc<crate::app::webhooks::Webhooks>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -63,6 +66,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(public)
         .route("/healthz", get(healthz))
+        .route("/hooks/{provider}", post(hooks::hook))
         .route("/metrics", get(admin::metrics_with_token))
         .route("/admin", get(admin::campaigns))
         .route("/admin/login", get(admin::login_page).post(admin::login))
