@@ -1,9 +1,9 @@
 //! The `[webhooks]` section of fairsend.toml: which provider callbacks `serve` accepts, and the
 //! names of the environment variables that hold their secrets (the secrets never sit in a file).
 //! A provider is on when its table is present. Two options exist only for the tests (a private
-//! CA for the SNS signing certificate and a fixed address for its host); they are refused unless
-//! the environment says this is a test, so a production configuration cannot loosen the
-//! certificate check.
+//! CA for the SNS signing certificate and a fixed address for its host); `serve` refuses to
+//! start with them unless the environment says this is a test (`TEST_ONLY_ENV`), so a
+//! production configuration cannot loosen the certificate check.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ pub struct SesHook {
     pub topic_arns: Vec<String>,
     /// Fetch a subscription's `SubscribeURL` (same host rule as certificates) when one arrives.
     pub auto_confirm: bool,
-    /// Test only: the CA that signs the test's SNS certificate and its HTTPS server.
+    /// Test only (refused by `serve` unless `TEST_ONLY_ENV=1`): the CA that signs the test's SNS certificate and its HTTPS server.
     pub test_ca_file: Option<PathBuf>,
     /// Test only: connect here for every `sns.<region>.amazonaws.com` host.
     pub test_connect: Option<SocketAddr>,
@@ -189,21 +189,9 @@ fn parse_ses(file: &Path, raw: RawSes) -> Result<SesHook, ConfigError> {
             ));
         }
     }
-    let test_only = std::env::var(TEST_ONLY_ENV).is_ok_and(|v| v == "1");
-    let refuse_outside_tests = |name: &str| {
-        ConfigError::field(
-            file,
-            format!("[webhooks.ses] {name}"),
-            format!("is for fairsend's own tests and is refused unless {TEST_ONLY_ENV}=1"),
-        )
-    };
-    let test_ca_file = match optional_text(file, "[webhooks.ses] test_ca_file", raw.test_ca_file)? {
-        Some(_) if !test_only => return Err(refuse_outside_tests("test_ca_file")),
-        Some(p) => Some(resolve(file, &p)),
-        None => None,
-    };
+    let test_ca_file = optional_text(file, "[webhooks.ses] test_ca_file", raw.test_ca_file)?
+        .map(|p| resolve(file, &p));
     let test_connect = match optional_text(file, "[webhooks.ses] test_connect", raw.test_connect)? {
-        Some(_) if !test_only => return Err(refuse_outside_tests("test_connect")),
         Some(text) => Some(text.parse().map_err(|_| {
             ConfigError::field(
                 file,

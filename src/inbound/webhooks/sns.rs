@@ -21,7 +21,7 @@ use rustls::pki_types::{
 use serde_json::Value;
 
 use super::{Event, RefusalKind, Refused, Verified, within_window};
-use crate::config::SesHook;
+use crate::config::{SesHook, WEBHOOK_TEST_ONLY_ENV};
 use crate::inbound::{DsnRecipient, Kind, Reason, ses};
 
 /// A signing certificate is small; anything bigger is not one.
@@ -45,6 +45,7 @@ impl std::fmt::Debug for SnsVerifier {
 
 impl SnsVerifier {
     pub fn new(hook: &SesHook, window: Duration) -> Result<Self, String> {
+        refuse_test_options_outside_tests(hook)?;
         let mut roots: Vec<CertificateDer<'static>> =
             rustls_native_certs::load_native_certs().certs;
         if let Some(path) = &hook.test_ca_file {
@@ -234,6 +235,24 @@ impl SnsVerifier {
             Err(_) => Err(unavailable(format!("GET https://{host}{path}: timed out"))),
         }
     }
+}
+
+/// The test-only options would let a private CA and a fixed address stand in for Amazon's:
+/// only a test may set them.
+fn refuse_test_options_outside_tests(hook: &SesHook) -> Result<(), String> {
+    let test = std::env::var(WEBHOOK_TEST_ONLY_ENV).is_ok_and(|v| v == "1");
+    for (name, set) in [
+        ("test_ca_file", hook.test_ca_file.is_some()),
+        ("test_connect", hook.test_connect.is_some()),
+    ] {
+        if set && !test {
+            return Err(format!(
+                "[webhooks.ses] {name} is for fairsend's own tests and is refused unless \
+                 {WEBHOOK_TEST_ONLY_ENV}=1"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn unavailable(reason: String) -> Refused {
