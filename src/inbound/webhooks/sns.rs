@@ -27,6 +27,7 @@ use crate::inbound::{DsnRecipient, Kind, Reason, ses};
 /// A signing certificate is small; anything bigger is not one.
 const MAX_CERT_BYTES: usize = 64 * 1024;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+const MAX_CACHED_CERTS: usize = 32;
 
 pub struct SnsVerifier {
     hook: SesHook,
@@ -111,8 +112,11 @@ impl SnsVerifier {
                 )));
             }
         };
-        let pem = self.certificate(cert_url, host).await?;
-        self.check_signature(&pem, host, algorithm, canonical.as_bytes(), &signature, now)?;
+        let pem = self.certificate(cert_url, host, now).await?;
+        self.with_certificate(&pem, host, now, |cert| {
+            cert.verify_signature(algorithm, canonical.as_bytes(), &signature)
+                .map_err(|_| Refused::unauthenticated("the signature does not verify"))
+        })?;
         let sent = field("Timestamp")
             .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             .ok_or_else(|| Refused::malformed("no valid Timestamp"))?;
@@ -143,12 +147,20 @@ impl SnsVerifier {
         self.get(host, url).await.map(|_| ())
     }
 
-    async fn certificate(&self, url: &str, host: &str) -> Result<Arc<Vec<u8>>, Refused> {
+    /// The certificate at `url`: from the cache, else fetched, and kept only when it chains
+    /// to a trusted root for its host (so junk fetched from an SNS host is never kept). The
+    /// cache is bounded: SNS uses a handful of certificates.
+    async fn certificate(&self, url: &str, host: &str, now: i64) -> Result<Arc<Vec<u8>>, Refused> {
         if let Some(pem) = self.cache().get(url) {
             return Ok(Arc::clone(pem));
         }
         let pem = Arc::new(self.get(host, url).await?);
-        self.cache().insert(url.to_string(), Arc::clone(&pem));
+        self.with_certificate(&pem, host, now, |_| Ok(()))?;
+        let mut cache = self.cache();
+        if cache.len() >= MAX_CACHED_CERTS {
+            cache.clear();
+        }
+        cache.insert(url.to_string(), Arc::clone(&pem));
         Ok(pem)
     }
 
@@ -156,15 +168,15 @@ impl SnsVerifier {
         self.certs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn check_signature(
+    /// Runs `f` on the leaf certificate of `pem` once it chains to a trusted root at `now`
+    /// and is issued for `host`.
+    fn with_certificate<T>(
         &self,
         pem: &[u8],
         host: &str,
-        algorithm: &dyn SignatureVerificationAlgorithm,
-        message: &[u8],
-        signature: &[u8],
         now: i64,
-    ) -> Result<(), Refused> {
+        f: impl FnOnce(&webpki::EndEntityCert<'_>) -> Result<T, Refused>,
+    ) -> Result<T, Refused> {
         let bad = |what: &str, e: &dyn std::fmt::Debug| {
             Refused::unauthenticated(format!("the signing certificate {what}: {e:?}"))
         };
@@ -189,8 +201,7 @@ impl SnsVerifier {
         let name = ServerName::try_from(host).map_err(|e| bad("host", &e))?;
         cert.verify_is_valid_for_subject_name(&name)
             .map_err(|e| bad("is not issued for its host", &e))?;
-        cert.verify_signature(algorithm, message, signature)
-            .map_err(|_| Refused::unauthenticated("the signature does not verify"))
+        f(&cert)
     }
 
     /// An HTTPS GET on an SNS host; `url` has passed `sns_host`.
@@ -385,5 +396,60 @@ impl SignatureVerificationAlgorithm for RsaPkcs1 {
 
     fn signature_alg_id(&self) -> AlgorithmIdentifier {
         alg_id::RSA_PKCS1_SHA256
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_https_urls_on_an_sns_host_pass() {
+        for good in [
+            "https://sns.eu-north-1.amazonaws.com/SimpleNotificationService-abc.pem",
+            "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&Token=x",
+        ] {
+            assert!(sns_host(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://sns.eu-north-1.amazonaws.com/cert.pem",
+            "https://sns.eu-north-1.amazonaws.com.evil.example/cert.pem",
+            "https://evil.example/sns.eu-north-1.amazonaws.com/cert.pem",
+            "https://sns.eu-north-1.amazonaws.com@evil.example/cert.pem",
+            "https://sns.eu-north-1.amazonaws.com:8443/cert.pem",
+            "https://sns..amazonaws.com/cert.pem",
+            "https://sns.EU.amazonaws.com/cert.pem",
+            "https://sns.eu-north-1.amazonaws.com",
+            "https://xsns.eu-north-1.amazonaws.com/cert.pem",
+        ] {
+            assert_eq!(
+                sns_host(bad).map_err(|e| e.kind),
+                Err(RefusalKind::Forbidden),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn canonical_string_follows_the_documented_order() {
+        let doc = serde_json::json!({
+            "Type": "Notification", "MessageId": "id", "TopicArn": "arn", "Message": "m\nn",
+            "Timestamp": "t", "Signature": "ignored", "UnsubscribeURL": "ignored"
+        });
+        assert_eq!(
+            canonical(&doc, "Notification").ok(),
+            Some(
+                "Message\nm\nn\nMessageId\nid\nTimestamp\nt\nTopicArn\narn\nType\nNotification\n"
+                    .into()
+            )
+        );
+        let mut with_subject = doc.clone();
+        with_subject["Subject"] = "s".into();
+        assert!(
+            canonical(&with_subject, "Notification")
+                .is_ok_and(|c| c.contains("MessageId\nid\nSubject\ns\nTimestamp"))
+        );
+        // A confirmation without its Token cannot be verified.
+        assert!(canonical(&doc, "SubscriptionConfirmation").is_err());
     }
 }
