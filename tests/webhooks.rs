@@ -929,6 +929,29 @@ fn postmark_events_need_the_basic_auth_credentials() {
         "unverified"
     );
     assert_eq!(common::states(&setup.scratch, "test-campaign")["failed"], 1);
+
+    // With "Include bounce content" on, the returned message in Content proves it (the
+    // bounce's own Message-ID comes first and proves nothing).
+    let mut with_content: Value =
+        serde_json::from_str(&postmark_bounce(44, &setup.emails[2], "none")).expect("json");
+    with_content["Metadata"] = json!({});
+    with_content["Content"] = json!(format!(
+        "Return-Path: <>\r\nMessage-ID: <bounce-44@mx.postmark.example>\r\nSubject: Undelivered\r\n\r\n\
+         ----- Original message -----\r\nFrom: sales@example.com\r\nMessage-ID: {}\r\n\r\nHello\r\n",
+        setup.message_id(2)
+    ));
+    let (status, reply) = setup.post(
+        "/hooks/postmark",
+        &[("Authorization", &auth)],
+        &with_content.to_string(),
+    );
+    assert_eq!(status, 200, "{reply}");
+    let b = one_for(&setup.bounces(), &setup.emails[2]).clone();
+    assert_eq!(
+        (b["action"].as_str(), b["verification"].as_str()),
+        (Some("suppressed"), Some("proven"))
+    );
+    assert_eq!(common::states(&setup.scratch, "test-campaign")["failed"], 2);
 }
 
 // ---------------------------------------------------------------- configuration
