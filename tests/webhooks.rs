@@ -149,103 +149,42 @@ struct Pki {
 impl Pki {
     fn new(dir: &Path) -> Self {
         std::fs::create_dir_all(dir).expect("mkdir");
-        let san = format!("subjectAltName=DNS:{SNS_HOST}");
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=fairsend test SNS CA",
-                "-addext",
-                "basicConstraints=critical,CA:TRUE",
-                "-addext",
-                "keyUsage=critical,keyCertSign",
-            ],
+        let run = |args: &str| openssl(dir, &args.split_whitespace().collect::<Vec<_>>());
+        let subject = format!("/CN={SNS_HOST}");
+        run(
+            "req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 \
+             -subj /CN=fairsend-test-SNS-CA -addext basicConstraints=critical,CA:TRUE \
+             -addext keyUsage=critical,keyCertSign",
         );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "sns.key",
-                "-out",
-                "sns.csr",
-                "-subj",
-                &format!("/CN={SNS_HOST}"),
-            ],
-        );
+        run(&format!(
+            "req -newkey rsa:2048 -nodes -keyout sns.key -out sns.csr -subj {subject}"
+        ));
         std::fs::write(
             dir.join("ext.cnf"),
-            format!("{san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"),
+            format!(
+                "subjectAltName=DNS:{SNS_HOST}\nextendedKeyUsage=serverAuth\n\
+                 basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+            ),
         )
         .expect("write ext");
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "sns.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-out",
-                "sns.pem",
-                "-days",
-                "2",
-                "-extfile",
-                "ext.cnf",
-            ],
+        run(
+            "x509 -req -in sns.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out sns.pem \
+             -days 2 -extfile ext.cnf",
         );
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-keyout",
-                "rogue.key",
-                "-out",
-                "rogue.pem",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN={SNS_HOST}"),
-                "-addext",
-                &san,
-            ],
-        );
+        run(&format!(
+            "req -x509 -newkey rsa:2048 -nodes -keyout rogue.key -out rogue.pem -days 2 \
+             -subj {subject} -addext subjectAltName=DNS:{SNS_HOST}"
+        ));
         // What the HTTPS server serves: the signing certificates under SNS-like names, and a
         // page for subscription confirmations.
         let www = dir.join("www");
         std::fs::create_dir_all(&www).expect("mkdir");
-        std::fs::copy(
-            dir.join("sns.pem"),
-            www.join("SimpleNotificationService-test.pem"),
-        )
-        .expect("copy");
-        std::fs::copy(
-            dir.join("rogue.pem"),
-            www.join("SimpleNotificationService-rogue.pem"),
-        )
-        .expect("copy");
+        for (from, to) in [
+            ("sns.pem", "SimpleNotificationService-test.pem"),
+            ("rogue.pem", "SimpleNotificationService-rogue.pem"),
+        ] {
+            std::fs::copy(dir.join(from), www.join(to)).expect("copy");
+        }
         std::fs::write(www.join("confirm"), "<ConfirmSubscriptionResponse/>").expect("write");
         Self {
             dir: dir.to_path_buf(),
@@ -422,33 +361,58 @@ impl Sns<'_> {
     }
 }
 
+/// A test CA and its certificate server, a campaign sent, and serve with `[webhooks.ses]`.
+struct SesRig {
+    pki: Pki,
+    certs: CertServer,
+    setup: Setup,
+    _dir: tempfile::TempDir,
+}
+
+impl SesRig {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::new(dir.path());
+        let certs = CertServer::start(&pki);
+        let config = format!(
+            "\n[webhooks]\nwindow = \"15m\"\n\n[webhooks.ses]\ntopic_arns = [\"{TOPIC}\"]\n\
+             auto_confirm = true\ntest_ca_file = \"{}\"\ntest_connect = \"127.0.0.1:{}\"\n",
+            pki.dir.join("ca.pem").display(),
+            certs.port
+        );
+        let setup = Setup::new(&config, &[]);
+        Self {
+            pki,
+            certs,
+            setup,
+            _dir: dir,
+        }
+    }
+
+    /// A notification of `message`, signed now with SignatureVersion 1 and the CA's certificate.
+    fn sns(&self, id: &str, message: Value) -> Sns<'_> {
+        Sns {
+            pki: &self.pki,
+            kind: "Notification",
+            id: id.to_string(),
+            message: message.to_string(),
+            timestamp: now(),
+            version: "1",
+            key: "sns.key",
+            cert_url: format!("https://{SNS_HOST}/SimpleNotificationService-test.pem"),
+            topic: TOPIC,
+        }
+    }
+}
+
 #[test]
-fn ses_notifications_verified_by_the_sns_certificate_act_and_forgeries_change_nothing() {
+fn ses_refuses_forgeries_foreign_hosts_untrusted_certificates_stale_and_foreign_topics() {
     if !ready() {
         return;
     }
-    let pki_dir = tempfile::tempdir().expect("tempdir");
-    let pki = Pki::new(pki_dir.path());
-    let certs = CertServer::start(&pki);
-    let config = format!(
-        "\n[webhooks]\nwindow = \"15m\"\n\n[webhooks.ses]\ntopic_arns = [\"{TOPIC}\"]\nauto_confirm = true\n\
-         test_ca_file = \"{}\"\ntest_connect = \"127.0.0.1:{}\"\n",
-        pki.dir.join("ca.pem").display(),
-        certs.port
-    );
-    let setup = Setup::new(&config, &[]);
-    let cert_url = format!("https://{SNS_HOST}/SimpleNotificationService-test.pem");
-    let sns = |id: &str, message: Value| Sns {
-        pki: &pki,
-        kind: "Notification",
-        id: id.to_string(),
-        message: message.to_string(),
-        timestamp: now(),
-        version: "1",
-        key: "sns.key",
-        cert_url: cert_url.clone(),
-        topic: TOPIC,
-    };
+    let rig = SesRig::new();
+    let (setup, certs) = (&rig.setup, &rig.certs);
+    let sns = |id: &str, message: Value| rig.sns(id, message);
     let hard = &setup.emails[0];
 
     // Refused, each changing nothing: a forged message, a certificate URL on a foreign host
@@ -498,7 +462,18 @@ fn ses_notifications_verified_by_the_sns_certificate_act_and_forgeries_change_no
         "a foreign host was never asked: {:?}",
         certs.fetches()
     );
+}
 
+#[test]
+fn ses_notifications_act_once_through_the_proof_rule_and_the_certificate_is_fetched_once() {
+    if !ready() {
+        return;
+    }
+    let rig = SesRig::new();
+    let (setup, certs) = (&rig.setup, &rig.certs);
+    let sns = |id: &str, message: Value| rig.sns(id, message);
+    let hard = &setup.emails[0];
+    let genuine = sns("m-1", ses_event("Bounce", hard, &setup.message_id(0)));
     // The genuine one (SignatureVersion 1) suppresses; its replay changes nothing.
     let (status, body) = setup.post("/hooks/ses", &[], &genuine.body());
     assert_eq!(status, 200, "{body}");
@@ -567,7 +542,16 @@ fn ses_notifications_verified_by_the_sns_certificate_act_and_forgeries_change_no
         1,
         "{fetched:?}"
     );
+}
 
+#[test]
+fn ses_subscription_is_confirmed_only_when_its_signature_verifies() {
+    if !ready() {
+        return;
+    }
+    let rig = SesRig::new();
+    let (setup, certs) = (&rig.setup, &rig.certs);
+    let sns = |id: &str, message: Value| rig.sns(id, message);
     // A subscription confirmation is confirmed by fetching SubscribeURL on the SNS host.
     let subscribe = Sns {
         kind: "SubscriptionConfirmation",
@@ -577,6 +561,10 @@ fn ses_notifications_verified_by_the_sns_certificate_act_and_forgeries_change_no
         message: "You have chosen to subscribe to the topic".into(),
         ..subscribe
     };
+    // A confirmation changed after signing fetches nothing.
+    let forged = subscribe.body().replace("t0k3n", "other");
+    assert_eq!(setup.post("/hooks/ses", &[], &forged).0, 401);
+    assert!(!certs.fetches().iter().any(|f| f.starts_with("/confirm")));
     let (status, body) = setup.post("/hooks/ses", &[], &subscribe.body());
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"subscription_confirmed\":true"), "{body}");
