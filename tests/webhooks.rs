@@ -63,7 +63,7 @@ struct Setup {
     scratch: Scratch,
     _smtp: SmtpServer,
     emails: Vec<String>,
-    serve: Option<ServeProcess>,
+    serve: Serve,
 }
 
 impl Setup {
@@ -75,7 +75,7 @@ impl Setup {
         std::fs::write(&path, toml).expect("write config");
         let mut env = env.to_vec();
         env.push(("FAIRSEND_WEBHOOK_TEST_ONLY", "1"));
-        let serve = Some(ServeProcess::start_with_env(&scratch, &env));
+        let serve = Serve::start(&scratch, &env);
         Self {
             scratch,
             _smtp: smtp,
@@ -89,8 +89,7 @@ impl Setup {
     }
 
     fn post(&self, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, String) {
-        let base = &self.serve.as_ref().expect("serving").base;
-        post(base, path, headers, body)
+        post(&self.serve.base, path, headers, body)
     }
 
     fn bounces(&self) -> Vec<Value> {
@@ -104,6 +103,50 @@ impl Setup {
     /// Bounces and opt-outs, to show that a refused request changed nothing.
     fn state(&self) -> (Vec<Value>, Vec<Value>) {
         (self.bounces(), self.optouts())
+    }
+}
+
+/// `fairsend serve` with its log in a file, to show what a refusal logs.
+struct Serve {
+    child: Child,
+    base: String,
+    log: PathBuf,
+}
+
+impl Serve {
+    fn start(scratch: &Scratch, env: &[(&str, &str)]) -> Self {
+        let log = scratch.path("serve.log");
+        let mut command = scratch.command(&["serve", "--listen", "127.0.0.1:0"]);
+        command.env_remove("FAIRSEND_ADMIN_PASSWORD");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start fairsend serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
+            .to_string();
+        Self { child, base, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -890,6 +933,16 @@ fn postmark_events_need_the_basic_auth_credentials() {
         "wrong password"
     );
     assert_eq!(setup.state(), before);
+    // Refusals are logged with the provider and the reason, never with a credential.
+    let log = setup.serve.log();
+    assert!(
+        log.contains("webhook request refused") && log.contains("wrong basic-auth credentials"),
+        "{log}"
+    );
+    assert!(
+        !log.contains("postmarK") && !log.contains(POSTMARK_PASSWORD),
+        "{log}"
+    );
 
     let auth = basic(POSTMARK_USER, POSTMARK_PASSWORD);
     let (status, reply) = setup.post("/hooks/postmark", &[("Authorization", &auth)], &body);
