@@ -111,3 +111,54 @@ fn event(e: &Value) -> Option<Event> {
         message_id: text("/message/headers/message-id").map(str::to_string),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn sign(key: &str, timestamp: i64, token: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("key");
+        mac.update(format!("{timestamp}{token}").as_bytes());
+        data_encoding::HEXLOWER.encode(&mac.finalize().into_bytes())
+    }
+
+    fn failed(severity: &str, code: u64, message: &str) -> Value {
+        json!({"id": "e1", "event": "failed", "severity": severity, "recipient": "a@example.fi",
+               "delivery-status": {"code": code, "message": message}})
+    }
+
+    #[test]
+    fn a_temporary_failure_is_never_hard_and_a_permanent_one_is_classified() {
+        let hard = event(&failed("permanent", 550, "5.1.1 No Such User Here")).expect("event");
+        assert_eq!(hard.recipients[0].reason, Reason::UserUnknown);
+        let temporary = event(&failed("temporary", 550, "5.1.1 No Such User Here")).expect("event");
+        assert_eq!(temporary.recipients[0].class, Some(BounceClass::Soft));
+        assert!(event(&json!({"id": "e2", "event": "opened"})).is_none());
+    }
+
+    #[test]
+    fn the_signature_covers_timestamp_and_token() {
+        let v = MailgunVerifier::new("key-1", Duration::from_secs(900)).expect("verifier");
+        let now = 1_700_000_000;
+        let body = |sig: &str, token: &str| {
+            json!({"signature": {"timestamp": now.to_string(), "token": token, "signature": sig},
+                   "event-data": failed("permanent", 550, "5.1.1 unknown")})
+            .to_string()
+        };
+        let good = sign("key-1", now, "tok");
+        assert!(v.verify(body(&good, "tok").as_bytes(), now).is_ok());
+        let err = v.verify(body(&good, "tok2").as_bytes(), now).map(|_| ());
+        assert_eq!(
+            err.map_err(|e| e.kind),
+            Err(super::super::RefusalKind::Unauthenticated)
+        );
+        let late = v
+            .verify(body(&good, "tok").as_bytes(), now + 901)
+            .map(|_| ());
+        assert_eq!(
+            late.map_err(|e| e.kind),
+            Err(super::super::RefusalKind::Forbidden)
+        );
+    }
+}

@@ -115,3 +115,50 @@ fn our_message_id(e: &Value) -> Option<String> {
     let all: Vec<String> = metadata.chain(content).take(16).collect();
     (!all.is_empty()).then(|| all.join(" "))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn postmarks_verdict_counts_only_when_the_details_say_nothing() {
+        let bounce = |kind: &str, details: &str| {
+            event(
+                &json!({"RecordType": "Bounce", "ID": 1, "Type": kind, "Email": "a@example.fi",
+                          "Details": details}),
+            )
+            .expect("event")
+            .recipients[0]
+                .reason
+        };
+        assert_eq!(
+            bounce("HardBounce", "Test bounce details"),
+            Reason::UserUnknown
+        );
+        assert_eq!(
+            bounce("HardBounce", "smtp;552 5.2.2 mailbox full"),
+            Reason::MailboxFull
+        );
+        assert_eq!(bounce("SoftBounce", ""), Reason::Other);
+    }
+
+    #[test]
+    fn credentials_must_match_exactly() {
+        let v = PostmarkVerifier::new("hook", "0123456789abcdef").expect("verifier");
+        let auth = |s: &str| format!("Basic {}", data_encoding::BASE64.encode(s.as_bytes()));
+        assert!(
+            v.verify(Some(&auth("hook:0123456789abcdef")), b"{}")
+                .is_ok()
+        );
+        for wrong in [
+            "hook:0123456789abcde",
+            "hook:0123456789abcdefg",
+            "Hook:0123456789abcdef",
+        ] {
+            assert!(v.verify(Some(&auth(wrong)), b"{}").is_err(), "{wrong}");
+        }
+        assert!(v.verify(None, b"{}").is_err());
+        assert!(PostmarkVerifier::new("hook", "short").is_err());
+    }
+}
