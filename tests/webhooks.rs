@@ -116,7 +116,14 @@ struct Serve {
 impl Serve {
     fn start(scratch: &Scratch, env: &[(&str, &str)]) -> Self {
         let log = scratch.path("serve.log");
-        let mut command = scratch.command(&["serve", "--listen", "127.0.0.1:0"]);
+        // The metrics listener takes an ephemeral port too: tests run side by side.
+        let mut command = scratch.command(&[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ]);
         command.env_remove("FAIRSEND_ADMIN_PASSWORD");
         for (k, v) in env {
             command.env(k, v);
@@ -133,8 +140,12 @@ impl Serve {
         let base = line
             .trim()
             .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("serve did not start: {line:?}"))
-            .to_string();
+            .map(str::to_string);
+        let Some(base) = base else {
+            let _ = child.wait();
+            let log = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("serve did not start: {line:?}\n{log}");
+        };
         Self { child, base, log }
     }
 
