@@ -45,8 +45,11 @@ Environment variables:
   PGPASSWORD               the PostgreSQL password (never inside a URL or fairsend.toml)
   FAIRSEND_LOG             log filter: error, warn, info (default), debug, or per module
   NO_COLOR                 set to turn off coloured logs (logs are coloured only on a terminal)
-  SMTP and IMAP credentials and the DKIM key come from the variables that fairsend.toml
-  names ([transport] and [bounces.imap] username_env / password_env, [dkim] private_key_env).";
+  FAIRSEND_WEBHOOK_TEST_ONLY  =1 only in fairsend's own tests: allows [webhooks.ses] test_ca_file
+                           and test_connect (a test CA for the SNS certificate); never in production
+  SMTP and IMAP credentials, the DKIM key and the provider webhooks' secrets come from the
+  variables that fairsend.toml names ([transport] and [bounces.imap] username_env /
+  password_env, [dkim] private_key_env, [webhooks.*] *_env).";
 
 #[derive(Parser)]
 #[command(
@@ -2132,7 +2135,13 @@ async fn serve(
             every,
         ));
     }
+    let webhooks =
+        fairsend::app::webhooks::Webhooks::from_settings(&config.settings.webhooks, |name| {
+            std::env::var(name).ok()
+        })
+        .map_err(BadInput)?;
     let state = fairsend::web::AppState {
+        webhooks: Arc::new(webhooks),
         store,
         secret,
         config,

@@ -4,3 +4,4 @@
 pub mod bounce_poll;
 pub mod report;
 pub mod signup;
+pub mod webhooks;

@@ -10,8 +10,13 @@ mod imap;
 mod registers;
 mod settings;
 mod starter;
+mod webhooks;
 
 pub use starter::{StarterError, write_starter};
+pub use webhooks::{
+    MailgunHook, PostmarkHook, SendGridHook, SesHook, TEST_ONLY_ENV as WEBHOOK_TEST_ONLY_ENV,
+    WebhookSettings,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -278,6 +278,7 @@ pub struct Settings {
     pub signup: SignupSettings,
     /// `[bounces.imap]`: the mailbox `bounces poll` and `serve --poll-bounces` read.
     pub bounce_mailbox: Option<super::imap::ImapSettings>,
+    pub webhooks: super::WebhookSettings,
 }
 
 #[derive(Deserialize, Default)]
@@ -298,6 +299,7 @@ struct Raw {
     dkim: Option<RawDkim>,
     #[serde(default)]
     dns: RawDns,
+    webhooks: Option<super::webhooks::RawWebhooks>,
     #[serde(default)]
     signup: RawSignup,
     #[serde(default)]
@@ -490,6 +492,7 @@ impl Settings {
             dns: dns_settings(file, raw.dns)?,
             signup: signup_settings(file, raw.signup)?,
             bounce_mailbox,
+            webhooks: super::webhooks::parse_webhooks(file, raw.webhooks)?,
         })
     }
 }

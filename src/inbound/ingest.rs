@@ -61,6 +61,19 @@ async fn decide(
     Ok((parsed, effects))
 }
 
+/// Records an already parsed report (a provider webhook's event) exactly as an ingested
+/// message's: the same proof rule, the same effects, the same once-only fingerprint.
+pub async fn ingest_parsed(
+    store: &Store,
+    secret: &Secret,
+    settings: &BounceSettings,
+    parsed: Inbound,
+) -> Result<Ingested, StoreError> {
+    let effects = effects(store, secret, settings, &parsed).await?;
+    let applied = super::apply::apply_inbound(store, &effects).await?;
+    Ok(Ingested { parsed, applied })
+}
+
 async fn effects(
     store: &Store,
     secret: &Secret,

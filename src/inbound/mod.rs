@@ -10,6 +10,7 @@ pub mod imap;
 pub mod ingest;
 pub mod reply;
 pub mod ses;
+pub mod webhooks;
 
 use mail_parser::{Message, MessageParser, MimeHeaders};
 use sha2::{Digest, Sha256};

@@ -33,6 +33,29 @@ pub fn notification(message: &Message<'_>) -> Option<Notification> {
     if let Some(inner) = doc.get("Message").and_then(Value::as_str) {
         doc = serde_json::from_str(inner).ok()?;
     }
+    from_document(&doc)
+}
+
+/// The `Message-ID` header of the message an SES document is about, as fairsend wrote it:
+/// `mail.commonHeaders.messageId`, else the `Message-ID` among `mail.headers` (`mail.messageId`
+/// is SES's own id, which fairsend never made).
+pub fn original_message_id(doc: &Value) -> Option<String> {
+    let mail = doc.get("mail")?;
+    mail.pointer("/commonHeaders/messageId")
+        .and_then(Value::as_str)
+        .or_else(|| {
+            mail.get("headers")?.as_array()?.iter().find_map(|h| {
+                h.get("name")?
+                    .as_str()?
+                    .eq_ignore_ascii_case("message-id")
+                    .then(|| h.get("value")?.as_str())?
+            })
+        })
+        .map(str::to_string)
+}
+
+/// What an SES event document (not wrapped) says.
+pub fn from_document(doc: &Value) -> Option<Notification> {
     let kind = doc
         .get("notificationType")
         .or_else(|| doc.get("eventType"))?

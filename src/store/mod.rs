@@ -21,6 +21,7 @@ mod report;
 mod segment;
 mod sessions;
 mod suppressions;
+mod webhooks;
 mod workers;
 
 use sqlx::AnyPool;

@@ -8,6 +8,7 @@
 pub mod admin;
 mod campaign_page;
 mod charts;
+mod hooks;
 pub mod limits;
 mod pages;
 mod server;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub limits: Arc<ServeLimits>,
     /// Sends the confirmation messages of signup forms; `None` when no register has one.
     pub signup_mailer: Option<Arc<crate::app::signup::Mailer>>,
+    /// The provider webhooks that are on (`[webhooks]`); none by default.
+    pub webhooks: Arc<crate::app::webhooks::Webhooks>,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -89,6 +92,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(public)
         .route("/healthz", get(healthz))
+        .route("/hooks/{provider}", post(hooks::hook))
         .route("/metrics", get(admin::metrics_with_token))
         .route("/admin", get(admin::campaigns))
         .route("/admin/campaigns/{name}", get(admin::campaign))
