@@ -9,6 +9,7 @@ use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
+mod cli;
 mod terminal;
 use terminal::{say, tell};
 
@@ -19,7 +20,7 @@ use terminal::{say, tell};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use fairsend::audience::{ParsedImport, parse_contacts_csv};
+use fairsend::app::contacts::BadRows;
 use fairsend::compliance::review::{combined_hash, variant_hashes, write_review};
 use fairsend::compliance::{
     CheckReport, Depth, Finding, Severity, check_campaign, footer_variants, insecure_link_findings,
@@ -28,7 +29,7 @@ use fairsend::compose::Composer;
 use fairsend::config::{Campaign, ConfigDir, TransportUrl};
 use fairsend::send::{ProgressFn, SendOptions, SendReport, Transport, run_campaign};
 use fairsend::store::{OutboxState, Store};
-use fairsend::suppress::{MasterSecret, Secret, address_hash, fingerprint};
+use fairsend::suppress::{MasterSecret, Secret, fingerprint};
 
 /// Every environment variable fairsend reads, for `--help` (a test checks that each variable
 /// named in the source is here).
@@ -639,7 +640,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 (_, true) => BadRows::SetAside,
                 _ => BadRows::Report,
             };
-            import(&config, &store, &file, &register, mode, json).await
+            cli::contacts::import(&config, &store, &file, &register, mode, json).await
         }
         Command::Send {
             campaign,
@@ -729,10 +730,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             to,
             format,
         } => preview(&config, &store, &campaign, &to, format).await,
-        Command::Optout { action } => optout(&config, &store, action).await,
-        Command::Erase { email } => erase(&config, &store, &email).await,
-        Command::Bounces { action } => bounces(&config, &store, action).await,
-        Command::Hygiene { action } => hygiene(&config, &store, action).await,
+        Command::Optout { action } => cli::optout::run(&config, &store, action).await,
+        Command::Erase { email } => cli::optout::erase(&config, &store, &email).await,
+        Command::Bounces { action } => cli::bounces::run(&config, &store, action).await,
+        Command::Hygiene { action } => cli::hygiene::run(&config, &store, action).await,
         Command::Serve { listen, limits } => serve(config, store, listen, limits).await,
         Command::Keys { action } => keys(&config, &store, action).await,
         Command::Init { dir } => init(&dir),
@@ -832,191 +833,6 @@ async fn keys(config: &ConfigDir, store: &Store, action: KeysAction) -> anyhow::
             Ok(())
         }
     }
-}
-
-/// What an import does with bad rows: refuse the file, report them (exit 1), or write them
-/// to the rejected-rows file and go on.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum BadRows {
-    Strict,
-    Report,
-    SetAside,
-}
-
-async fn import(
-    config: &ConfigDir,
-    store: &Store,
-    file: &Path,
-    register_name: &str,
-    mode: BadRows,
-    json: bool,
-) -> anyhow::Result<()> {
-    let register = config.registers.get(register_name).ok_or_else(|| {
-        BadInput(format!(
-            "register '{register_name}' is not defined in {} (defined: {})",
-            config.registers.file.display(),
-            config.registers.names().join(", ")
-        ))
-    })?;
-    let parsed = parse_contacts_csv(file, register)?;
-    for error in &parsed.errors {
-        tell!("{error}");
-    }
-    if mode == BadRows::Strict && !parsed.errors.is_empty() {
-        return Err(BadInput(format!(
-            "{}: {} bad row(s); --strict: nothing was imported",
-            file.display(),
-            parsed.errors.len()
-        ))
-        .into());
-    }
-    let rejected_file = if mode == BadRows::SetAside {
-        parsed.write_rejected(file)?
-    } else {
-        None
-    };
-    let secret = load_secret(config, store).await?;
-    let outcome = store
-        .import_contacts(register_name, &parsed.records, |a| address_hash(&secret, a))
-        .await?;
-    for (source, reason) in &outcome.refused {
-        tell!("{source}: email: {}", reason.import_refusal());
-    }
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "file": file.display().to_string(),
-                "register": register_name,
-                "inserted": outcome.inserted,
-                "updated": outcome.updated,
-                "unchanged": outcome.unchanged,
-                "merged_duplicates": parsed.merged_duplicates,
-                "refused_suppressed": outcome.refused.len(),
-                "errors": parsed.errors,
-                "rejected_file": rejected_file.as_ref().map(|p| p.display().to_string()),
-            })
-        );
-    } else {
-        println!(
-            "{}: register {register_name}: {} inserted, {} updated, {} unchanged, {} duplicate row(s) merged, {} rejected",
-            file.display(),
-            outcome.inserted,
-            outcome.updated,
-            outcome.unchanged,
-            parsed.merged_duplicates,
-            parsed.errors.len() + outcome.refused.len()
-        );
-    }
-    if let Some(path) = &rejected_file {
-        eprintln!(
-            "{} rejected row(s) written, with the reason for each, to {}",
-            parsed.errors.len(),
-            path.display()
-        );
-        if outcome.refused.is_empty() {
-            return Ok(());
-        }
-    }
-    if !parsed.errors.is_empty() || !outcome.refused.is_empty() {
-        return Err(Problems(format!(
-            "{} row(s) were not imported; the other rows were",
-            parsed.errors.len() + outcome.refused.len()
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-/// The campaign's own contact files, all parsed before any is applied: one bad row refuses
-/// the whole send and changes nothing, unless `skip_invalid` sets the bad rows aside (written
-/// to a rejected-rows file beside each contact file).
-fn parse_campaign_contacts<'c>(
-    config: &ConfigDir,
-    campaign: &'c Campaign,
-    skip_invalid: bool,
-) -> anyhow::Result<Vec<(&'c str, ParsedImport)>> {
-    let mut parsed = Vec::new();
-    let mut errors = 0;
-    for import in &campaign.imports {
-        let register = config
-            .registers
-            .get(&import.register)
-            .ok_or_else(|| BadInput(format!("register '{}' is not defined", import.register)))?;
-        let p = parse_contacts_csv(&import.file, register)?;
-        for e in &p.errors {
-            tell!("{e}");
-        }
-        if skip_invalid {
-            if let Some(path) = p.write_rejected(&import.file)? {
-                eprintln!(
-                    "{}: {} bad row(s) set aside (--skip-invalid), written with the reason for each to {}",
-                    import.file.display(),
-                    p.errors.len(),
-                    path.display()
-                );
-            }
-        } else {
-            errors += p.errors.len();
-        }
-        parsed.push((import.register.as_str(), p));
-    }
-    if errors > 0 {
-        return Err(BadInput(format!(
-            "{}: {errors} bad row(s) in the campaign's contact files; nothing was imported or sent \
-             (--skip-invalid sends to the good rows and writes the bad ones to a file)",
-            campaign.file.display()
-        ))
-        .into());
-    }
-    Ok(parsed)
-}
-
-/// The extra fields every recipient will have once `pending` is imported.
-async fn fields_after_import(
-    store: &Store,
-    campaign: &Campaign,
-    pending: &[(&str, ParsedImport)],
-) -> anyhow::Result<std::collections::BTreeSet<String>> {
-    let mut common = store.common_fields(&campaign.registers).await?;
-    let stored_any = store.has_members(&campaign.registers).await?;
-    let mut first = !stored_any;
-    for (_, p) in pending {
-        for record in &p.records {
-            let keys: std::collections::BTreeSet<String> = record.fields.keys().cloned().collect();
-            common = if first {
-                keys
-            } else {
-                common.intersection(&keys).cloned().collect()
-            };
-            first = false;
-        }
-    }
-    Ok(common)
-}
-
-async fn apply_campaign_contacts(
-    store: &Store,
-    pending: Vec<(&str, ParsedImport)>,
-    secret: &Secret,
-) -> anyhow::Result<()> {
-    for (register, p) in pending {
-        let outcome = store
-            .import_contacts(register, &p.records, |a| address_hash(secret, a))
-            .await?;
-        for (source, reason) in &outcome.refused {
-            tell!("{source}: skipped: {}", reason.import_refusal());
-        }
-        if outcome.inserted + outcome.updated > 0 {
-            tracing::info!(
-                register,
-                inserted = outcome.inserted,
-                updated = outcome.updated,
-                "imported the campaign's contacts"
-            );
-        }
-    }
-    Ok(())
 }
 
 /// `--transport URL` for this run, else `[transport] url`.
@@ -1158,10 +974,12 @@ async fn send(
         );
     }
     let dkim = load_dkim(config)?;
-    let pending = parse_campaign_contacts(config, &campaign, skip_invalid)?;
+    let pending = cli::contacts::parse_campaign_contacts(config, &campaign, skip_invalid)?;
     let composer = Composer::new(config, &campaign, secret.clone())?.with_dkim(dkim.as_ref());
-    composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
-    apply_campaign_contacts(store, pending, &secret).await?;
+    composer.check_fields(
+        &fairsend::app::contacts::fields_after_import(store, &campaign, &pending).await?,
+    )?;
+    cli::contacts::apply_campaign_contacts(store, pending, &secret).await?;
     let composer = with_tracking(composer, store, &campaign).await?;
     let mut report = check_campaign(
         config,
@@ -1618,9 +1436,9 @@ async fn prepare<'c>(
     skip_invalid: bool,
 ) -> anyhow::Result<Composer<'c>> {
     let secret = load_secret(config, store).await?;
-    let pending = parse_campaign_contacts(config, campaign, skip_invalid)?;
+    let pending = cli::contacts::parse_campaign_contacts(config, campaign, skip_invalid)?;
     let composer = Composer::new(config, campaign, secret.clone())?;
-    apply_campaign_contacts(store, pending, &secret).await?;
+    cli::contacts::apply_campaign_contacts(store, pending, &secret).await?;
     Ok(composer)
 }
 
@@ -1861,87 +1679,6 @@ async fn preview(
     Ok(())
 }
 
-fn parse_address(text: &str) -> anyhow::Result<fairsend::audience::EmailAddress> {
-    fairsend::audience::EmailAddress::parse(text)
-        .map_err(|e| BadInput(format!("{text}: {e}")).into())
-}
-
-async fn optout(config: &ConfigDir, store: &Store, action: OptoutAction) -> anyhow::Result<()> {
-    match action {
-        OptoutAction::Add { email, reason } => {
-            let address = parse_address(&email)?;
-            if reason
-                .as_deref()
-                .is_some_and(|r| r.chars().any(char::is_control))
-            {
-                return Err(BadInput("--reason may not contain line breaks".into()).into());
-            }
-            let secret = load_secret(config, store).await?;
-            let created = fairsend::suppress::opt_out(
-                store,
-                &secret,
-                &address,
-                fairsend::suppress::OptOutSource::Manual,
-                None,
-                reason.as_deref(),
-            )
-            .await?;
-            if created {
-                println!("{address} opted out: suppressed in every campaign from now on");
-            } else {
-                println!("{address} had already opted out; nothing changed");
-            }
-        }
-        OptoutAction::List { json } => {
-            let entries = store.optouts().await?;
-            if json {
-                let rows: Vec<serde_json::Value> = entries
-                    .iter()
-                    .map(|e| {
-                        serde_json::json!({
-                            "at": format_millis(e.at), "email": e.email, "source": e.source,
-                            "campaign": e.campaign, "detail": e.detail,
-                        })
-                    })
-                    .collect();
-                print_json(&rows);
-            } else {
-                if entries.is_empty() {
-                    say!("no opt-outs");
-                }
-                for e in entries {
-                    say!(
-                        "{}  {:<40} {:<10} {}{}",
-                        format_millis(e.at),
-                        e.email.as_deref().unwrap_or("(erased)"),
-                        e.source.as_str(),
-                        e.campaign.as_deref().unwrap_or("-"),
-                        e.detail.map(|d| format!("  ({d})")).unwrap_or_default()
-                    );
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-async fn erase(config: &ConfigDir, store: &Store, email: &str) -> anyhow::Result<()> {
-    let address = parse_address(email)?;
-    let secret = load_secret(config, store).await?;
-    let report = fairsend::suppress::erase(store, &secret, &address).await?;
-    if report.contact_found {
-        println!(
-            "erased {address}: contact, {} register entr(ies), {} outbox row(s) deleted; only a keyed hash remains, suppressed",
-            report.memberships_deleted, report.outbox_rows_deleted
-        );
-    } else {
-        println!(
-            "{address} was not a contact; its keyed hash is now suppressed so that it can never be imported"
-        );
-    }
-    Ok(())
-}
-
 async fn serve(
     config: ConfigDir,
     store: Store,
@@ -2006,301 +1743,6 @@ fn format_millis(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
-}
-
-async fn decide_bounce(
-    config: &ConfigDir,
-    store: &Store,
-    id: i64,
-    by: &str,
-    confirm: bool,
-) -> anyhow::Result<()> {
-    use fairsend::store::{BounceDecision, DecisionOutcome};
-    let settings = &config.settings.bounces;
-    let decision = if confirm {
-        BounceDecision::Confirm
-    } else {
-        BounceDecision::Dismiss
-    };
-    let soft_limit = (
-        i64::from(settings.soft_bounce_limit),
-        i64::from(settings.soft_bounce_days),
-    );
-    match store.decide_bounce(id, decision, by, soft_limit).await? {
-        DecisionOutcome::NoSuchBounce => {
-            Err(BadInput(format!("bounce {id}: no such bounce (see `bounces list`)")).into())
-        }
-        DecisionOutcome::NotUnverified => Err(Problems(format!(
-            "bounce {id} is not waiting for a decision (only unverified bounces are confirmed or dismissed)"
-        ))
-        .into()),
-        DecisionOutcome::Done { suppressed } => {
-            let what = match (confirm, suppressed) {
-                (true, true) => "confirmed; the address is suppressed",
-                (true, false) => "confirmed; recorded (no suppression follows from it yet)",
-                (false, _) => "dismissed; it changes nothing",
-            };
-            println!("bounce {id} {what}");
-            Ok(())
-        }
-    }
-}
-
-async fn bounces(config: &ConfigDir, store: &Store, action: BouncesAction) -> anyhow::Result<()> {
-    match action {
-        BouncesAction::Ingest {
-            files,
-            mbox,
-            maildir,
-            json,
-        } => {
-            let secret = load_secret(config, store).await?;
-            let stdin = files.len() == 1 && files[0] == Path::new("-");
-            let summary = match (files.as_slice(), mbox, maildir) {
-                ([], None, Some(dir)) => ingest_maildir(config, store, &secret, &dir).await?,
-                ([], Some(path), None) if is_maildir(&path) => {
-                    ingest_maildir(config, store, &secret, &path).await?
-                }
-                ([], Some(file), None) => {
-                    ingest_all(config, store, &secret, read_messages(&file)?).await?
-                }
-                (_, None, None) if stdin => {
-                    let mut raw = Vec::new();
-                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut raw)?;
-                    ingest_all(config, store, &secret, vec![raw]).await?
-                }
-                ([_, ..], None, None) if !files.iter().any(|f| f == Path::new("-")) => {
-                    // Read them all first: a missing file refuses the run before anything is
-                    // recorded.
-                    let mut messages = Vec::new();
-                    for file in &files {
-                        messages.extend(read_messages(file)?);
-                    }
-                    ingest_all(config, store, &secret, messages).await?
-                }
-                _ => {
-                    return Err(BadInput(
-                        "give message files (FILE.eml …), `-` alone (stdin), --mbox PATH or --maildir DIR"
-                            .into(),
-                    )
-                    .into());
-                }
-            };
-            if json {
-                print_json(&summary);
-            } else {
-                println!(
-                    "{} message(s): {} new, {} already seen; {} DSN, {} complaint(s), {} auto-reply(ies), {} reply(ies), {} unknown; {} hard-bounced address(es) suppressed, {} after repeated soft bounces, {} opt-out(s); {} unverified report(s) waiting for `bounces confirm|dismiss`",
-                    summary.messages,
-                    summary.new,
-                    summary.duplicates,
-                    summary.dsn,
-                    summary.complaints,
-                    summary.auto_replies,
-                    summary.replies,
-                    summary.unknown,
-                    summary.suppressed_hard,
-                    summary.suppressed_soft_limit,
-                    summary.optouts,
-                    summary.unverified
-                );
-            }
-        }
-        BouncesAction::List { limit, json } => {
-            let entries = store.bounces(limit).await?;
-            if json {
-                let rows: Vec<serde_json::Value> = entries
-                    .iter()
-                    .map(|b| serde_json::json!({
-                        "id": b.id, "verification": b.verification,
-                        "at": format_millis(b.at), "recipient": b.recipient, "campaign": b.campaign,
-                        "kind": b.kind, "class": b.class, "reason": b.reason, "status": b.status,
-                        "reply_code": b.reply_code, "diagnostic": b.diagnostic, "action": b.action,
-                    }))
-                    .collect();
-                print_json(&rows);
-            } else {
-                if entries.is_empty() {
-                    say!("no bounces");
-                }
-                for b in entries {
-                    say!(
-                        "{:>6} {}  {:<10} {:<36} {:<20} {:<4} {:<20} {:<7} {:<22} {}",
-                        b.id,
-                        format_millis(b.at),
-                        b.verification,
-                        b.recipient.as_deref().unwrap_or("(unknown)"),
-                        b.campaign.as_deref().unwrap_or("-"),
-                        b.class.as_deref().unwrap_or("-"),
-                        b.reason,
-                        b.status.as_deref().unwrap_or("-"),
-                        b.action,
-                        b.diagnostic
-                            .as_deref()
-                            .unwrap_or("")
-                            .chars()
-                            .take(80)
-                            .collect::<String>()
-                    );
-                }
-            }
-        }
-        BouncesAction::Confirm { id, by } => decide_bounce(config, store, id, &by, true).await?,
-        BouncesAction::Dismiss { id, by } => decide_bounce(config, store, id, &by, false).await?,
-        BouncesAction::Parse { files, json } => {
-            let secret = load_secret(config, store).await?;
-            let keys = fairsend::inbound::Keys {
-                secret: &secret,
-                bounces: &config.settings.bounces,
-            };
-            for file in files {
-                let raw = std::fs::read(&file)
-                    .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
-                let parsed = fairsend::inbound::parse(&raw, &keys);
-                if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({
-                            "file": file.display().to_string(),
-                            "kind": parsed.kind,
-                            "recipients": parsed.recipients.iter().map(|r| serde_json::json!({
-                                "address": r.address, "action": r.action, "status": r.status,
-                                "reply_code": r.reply_code, "diagnostic": r.diagnostic,
-                                "class": r.class, "reason": r.reason,
-                            })).collect::<Vec<_>>(),
-                        })
-                    );
-                } else {
-                    say!("{}: {}", file.display(), parsed.kind.as_str());
-                    for r in &parsed.recipients {
-                        say!(
-                            "  {} {} status={} code={} {}",
-                            r.address.as_deref().unwrap_or("(unknown recipient)"),
-                            r.class.map(|c| c.as_str()).unwrap_or("-"),
-                            r.status.as_deref().unwrap_or("-"),
-                            r.reply_code
-                                .map(|c| c.to_string())
-                                .unwrap_or_else(|| "-".into()),
-                            r.reason.as_str()
-                        );
-                    }
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-#[derive(Default, serde::Serialize)]
-struct IngestSummary {
-    messages: usize,
-    new: usize,
-    duplicates: usize,
-    dsn: usize,
-    complaints: usize,
-    auto_replies: usize,
-    replies: usize,
-    unknown: usize,
-    suppressed_hard: usize,
-    suppressed_soft_limit: usize,
-    optouts: usize,
-    /// Reports that name no message fairsend sent: recorded, waiting for an operator.
-    unverified: usize,
-}
-
-async fn ingest_all(
-    config: &ConfigDir,
-    store: &Store,
-    secret: &Secret,
-    messages: Vec<Vec<u8>>,
-) -> anyhow::Result<IngestSummary> {
-    let mut summary = IngestSummary::default();
-    for raw in messages {
-        ingest_one(config, store, secret, &raw, &mut summary).await?;
-    }
-    Ok(summary)
-}
-
-async fn ingest_one(
-    config: &ConfigDir,
-    store: &Store,
-    secret: &Secret,
-    raw: &[u8],
-    summary: &mut IngestSummary,
-) -> anyhow::Result<()> {
-    use fairsend::inbound::Kind;
-    let done =
-        fairsend::inbound::ingest::ingest(store, secret, &config.settings.bounces, raw).await?;
-    summary.messages += 1;
-    if done.applied.duplicate {
-        summary.duplicates += 1;
-        return Ok(());
-    }
-    summary.new += 1;
-    match done.parsed.kind {
-        Kind::Dsn => summary.dsn += 1,
-        Kind::Complaint => summary.complaints += 1,
-        Kind::AutoReply => summary.auto_replies += 1,
-        Kind::Reply => summary.replies += 1,
-        Kind::Unknown => summary.unknown += 1,
-    }
-    summary.suppressed_hard += done.applied.suppressed_hard;
-    summary.suppressed_soft_limit += done.applied.suppressed_soft_limit;
-    summary.optouts += done.applied.optouts;
-    summary.unverified += done.applied.unverified;
-    Ok(())
-}
-
-/// What `--mbox` was given: a directory is a Maildir (its `new/` is required), a file an mbox.
-fn is_maildir(path: &Path) -> bool {
-    path.is_dir()
-}
-
-/// The messages of one file: an mbox is split, any other file is one message.
-fn read_messages(file: &Path) -> anyhow::Result<Vec<Vec<u8>>> {
-    let raw = std::fs::read(file)
-        .map_err(|e| BadInput(format!("{}: cannot read: {e}", file.display())))?;
-    Ok(fairsend::inbound::split_mbox(&raw)
-        .into_iter()
-        .map(<[u8]>::to_vec)
-        .collect())
-}
-
-/// Processes `DIR/new/*` and moves each handled file to `DIR/cur/` (maildir convention).
-async fn ingest_maildir(
-    config: &ConfigDir,
-    store: &Store,
-    secret: &Secret,
-    dir: &Path,
-) -> anyhow::Result<IngestSummary> {
-    let new = dir.join("new");
-    let cur = dir.join("cur");
-    let entries = std::fs::read_dir(&new)
-        .map_err(|e| BadInput(format!("{}: not a maildir: {e}", new.display())))?;
-    std::fs::create_dir_all(&cur)?;
-    let mut total = IngestSummary::default();
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    for file in files {
-        let raw =
-            std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
-        ingest_one(config, store, secret, &raw, &mut total).await?;
-        let name = file
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let target = if name.contains(":2,") {
-            cur.join(&name)
-        } else {
-            cur.join(format!("{name}:2,"))
-        };
-        std::fs::rename(&file, &target)
-            .with_context(|| format!("cannot move {} to {}", file.display(), target.display()))?;
-    }
-    Ok(total)
 }
 
 fn print_json(value: &impl serde::Serialize) {
@@ -2392,195 +1834,6 @@ async fn dns_check(
         .count();
     if errors > 0 {
         return Err(Problems(format!("dns check: {errors} error(s)")).into());
-    }
-    Ok(())
-}
-
-async fn hygiene(config: &ConfigDir, store: &Store, action: HygieneAction) -> anyhow::Result<()> {
-    use fairsend::audience::hygiene::{
-        Departed, parse_ceased_file, parse_departed_file, plan_purge, retention_end,
-    };
-    let report_errors = |errors: &[fairsend::audience::RowError]| {
-        for e in errors {
-            tell!("{e}");
-        }
-    };
-    match action {
-        HygieneAction::Ceased { file } => {
-            let (ids, errors) = parse_ceased_file(&file)?;
-            report_errors(&errors);
-            let (mut changed, mut matched, mut unknown) = (0, 0, 0);
-            for id in &ids {
-                let (c, m) = store.mark_ceased(id.as_str()).await?;
-                changed += c;
-                matched += m;
-                if m == 0 {
-                    unknown += 1;
-                }
-            }
-            println!(
-                "{}: {} ceased business ID(s): {changed} contact(s) newly ceased, {} already ceased; {unknown} ID(s) match no contact; {} row(s) rejected",
-                file.display(),
-                ids.len(),
-                matched - changed,
-                errors.len()
-            );
-            if !errors.is_empty() {
-                return Err(Problems(format!(
-                    "{} row(s) were not applied; the others were",
-                    errors.len()
-                ))
-                .into());
-            }
-        }
-        HygieneAction::Passivate { file } => {
-            let (people, errors) = parse_departed_file(&file)?;
-            report_errors(&errors);
-            let (mut changed, mut already, mut unknown) = (0, 0, 0);
-            for person in &people {
-                let addresses = match person {
-                    Departed::Email(a) => vec![a.clone()],
-                    Departed::Name {
-                        business_id,
-                        first_name,
-                        last_name,
-                    } => {
-                        store
-                            .contacts_by_name(business_id.as_str(), first_name, last_name)
-                            .await?
-                    }
-                };
-                if addresses.is_empty() {
-                    unknown += 1;
-                }
-                for address in addresses {
-                    match store.mark_passive(&address).await? {
-                        (true, _) => changed += 1,
-                        (false, true) => already += 1,
-                        (false, false) => unknown += 1,
-                    }
-                }
-            }
-            println!(
-                "{}: {changed} contact(s) made passive, {already} already passive or ceased, {unknown} not found; {} row(s) rejected",
-                file.display(),
-                errors.len()
-            );
-            if !errors.is_empty() {
-                return Err(Problems(format!(
-                    "{} row(s) were not applied; the others were",
-                    errors.len()
-                ))
-                .into());
-            }
-        }
-        HygieneAction::Purge { dry_run, json } => {
-            let entries = store.entry_ages().await?;
-            let plan = plan_purge(
-                &entries,
-                &config.registers,
-                config.settings.privacy.retention_months,
-                chrono::Utc::now(),
-            );
-            let outcome = if dry_run {
-                None
-            } else {
-                Some(
-                    store
-                        .purge_entries(&plan.iter().map(|p| p.membership_id).collect::<Vec<_>>())
-                        .await?,
-                )
-            };
-            if json {
-                print_json(
-                    &serde_json::json!({"dry_run": dry_run, "entries": plan, "deleted": outcome}),
-                );
-            } else {
-                for item in &plan {
-                    println!(
-                        "{} {:<40} register {:<16} {}",
-                        if dry_run { "would delete" } else { "deleted" },
-                        item.email,
-                        item.register,
-                        match item.reason {
-                            fairsend::audience::hygiene::PurgeReason::PastRetention => format!(
-                                "retention ended {}",
-                                item.retention_end.as_deref().unwrap_or("?")
-                            ),
-                            fairsend::audience::hygiene::PurgeReason::PurchasedRegisterExpired =>
-                                "purchased register expired".into(),
-                        }
-                    );
-                }
-                match outcome {
-                    None => println!(
-                        "dry run: {} register entr(ies) would be deleted; nothing was changed",
-                        plan.len()
-                    ),
-                    Some(o) => println!(
-                        "{} register entr(ies) deleted; {} contact(s) left with no entry were deleted ({} outbox row(s)); suppressions keep only keyed hashes",
-                        o.entries_deleted, o.contacts_deleted, o.outbox_rows_deleted
-                    ),
-                }
-            }
-        }
-        HygieneAction::Report {
-            unengaged_after,
-            json,
-        } => {
-            let counts = store.register_counts(unengaged_after).await?;
-            let entries = store.entry_ages().await?;
-            let now = chrono::Utc::now();
-            let soon = now + chrono::Duration::days(30);
-            let mut rows = Vec::new();
-            for (register, c) in &counts {
-                let (mut near, mut past) = (0, 0);
-                for e in entries.iter().filter(|e| &e.register == register) {
-                    match retention_end(
-                        e,
-                        &config.registers,
-                        config.settings.privacy.retention_months,
-                    ) {
-                        Some(end) if end <= now => past += 1,
-                        Some(end) if end <= soon => near += 1,
-                        _ => {}
-                    }
-                }
-                let total = c.active + c.passive + c.ceased;
-                rows.push(serde_json::json!({
-                    "register": register,
-                    "kind": config.registers.get(register).map(|r| r.kind.as_str()),
-                    "contacts": total,
-                    "by_status": {"active": c.active, "passive": c.passive, "ceased": c.ceased},
-                    "ceased_share": if total > 0 { c.ceased as f64 / total as f64 } else { 0.0 },
-                    "never_sent": c.never_sent,
-                    "unengaged": c.unengaged,
-                    "unengaged_after_sends": unengaged_after,
-                    "near_retention_end": near,
-                    "past_retention": past,
-                }));
-            }
-            if json {
-                print_json(&rows);
-            } else {
-                for r in &rows {
-                    println!(
-                        "{:<16} {:>6} contacts: {} active, {} passive, {} ceased ({:.1}% ceased); {} never sent to; {} unengaged after {} sends; retention: {} within 30 days, {} past",
-                        r["register"].as_str().unwrap_or(""),
-                        r["contacts"],
-                        r["by_status"]["active"],
-                        r["by_status"]["passive"],
-                        r["by_status"]["ceased"],
-                        r["ceased_share"].as_f64().unwrap_or(0.0) * 100.0,
-                        r["never_sent"],
-                        r["unengaged"],
-                        unengaged_after,
-                        r["near_retention_end"],
-                        r["past_retention"]
-                    );
-                }
-            }
-        }
     }
     Ok(())
 }

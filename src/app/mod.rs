@@ -1,0 +1,7 @@
+//! One function per use case, returning data: the CLI and the web call the same functions,
+//! so a use case behaves (and audits) the same from both. Nothing here prints.
+
+pub mod bounces;
+pub mod contacts;
+pub mod hygiene;
+pub mod optout;

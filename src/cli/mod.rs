@@ -1,0 +1,6 @@
+//! The binary's own modules: argument handling and printing over `fairsend::app`.
+
+pub mod bounces;
+pub mod contacts;
+pub mod hygiene;
+pub mod optout;
