@@ -745,3 +745,80 @@ fn an_operator_confirms_or_dismisses_unverified_bounces_on_the_bounce_page() {
     assert!(next.status.success(), "{}", stderr(&next));
     assert_eq!(common::states(&scratch, "next-campaign")["suppressed"], 1);
 }
+
+/// The audit log's rows as (actor, action, subject, detail), oldest first.
+fn audit_rows(db_url: &str) -> Vec<(String, String, String, Option<String>)> {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::AnyPool::connect(db_url).await.expect("open db");
+        sqlx::query("SELECT actor, action, subject, detail FROM audit_log ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("audit_log")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    })
+}
+
+/// An opt-out and an erasure are one use case each: the command line and the admin pages
+/// write the same audit record (by keyed hash, or naming no one), differing only in the actor.
+#[test]
+fn optout_and_erase_audit_alike_from_the_cli_and_the_admin_pages() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
+    let (scratch, _server) = sent(2);
+    let serve = ServeProcess::start_with_env(&scratch, &ADMIN);
+    let base = &serve.base;
+    let cookie = login(&serve);
+    let (_, _, page) = http_with("GET", &format!("{base}/admin/optouts"), None, Some(&cookie));
+    let csrf = csrf_from(&page);
+    let post = |path: &str, body: String| {
+        let form = Some(("application/x-www-form-urlencoded", body.as_str()));
+        http_with("POST", &format!("{base}{path}"), form, Some(&cookie)).0
+    };
+    let body = format!("csrf={csrf}&email=web-optout%40firma.example&reason=asked+at+a+fair");
+    assert_eq!(post("/admin/optouts", body), 303);
+    let body = format!("csrf={csrf}&email=web-erase%40firma.example&confirm=yes");
+    assert_eq!(post("/admin/erase", body), 303);
+    let cli = |args: &[&str]| {
+        let out = scratch.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    cli(&[
+        "optout",
+        "add",
+        "cli-optout@firma.example",
+        "--reason",
+        "asked at a fair",
+    ]);
+    cli(&["erase", "cli-erase@firma.example"]);
+
+    let rows = audit_rows(&scratch.db_url());
+    let of = |actor: &str, action: &str| {
+        rows.iter()
+            .filter(|r| r.0 == actor && r.1 == action)
+            .map(|r| (r.2.clone(), r.3.clone()))
+            .collect::<Vec<_>>()
+    };
+    for action in ["optout", "erase"] {
+        let (web, cli) = (of("admin", action), of("cli", action));
+        assert_eq!((web.len(), cli.len()), (1, 1), "{action}: {rows:?}");
+        let shape = |(subject, detail): &(String, Option<String>)| {
+            let hex = subject.strip_prefix("address ").map(|h| h.len());
+            (hex, subject.starts_with("address "), detail.clone())
+        };
+        assert_eq!(shape(&web[0]), shape(&cli[0]), "{action}: {rows:?}");
+    }
+    assert_eq!(of("cli", "optout")[0].1.as_deref(), Some("asked at a fair"));
+    assert_eq!(of("cli", "erase")[0].0, "(erased address)");
+    for address in ["web-optout", "web-erase", "cli-optout", "cli-erase"] {
+        let found = common::text_occurrences(&scratch.db_url(), &format!("{address}@"));
+        assert!(
+            found.iter().all(|(table, _)| table != "audit_log"),
+            "the audit log names {address}: {rows:?}"
+        );
+    }
+}
