@@ -45,7 +45,6 @@ fn layer_of(module: &str) -> Option<usize> {
 }
 
 struct SourceFile {
-    path: PathBuf,
     /// Path relative to `src/`, with forward slashes.
     name: String,
     /// The top-level module the file belongs to (`main` for main.rs).
@@ -78,7 +77,6 @@ fn source_files() -> Vec<SourceFile> {
             let raw = std::fs::read_to_string(&path).expect("readable source file");
             let (code, strings) = strip(&raw);
             SourceFile {
-                path,
                 name,
                 module,
                 raw,
