@@ -338,3 +338,52 @@ pub async fn reclassify(
         Err(BouncesError::NoSuchBounce(id))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(class: Option<&str>, reason: &str, campaign: Option<&str>) -> BounceEntry {
+        BounceEntry {
+            id: 1,
+            at: 0,
+            recipient: None,
+            campaign: campaign.map(str::to_string),
+            kind: "dsn".into(),
+            class: class.map(str::to_string),
+            reason: reason.into(),
+            status: None,
+            reply_code: None,
+            diagnostic: None,
+            action: "none".into(),
+            verification: "proven".into(),
+        }
+    }
+
+    #[test]
+    fn an_empty_filter_admits_everything_and_each_field_narrows() {
+        let hard = entry(Some("hard"), "user_unknown", Some("spring"));
+        let complaint = entry(None, "complaint", None);
+        assert!(BounceFilter::default().admits(&hard));
+        assert!(BounceFilter::default().admits(&complaint));
+        let only = |class: &str, reason: &str, campaign: &str| BounceFilter {
+            class: class.into(),
+            reason: reason.into(),
+            campaign: campaign.into(),
+        };
+        assert!(only("hard", "", "").admits(&hard));
+        assert!(!only("soft", "", "").admits(&hard));
+        assert!(!only("hard", "", "").admits(&complaint));
+        assert!(only("", "user_unknown", "spring").admits(&hard));
+        assert!(!only("", "user_unknown", "autumn").admits(&hard));
+        assert!(!only("", "", "spring").admits(&complaint));
+    }
+
+    #[test]
+    fn delivered_is_no_reason_an_operator_may_give() {
+        let reasons = reasons();
+        assert!(!reasons.contains(&Reason::Delivered.as_str()));
+        assert!(reasons.contains(&Reason::UserUnknown.as_str()));
+        assert_eq!(reasons.len(), Reason::ALL.len() - 1);
+    }
+}
