@@ -11,6 +11,9 @@ use crate::suppress::{Secret, address_hash};
 
 /// Records an operator's opt-out for `email` (suppressed at once in every campaign) and
 /// audits it under `actor`. Returns false if the address had already opted out.
+///
+/// The audit record does not copy `reason`: free text about a person, it stays with the
+/// opt-out record, which an erasure anonymises, while the audit log outlives the erasure.
 pub async fn add(
     store: &Store,
     secret: &Secret,
@@ -26,7 +29,7 @@ pub async fn add(
             actor,
             "optout",
             &format!("address {}", hash.get(..16).unwrap_or(&hash)),
-            reason,
+            None,
         )
         .await?;
     Ok(created)
