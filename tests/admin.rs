@@ -821,3 +821,42 @@ fn optout_and_erase_audit_alike_from_the_cli_and_the_admin_pages() {
         assert!(found.is_empty(), "{text} is still in {found:?}: {rows:?}");
     }
 }
+
+/// The bounce operations refuse what they cannot do with the same answers since they moved
+/// to `app::bounces`: an unknown reason or class, a bounce that does not exist.
+#[test]
+fn bounce_operations_refuse_unknown_reasons_classes_and_bounces() {
+    let scratch = Scratch::new("outbox:unused");
+    let serve = ServeProcess::start_with_env(&scratch, &ADMIN);
+    let base = &serve.base;
+    let cookie = login(&serve);
+    let (_, _, page) = http_with("GET", &format!("{base}/admin/bounces"), None, Some(&cookie));
+    let csrf = csrf_from(&page);
+    let post = |path: &str, fields: &str| {
+        let body = format!("csrf={csrf}&{fields}");
+        let form = Some(("application/x-www-form-urlencoded", body.as_str()));
+        let (status, _, text) = http_with("POST", &format!("{base}{path}"), form, Some(&cookie));
+        (status, text)
+    };
+    let reclassify = "/admin/bounces/999999/reclassify";
+    assert_eq!(
+        post(reclassify, "class=hard&reason=no_such_reason"),
+        (400, "unknown reason\n".to_string())
+    );
+    assert_eq!(
+        post(reclassify, "class=medium&reason=user_unknown"),
+        (400, "class must be hard or soft\n".to_string())
+    );
+    assert_eq!(
+        post(reclassify, "class=hard&reason=user_unknown"),
+        (404, "no such bounce\n".to_string())
+    );
+    assert_eq!(
+        post("/admin/bounces/999999/confirm", ""),
+        (404, "no such bounce\n".to_string())
+    );
+    assert_eq!(
+        post("/admin/bounces/999999/maybe", ""),
+        (404, "no such decision\n".to_string())
+    );
+}
