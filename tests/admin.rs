@@ -745,3 +745,118 @@ fn an_operator_confirms_or_dismisses_unverified_bounces_on_the_bounce_page() {
     assert!(next.status.success(), "{}", stderr(&next));
     assert_eq!(common::states(&scratch, "next-campaign")["suppressed"], 1);
 }
+
+/// The audit log's rows as (actor, action, subject, detail), oldest first.
+fn audit_rows(db_url: &str) -> Vec<(String, String, String, Option<String>)> {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::AnyPool::connect(db_url).await.expect("open db");
+        sqlx::query("SELECT actor, action, subject, detail FROM audit_log ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("audit_log")
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect()
+    })
+}
+
+/// An opt-out and an erasure are one use case each: the command line and the admin pages
+/// write the same audit record (by keyed hash, or naming no one), differing only in the actor,
+/// and the erasure leaves nothing of the person in the audit log.
+#[test]
+fn optout_and_erase_audit_alike_from_the_cli_and_the_admin_pages() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
+    let (scratch, _server) = sent(2);
+    let serve = ServeProcess::start_with_env(&scratch, &ADMIN);
+    let base = &serve.base;
+    let cookie = login(&serve);
+    let (_, _, page) = http_with("GET", &format!("{base}/admin/optouts"), None, Some(&cookie));
+    let csrf = csrf_from(&page);
+    let post = |path: &str, body: String| {
+        let form = Some(("application/x-www-form-urlencoded", body.as_str()));
+        http_with("POST", &format!("{base}{path}"), form, Some(&cookie)).0
+    };
+    let body = format!("csrf={csrf}&email=web-person%40firma.example&reason=asked+at+a+fair");
+    assert_eq!(post("/admin/optouts", body), 303);
+    let body = format!("csrf={csrf}&email=web-person%40firma.example&confirm=yes");
+    assert_eq!(post("/admin/erase", body), 303);
+    let cli = |args: &[&str]| {
+        let out = scratch.run(args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    };
+    cli(&[
+        "optout",
+        "add",
+        "cli-person@firma.example",
+        "--reason",
+        "asked at a fair",
+    ]);
+    cli(&["erase", "cli-person@firma.example"]);
+
+    let rows = audit_rows(&scratch.db_url());
+    let of = |actor: &str, action: &str| {
+        rows.iter()
+            .filter(|r| r.0 == actor && r.1 == action)
+            .map(|r| (r.2.clone(), r.3.clone()))
+            .collect::<Vec<_>>()
+    };
+    for action in ["optout", "erase"] {
+        let (web, cli) = (of("admin", action), of("cli", action));
+        assert_eq!((web.len(), cli.len()), (1, 1), "{action}: {rows:?}");
+        let shape = |(subject, detail): &(String, Option<String>)| {
+            let hex = subject.strip_prefix("address ").map(|h| h.len());
+            (hex, subject.starts_with("address "), detail.clone())
+        };
+        assert_eq!(shape(&web[0]), shape(&cli[0]), "{action}: {rows:?}");
+    }
+    assert_eq!(of("cli", "erase")[0].0, "(erased address)");
+    // After the erasure nothing of either person is left: not the address, not the reason
+    // (free text about the person) that came with the opt-out.
+    for text in ["web-person@", "cli-person@", "asked at a fair"] {
+        let found = common::text_occurrences(&scratch.db_url(), text);
+        assert!(found.is_empty(), "{text} is still in {found:?}: {rows:?}");
+    }
+}
+
+/// The bounce operations refuse what they cannot do with the same answers since they moved
+/// to `app::bounces`: an unknown reason or class, a bounce that does not exist.
+#[test]
+fn bounce_operations_refuse_unknown_reasons_classes_and_bounces() {
+    let scratch = Scratch::new("outbox:unused");
+    let serve = ServeProcess::start_with_env(&scratch, &ADMIN);
+    let base = &serve.base;
+    let cookie = login(&serve);
+    let (_, _, page) = http_with("GET", &format!("{base}/admin/bounces"), None, Some(&cookie));
+    let csrf = csrf_from(&page);
+    let post = |path: &str, fields: &str| {
+        let body = format!("csrf={csrf}&{fields}");
+        let form = Some(("application/x-www-form-urlencoded", body.as_str()));
+        let (status, _, text) = http_with("POST", &format!("{base}{path}"), form, Some(&cookie));
+        (status, text)
+    };
+    let reclassify = "/admin/bounces/999999/reclassify";
+    assert_eq!(
+        post(reclassify, "class=hard&reason=no_such_reason"),
+        (400, "unknown reason\n".to_string())
+    );
+    assert_eq!(
+        post(reclassify, "class=medium&reason=user_unknown"),
+        (400, "class must be hard or soft\n".to_string())
+    );
+    assert_eq!(
+        post(reclassify, "class=hard&reason=user_unknown"),
+        (404, "no such bounce\n".to_string())
+    );
+    assert_eq!(
+        post("/admin/bounces/999999/confirm", ""),
+        (404, "no such bounce\n".to_string())
+    );
+    assert_eq!(
+        post("/admin/bounces/999999/maybe", ""),
+        (404, "no such decision\n".to_string())
+    );
+}

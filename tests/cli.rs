@@ -302,3 +302,35 @@ fn opt_out_details_from_a_complaint_are_printed_escaped() {
     assert!(!text.contains(['\u{1b}', '\u{7}']), "{text:?}");
     assert!(text.contains("abuse\\u{1b}]0;owned\\u{7}"), "{text}");
 }
+
+/// The exit codes of the use cases moved to `app/`: a bounce that does not exist is bad input
+/// (2), a missing maildir too, a register that does not exist too; each says what it is once.
+#[test]
+fn data_commands_keep_their_exit_codes_and_messages() {
+    let scratch = Scratch::new("outbox:outbox");
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["bounces", "confirm", "999999"],
+            "error: bounce 999999: no such bounce (see `bounces list`)\n",
+        ),
+        (
+            &["bounces", "ingest", "--maildir", "no-maildir"],
+            "no-maildir/new: not a maildir: No such file or directory (os error 2)\n",
+        ),
+        (
+            &["bounces", "ingest", "missing.eml"],
+            "error: missing.eml: cannot read: No such file or directory (os error 2)\n",
+        ),
+        (
+            &["import", "x.csv", "--register", "nowhere"],
+            "error: register 'nowhere' is not defined in ",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = scratch.run(args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(message), "{args:?}: {err}");
+        assert_eq!(count(&err, "error: "), 1, "{args:?}: {err}");
+    }
+}

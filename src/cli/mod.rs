@@ -1,3 +1,8 @@
-//! The binary's own presentation modules: how each command prints what app/ returns.
+//! The binary's own modules: argument handling and printing over `fairsend::app`.
 
+pub mod bounces;
+pub mod consent;
+pub mod contacts;
+pub mod hygiene;
+pub mod optout;
 pub mod report;

@@ -4,7 +4,8 @@
 //! https) whose hash is kept in the database with the password it was opened under, so logout
 //! and a password change end sessions on every `serve` process; every state-changing form
 //! carries a CSRF token derived from the session. Also `/metrics`, on its own listener or
-//! behind a bearer token. Handlers call store and compliance functions.
+//! behind a bearer token. Handlers call the use cases of `app/` (the same functions as the
+//! CLI, so both audit alike) and compliance functions.
 
 use std::collections::HashMap;
 
@@ -14,12 +15,11 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::AppState;
+use crate::app::bounces::{BounceFilter, BouncesError};
 use crate::compliance::review::{combined_hash, variant_hashes};
 use crate::compliance::{FooterVariant, footer_variants};
 use crate::config::Campaign;
-use crate::inbound::Reason;
 use crate::model::EmailAddress;
-use crate::model::OptOutSource;
 use crate::suppress::{mac_hex, verify_mac_hex};
 
 const COOKIE: &str = "fs_admin";
@@ -487,46 +487,43 @@ pub async fn bounces(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let s = open_or_return!(app, headers);
-    let entries = match app.store.bounces(500).await {
+    let want = |key: &str| q.get(key).map(|v| v.trim().to_string()).unwrap_or_default();
+    let filter = BounceFilter {
+        class: want("class"),
+        reason: want("reason"),
+        campaign: want("campaign"),
+    };
+    let entries = match crate::app::bounces::list(&app.store, 500, &filter).await {
         Ok(b) => b,
         Err(e) => return server_error(e),
     };
-    let want = |key: &str| q.get(key).map(|v| v.trim().to_string()).unwrap_or_default();
-    let (class, reason, campaign) = (want("class"), want("reason"), want("campaign"));
-    let rows = entries
-        .into_iter()
-        .filter(|b| class.is_empty() || b.class.as_deref() == Some(class.as_str()))
-        .filter(|b| reason.is_empty() || b.reason == reason)
-        .filter(|b| campaign.is_empty() || b.campaign.as_deref() == Some(campaign.as_str()))
-        .map(|b| BounceRow {
-            id: b.id,
-            at: format_time(b.at),
-            recipient: b.recipient.unwrap_or_else(|| "(unknown)".into()),
-            campaign: b.campaign.unwrap_or_default(),
-            kind: b.kind,
-            class: b.class.unwrap_or_default(),
-            reason: b.reason,
-            status: b.status.unwrap_or_default(),
-            diagnostic: b.diagnostic.unwrap_or_default().chars().take(160).collect(),
-            action: b.action,
-            verification: b.verification,
-        })
-        .collect();
-    let reasons = Reason::ALL
-        .iter()
-        .filter(|r| **r != Reason::Delivered)
-        .map(|r| r.as_str())
-        .collect();
+    let rows = entries.into_iter().map(bounce_row).collect();
     render(BouncesPage {
         title: "Bounces",
         csrf: csrf(&app, &s),
         refresh: false,
         bounces: rows,
-        reasons,
-        filter_class: class,
-        filter_reason: reason,
-        filter_campaign: campaign,
+        reasons: crate::app::bounces::reasons(),
+        filter_class: filter.class,
+        filter_reason: filter.reason,
+        filter_campaign: filter.campaign,
     })
+}
+
+fn bounce_row(b: crate::store::BounceEntry) -> BounceRow {
+    BounceRow {
+        id: b.id,
+        at: format_time(b.at),
+        recipient: b.recipient.unwrap_or_else(|| "(unknown)".into()),
+        campaign: b.campaign.unwrap_or_default(),
+        kind: b.kind,
+        class: b.class.unwrap_or_default(),
+        reason: b.reason,
+        status: b.status.unwrap_or_default(),
+        diagnostic: b.diagnostic.unwrap_or_default().chars().take(160).collect(),
+        action: b.action,
+        verification: b.verification,
+    }
 }
 
 pub async fn reclassify(
@@ -540,18 +537,27 @@ pub async fn reclassify(
         return forbidden();
     }
     let class = form.get("class").map(String::as_str).unwrap_or("");
-    let Some(reason) = form.get("reason").and_then(|r| Reason::parse(r)) else {
-        return (StatusCode::BAD_REQUEST, "unknown reason\n").into_response();
-    };
-    if !matches!(class, "hard" | "soft") {
-        return (StatusCode::BAD_REQUEST, "class must be hard or soft\n").into_response();
+    let reason = form.get("reason").map(String::as_str).unwrap_or("");
+    match crate::app::bounces::reclassify(&app.store, id, class, reason, "admin").await {
+        Ok(()) => Redirect::to("/admin/bounces").into_response(),
+        Err(e) => bounce_error(e),
     }
-    match crate::inbound::apply::reclassify_bounce(&app.store, id, class, reason.as_str(), "admin")
-        .await
-    {
-        Ok(true) => Redirect::to("/admin/bounces").into_response(),
-        Ok(false) => (StatusCode::NOT_FOUND, "no such bounce\n").into_response(),
-        Err(e) => server_error(e),
+}
+
+/// The answer to a refused bounce operation.
+fn bounce_error(e: BouncesError) -> Response {
+    let refused = |status, text: &'static str| (status, text).into_response();
+    match e {
+        BouncesError::UnknownReason(_) => refused(StatusCode::BAD_REQUEST, "unknown reason\n"),
+        BouncesError::UnknownClass(_) => {
+            refused(StatusCode::BAD_REQUEST, "class must be hard or soft\n")
+        }
+        BouncesError::NoSuchBounce(_) => refused(StatusCode::NOT_FOUND, "no such bounce\n"),
+        BouncesError::NotUnverified(_) => refused(
+            StatusCode::CONFLICT,
+            "this bounce is not waiting for a decision\n",
+        ),
+        e => server_error(e),
     }
 }
 
@@ -563,7 +569,7 @@ pub async fn decide(
     Path((id, decision)): Path<(i64, String)>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
-    use crate::store::{BounceDecision, DecisionOutcome};
+    use crate::store::BounceDecision;
     let s = open_or_return!(app, headers);
     if !csrf_ok(&app, &s, &form) {
         return forbidden();
@@ -574,22 +580,9 @@ pub async fn decide(
         _ => return (StatusCode::NOT_FOUND, "no such decision\n").into_response(),
     };
     let settings = &app.config.settings.bounces;
-    let soft_limit = (
-        i64::from(settings.soft_bounce_limit),
-        i64::from(settings.soft_bounce_days),
-    );
-    match crate::inbound::apply::decide_bounce(&app.store, id, decision, "admin", soft_limit).await
-    {
-        Ok(DecisionOutcome::Done { .. }) => Redirect::to("/admin/bounces").into_response(),
-        Ok(DecisionOutcome::NoSuchBounce) => {
-            (StatusCode::NOT_FOUND, "no such bounce\n").into_response()
-        }
-        Ok(DecisionOutcome::NotUnverified) => (
-            StatusCode::CONFLICT,
-            "this bounce is not waiting for a decision\n",
-        )
-            .into_response(),
-        Err(e) => server_error(e),
+    match crate::app::bounces::decide(&app.store, settings, id, decision, "admin").await {
+        Ok(_) => Redirect::to("/admin/bounces").into_response(),
+        Err(e) => bounce_error(e),
     }
 }
 
@@ -617,7 +610,7 @@ pub async fn optouts(
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
     let s = open_or_return!(app, headers);
-    let entries = match app.store.optouts().await {
+    let entries = match crate::app::optout::list(&app.store).await {
         Ok(o) => o,
         Err(e) => return server_error(e),
     };
@@ -660,30 +653,9 @@ pub async fn add_optout(
         .get("reason")
         .map(|r| r.trim())
         .filter(|r| !r.is_empty() && !r.chars().any(char::is_control));
-    let result = async {
-        crate::suppress::opt_out(
-            &app.store,
-            &app.secret,
-            &email,
-            OptOutSource::Manual,
-            None,
-            reason,
-        )
-        .await?;
-        // The audit log names the keyed hash, never the address: it outlives an erasure.
-        let hash = crate::suppress::address_hash(&app.secret, &email);
-        app.store
-            .audit(
-                "admin",
-                "optout",
-                &format!("address {}", &hash[..16]),
-                reason,
-            )
-            .await
-    }
-    .await;
+    let result = crate::app::optout::add(&app.store, &app.secret, &email, reason, "admin").await;
     match result {
-        Ok(()) => Redirect::to("/admin/optouts?done=optout").into_response(),
+        Ok(_) => Redirect::to("/admin/optouts?done=optout").into_response(),
         Err(e) => server_error(e),
     }
 }
@@ -703,16 +675,9 @@ pub async fn erase(
     let Some(email) = form.get("email").and_then(|e| EmailAddress::parse(e).ok()) else {
         return (StatusCode::BAD_REQUEST, "not a valid email address\n").into_response();
     };
-    let result = async {
-        crate::suppress::erase(&app.store, &app.secret, &email).await?;
-        // The audit record names no one: the erased address may not be kept.
-        app.store
-            .audit("admin", "erase", "(erased address)", None)
-            .await
-    }
-    .await;
+    let result = crate::app::optout::erase(&app.store, &app.secret, &email, "admin").await;
     match result {
-        Ok(()) => Redirect::to("/admin/optouts?done=erased").into_response(),
+        Ok(_) => Redirect::to("/admin/optouts?done=erased").into_response(),
         Err(e) => server_error(e),
     }
 }

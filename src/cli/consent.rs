@@ -1,0 +1,44 @@
+//! `fairsend consent show EMAIL`: the proof of a consent given through a signup form.
+
+use fairsend::config::ConfigDir;
+use fairsend::model::EmailAddress;
+use fairsend::store::Store;
+
+use crate::{BadInput, format_millis, load_secret};
+
+fn parse_address(text: &str) -> anyhow::Result<EmailAddress> {
+    EmailAddress::parse(text).map_err(|e| BadInput(format!("{text}: {e}")).into())
+}
+
+pub async fn show(
+    config: &ConfigDir,
+    store: &Store,
+    email: &str,
+    json: bool,
+) -> anyhow::Result<()> {
+    let address = parse_address(email)?;
+    let secret = load_secret(config, store).await?;
+    let proofs = fairsend::app::signup::consent_proofs(store, &secret, &address).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&proofs)?);
+        return Ok(());
+    }
+    if proofs.is_empty() {
+        println!("{address}: no consent recorded through a signup form");
+    }
+    for p in &proofs {
+        println!("{address} in register {}:", p.register);
+        println!("  requested:      {}", format_millis(p.requested_at));
+        println!("  confirmed:      {}", format_millis(p.confirmed_at));
+        println!("  language:       {}", p.locale);
+        println!("  notice version: {}", p.notice_version);
+        println!("  notice sha256:  {}", p.notice_sha256);
+        let ip = |ip: &Option<String>| ip.clone().unwrap_or_else(|| "not kept".into());
+        println!("  request from:   {}", ip(&p.request_ip));
+        println!("  confirmed from: {}", ip(&p.confirm_ip));
+        if let Some(text) = &p.notice_text {
+            println!("  notice (HTML, as shown):\n{text}");
+        }
+    }
+    Ok(())
+}
