@@ -6,6 +6,7 @@
 //! shells over these modules.
 
 pub mod abtest;
+pub mod app;
 pub mod audience;
 pub mod compliance;
 pub mod compose;

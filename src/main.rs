@@ -25,7 +25,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 
 use fairsend::audience::{ParsedImport, parse_contacts_csv};
-use fairsend::compliance::review::{combined_hash, variant_hashes, write_review};
+use fairsend::compliance::review::{combined_hash, write_review};
 use fairsend::compliance::{
     CheckReport, Depth, Finding, Severity, check_campaign, footer_variants, insecure_link_findings,
 };
@@ -1317,27 +1317,21 @@ async fn review(
 }
 
 async fn approve(config: &ConfigDir, store: &Store, file: &Path, by: &str) -> anyhow::Result<()> {
-    let by = by.trim();
-    if by.is_empty() || by.chars().any(char::is_control) {
-        return Err(BadInput("--by needs the approver's name".into()).into());
-    }
+    use fairsend::app::approve::{ApproveError, approver_name};
+    approver_name(by).map_err(|_| BadInput("--by needs the approver's name".into()))?;
     let campaign = config.load_campaign(file)?;
     prepare(config, store, &campaign, false).await?;
-    let variants = footer_variants(config, &campaign, store).await?;
-    if variants.is_empty() {
-        return Err(
-            Problems("nothing to approve: the campaign has no eligible recipient".into()).into(),
-        );
-    }
-    let combined = combined_hash(&variants);
-    store
-        .record_approval(&campaign.name, by, &combined, &variant_hashes(&variants))
-        .await?;
+    let approval = match fairsend::app::approve::approve(config, store, &campaign, by).await {
+        Ok(approval) => approval,
+        Err(e @ ApproveError::NothingToApprove) => return Err(Problems(e.to_string()).into()),
+        Err(e) => return Err(e.into()),
+    };
     println!(
-        "approved {} ({} footer variant(s), sha256 {}) by {by}",
-        campaign.name,
-        variants.len(),
-        &combined[..16]
+        "approved {} ({} footer variant(s), sha256 {}) by {}",
+        approval.campaign,
+        approval.variants,
+        &approval.combined_hash[..16],
+        approval.by
     );
     Ok(())
 }
