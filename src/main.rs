@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use anyhow::Context;
 
@@ -14,6 +13,7 @@ use cli::args::{
     BouncesAction, Cli, Command, DnsAction, HygieneAction, KeysAction, LogFormat, OptoutAction,
     PreviewFormat, ServeArgs,
 };
+use cli::output::{format_millis, print_findings, print_json};
 use cli::terminal::{say, tell};
 use cli::{BadInput, Problems};
 
@@ -24,14 +24,12 @@ use cli::{BadInput, Problems};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 
-use fairsend::audience::{ParsedImport, parse_contacts_csv};
+use fairsend::audience::parse_contacts_csv;
 use fairsend::compliance::review::{combined_hash, write_review};
 use fairsend::compliance::{
     CheckReport, Depth, Finding, Severity, check_campaign, footer_variants, insecure_link_findings,
 };
-use fairsend::compose::Composer;
-use fairsend::config::{Campaign, ConfigDir, TransportUrl};
-use fairsend::send::{ProgressFn, SendOptions, SendReport, Transport, run_campaign};
+use fairsend::config::{Campaign, ConfigDir};
 use fairsend::store::{OutboxState, Store};
 use fairsend::suppress::{MasterSecret, Secret, address_hash, fingerprint};
 
@@ -51,7 +49,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if let Some(p) = e.downcast_ref::<Problems>() {
+            if let Some(p) = refusal(&e) {
                 tell!("{p}");
                 return ExitCode::from(1);
             }
@@ -85,9 +83,23 @@ fn error_chain<'e>(chain: impl Iterator<Item = &'e (dyn std::error::Error + 'sta
     line
 }
 
+/// The command ran and refused (its findings already printed): only the refusal is said.
+fn refusal(e: &anyhow::Error) -> Option<&str> {
+    if let Some(Problems(p)) = e.downcast_ref::<Problems>() {
+        return Some(p);
+    }
+    match e.downcast_ref::<fairsend::app::AppError>() {
+        Some(fairsend::app::AppError::Refused(p)) => Some(p),
+        _ => None,
+    }
+}
+
 fn is_bad_input(e: &anyhow::Error) -> bool {
     e.chain().any(|cause| {
         cause.is::<BadInput>()
+            || cause
+                .downcast_ref::<fairsend::app::AppError>()
+                .is_some_and(fairsend::app::AppError::is_bad_input)
             || cause.is::<fairsend::config::ConfigError>()
             || cause.is::<fairsend::audience::ImportError>()
             || cause.is::<fairsend::compose::ComposeError>()
@@ -185,13 +197,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             sample,
             ..
         } => {
-            send_test(
-                &config,
-                &store,
-                &campaign,
-                &test_to,
-                sample,
-                transport.as_deref(),
+            let secret = load_secret(&config, &store).await?;
+            let transport = transport.as_deref();
+            cli::send::send_test(
+                &config, &store, &secret, &campaign, &test_to, sample, transport,
             )
             .await
         }
@@ -210,26 +219,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             ..
         } => {
-            let flags = SendFlags {
+            let request = fairsend::app::send::SendRequest {
+                transport: transport.as_deref(),
+                resolver: resolver.as_deref(),
+                allow_dns_problems,
+                allow_insecure_links,
+                skip_invalid,
+            };
+            let flags = cli::send::RunFlags {
                 dry_run,
                 resend_interrupted,
                 resend_uncertain,
                 force_transport,
-                allow_dns_problems,
                 no_wait,
-                skip_invalid,
-                allow_insecure_links,
                 json,
             };
-            send(
-                &config,
-                &store,
-                &campaign,
-                transport.as_deref(),
-                resolver.as_deref(),
-                flags,
-            )
-            .await
+            let secret = load_secret(&config, &store).await?;
+            cli::send::send(&config, &store, &secret, &campaign, request, flags).await
         }
         Command::Check {
             campaign,
@@ -463,427 +469,6 @@ async fn import(
         .into());
     }
     Ok(())
-}
-
-/// The campaign's own contact files, all parsed before any is applied: one bad row refuses
-/// the whole send and changes nothing, unless `skip_invalid` sets the bad rows aside (written
-/// to a rejected-rows file beside each contact file).
-fn parse_campaign_contacts<'c>(
-    config: &ConfigDir,
-    campaign: &'c Campaign,
-    skip_invalid: bool,
-) -> anyhow::Result<Vec<(&'c str, ParsedImport)>> {
-    let mut parsed = Vec::new();
-    let mut errors = 0;
-    for import in &campaign.imports {
-        let register = config
-            .registers
-            .get(&import.register)
-            .ok_or_else(|| BadInput(format!("register '{}' is not defined", import.register)))?;
-        let p = parse_contacts_csv(&import.file, register)?;
-        for e in &p.errors {
-            tell!("{e}");
-        }
-        if skip_invalid {
-            if let Some(path) = p.write_rejected(&import.file)? {
-                eprintln!(
-                    "{}: {} bad row(s) set aside (--skip-invalid), written with the reason for each to {}",
-                    import.file.display(),
-                    p.errors.len(),
-                    path.display()
-                );
-            }
-        } else {
-            errors += p.errors.len();
-        }
-        parsed.push((import.register.as_str(), p));
-    }
-    if errors > 0 {
-        return Err(BadInput(format!(
-            "{}: {errors} bad row(s) in the campaign's contact files; nothing was imported or sent \
-             (--skip-invalid sends to the good rows and writes the bad ones to a file)",
-            campaign.file.display()
-        ))
-        .into());
-    }
-    Ok(parsed)
-}
-
-/// The extra fields every recipient will have once `pending` is imported.
-async fn fields_after_import(
-    store: &Store,
-    campaign: &Campaign,
-    pending: &[(&str, ParsedImport)],
-) -> anyhow::Result<std::collections::BTreeSet<String>> {
-    let mut common = store.common_fields(&campaign.registers).await?;
-    let stored_any = store.has_members(&campaign.registers).await?;
-    let mut first = !stored_any;
-    for (_, p) in pending {
-        for record in &p.records {
-            let keys: std::collections::BTreeSet<String> = record.fields.keys().cloned().collect();
-            common = if first {
-                keys
-            } else {
-                common.intersection(&keys).cloned().collect()
-            };
-            first = false;
-        }
-    }
-    Ok(common)
-}
-
-async fn apply_campaign_contacts(
-    store: &Store,
-    pending: Vec<(&str, ParsedImport)>,
-    secret: &Secret,
-) -> anyhow::Result<()> {
-    for (register, p) in pending {
-        let outcome = store
-            .import_contacts(register, &p.records, |a| address_hash(secret, a))
-            .await?;
-        for (source, reason) in &outcome.refused {
-            tell!("{source}: skipped: {}", reason.import_refusal());
-        }
-        if outcome.inserted + outcome.updated > 0 {
-            tracing::info!(
-                register,
-                inserted = outcome.inserted,
-                updated = outcome.updated,
-                "imported the campaign's contacts"
-            );
-        }
-    }
-    Ok(())
-}
-
-/// `--transport URL` for this run, else `[transport] url`.
-fn chosen_transport(config: &ConfigDir, over: Option<&str>) -> anyhow::Result<TransportUrl> {
-    Ok(match over {
-        Some(url) => TransportUrl::parse(url).map_err(|e| BadInput(format!("--transport: {e}")))?,
-        None => config.settings.transport.url.clone(),
-    })
-}
-
-/// The development key signs links anyone with fairsend's source can forge: it may write into
-/// an outbox directory, never send real mail.
-fn refuse_development_key(
-    config: &ConfigDir,
-    secret: &Secret,
-    transport_url: &TransportUrl,
-) -> anyhow::Result<()> {
-    if secret.is_development() && !transport_url.is_outbox() {
-        return Err(BadInput(format!(
-            "refusing to send through {transport_url} with the development signing secret: its \
-             links and bounce addresses are forgeable by anyone who has fairsend's source. Set \
-             {} to 32+ random bytes (e.g. `openssl rand -hex 32`); the development key works \
-             with the outbox: transport only",
-            config.settings.signing_secret_env
-        ))
-        .into());
-    }
-    Ok(())
-}
-
-/// `send --test-to`: the messages of the first `sample` eligible contacts, to `to`, marked
-/// [TEST], through the campaign's transport, each passed through the compliance gate. No
-/// outbox row is created and no state changes.
-async fn send_test(
-    config: &ConfigDir,
-    store: &Store,
-    campaign_file: &Path,
-    to: &str,
-    sample: usize,
-    transport_override: Option<&str>,
-) -> anyhow::Result<()> {
-    let to = fairsend::audience::EmailAddress::parse(to)
-        .map_err(|e| BadInput(format!("--test-to {to}: {e}")))?;
-    let campaign = config.load_campaign(campaign_file)?;
-    let transport_url = chosen_transport(config, transport_override)?;
-    refuse_development_key(config, &load_secret(config, store).await?, &transport_url)?;
-    let composer = prepare(config, store, &campaign, false).await?;
-    let composer = with_tracking(composer, store, &campaign).await?;
-    let mut chosen = Vec::new();
-    store
-        .for_each_audience_member(&campaign.registers, |gate| {
-            if chosen.len() < sample
-                && gate.suppressed.is_none()
-                && gate.status == fairsend::audience::ContactStatus::Active
-            {
-                chosen.push(gate.recipient);
-            }
-        })
-        .await?;
-    if chosen.is_empty() {
-        return Err(Problems(format!(
-            "{}: no eligible contact to take a test message from",
-            campaign.name
-        ))
-        .into());
-    }
-    let transport = Transport::new(&transport_url, &config.settings.transport)?;
-    for (n, recipient) in chosen.iter().enumerate() {
-        let message = composer.compose_test(recipient, &to)?;
-        fairsend::compliance::gate(&message, &config.settings)
-            .map_err(|e| Problems(format!("the test message fails the compliance gate: {e}")))?;
-        let label = format!("{}-test{}", campaign.name, n + 1);
-        let reply = transport
-            .deliver(&label, &message)
-            .await
-            .map_err(|e| Problems(format!("test message {}: {e:?}", n + 1)))?;
-        // The outbox transport stages files in a directory of its own per run.
-        let _ = transport.clear_staging(&label, std::process::id());
-        println!(
-            "test message {} (as {}) sent to {to}: {reply}",
-            n + 1,
-            recipient.contact.email
-        );
-    }
-    Ok(())
-}
-
-struct SendFlags {
-    dry_run: bool,
-    resend_interrupted: bool,
-    resend_uncertain: bool,
-    force_transport: bool,
-    allow_dns_problems: bool,
-    no_wait: bool,
-    skip_invalid: bool,
-    allow_insecure_links: bool,
-    json: bool,
-}
-
-async fn send(
-    config: &ConfigDir,
-    store: &Store,
-    campaign_file: &Path,
-    transport_override: Option<&str>,
-    resolver: Option<&str>,
-    flags: SendFlags,
-) -> anyhow::Result<()> {
-    let SendFlags {
-        dry_run,
-        resend_interrupted,
-        resend_uncertain,
-        force_transport,
-        allow_dns_problems,
-        no_wait,
-        skip_invalid,
-        allow_insecure_links,
-        json,
-    } = flags;
-    let campaign = config.load_campaign(campaign_file)?;
-    let secret = load_secret(config, store).await?;
-    let transport_url = chosen_transport(config, transport_override)?;
-    if !dry_run {
-        refuse_development_key(config, &secret, &transport_url)?;
-    }
-    let link_findings = insecure_link_findings(&config.settings, &transport_url);
-    if !link_findings.is_empty() && !dry_run {
-        print_findings(&link_findings);
-        if !allow_insecure_links {
-            return Err(Problems(format!(
-                "send refused: recipients could not use the unsubscribe links of {}; set \
-                 [links] public_base_url to the public https address of `fairsend serve` \
-                 (or pass --allow-insecure-links)",
-                config.settings.public_base_url
-            ))
-            .into());
-        }
-        eprintln!(
-            "WARNING: sending with unusable unsubscribe links because of --allow-insecure-links"
-        );
-    }
-    let dkim = load_dkim(config)?;
-    let pending = parse_campaign_contacts(config, &campaign, skip_invalid)?;
-    let composer = Composer::new(config, &campaign, secret.clone())?.with_dkim(dkim.as_ref());
-    composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
-    apply_campaign_contacts(store, pending, &secret).await?;
-    let composer = with_tracking(composer, store, &campaign).await?;
-    let mut report = check_campaign(
-        config,
-        &campaign,
-        &composer,
-        store,
-        Depth::AudienceAndApproval,
-    )
-    .await?;
-    let dns_findings =
-        dns_preflight(config, &campaign, &transport_url, resolver, dkim.as_ref()).await?;
-    let dns_errors = dns_findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    if dns_errors > 0 && allow_dns_problems {
-        print_findings(&dns_findings);
-        eprintln!(
-            "WARNING: sending despite {dns_errors} DNS problem(s) because of --allow-dns-problems: receivers are likely to reject or junk this campaign"
-        );
-        tracing::warn!(
-            dns_errors,
-            "sending despite DNS problems (--allow-dns-problems)"
-        );
-    } else {
-        report.findings.extend(dns_findings);
-    }
-    if report.errors() > 0 {
-        print_findings(&report.findings);
-        return Err(Problems(format!(
-            "send refused: `fairsend check {}` finds {} error(s){}",
-            campaign.file.display(),
-            report.errors(),
-            if dns_errors > 0 {
-                " (DNS problems can be overridden with --allow-dns-problems)"
-            } else {
-                ""
-            }
-        ))
-        .into());
-    }
-    let transport = Transport::new(&transport_url, &config.settings.transport)?;
-
-    let options = SendOptions {
-        dry_run,
-        resend_interrupted,
-        resend_uncertain,
-        force_transport,
-        no_wait,
-        on_progress: Some(progress_display()),
-        ..Default::default()
-    };
-    let stop = Arc::clone(&options.stop);
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
-                "stopping: finishing the messages in flight (run `fairsend send` again to resume)"
-            );
-            stop.store(true, Ordering::SeqCst);
-        }
-    });
-    let report = run_campaign(config, &campaign, &composer, store, &transport, &options)
-        .await
-        .map_err(|e| match e {
-            fairsend::send::SendError::ExpiredRegister { .. }
-            | fairsend::send::SendError::TransportSwitch { .. } => {
-                anyhow::Error::new(Problems(format!("send refused: {e}")))
-            }
-            other => anyhow::Error::new(other),
-        })?;
-    print_report(&report, &transport_url, json);
-    Ok(())
-}
-
-/// "1 message", "2 messages".
-fn plural(n: u64, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
-/// A progress bar with sent/total, rate and ETA on a terminal; a log line every 100 messages
-/// otherwise.
-fn progress_display() -> ProgressFn {
-    if std::io::stderr().is_terminal() {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:30} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        Box::new(move |r: &SendReport, n: u64| {
-            let total = r.due_at_start.max(n);
-            bar.set_length(total);
-            bar.set_position(n);
-            let eta = bar.eta().as_secs();
-            bar.set_message(format!(
-                "{n}/{} · {:.0}/s · ETA {}m{:02}s · sent {}, deferred {}, failed {}, suppressed {}",
-                plural(total, "message", "messages"),
-                bar.per_sec(),
-                eta / 60,
-                eta % 60,
-                r.sent,
-                r.deferred,
-                r.failed,
-                r.suppressed
-            ));
-        })
-    } else {
-        Box::new(|r: &SendReport, n: u64| {
-            if n.is_multiple_of(100) {
-                tracing::info!(
-                    processed = n,
-                    total = r.due_at_start.max(n),
-                    sent = r.sent,
-                    deferred = r.deferred,
-                    failed = r.failed,
-                    suppressed = r.suppressed,
-                    "progress"
-                );
-            }
-        })
-    }
-}
-
-fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        );
-        return;
-    }
-    let verb = if report.dry_run { "would send" } else { "sent" };
-    println!(
-        "campaign {} via {transport}: {verb} {}, deferred {}, failed {}, suppressed {}",
-        report.campaign,
-        plural(report.sent, "message", "messages"),
-        report.deferred,
-        report.failed,
-        report.suppressed
-    );
-    if report.interrupted_sent
-        + report.interrupted_requeued
-        + report.interrupted_failed
-        + report.interrupted_uncertain
-        > 0
-    {
-        println!(
-            "  an earlier run was interrupted: {} found delivered, {} requeued, {} marked failed (not resent), {} uncertain (another transport kind)",
-            report.interrupted_sent,
-            report.interrupted_requeued,
-            report.interrupted_failed,
-            report.interrupted_uncertain
-        );
-    }
-    if report.uncertain_requeued > 0 {
-        println!(
-            "  {} uncertain message(s) requeued by --resend-uncertain",
-            report.uncertain_requeued
-        );
-    }
-    if report.uncertain + report.interrupted_uncertain > 0 {
-        println!(
-            "  {} message(s) uncertain: the connection failed after the data was sent, so the server may have accepted them; \
-             they are not resent (list them with `fairsend status {}`, resend with `fairsend send --resend-uncertain`)",
-            report.uncertain + report.interrupted_uncertain,
-            report.campaign
-        );
-    }
-    if let Some(at) = report.ab_decision_at {
-        let when = chrono::DateTime::from_timestamp_millis(at)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_default();
-        println!(
-            "  A/B test phase sent; the winner is chosen at {when}: run `fairsend send` again then (without --no-wait it waits)"
-        );
-    } else if report.waiting_for_retry > 0 {
-        let when = report
-            .next_retry_at
-            .and_then(chrono::DateTime::from_timestamp_millis)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_else(|| "later".into());
-        println!(
-            "  {} message(s) wait for a retry (next due {when}); run `fairsend send` again then",
-            report.waiting_for_retry
-        );
-    }
 }
 
 fn init(dir: &Path) -> anyhow::Result<()> {
@@ -1147,20 +732,6 @@ fn print_uncertain(campaign: &str, rows: &[fairsend::store::UncertainRow]) {
     }
 }
 
-/// Loads a campaign, imports its contact files (as `send` would) and prepares its composer.
-async fn prepare<'c>(
-    config: &'c ConfigDir,
-    store: &Store,
-    campaign: &'c Campaign,
-    skip_invalid: bool,
-) -> anyhow::Result<Composer<'c>> {
-    let secret = load_secret(config, store).await?;
-    let pending = parse_campaign_contacts(config, campaign, skip_invalid)?;
-    let composer = Composer::new(config, campaign, secret.clone())?;
-    apply_campaign_contacts(store, pending, &secret).await?;
-    Ok(composer)
-}
-
 fn config_problem(e: fairsend::config::ConfigError, json: bool) -> anyhow::Error {
     let finding = Finding {
         code: "CFG001",
@@ -1190,35 +761,6 @@ fn config_problem(e: fairsend::config::ConfigError, json: bool) -> anyhow::Error
     Problems("check: the configuration has an error; nothing else was checked".into()).into()
 }
 
-fn print_findings(findings: &[Finding]) {
-    const SHOWN_PER_CODE: usize = 20;
-    let mut shown: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    for f in findings {
-        let n = shown.entry(f.code).or_default();
-        *n += 1;
-        if *n <= SHOWN_PER_CODE {
-            println!(
-                "{}",
-                cli::terminal::printable_lines(&format!(
-                    "{}[{}] {}: {}",
-                    f.severity.as_str(),
-                    f.code,
-                    f.subject,
-                    f.message
-                ))
-            );
-        }
-    }
-    for (code, n) in shown {
-        if n > SHOWN_PER_CODE {
-            println!(
-                "… and {} more {code} finding(s) (all of them with --json)",
-                n - SHOWN_PER_CODE
-            );
-        }
-    }
-}
-
 async fn check(
     config: &ConfigDir,
     store: &Store,
@@ -1231,19 +773,32 @@ async fn check(
         Ok(c) => c,
         Err(e) => return Err(config_problem(e, json)),
     };
-    let dkim = load_dkim(config)?;
-    let composer = prepare(config, store, &campaign, skip_invalid)
-        .await?
-        .with_dkim(dkim.as_ref());
+    let dkim = fairsend::app::campaign::load_dkim(config)?;
+    let composer = cli::campaign::prepare(
+        config,
+        store,
+        &campaign,
+        &load_secret(config, store).await?,
+        skip_invalid,
+    )
+    .await?
+    .with_dkim(dkim.as_ref());
     let mut report: CheckReport =
         check_campaign(config, &campaign, &composer, store, Depth::EveryMessage).await?;
     let transport = &config.settings.transport.url;
     report
         .findings
         .extend(insecure_link_findings(&config.settings, transport));
-    report
-        .findings
-        .extend(dns_preflight(config, &campaign, transport, resolver, dkim.as_ref()).await?);
+    report.findings.extend(
+        fairsend::app::campaign::dns_preflight(
+            config,
+            &campaign,
+            transport,
+            resolver,
+            dkim.as_ref(),
+        )
+        .await?,
+    );
     if json {
         print_json(&report);
     } else {
@@ -1282,7 +837,14 @@ async fn review(
     json: bool,
 ) -> anyhow::Result<()> {
     let campaign = config.load_campaign(file)?;
-    prepare(config, store, &campaign, false).await?;
+    cli::campaign::prepare(
+        config,
+        store,
+        &campaign,
+        &load_secret(config, store).await?,
+        false,
+    )
+    .await?;
     let variants = footer_variants(config, &campaign, store).await?;
     let index = write_review(out, &campaign, &variants)?;
     if json {
@@ -1320,7 +882,14 @@ async fn approve(config: &ConfigDir, store: &Store, file: &Path, by: &str) -> an
     use fairsend::app::approve::{ApproveError, approver_name};
     approver_name(by).map_err(|_| BadInput("--by needs the approver's name".into()))?;
     let campaign = config.load_campaign(file)?;
-    prepare(config, store, &campaign, false).await?;
+    cli::campaign::prepare(
+        config,
+        store,
+        &campaign,
+        &load_secret(config, store).await?,
+        false,
+    )
+    .await?;
     let approval = match fairsend::app::approve::approve(config, store, &campaign, by).await {
         Ok(approval) => approval,
         Err(e @ ApproveError::NothingToApprove) => return Err(Problems(e.to_string()).into()),
@@ -1346,7 +915,14 @@ async fn preview(
     let address =
         fairsend::audience::EmailAddress::parse(to).map_err(|e| BadInput(format!("--to: {e}")))?;
     let campaign = config.load_campaign(file)?;
-    let composer = prepare(config, store, &campaign, false).await?;
+    let composer = cli::campaign::prepare(
+        config,
+        store,
+        &campaign,
+        &load_secret(config, store).await?,
+        false,
+    )
+    .await?;
     let campaign_id = store.campaign_id(&campaign.name).await?;
     store
         .materialise_outbox(campaign_id, &campaign.registers)
@@ -1379,7 +955,7 @@ async fn preview(
         ))
         .into());
     }
-    let composer = with_tracking(composer, store, &campaign).await?;
+    let composer = fairsend::app::campaign::with_tracking(composer, store, &campaign).await?;
     let message = composer.compose(&gate.recipient)?;
     match format {
         PreviewFormat::Eml => {
@@ -1531,12 +1107,6 @@ async fn serve(
     fairsend::web::serve(listen, metrics_listen, state)
         .await
         .with_context(|| format!("cannot serve on {listen}"))
-}
-
-fn format_millis(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_default()
 }
 
 async fn decide_bounce(
@@ -1834,60 +1404,6 @@ async fn ingest_maildir(
     Ok(total)
 }
 
-fn print_json(value: &impl serde::Serialize) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
-}
-
-fn load_dkim(config: &ConfigDir) -> anyhow::Result<Option<fairsend::dns::DkimSigning>> {
-    Ok(config
-        .settings
-        .dkim
-        .as_ref()
-        .map(fairsend::dns::DkimSigning::load)
-        .transpose()?)
-}
-
-fn resolver_for(config: &ConfigDir, flag: Option<&str>) -> anyhow::Result<fairsend::dns::Dns> {
-    let server = match flag {
-        Some(text) => Some(
-            fairsend::config::parse_socket_addr(text)
-                .ok_or_else(|| BadInput(format!("--resolver: '{text}' is not IP:PORT")))?,
-        ),
-        None => config.settings.dns.resolver,
-    };
-    Ok(fairsend::dns::Dns::new(
-        server,
-        config.settings.dns.timeout,
-    )?)
-}
-
-/// The DNS pre-flight as `check` and `send` run it: for mail that goes out over SMTP, or when
-/// a resolver is named; an outbox transport reaches no one, so DNS is skipped (and said so).
-async fn dns_preflight(
-    config: &ConfigDir,
-    campaign: &Campaign,
-    transport: &TransportUrl,
-    resolver: Option<&str>,
-    dkim: Option<&fairsend::dns::DkimSigning>,
-) -> anyhow::Result<Vec<Finding>> {
-    let asked = resolver.is_some() || config.settings.dns.resolver.is_some();
-    if matches!(transport, TransportUrl::Outbox(_)) && !asked {
-        return Ok(vec![Finding::new(
-            "DNS000",
-            Severity::Info,
-            "[transport] url",
-            format!(
-                "DNS checks skipped: {transport} delivers nowhere (run `fairsend dns check` to check anyway)"
-            ),
-        )]);
-    }
-    let dns = resolver_for(config, resolver)?;
-    Ok(fairsend::dns::preflight(&config.settings, campaign, transport, &dns, dkim).await)
-}
-
 async fn dns_check(
     config: &ConfigDir,
     file: &Path,
@@ -1895,8 +1411,8 @@ async fn dns_check(
     json: bool,
 ) -> anyhow::Result<()> {
     let campaign = config.load_campaign(file)?;
-    let dkim = load_dkim(config)?;
-    let dns = resolver_for(config, resolver)?;
+    let dkim = fairsend::app::campaign::load_dkim(config)?;
+    let dns = fairsend::app::campaign::resolver_for(config, resolver)?;
     let findings = fairsend::dns::preflight(
         &config.settings,
         &campaign,
@@ -2114,23 +1630,6 @@ async fn hygiene(config: &ConfigDir, store: &Store, action: HygieneAction) -> an
         }
     }
     Ok(())
-}
-
-/// Fixes the campaign's trackable links (the first send stores them; the redirect endpoint
-/// allows only these) and makes the composer rewrite them.
-async fn with_tracking<'c>(
-    composer: Composer<'c>,
-    store: &Store,
-    campaign: &Campaign,
-) -> anyhow::Result<Composer<'c>> {
-    if !campaign.tracks_clicks() {
-        return Ok(composer);
-    }
-    let campaign_id = store.campaign_id(&campaign.name).await?;
-    let links = store
-        .set_campaign_links(campaign_id, &composer.trackable_links())
-        .await?;
-    Ok(composer.with_click_tracking(links))
 }
 
 /// The campaign file whose `name` is `name`, among `config/campaigns/*.toml`.

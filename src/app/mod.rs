@@ -4,3 +4,8 @@
 //! command line or answers HTTP; the shells (`main.rs` with `src/cli/`, and `web/`) do that.
 
 pub mod approve;
+pub mod campaign;
+mod error;
+pub mod send;
+
+pub use error::AppError;

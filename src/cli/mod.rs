@@ -3,6 +3,9 @@
 //! and prints; the use cases themselves live in the library's `app/`.
 
 pub mod args;
+pub mod campaign;
+pub mod output;
+pub mod send;
 pub mod terminal;
 
 /// An error that is the user's input, not the program's situation: exit code 2.
