@@ -11,9 +11,9 @@ use anyhow::Context;
 mod cli;
 use cli::args::{
     BouncesAction, Cli, Command, DnsAction, HygieneAction, KeysAction, LogFormat, OptoutAction,
-    PreviewFormat, ServeArgs,
+    ServeArgs,
 };
-use cli::output::{format_millis, print_findings, print_json};
+use cli::output::{format_millis, print_json};
 use cli::terminal::{say, tell};
 use cli::{BadInput, Problems};
 
@@ -25,12 +25,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::Parser;
 
 use fairsend::audience::parse_contacts_csv;
-use fairsend::compliance::review::{combined_hash, write_review};
-use fairsend::compliance::{
-    CheckReport, Depth, Finding, Severity, check_campaign, footer_variants, insecure_link_findings,
-};
-use fairsend::config::{Campaign, ConfigDir};
-use fairsend::store::{OutboxState, Store};
+use fairsend::config::ConfigDir;
+use fairsend::store::Store;
 use fairsend::suppress::{MasterSecret, Secret, address_hash, fingerprint};
 
 fn main() -> ExitCode {
@@ -152,24 +148,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Ok(config) => config,
         Err(e) => {
             if let Command::Check { json, .. } = &cli.command {
-                let json = *json;
-                return Err(config_problem(e, json));
+                return Err(cli::check::config_problem(e, *json));
             }
             return Err(e.into());
         }
     };
-    let db_url = cli
-        .db
-        .clone()
-        .unwrap_or_else(|| config.settings.database.url.clone());
-    note_new_sqlite_file(&db_url);
-    let store = Store::open_with(
-        &db_url,
-        &fairsend::store::StoreOptions {
-            max_connections: config.settings.database.max_connections,
-        },
-    )
-    .await?;
+    let store = open_store(&config, cli.db.as_deref()).await?;
     // Every command but `keys` opens the data key first: one run with the wrong secret is
     // refused before it reads or writes anything.
     if !matches!(cli.command, Command::Keys { .. }) {
@@ -190,64 +174,36 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             import(&config, &store, &file, &register, mode, json).await
         }
-        Command::Send {
-            campaign,
-            transport,
-            test_to: Some(test_to),
-            sample,
-            ..
-        } => {
-            let secret = load_secret(&config, &store).await?;
-            let transport = transport.as_deref();
-            cli::send::send_test(
-                &config, &store, &secret, &campaign, &test_to, sample, transport,
-            )
-            .await
-        }
-        Command::Send {
-            campaign,
-            dry_run,
-            transport,
-            resend_interrupted,
-            resend_uncertain,
-            force_transport,
-            allow_dns_problems,
-            no_wait,
-            resolver,
-            skip_invalid,
-            allow_insecure_links,
-            json,
-            ..
-        } => {
-            let request = fairsend::app::send::SendRequest {
-                transport: transport.as_deref(),
-                resolver: resolver.as_deref(),
-                allow_dns_problems,
-                allow_insecure_links,
-                skip_invalid,
-            };
-            let flags = cli::send::RunFlags {
-                dry_run,
-                resend_interrupted,
-                resend_uncertain,
-                force_transport,
-                no_wait,
-                json,
-            };
-            let secret = load_secret(&config, &store).await?;
-            cli::send::send(&config, &store, &secret, &campaign, request, flags).await
-        }
+        Command::Optout { action } => optout(&config, &store, action).await,
+        Command::Erase { email } => erase(&config, &store, &email).await,
+        Command::Bounces { action } => bounces(&config, &store, action).await,
+        Command::Hygiene { action } => hygiene(&config, &store, action).await,
+        Command::Serve { listen, limits } => serve(config, store, listen, limits).await,
+        Command::Keys { action } => keys(&config, &store, action).await,
+        Command::Init { dir } => init(&dir),
+        campaign_command => campaign(campaign_command, &config, &store).await,
+    }
+}
+
+/// The campaign-side commands: each parses nothing more, calls its use case and prints.
+async fn campaign(command: Command, config: &ConfigDir, store: &Store) -> anyhow::Result<()> {
+    let secret = load_secret(config, store).await?;
+    let secret = &secret;
+    match command {
+        Command::Send(args) => cli::send::run(config, store, secret, args).await,
         Command::Check {
             campaign,
             skip_invalid,
             resolver,
             json,
         } => {
-            check(
-                &config,
-                &store,
+            let resolver = resolver.as_deref();
+            cli::check::run(
+                config,
+                store,
+                secret,
                 &campaign,
-                resolver.as_deref(),
+                resolver,
                 skip_invalid,
                 json,
             )
@@ -260,43 +216,44 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     resolver,
                     json,
                 },
-        } => dns_check(&config, &campaign, resolver.as_deref(), json).await,
+        } => cli::check::dns(config, &campaign, resolver.as_deref(), json).await,
         Command::Review {
             campaign,
             out,
             json,
-        } => review(&config, &store, &campaign, &out, json).await,
-        Command::Approve { campaign, by } => approve(&config, &store, &campaign, &by).await,
+        } => cli::review::run_review(config, store, secret, &campaign, &out, json).await,
+        Command::Approve { campaign, by } => {
+            cli::review::run_approve(config, store, secret, &campaign, &by).await
+        }
         Command::Preview {
             campaign,
             to,
             format,
-        } => preview(&config, &store, &campaign, &to, format).await,
-        Command::Optout { action } => optout(&config, &store, action).await,
-        Command::Erase { email } => erase(&config, &store, &email).await,
-        Command::Bounces { action } => bounces(&config, &store, action).await,
-        Command::Hygiene { action } => hygiene(&config, &store, action).await,
-        Command::Serve { listen, limits } => serve(config, store, listen, limits).await,
-        Command::Keys { action } => keys(&config, &store, action).await,
-        Command::Init { dir } => init(&dir),
+        } => cli::review::run_preview(config, store, secret, &campaign, &to, format).await,
         Command::Status {
             campaign,
             recipients,
             state,
             json,
         } => {
-            let name = match campaign.as_deref() {
-                Some(arg) => Some(campaign_name_of(&config, arg)?),
-                None => None,
-            };
-            if recipients || state.is_some() {
-                let name = name.unwrap_or_default();
-                status_recipients(&store, &name, state.as_deref(), json).await
-            } else {
-                status(&config, &store, name.as_deref(), json).await
-            }
+            let (campaign, state) = (campaign.as_deref(), state.as_deref());
+            cli::status::run(config, store, campaign, recipients, state, json).await
         }
+        _ => unreachable!("run() dispatches the other commands"),
     }
+}
+
+/// Opens (creating and migrating) the database of --db, else of [database] url.
+async fn open_store(config: &ConfigDir, db: Option<&str>) -> anyhow::Result<Store> {
+    let db_url = db.map_or_else(|| config.settings.database.url.clone(), str::to_string);
+    note_new_sqlite_file(&db_url);
+    Ok(Store::open_with(
+        &db_url,
+        &fairsend::store::StoreOptions {
+            max_connections: config.settings.database.max_connections,
+        },
+    )
+    .await?)
 }
 
 /// The working key: the master secret from the environment opens the data key pinned in the
@@ -486,15 +443,6 @@ fn init(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A campaign named on the command line by its name or by its file.
-fn campaign_name_of(config: &ConfigDir, arg: &str) -> anyhow::Result<String> {
-    let path = Path::new(arg);
-    if arg.ends_with(".toml") || path.is_file() {
-        return Ok(config.load_campaign(path)?.name);
-    }
-    Ok(arg.to_string())
-}
-
 /// A relative SQLite path is resolved from the current directory: a command run from another
 /// directory would silently start an empty database, without the suppressions of the real one.
 fn note_new_sqlite_file(url: &str) {
@@ -514,458 +462,6 @@ fn note_new_sqlite_file(url: &str) {
             shown.display()
         );
     }
-}
-
-/// "no campaign named X", with the names that exist (a file's stem is not its name).
-async fn unknown_campaign(store: &Store, name: &str) -> anyhow::Error {
-    let known: Vec<String> = store
-        .campaign_counts(None)
-        .await
-        .map(|all| all.into_iter().map(|c| c.campaign).collect())
-        .unwrap_or_default();
-    let hint = if known.is_empty() {
-        "no campaign has been sent from this database yet".to_string()
-    } else {
-        format!("campaigns in this database: {}", known.join(", "))
-    };
-    BadInput(format!(
-        "no campaign named '{name}' has been sent yet ({hint}; a campaign's name is its `name =` line, or give its file)"
-    ))
-    .into()
-}
-
-async fn status_recipients(
-    store: &Store,
-    campaign: &str,
-    state: Option<&str>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let state = match state {
-        Some(s) => Some(OutboxState::parse(s).ok_or_else(|| {
-            BadInput(format!(
-                "--state {s}: not a state; use one of {}",
-                OutboxState::ALL.map(OutboxState::as_str).join(", ")
-            ))
-        })?),
-        None => None,
-    };
-    let Some(id) = store.find_campaign_id(campaign).await? else {
-        return Err(unknown_campaign(store, campaign).await);
-    };
-    let rows = store.campaign_recipients(id, state).await?;
-    if json {
-        let rows: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "email": r.email, "state": r.state, "attempts": r.attempts,
-                    "last_reply": r.last_reply, "updated_at": format_millis(r.updated_at),
-                })
-            })
-            .collect();
-        print_json(&rows);
-        return Ok(());
-    }
-    if rows.is_empty() {
-        println!(
-            "no recipients{}",
-            state
-                .map(|s| format!(" in state {}", s.as_str()))
-                .unwrap_or_default()
-        );
-    }
-    if !rows.is_empty() {
-        println!(
-            "{:<40} {:<10} {:>8} {:<20}  last reply",
-            "recipient", "state", "attempts", "updated"
-        );
-    }
-    for r in &rows {
-        say!(
-            "{:<40} {:<10} {:>8} {:<20}  {}",
-            r.email.as_deref().unwrap_or("(erased)"),
-            r.state,
-            r.attempts,
-            format_millis(r.updated_at),
-            r.last_reply.as_deref().unwrap_or("")
-        );
-    }
-    Ok(())
-}
-
-async fn status(
-    config: &ConfigDir,
-    store: &Store,
-    campaign: Option<&str>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let counts = store
-        .campaign_counts(campaign)
-        .await
-        .context("cannot read campaign status")?;
-    if let Some(name) = campaign
-        && counts.is_empty()
-    {
-        return Err(unknown_campaign(store, name).await);
-    }
-    let mut ab = Vec::new();
-    let mut workers = Vec::new();
-    let mut uncertain = Vec::new();
-    for c in &counts {
-        ab.push(match campaign_named(config, &c.campaign) {
-            Some(file) => ab_status(store, &file).await?,
-            None => None,
-        });
-        let id = store.find_campaign_id(&c.campaign).await?;
-        workers.push(match id {
-            Some(id) => {
-                fairsend::send::campaign_workers(store, id, config.settings.database.lease).await?
-            }
-            None => Vec::new(),
-        });
-        uncertain.push(match id {
-            Some(id) if c.count(OutboxState::Uncertain) > 0 => store.uncertain_rows(id).await?,
-            _ => Vec::new(),
-        });
-    }
-    if json {
-        let objects: Vec<serde_json::Value> = counts
-            .iter()
-            .zip(&ab)
-            .zip(&workers)
-            .zip(&uncertain)
-            .map(|(((c, ab), workers), uncertain)| {
-                let mut object = serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total(), "workers": workers, "uncertain": uncertain});
-                if let Some(ab) = ab {
-                    object["ab"] = ab.clone();
-                }
-                object
-            })
-            .collect();
-        let value = match (campaign, objects.as_slice()) {
-            (Some(_), [one]) => one.clone(),
-            _ => serde_json::Value::Array(objects),
-        };
-        print_json(&value);
-        return Ok(());
-    }
-    if counts.is_empty() {
-        println!("no campaigns yet");
-    }
-    for (((c, ab), workers), uncertain) in counts.iter().zip(&ab).zip(&workers).zip(&uncertain) {
-        let states: Vec<String> = OutboxState::ALL
-            .iter()
-            .map(|s| format!("{} {}", s.as_str(), c.count(*s)))
-            .collect();
-        println!(
-            "{}: {} recipients — {}",
-            c.campaign,
-            c.total(),
-            states.join(", ")
-        );
-        for w in workers {
-            let ago = (fairsend::now_millis() - w.record.heartbeat_at).max(0) as f64 / 1000.0;
-            println!(
-                "  worker {} (host {}, pid {}): claimed {}, sent {}, last heartbeat {ago:.1} s ago{}",
-                w.record.worker,
-                w.record.host,
-                w.record.pid,
-                w.record.claimed,
-                w.record.sent,
-                if w.live {
-                    ""
-                } else {
-                    " — presumed dead; the next live worker takes its rows"
-                }
-            );
-        }
-        print_uncertain(&c.campaign, uncertain);
-        if let Some(ab) = ab {
-            println!(
-                "  A/B ({}), phase {}:",
-                ab["metric"].as_str().unwrap_or(""),
-                ab["phase"].as_str().unwrap_or("")
-            );
-            for v in ab["variants"].as_array().into_iter().flatten() {
-                println!(
-                    "    {:<50} group {:>5}, sent {:>5}, events {:>4}, rate {:.3}",
-                    v["subject"].as_str().unwrap_or(""),
-                    v["group_size"],
-                    v["sent"],
-                    v["events"],
-                    v["rate"].as_f64().unwrap_or(0.0)
-                );
-            }
-            if !ab["decision"].is_null() {
-                let d = &ab["decision"];
-                println!(
-                    "    winner: {} (z = {:.3}, p = {:.4}{})",
-                    d["subject"].as_str().unwrap_or(""),
-                    d["statistic"].as_f64().unwrap_or(0.0),
-                    d["p_value_or_probability"].as_f64().unwrap_or(1.0),
-                    if d["fallback_used"] == true {
-                        "; not significant, fallback used"
-                    } else {
-                        ""
-                    }
-                );
-            }
-        }
-    }
-    Ok(())
-}
-
-/// The recipients whose delivery is uncertain, and what the operator can do about them.
-fn print_uncertain(campaign: &str, rows: &[fairsend::store::UncertainRow]) {
-    if rows.is_empty() {
-        return;
-    }
-    println!(
-        "  uncertain ({}): the server may have accepted these; not resent unless you run `fairsend send CAMPAIGN --resend-uncertain` for {campaign}",
-        rows.len()
-    );
-    for row in rows {
-        let when = chrono::DateTime::from_timestamp_millis(row.at)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_default();
-        println!("    {} ({when}): {}", row.email, row.reason);
-    }
-}
-
-fn config_problem(e: fairsend::config::ConfigError, json: bool) -> anyhow::Error {
-    let finding = Finding {
-        code: "CFG001",
-        severity: Severity::Error,
-        result: None,
-        subject: match &e {
-            fairsend::config::ConfigError::Field { file, field, .. } => {
-                format!("{}: {field}", file.display())
-            }
-            fairsend::config::ConfigError::Read { file, .. }
-            | fairsend::config::ConfigError::Syntax { file, .. } => file.display().to_string(),
-        },
-        // The subject already names the file and field: the message adds only the reason.
-        message: match &e {
-            fairsend::config::ConfigError::Field { reason, .. } => reason.clone(),
-            fairsend::config::ConfigError::Syntax { message, .. } => message.clone(),
-            fairsend::config::ConfigError::Read { source, .. } => {
-                format!("cannot read the file: {source}")
-            }
-        },
-    };
-    if json {
-        println!("{}", serde_json::json!({"findings": [finding]}));
-    } else {
-        print_findings(std::slice::from_ref(&finding));
-    }
-    Problems("check: the configuration has an error; nothing else was checked".into()).into()
-}
-
-async fn check(
-    config: &ConfigDir,
-    store: &Store,
-    file: &Path,
-    resolver: Option<&str>,
-    skip_invalid: bool,
-    json: bool,
-) -> anyhow::Result<()> {
-    let campaign = match config.load_campaign(file) {
-        Ok(c) => c,
-        Err(e) => return Err(config_problem(e, json)),
-    };
-    let dkim = fairsend::app::campaign::load_dkim(config)?;
-    let composer = cli::campaign::prepare(
-        config,
-        store,
-        &campaign,
-        &load_secret(config, store).await?,
-        skip_invalid,
-    )
-    .await?
-    .with_dkim(dkim.as_ref());
-    let mut report: CheckReport =
-        check_campaign(config, &campaign, &composer, store, Depth::EveryMessage).await?;
-    let transport = &config.settings.transport.url;
-    report
-        .findings
-        .extend(insecure_link_findings(&config.settings, transport));
-    report.findings.extend(
-        fairsend::app::campaign::dns_preflight(
-            config,
-            &campaign,
-            transport,
-            resolver,
-            dkim.as_ref(),
-        )
-        .await?,
-    );
-    if json {
-        print_json(&report);
-    } else {
-        print_findings(&report.findings);
-        let a = &report.audience;
-        let warnings = report
-            .findings
-            .iter()
-            .filter(|f| f.severity == Severity::Warning)
-            .count();
-        println!(
-            "check {}: {} selected, {} eligible ({} passive, {} ceased, {} suppressed excluded); {} message(s) rendered and checked; {} footer variant(s); {} error(s), {} warning(s)",
-            campaign.name,
-            a.selected,
-            a.eligible,
-            a.excluded_passive,
-            a.excluded_ceased,
-            a.excluded_suppressed,
-            report.messages_checked,
-            report.variants,
-            report.errors(),
-            warnings
-        );
-    }
-    if report.errors() > 0 {
-        return Err(Problems(format!("{}: not sendable", campaign.name)).into());
-    }
-    Ok(())
-}
-
-async fn review(
-    config: &ConfigDir,
-    store: &Store,
-    file: &Path,
-    out: &Path,
-    json: bool,
-) -> anyhow::Result<()> {
-    let campaign = config.load_campaign(file)?;
-    cli::campaign::prepare(
-        config,
-        store,
-        &campaign,
-        &load_secret(config, store).await?,
-        false,
-    )
-    .await?;
-    let variants = footer_variants(config, &campaign, store).await?;
-    let index = write_review(out, &campaign, &variants)?;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "campaign": campaign.name,
-                "index": index.display().to_string(),
-                "combined_hash": combined_hash(&variants),
-                "variants": variants.iter().map(|v| serde_json::json!({
-                    "id": v.key.id(), "register": v.key.register, "locale": v.key.locale,
-                    "legal_basis": v.key.legal_basis, "recipients": v.recipients, "sha256": v.hash,
-                })).collect::<Vec<_>>(),
-            })
-        );
-    } else {
-        for v in &variants {
-            println!(
-                "{:<50} {:>6} recipient(s)  {}",
-                v.key.id(),
-                v.recipients,
-                &v.hash[..12]
-            );
-        }
-        println!(
-            "{} variant(s) written; open {}",
-            variants.len(),
-            index.display()
-        );
-    }
-    Ok(())
-}
-
-async fn approve(config: &ConfigDir, store: &Store, file: &Path, by: &str) -> anyhow::Result<()> {
-    use fairsend::app::approve::{ApproveError, approver_name};
-    approver_name(by).map_err(|_| BadInput("--by needs the approver's name".into()))?;
-    let campaign = config.load_campaign(file)?;
-    cli::campaign::prepare(
-        config,
-        store,
-        &campaign,
-        &load_secret(config, store).await?,
-        false,
-    )
-    .await?;
-    let approval = match fairsend::app::approve::approve(config, store, &campaign, by).await {
-        Ok(approval) => approval,
-        Err(e @ ApproveError::NothingToApprove) => return Err(Problems(e.to_string()).into()),
-        Err(e) => return Err(e.into()),
-    };
-    println!(
-        "approved {} ({} footer variant(s), sha256 {}) by {}",
-        approval.campaign,
-        approval.variants,
-        &approval.combined_hash[..16],
-        approval.by
-    );
-    Ok(())
-}
-
-async fn preview(
-    config: &ConfigDir,
-    store: &Store,
-    file: &Path,
-    to: &str,
-    format: PreviewFormat,
-) -> anyhow::Result<()> {
-    let address =
-        fairsend::audience::EmailAddress::parse(to).map_err(|e| BadInput(format!("--to: {e}")))?;
-    let campaign = config.load_campaign(file)?;
-    let composer = cli::campaign::prepare(
-        config,
-        store,
-        &campaign,
-        &load_secret(config, store).await?,
-        false,
-    )
-    .await?;
-    let campaign_id = store.campaign_id(&campaign.name).await?;
-    store
-        .materialise_outbox(campaign_id, &campaign.registers)
-        .await?;
-    let Some(outbox_id) = store.outbox_row_for(campaign_id, &address).await? else {
-        return Err(BadInput(format!(
-            "{address} is not in the audience of {}",
-            campaign.name
-        ))
-        .into());
-    };
-    let Some(gate) = store.recipient(outbox_id).await? else {
-        return Err(BadInput(format!(
-            "{address} is not in the audience of {}",
-            campaign.name
-        ))
-        .into());
-    };
-    if let Some(reason) = gate.suppressed {
-        return Err(Problems(format!(
-            "{address} would receive nothing: suppressed ({})",
-            reason.as_str()
-        ))
-        .into());
-    }
-    if gate.status != fairsend::audience::ContactStatus::Active {
-        return Err(Problems(format!(
-            "{address} would receive nothing: the contact is {}",
-            gate.status.as_str()
-        ))
-        .into());
-    }
-    let composer = fairsend::app::campaign::with_tracking(composer, store, &campaign).await?;
-    let message = composer.compose(&gate.recipient)?;
-    match format {
-        PreviewFormat::Eml => {
-            use std::io::Write;
-            std::io::stdout().write_all(&message.bytes)?;
-        }
-        PreviewFormat::Text => print!("{}", message.text),
-        PreviewFormat::Html => print!("{}", message.html),
-    }
-    Ok(())
 }
 
 fn parse_address(text: &str) -> anyhow::Result<fairsend::audience::EmailAddress> {
@@ -1404,45 +900,6 @@ async fn ingest_maildir(
     Ok(total)
 }
 
-async fn dns_check(
-    config: &ConfigDir,
-    file: &Path,
-    resolver: Option<&str>,
-    json: bool,
-) -> anyhow::Result<()> {
-    let campaign = config.load_campaign(file)?;
-    let dkim = fairsend::app::campaign::load_dkim(config)?;
-    let dns = fairsend::app::campaign::resolver_for(config, resolver)?;
-    let findings = fairsend::dns::preflight(
-        &config.settings,
-        &campaign,
-        &config.settings.transport.url,
-        &dns,
-        dkim.as_ref(),
-    )
-    .await;
-    if json {
-        for f in &findings {
-            println!(
-                "{}",
-                serde_json::json!({
-                    "code": f.code, "severity": f.severity, "subject": f.subject, "result": f.result, "message": f.message,
-                })
-            );
-        }
-    } else {
-        print_findings(&findings);
-    }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    if errors > 0 {
-        return Err(Problems(format!("dns check: {errors} error(s)")).into());
-    }
-    Ok(())
-}
-
 async fn hygiene(config: &ConfigDir, store: &Store, action: HygieneAction) -> anyhow::Result<()> {
     use fairsend::audience::hygiene::{
         Departed, parse_ceased_file, parse_departed_file, plan_purge, retention_end,
@@ -1630,59 +1087,4 @@ async fn hygiene(config: &ConfigDir, store: &Store, action: HygieneAction) -> an
         }
     }
     Ok(())
-}
-
-/// The campaign file whose `name` is `name`, among `config/campaigns/*.toml`.
-fn campaign_named(config: &ConfigDir, name: &str) -> Option<Campaign> {
-    std::fs::read_dir(config.dir.join("campaigns"))
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .filter_map(|p| config.load_campaign(&p).ok())
-        .find(|c| c.name == name)
-}
-
-/// The `"ab"` object of `status --json` for an A/B campaign.
-async fn ab_status(
-    store: &Store,
-    campaign: &Campaign,
-) -> anyhow::Result<Option<serde_json::Value>> {
-    let Some(ab) = &campaign.ab else {
-        return Ok(None);
-    };
-    let Some(campaign_id) = store.find_campaign_id(&campaign.name).await? else {
-        return Ok(None);
-    };
-    let state = store.ab_state(campaign_id).await?;
-    let groups = store.ab_group_counts(campaign_id).await?;
-    let observed = fairsend::abtest::observe(
-        &store.ab_test_messages(campaign_id).await?,
-        ab.metric,
-        ab.subjects.len(),
-    );
-    let phase = match (&state.decision, state.test_finished_at) {
-        (Some(_), _) => "remainder",
-        (None, Some(_)) => "waiting",
-        (None, None) if groups.is_empty() => "not_started",
-        (None, None) => "test",
-    };
-    let variants: Vec<serde_json::Value> = ab
-        .subjects
-        .iter()
-        .enumerate()
-        .map(|(i, subject)| {
-            let (size, sent) = groups.iter().find(|(v, _, _)| *v == i).map(|(_, s, n)| (*s, *n)).unwrap_or((0, 0));
-            let o = observed.get(i).copied().unwrap_or(fairsend::abtest::Observed { sent: 0, events: 0 });
-            serde_json::json!({"subject": subject, "group_size": size, "sent": sent, "events": o.events, "rate": o.rate()})
-        })
-        .collect();
-    Ok(Some(serde_json::json!({
-        "phase": phase,
-        "metric": ab.metric,
-        "variants": variants,
-        "decision": state.decision.map(|(_, d)| serde_json::json!({
-            "winner": d.winner, "subject": ab.subjects.get(d.winner), "method": d.method, "statistic": d.statistic,
-            "p_value_or_probability": d.p_value_or_probability, "fallback_used": d.fallback_used,
-        })),
-    })))
 }

@@ -5,7 +5,10 @@
 
 pub mod approve;
 pub mod campaign;
+pub mod check;
 mod error;
+pub mod review;
 pub mod send;
+pub mod status;
 
 pub use error::AppError;

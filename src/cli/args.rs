@@ -222,55 +222,7 @@ pub enum Command {
         json: bool,
     },
     /// Run (or resume) a campaign.
-    Send {
-        /// The campaign file (for example config/campaigns/spring.toml).
-        campaign: PathBuf,
-        /// Import the campaign's contacts and queue its outbox, then compose and check every
-        /// due message without sending it or changing its state.
-        #[arg(long)]
-        dry_run: bool,
-        /// Use this transport for this run instead of [transport] url.
-        #[arg(long)]
-        transport: Option<String>,
-        /// Requeue messages an interrupted SMTP run may or may not have delivered.
-        #[arg(long)]
-        resend_interrupted: bool,
-        /// Requeue the messages whose delivery is uncertain (no reply after the data was
-        /// sent): their recipients may receive them twice.
-        #[arg(long)]
-        resend_uncertain: bool,
-        /// Resume although messages are in flight through another kind of transport (smtp vs
-        /// outbox); those messages become uncertain.
-        #[arg(long)]
-        force_transport: bool,
-        /// Send even if SPF fails or the published DKIM key does not match (logged loudly).
-        #[arg(long)]
-        allow_dns_problems: bool,
-        /// After an A/B test phase, exit instead of waiting; a later `send` decides and goes on.
-        #[arg(long)]
-        no_wait: bool,
-        /// Ask this DNS server (IP:PORT) instead of the system's resolver.
-        #[arg(long)]
-        resolver: Option<String>,
-        /// Send a test: the message of real contacts, marked [TEST] in the subject, to this
-        /// address instead; nothing is recorded and no real contact is affected.
-        #[arg(long, value_name = "ADDRESS")]
-        test_to: Option<String>,
-        /// With --test-to: how many contacts' messages to send (the first eligible ones).
-        #[arg(long, default_value_t = 1, requires = "test_to")]
-        sample: usize,
-        /// Send to the good rows of the campaign's contact files; the bad ones are written,
-        /// with their reasons, to FILE.rejected.csv beside each file.
-        #[arg(long)]
-        skip_invalid: bool,
-        /// Send even though unsubscribe links point to a loopback or plain-http
-        /// public_base_url while the transport reaches real mailboxes.
-        #[arg(long)]
-        allow_insecure_links: bool,
-        /// Print the report as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    Send(SendArgs),
     /// Every pre-flight check; exit 0 = sendable, 1 = problems listed.
     Check {
         /// The campaign file (for example config/campaigns/spring.toml).
@@ -388,6 +340,59 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+// `send`'s flags, one struct so the command can be handed on whole. (No doc comment: the
+// subcommand's help is the variant's.)
+#[derive(clap::Args, Debug)]
+pub struct SendArgs {
+    /// The campaign file (for example config/campaigns/spring.toml).
+    pub campaign: PathBuf,
+    /// Import the campaign's contacts and queue its outbox, then compose and check every
+    /// due message without sending it or changing its state.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Use this transport for this run instead of [transport] url.
+    #[arg(long)]
+    pub transport: Option<String>,
+    /// Requeue messages an interrupted SMTP run may or may not have delivered.
+    #[arg(long)]
+    pub resend_interrupted: bool,
+    /// Requeue the messages whose delivery is uncertain (no reply after the data was
+    /// sent): their recipients may receive them twice.
+    #[arg(long)]
+    pub resend_uncertain: bool,
+    /// Resume although messages are in flight through another kind of transport (smtp vs
+    /// outbox); those messages become uncertain.
+    #[arg(long)]
+    pub force_transport: bool,
+    /// Send even if SPF fails or the published DKIM key does not match (logged loudly).
+    #[arg(long)]
+    pub allow_dns_problems: bool,
+    /// After an A/B test phase, exit instead of waiting; a later `send` decides and goes on.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Ask this DNS server (IP:PORT) instead of the system's resolver.
+    #[arg(long)]
+    pub resolver: Option<String>,
+    /// Send a test: the message of real contacts, marked [TEST] in the subject, to this
+    /// address instead; nothing is recorded and no real contact is affected.
+    #[arg(long, value_name = "ADDRESS")]
+    pub test_to: Option<String>,
+    /// With --test-to: how many contacts' messages to send (the first eligible ones).
+    #[arg(long, default_value_t = 1, requires = "test_to")]
+    pub sample: usize,
+    /// Send to the good rows of the campaign's contact files; the bad ones are written,
+    /// with their reasons, to FILE.rejected.csv beside each file.
+    #[arg(long)]
+    pub skip_invalid: bool,
+    /// Send even though unsubscribe links point to a loopback or plain-http
+    /// public_base_url while the transport reaches real mailboxes.
+    #[arg(long)]
+    pub allow_insecure_links: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `serve`'s listeners and limits (defaults in `fairsend::web::ServeLimits`; the README's

@@ -4,8 +4,11 @@
 
 pub mod args;
 pub mod campaign;
+pub mod check;
 pub mod output;
+pub mod review;
 pub mod send;
+pub mod status;
 pub mod terminal;
 
 /// An error that is the user's input, not the program's situation: exit code 2.

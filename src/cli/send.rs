@@ -13,20 +13,50 @@ use fairsend::store::Store;
 use fairsend::suppress::Secret;
 
 use super::BadInput;
+use super::args::SendArgs;
 use super::output::{plural, show};
 
+/// `send`, or `send --test-to` when an address is given.
+pub async fn run(
+    config: &ConfigDir,
+    store: &Store,
+    secret: &Secret,
+    args: SendArgs,
+) -> anyhow::Result<()> {
+    if let Some(to) = &args.test_to {
+        let over = args.transport.as_deref();
+        return send_test(config, store, secret, &args.campaign, to, args.sample, over).await;
+    }
+    let request = SendRequest {
+        transport: args.transport.as_deref(),
+        resolver: args.resolver.as_deref(),
+        allow_dns_problems: args.allow_dns_problems,
+        allow_insecure_links: args.allow_insecure_links,
+        skip_invalid: args.skip_invalid,
+    };
+    let flags = RunFlags {
+        dry_run: args.dry_run,
+        resend_interrupted: args.resend_interrupted,
+        resend_uncertain: args.resend_uncertain,
+        force_transport: args.force_transport,
+        no_wait: args.no_wait,
+        json: args.json,
+    };
+    send(config, store, secret, &args.campaign, request, flags).await
+}
+
 /// The flags of `send` that shape the run itself.
-pub struct RunFlags {
-    pub dry_run: bool,
-    pub resend_interrupted: bool,
-    pub resend_uncertain: bool,
-    pub force_transport: bool,
-    pub no_wait: bool,
-    pub json: bool,
+struct RunFlags {
+    dry_run: bool,
+    resend_interrupted: bool,
+    resend_uncertain: bool,
+    force_transport: bool,
+    no_wait: bool,
+    json: bool,
 }
 
 /// `send`: every precondition, the run, the report.
-pub async fn send(
+async fn send(
     config: &ConfigDir,
     store: &Store,
     secret: &Secret,
@@ -58,7 +88,7 @@ pub async fn send(
 }
 
 /// `send --test-to`: the test messages, one line each as it is sent.
-pub async fn send_test(
+async fn send_test(
     config: &ConfigDir,
     store: &Store,
     secret: &Secret,
