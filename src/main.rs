@@ -4,16 +4,13 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
 
 mod cli;
-use cli::args::{
-    BouncesAction, Cli, Command, DnsAction, HygieneAction, KeysAction, LogFormat, OptoutAction,
-    ServeArgs,
-};
+use cli::args::{BouncesAction, Cli, Command, DnsAction, HygieneAction, LogFormat, OptoutAction};
 use cli::output::{format_millis, print_json};
+use cli::setup::load_secret;
 use cli::terminal::{say, tell};
 use cli::{BadInput, Problems};
 
@@ -27,7 +24,7 @@ use clap::Parser;
 use fairsend::audience::parse_contacts_csv;
 use fairsend::config::ConfigDir;
 use fairsend::store::Store;
-use fairsend::suppress::{MasterSecret, Secret, address_hash, fingerprint};
+use fairsend::suppress::{Secret, address_hash};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -142,7 +139,7 @@ fn init_logging(format: LogFormat) {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Init { dir } = &cli.command {
-        return init(dir);
+        return cli::setup::init(dir);
     }
     let config = match ConfigDir::load(&cli.config) {
         Ok(config) => config,
@@ -153,7 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             return Err(e.into());
         }
     };
-    let store = open_store(&config, cli.db.as_deref()).await?;
+    let store = cli::setup::open(&config, cli.db.as_deref()).await?;
     // Every command but `keys` opens the data key first: one run with the wrong secret is
     // refused before it reads or writes anything.
     if !matches!(cli.command, Command::Keys { .. }) {
@@ -178,9 +175,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Erase { email } => erase(&config, &store, &email).await,
         Command::Bounces { action } => bounces(&config, &store, action).await,
         Command::Hygiene { action } => hygiene(&config, &store, action).await,
-        Command::Serve { listen, limits } => serve(config, store, listen, limits).await,
-        Command::Keys { action } => keys(&config, &store, action).await,
-        Command::Init { dir } => init(&dir),
+        Command::Serve { listen, limits } => cli::setup::serve(config, store, listen, limits).await,
+        Command::Keys { action } => cli::setup::keys(&config, &store, action).await,
+        Command::Init { dir } => cli::setup::init(&dir),
         campaign_command => campaign(campaign_command, &config, &store).await,
     }
 }
@@ -240,97 +237,6 @@ async fn campaign(command: Command, config: &ConfigDir, store: &Store) -> anyhow
             cli::status::run(config, store, campaign, recipients, state, json).await
         }
         _ => unreachable!("run() dispatches the other commands"),
-    }
-}
-
-/// Opens (creating and migrating) the database of --db, else of [database] url.
-async fn open_store(config: &ConfigDir, db: Option<&str>) -> anyhow::Result<Store> {
-    let db_url = db.map_or_else(|| config.settings.database.url.clone(), str::to_string);
-    note_new_sqlite_file(&db_url);
-    Ok(Store::open_with(
-        &db_url,
-        &fairsend::store::StoreOptions {
-            max_connections: config.settings.database.max_connections,
-        },
-    )
-    .await?)
-}
-
-/// The working key: the master secret from the environment opens the data key pinned in the
-/// database (refusing a different master).
-async fn load_secret(config: &ConfigDir, store: &Store) -> anyhow::Result<Secret> {
-    static UNLOCKED: tokio::sync::OnceCell<Secret> = tokio::sync::OnceCell::const_new();
-    Ok(UNLOCKED
-        .get_or_try_init(|| unlock_secret(config, store))
-        .await?
-        .clone())
-}
-
-async fn unlock_secret(config: &ConfigDir, store: &Store) -> anyhow::Result<Secret> {
-    let master = MasterSecret::from_env(&config.settings.signing_secret_env)?;
-    if master.is_development() {
-        eprintln!(
-            "warning: {} is not set: using the built-in DEVELOPMENT signing secret (outbox: \
-             transport and loopback only; set {} to 32+ random bytes for real mail)",
-            config.settings.signing_secret_env, config.settings.signing_secret_env
-        );
-    }
-    Ok(fairsend::suppress::unlock(store, &master).await?)
-}
-
-async fn keys(config: &ConfigDir, store: &Store, action: KeysAction) -> anyhow::Result<()> {
-    let var = &config.settings.signing_secret_env;
-    match action {
-        KeysAction::Show => {
-            let pinned = store.key_pin().await?.map(|p| p.fingerprint);
-            let current = fingerprint(&MasterSecret::from_env(var)?);
-            println!(
-                "pinned master fingerprint: {}",
-                pinned
-                    .as_deref()
-                    .unwrap_or("(none yet: pinned by the first command)")
-            );
-            println!("current master ({var}):   {current}");
-            if pinned.is_some_and(|p| p != current) {
-                return Err(Problems(format!(
-                    "{var} does not open this database: see `fairsend keys rotate --help`"
-                ))
-                .into());
-            }
-            Ok(())
-        }
-        KeysAction::Rotate {
-            from_development_key,
-        } => {
-            let new = MasterSecret::from_env(var)?;
-            if new.is_development() {
-                return Err(BadInput(format!(
-                    "keys rotate: set {var} to the new secret (32+ random bytes); the development key cannot be a rotation target"
-                ))
-                .into());
-            }
-            let old = if from_development_key {
-                MasterSecret::development()
-            } else {
-                match std::env::var("FAIRSEND_SECRET_OLD") {
-                    Ok(value) if !value.is_empty() => {
-                        MasterSecret::from_value("FAIRSEND_SECRET_OLD", value)?
-                    }
-                    _ => {
-                        return Err(BadInput(
-                            "keys rotate: set FAIRSEND_SECRET_OLD to the secret the database was used with, or pass --from-development-key".to_string(),
-                        )
-                        .into());
-                    }
-                }
-            };
-            let fingerprint = fairsend::suppress::rotate_keys(store, &old, &new).await?;
-            println!(
-                "keys rotated: the database now opens with {var} (fingerprint {fingerprint}); \
-                 hashes, suppressions and links already sent are unchanged"
-            );
-            Ok(())
-        }
     }
 }
 
@@ -428,42 +334,6 @@ async fn import(
     Ok(())
 }
 
-fn init(dir: &Path) -> anyhow::Result<()> {
-    let written = fairsend::config::write_starter(dir).map_err(|e| BadInput(e.to_string()))?;
-    for path in &written {
-        println!("wrote {}", path.display());
-    }
-    println!(
-        "next: fill in the values marked FILL IN, add contacts to {}, then run\n  \
-         fairsend --config {} check {}",
-        dir.join("contacts/customers.csv").display(),
-        dir.display(),
-        dir.join("campaigns/first.toml").display()
-    );
-    Ok(())
-}
-
-/// A relative SQLite path is resolved from the current directory: a command run from another
-/// directory would silently start an empty database, without the suppressions of the real one.
-fn note_new_sqlite_file(url: &str) {
-    let Some(path) = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-    else {
-        return;
-    };
-    let path = Path::new(path.split('?').next().unwrap_or(path));
-    if !path.as_os_str().is_empty() && path != Path::new(":memory:") && !path.exists() {
-        let shown = std::env::current_dir()
-            .map(|dir| dir.join(path))
-            .unwrap_or_else(|_| path.to_path_buf());
-        tell!(
-            "note: creating a new, empty database {} (a relative sqlite:// path is taken from the current directory)",
-            shown.display()
-        );
-    }
-}
-
 fn parse_address(text: &str) -> anyhow::Result<fairsend::audience::EmailAddress> {
     fairsend::audience::EmailAddress::parse(text)
         .map_err(|e| BadInput(format!("{text}: {e}")).into())
@@ -543,66 +413,6 @@ async fn erase(config: &ConfigDir, store: &Store, email: &str) -> anyhow::Result
         );
     }
     Ok(())
-}
-
-async fn serve(
-    config: ConfigDir,
-    store: Store,
-    listen: std::net::SocketAddr,
-    args: ServeArgs,
-) -> anyhow::Result<()> {
-    let limits = args.limits()?;
-    let metrics_listen = args.metrics_listen()?;
-    let secret = load_secret(&config, &store).await?;
-    let admin_password = fairsend::web::admin::AdminPassword::from_env("FAIRSEND_ADMIN_PASSWORD")
-        .map_err(BadInput)?;
-    let metrics_token =
-        fairsend::web::admin::MetricsToken::from_env("FAIRSEND_METRICS_TOKEN").map_err(BadInput)?;
-    // Anyone with the source knows the development secret, and with it can forge tokens and
-    // CSRF tokens: it may serve only the machine itself, and never the admin pages.
-    if secret.is_development() {
-        let var = &config.settings.signing_secret_env;
-        if admin_password.is_some() {
-            return Err(BadInput(format!(
-                "refusing to enable the admin pages with the development signing secret: set {var} \
-                 to at least 32 random bytes (for example `openssl rand -hex 32`), or unset \
-                 FAIRSEND_ADMIN_PASSWORD"
-            ))
-            .into());
-        }
-        if !listen.ip().is_loopback() {
-            return Err(BadInput(format!(
-                "refusing to listen on {listen} with the development signing secret: set {var} \
-                 to at least 32 random bytes (for example `openssl rand -hex 32`), or listen on \
-                 a loopback address"
-            ))
-            .into());
-        }
-    }
-    match &admin_password {
-        None => {
-            eprintln!("note: FAIRSEND_ADMIN_PASSWORD is not set: the /admin pages are disabled")
-        }
-        Some(password) => {
-            let ended =
-                fairsend::web::admin::end_sessions_of_other_passwords(&store, &secret, password)
-                    .await?;
-            if ended > 0 {
-                eprintln!("the admin password changed: {ended} earlier session(s) ended");
-            }
-        }
-    }
-    let state = fairsend::web::AppState {
-        store,
-        secret,
-        config: Arc::new(config),
-        admin_password,
-        metrics_token,
-        limits: Arc::new(limits),
-    };
-    fairsend::web::serve(listen, metrics_listen, state)
-        .await
-        .with_context(|| format!("cannot serve on {listen}"))
 }
 
 async fn decide_bounce(

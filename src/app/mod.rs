@@ -7,8 +7,11 @@ pub mod approve;
 pub mod campaign;
 pub mod check;
 mod error;
+pub mod keys;
 pub mod review;
 pub mod send;
+pub mod serve;
+pub mod session;
 pub mod status;
 
 pub use error::AppError;

@@ -8,6 +8,7 @@ pub mod check;
 pub mod output;
 pub mod review;
 pub mod send;
+pub mod setup;
 pub mod status;
 pub mod terminal;
 
