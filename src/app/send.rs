@@ -188,23 +188,36 @@ pub struct TestSent {
     pub reply: String,
 }
 
+/// What `send --test-to` sends, and where.
+pub struct TestRequest<'a> {
+    pub campaign_file: &'a Path,
+    /// The address every test message goes to.
+    pub to: &'a EmailAddress,
+    /// How many contacts' messages (the first eligible ones).
+    pub sample: usize,
+    /// `--transport`: this transport instead of `[transport] url`.
+    pub transport: Option<&'a str>,
+}
+
 /// `send --test-to`: the messages of the first `sample` eligible contacts, to `to`, marked
 /// [TEST], through the campaign's transport, each passed through the compliance gate. No
 /// outbox row is created and no state changes. `on_sent` hears of each message as it goes.
-#[allow(clippy::too_many_arguments)]
 pub async fn send_test(
     config: &ConfigDir,
     store: &Store,
     secret: &Secret,
-    campaign_file: &Path,
-    to: &EmailAddress,
-    sample: usize,
-    transport_override: Option<&str>,
+    request: TestRequest<'_>,
     notify: Notify<'_>,
     on_sent: &mut dyn FnMut(TestSent),
 ) -> Result<(), AppError> {
+    let TestRequest {
+        campaign_file,
+        to,
+        sample,
+        transport,
+    } = request;
     let campaign = config.load_campaign(campaign_file)?;
-    let transport_url = chosen_transport(config, transport_override)?;
+    let transport_url = chosen_transport(config, transport)?;
     refuse_development_key(config, secret, &transport_url)?;
     let composer = prepare(config, store, &campaign, secret, false, notify).await?;
     let composer = with_tracking(composer, store, &campaign).await?;

@@ -5,7 +5,7 @@
 use std::io::IsTerminal;
 use std::path::Path;
 
-use fairsend::app::send::{SendRequest, TestSent};
+use fairsend::app::send::{SendRequest, TestRequest, TestSent};
 use fairsend::config::{ConfigDir, TransportUrl};
 use fairsend::model::EmailAddress;
 use fairsend::send::{ProgressFn, SendOptions, SendReport};
@@ -104,18 +104,13 @@ async fn send_test(
             sent.number, sent.as_contact, sent.reply
         );
     };
-    fairsend::app::send::send_test(
-        config,
-        store,
-        secret,
+    let request = TestRequest {
         campaign_file,
-        &to,
+        to: &to,
         sample,
-        transport_override,
-        &mut show,
-        &mut on_sent,
-    )
-    .await?;
+        transport: transport_override,
+    };
+    fairsend::app::send::send_test(config, store, secret, request, &mut show, &mut on_sent).await?;
     Ok(())
 }
 
