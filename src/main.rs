@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use clap::Parser;
 
 mod cli;
 use cli::args::{BouncesAction, Cli, Command, DnsAction, HygieneAction, LogFormat, OptoutAction};
@@ -19,7 +20,6 @@ use cli::{BadInput, Problems};
 /// a batch binds.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use clap::Parser;
 
 use fairsend::audience::parse_contacts_csv;
 use fairsend::config::ConfigDir;

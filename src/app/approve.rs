@@ -66,3 +66,22 @@ pub async fn approve(
         combined_hash: combined,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{ApproveError, approver_name};
+
+    #[test]
+    fn an_approval_names_someone() {
+        assert_eq!(
+            approver_name("  Liisa Lakimies ").ok(),
+            Some("Liisa Lakimies")
+        );
+        for nobody in ["", "   ", "Liisa\nLakimies", "\u{1b}[2J"] {
+            assert!(
+                matches!(approver_name(nobody), Err(ApproveError::NoApprover)),
+                "{nobody:?}"
+            );
+        }
+    }
+}

@@ -78,3 +78,22 @@ pub async fn dns_check(
     )
     .await)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::config_finding;
+    use crate::config::ConfigError;
+
+    #[test]
+    fn a_configuration_error_is_one_finding_naming_file_and_field() {
+        let e = ConfigError::Field {
+            file: "config/campaigns/spring.toml".into(),
+            field: "from".into(),
+            reason: "not an address".into(),
+        };
+        let f = config_finding(&e);
+        assert_eq!(f.code, "CFG001");
+        assert_eq!(f.subject, "config/campaigns/spring.toml: from");
+        assert_eq!(f.message, "not an address");
+    }
+}

@@ -51,3 +51,28 @@ pub fn master_secret(config: &ConfigDir) -> Result<MasterSecret, AppError> {
 pub async fn unlock(store: &Store, master: &MasterSecret) -> Result<Secret, AppError> {
     Ok(crate::suppress::unlock(store, master).await?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::new_sqlite_file;
+
+    #[test]
+    fn only_a_missing_sqlite_file_is_new() {
+        let dir = std::env::temp_dir().join(format!("fairsend-session-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let existing = dir.join("there.db");
+        std::fs::write(&existing, b"").expect("write");
+        let missing = dir.join("missing.db");
+        assert_eq!(
+            new_sqlite_file(&format!("sqlite://{}?mode=rwc", missing.display())),
+            Some(missing.clone())
+        );
+        assert_eq!(
+            new_sqlite_file(&format!("sqlite:{}", existing.display())),
+            None
+        );
+        assert_eq!(new_sqlite_file("sqlite::memory:"), None);
+        assert_eq!(new_sqlite_file("postgres://fairsend@localhost/db"), None);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
