@@ -6,7 +6,7 @@
 use crate::audience::ImportError;
 use crate::compliance::review::{ReviewError, ReviewWriteError};
 use crate::compose::ComposeError;
-use crate::config::{ConfigError, StarterError};
+use crate::config::ConfigError;
 use crate::dns::{DkimError, DnsError};
 use crate::send::{SendError, TransportError};
 use crate::store::StoreError;
@@ -25,8 +25,6 @@ pub enum AppError {
     StatusCounts(#[source] StoreError),
     #[error("{0}")]
     Config(#[from] ConfigError),
-    #[error("{0}")]
-    Starter(#[from] StarterError),
     #[error("{0}")]
     Import(#[from] ImportError),
     #[error("{0}")]
@@ -49,8 +47,6 @@ pub enum AppError {
     Key(#[from] KeyError),
     #[error("{0}")]
     WeakSecret(#[from] WeakSecret),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
 }
 
 impl AppError {
