@@ -133,3 +133,48 @@ fn preview_prints_what_one_recipient_gets() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("is not in the audience"));
 }
+
+/// The audit log's (actor, action, subject) rows for `action`, read straight from the database.
+fn audit_rows(scratch: &Scratch, action: &str) -> Vec<(String, String, String)> {
+    use sqlx::Row;
+    sqlx::any::install_default_drivers();
+    let url = scratch.db_url();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pool = sqlx::AnyPool::connect(&url).await.expect("open db");
+        sqlx::query("SELECT actor, action, subject FROM audit_log WHERE action = $1 ORDER BY id")
+            .bind(action)
+            .fetch_all(&pool)
+            .await
+            .expect("read the audit log")
+            .iter()
+            .map(|r| (r.get("actor"), r.get("action"), r.get("subject")))
+            .collect()
+    })
+}
+
+/// The CLI's `approve` leaves the same audit record as the admin page's approve button: one
+/// use case, called by both.
+#[test]
+fn approve_on_the_command_line_is_audited() {
+    let scratch = Scratch::example();
+    let campaign = "config/campaigns/example.toml";
+    let approve = scratch.run(&["approve", campaign, "--by", "Liisa Lakimies"]);
+    assert!(approve.status.success(), "{}", stderr(&approve));
+    let name = std::fs::read_to_string(scratch.path(campaign))
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("name = ")
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .expect("the campaign's name line");
+    assert_eq!(
+        audit_rows(&scratch, "approve"),
+        vec![("Liisa Lakimies".to_string(), "approve".to_string(), name)]
+    );
+
+    // A refused approval (no name) records nothing.
+    let refused = scratch.run(&["approve", campaign, "--by", "  "]);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert_eq!(audit_rows(&scratch, "approve").len(), 1);
+}

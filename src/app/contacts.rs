@@ -5,12 +5,10 @@
 //! suppressed and the rejected-rows file are in the reports for the caller to show. The rules
 //! of a row live in `audience/`; what a suppressed address means, in `suppress/`.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use crate::audience::{ImportError, ParsedImport, RowError, parse_contacts_csv};
-use crate::config::{Campaign, ConfigDir, Register};
-use crate::model::SuppressionReason;
+use crate::audience::{ImportError, RowError, parse_contacts_csv};
+use crate::config::{ConfigDir, Register};
 use crate::store::{ImportOutcome, Store, StoreError};
 use crate::suppress::{Secret, address_hash};
 
@@ -128,105 +126,4 @@ fn register<'c>(config: &'c ConfigDir, name: &str) -> Result<&'c Register, Conta
                 .map(|n| n.to_string())
                 .collect(),
         })
-}
-
-/// One of a campaign's contact files, parsed.
-pub struct ContactFile<'a> {
-    pub file: &'a Path,
-    pub parsed: &'a ParsedImport,
-    /// Where its bad rows were set aside (`skip_invalid`).
-    pub set_aside: Option<&'a Path>,
-}
-
-/// A campaign's contact file parsed and waiting to be applied: (register, rows).
-pub type Pending<'c> = (&'c str, ParsedImport);
-
-/// The campaign's own contact files, all parsed before any is applied: one bad row refuses
-/// the whole send and changes nothing, unless `skip_invalid` sets the bad rows aside (written
-/// to a rejected-rows file beside each contact file). `seen` is shown each file as it is
-/// parsed, so that its row errors can be reported even when a later file fails.
-pub fn parse_campaign_contacts<'c>(
-    config: &ConfigDir,
-    campaign: &'c Campaign,
-    skip_invalid: bool,
-    mut seen: impl FnMut(ContactFile<'_>),
-) -> Result<Vec<Pending<'c>>, ContactsError> {
-    let mut parsed = Vec::new();
-    let mut errors = 0;
-    for import in &campaign.imports {
-        let register = config
-            .registers
-            .get(&import.register)
-            .ok_or_else(|| ContactsError::UnknownCampaignRegister(import.register.clone()))?;
-        let p = parse_contacts_csv(&import.file, register)?;
-        let set_aside = if skip_invalid {
-            p.write_rejected(&import.file)?
-        } else {
-            errors += p.errors.len();
-            None
-        };
-        seen(ContactFile {
-            file: &import.file,
-            parsed: &p,
-            set_aside: set_aside.as_deref(),
-        });
-        parsed.push((import.register.as_str(), p));
-    }
-    if errors > 0 {
-        return Err(ContactsError::CampaignBadRows {
-            file: campaign.file.clone(),
-            count: errors,
-        });
-    }
-    Ok(parsed)
-}
-
-/// The extra fields every recipient will have once `pending` is imported.
-pub async fn fields_after_import(
-    store: &Store,
-    campaign: &Campaign,
-    pending: &[Pending<'_>],
-) -> Result<BTreeSet<String>, StoreError> {
-    let mut common = store.common_fields(&campaign.registers).await?;
-    let stored_any = store.has_members(&campaign.registers).await?;
-    let mut first = !stored_any;
-    for (_, p) in pending {
-        for record in &p.records {
-            let keys: BTreeSet<String> = record.fields.keys().cloned().collect();
-            common = if first {
-                keys
-            } else {
-                common.intersection(&keys).cloned().collect()
-            };
-            first = false;
-        }
-    }
-    Ok(common)
-}
-
-/// Imports the parsed contact files. `refused` is told each row refused because the address
-/// is suppressed (`FILE:LINE`, why), as it is found.
-pub async fn apply_campaign_contacts(
-    store: &Store,
-    pending: Vec<Pending<'_>>,
-    secret: &Secret,
-    mut refused: impl FnMut(&str, SuppressionReason),
-) -> Result<(), StoreError> {
-    for (register, p) in pending {
-        let outcome = store
-            .import_contacts(register, &p.records, |a| address_hash(secret, a))
-            .await?;
-        for (source, reason) in &outcome.refused {
-            refused(source, *reason);
-        }
-        if outcome.inserted + outcome.updated > 0 {
-            tracing::info!(
-                register,
-                inserted = outcome.inserted,
-                updated = outcome.updated,
-                "imported the campaign's contacts"
-            );
-        }
-    }
-    Ok(())
 }

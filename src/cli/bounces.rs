@@ -8,8 +8,13 @@ use fairsend::config::ConfigDir;
 use fairsend::inbound::Inbound;
 use fairsend::store::{BounceDecision, BounceEntry, Store};
 
-use crate::terminal::say;
-use crate::{BadInput, BouncesAction, Problems, format_millis, load_secret, print_json};
+use crate::cli::BadInput;
+use crate::cli::Problems;
+use crate::cli::args::BouncesAction;
+use crate::cli::output::format_millis;
+use crate::cli::output::print_json;
+use crate::cli::setup::load_secret;
+use crate::cli::terminal::say;
 
 pub async fn run(config: &ConfigDir, store: &Store, action: BouncesAction) -> anyhow::Result<()> {
     let settings = &config.settings.bounces;

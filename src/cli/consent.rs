@@ -4,7 +4,9 @@ use fairsend::config::ConfigDir;
 use fairsend::model::EmailAddress;
 use fairsend::store::Store;
 
-use crate::{BadInput, format_millis, load_secret};
+use crate::cli::BadInput;
+use crate::cli::output::format_millis;
+use crate::cli::setup::load_secret;
 
 fn parse_address(text: &str) -> anyhow::Result<EmailAddress> {
     EmailAddress::parse(text).map_err(|e| BadInput(format!("{text}: {e}")).into())

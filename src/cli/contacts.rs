@@ -3,13 +3,14 @@
 
 use std::path::Path;
 
-use fairsend::app::contacts::{self, BadRows, ContactFile, ContactsError, ImportReport, Pending};
-use fairsend::config::{Campaign, ConfigDir};
-use fairsend::store::{Store, StoreError};
-use fairsend::suppress::Secret;
+use fairsend::app::contacts::{self, BadRows, ContactsError, ImportReport};
+use fairsend::config::ConfigDir;
+use fairsend::store::Store;
 
-use crate::terminal::tell;
-use crate::{BadInput, Problems, load_secret};
+use crate::cli::BadInput;
+use crate::cli::Problems;
+use crate::cli::setup::load_secret;
+use crate::cli::terminal::tell;
 
 /// The exit code an app error deserves: 2 for the user's input, 1 otherwise.
 fn exit_code(e: ContactsError) -> anyhow::Error {
@@ -95,40 +96,4 @@ fn print_import(report: &ImportReport, json: bool) {
             path.display()
         );
     }
-}
-
-/// [`contacts::parse_campaign_contacts`], each file's bad rows printed as it is parsed.
-pub fn parse_campaign_contacts<'c>(
-    config: &ConfigDir,
-    campaign: &'c Campaign,
-    skip_invalid: bool,
-) -> anyhow::Result<Vec<Pending<'c>>> {
-    contacts::parse_campaign_contacts(config, campaign, skip_invalid, print_contact_file)
-        .map_err(exit_code)
-}
-
-fn print_contact_file(f: ContactFile<'_>) {
-    for e in &f.parsed.errors {
-        tell!("{e}");
-    }
-    if let Some(path) = f.set_aside {
-        eprintln!(
-            "{}: {} bad row(s) set aside (--skip-invalid), written with the reason for each to {}",
-            f.file.display(),
-            f.parsed.errors.len(),
-            path.display()
-        );
-    }
-}
-
-/// [`contacts::apply_campaign_contacts`], each refused row printed.
-pub async fn apply_campaign_contacts(
-    store: &Store,
-    pending: Vec<Pending<'_>>,
-    secret: &Secret,
-) -> Result<(), StoreError> {
-    contacts::apply_campaign_contacts(store, pending, secret, |source, reason| {
-        tell!("{source}: skipped: {}", reason.import_refusal());
-    })
-    .await
 }

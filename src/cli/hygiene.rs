@@ -8,8 +8,10 @@ use fairsend::audience::hygiene::PurgeReason;
 use fairsend::config::ConfigDir;
 use fairsend::store::Store;
 
-use crate::terminal::tell;
-use crate::{HygieneAction, Problems, print_json};
+use crate::cli::Problems;
+use crate::cli::args::HygieneAction;
+use crate::cli::output::print_json;
+use crate::cli::terminal::tell;
 
 pub async fn run(config: &ConfigDir, store: &Store, action: HygieneAction) -> anyhow::Result<()> {
     match action {

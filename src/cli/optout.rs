@@ -6,8 +6,12 @@ use fairsend::config::ConfigDir;
 use fairsend::model::EmailAddress;
 use fairsend::store::{OptOutEntry, Store};
 
-use crate::terminal::say;
-use crate::{BadInput, OptoutAction, format_millis, load_secret, print_json};
+use crate::cli::BadInput;
+use crate::cli::args::OptoutAction;
+use crate::cli::output::format_millis;
+use crate::cli::output::print_json;
+use crate::cli::setup::load_secret;
+use crate::cli::terminal::say;
 
 /// Who the audit log names for what the command line does.
 const ACTOR: &str = "cli";

@@ -251,3 +251,24 @@ fn results_csv<W: Write>(
     }
     Ok(())
 }
+
+/// `fairsend report CAMPAIGN`: the campaign's name (or file) resolved, its report printed.
+pub async fn run(
+    config: &fairsend::config::ConfigDir,
+    store: &fairsend::store::Store,
+    campaign: &str,
+    json: bool,
+    csv: bool,
+) -> anyhow::Result<()> {
+    use fairsend::app::status::{campaign_name_of, unknown_campaign};
+    let name = campaign_name_of(config, campaign)?;
+    let delivered_after = config.settings.delivered_after;
+    let now = fairsend::now_millis();
+    match fairsend::app::report::campaign_report(store, &name, delivered_after, now).await {
+        Ok(report) => print(&report, Format::of(json, csv)),
+        Err(fairsend::app::report::ReportError::UnknownCampaign(_)) => {
+            Err(unknown_campaign(store, &name).await.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -16,7 +16,6 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 
 use super::AppState;
 use crate::app::bounces::{BounceFilter, BouncesError};
-use crate::compliance::review::{combined_hash, variant_hashes};
 use crate::compliance::{FooterVariant, footer_variants};
 use crate::config::Campaign;
 use crate::model::EmailAddress;
@@ -800,42 +799,25 @@ pub async fn approve(
     Path(stem): Path<String>,
     Form(form): Form<HashMap<String, String>>,
 ) -> Response {
+    use crate::app::approve::{ApproveError, approve, approver_name};
     let s = open_or_return!(app, headers);
     if !csrf_ok(&app, &s, &form) {
         return forbidden();
     }
-    let approver = form.get("approver").map(|a| a.trim()).unwrap_or("");
-    if approver.is_empty() || approver.chars().any(char::is_control) {
+    let approver = form.get("approver").map(String::as_str).unwrap_or("");
+    if approver_name(approver).is_err() {
         return (StatusCode::BAD_REQUEST, "give the approver's name\n").into_response();
     }
-    let (campaign, variants) = match variants_of(&app, &stem).await {
-        Ok(Some(found)) => found,
-        Ok(None) => return (StatusCode::NOT_FOUND, "no such campaign\n").into_response(),
-        Err(e) => return server_error(e),
+    let Some((_, campaign)) = campaign_files(&app).into_iter().find(|(s, _)| *s == stem) else {
+        return (StatusCode::NOT_FOUND, "no such campaign\n").into_response();
     };
-    if variants.is_empty() {
-        return (
+    match approve(&app.config, &app.store, &campaign, approver).await {
+        Ok(_) => Redirect::to(&format!("/admin/review/{stem}")).into_response(),
+        Err(ApproveError::NothingToApprove) => (
             StatusCode::BAD_REQUEST,
             "nothing to approve: no eligible recipient\n",
         )
-            .into_response();
-    }
-    let result = async {
-        app.store
-            .record_approval(
-                &campaign.name,
-                approver,
-                &combined_hash(&variants),
-                &variant_hashes(&variants),
-            )
-            .await?;
-        app.store
-            .audit(approver, "approve", &campaign.name, None)
-            .await
-    }
-    .await;
-    match result {
-        Ok(()) => Redirect::to(&format!("/admin/review/{stem}")).into_response(),
+            .into_response(),
         Err(e) => server_error(e),
     }
 }

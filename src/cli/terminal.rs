@@ -44,14 +44,14 @@ fn escape(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
 /// [`printable`], so no field can be forgotten.
 macro_rules! say {
     ($($arg:tt)*) => {
-        println!("{}", $crate::terminal::printable(&format!($($arg)*)))
+        println!("{}", $crate::cli::terminal::printable(&format!($($arg)*)))
     };
 }
 
 /// `eprintln!` through [`printable_lines`].
 macro_rules! tell {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::terminal::printable_lines(&format!($($arg)*)))
+        eprintln!("{}", $crate::cli::terminal::printable_lines(&format!($($arg)*)))
     };
 }
 

@@ -1,0 +1,223 @@
+//! `send` and `send --test-to` on the command line: builds the run's options from the flags,
+//! calls `app::send`, and shows the progress (a bar on a terminal, a log line every 100
+//! messages otherwise) and the final report (text or --json).
+
+use std::io::IsTerminal;
+use std::path::Path;
+
+use fairsend::app::send::{SendRequest, TestRequest, TestSent};
+use fairsend::config::{ConfigDir, TransportUrl};
+use fairsend::model::EmailAddress;
+use fairsend::send::{ProgressFn, SendOptions, SendReport};
+use fairsend::store::Store;
+use fairsend::suppress::Secret;
+
+use super::BadInput;
+use super::args::SendArgs;
+use super::output::{plural, show};
+
+/// `send`, or `send --test-to` when an address is given.
+pub async fn run(
+    config: &ConfigDir,
+    store: &Store,
+    secret: &Secret,
+    args: SendArgs,
+) -> anyhow::Result<()> {
+    if let Some(to) = &args.test_to {
+        let over = args.transport.as_deref();
+        return send_test(config, store, secret, &args.campaign, to, args.sample, over).await;
+    }
+    let request = SendRequest {
+        transport: args.transport.as_deref(),
+        resolver: args.resolver.as_deref(),
+        allow_dns_problems: args.allow_dns_problems,
+        allow_insecure_links: args.allow_insecure_links,
+        skip_invalid: args.skip_invalid,
+    };
+    let flags = RunFlags {
+        dry_run: args.dry_run,
+        resend_interrupted: args.resend_interrupted,
+        resend_uncertain: args.resend_uncertain,
+        force_transport: args.force_transport,
+        no_wait: args.no_wait,
+        json: args.json,
+    };
+    send(config, store, secret, &args.campaign, request, flags).await
+}
+
+/// The flags of `send` that shape the run itself.
+struct RunFlags {
+    dry_run: bool,
+    resend_interrupted: bool,
+    resend_uncertain: bool,
+    force_transport: bool,
+    no_wait: bool,
+    json: bool,
+}
+
+/// `send`: every precondition, the run, the report.
+async fn send(
+    config: &ConfigDir,
+    store: &Store,
+    secret: &Secret,
+    campaign_file: &Path,
+    request: SendRequest<'_>,
+    flags: RunFlags,
+) -> anyhow::Result<()> {
+    let options = SendOptions {
+        dry_run: flags.dry_run,
+        resend_interrupted: flags.resend_interrupted,
+        resend_uncertain: flags.resend_uncertain,
+        force_transport: flags.force_transport,
+        no_wait: flags.no_wait,
+        on_progress: Some(progress_display()),
+        ..Default::default()
+    };
+    let sent = fairsend::app::send::send(
+        config,
+        store,
+        secret,
+        campaign_file,
+        request,
+        options,
+        &mut show,
+    )
+    .await?;
+    print_report(&sent.report, &sent.transport, flags.json);
+    Ok(())
+}
+
+/// `send --test-to`: the test messages, one line each as it is sent.
+async fn send_test(
+    config: &ConfigDir,
+    store: &Store,
+    secret: &Secret,
+    campaign_file: &Path,
+    to: &str,
+    sample: usize,
+    transport_override: Option<&str>,
+) -> anyhow::Result<()> {
+    let to = EmailAddress::parse(to).map_err(|e| BadInput(format!("--test-to {to}: {e}")))?;
+    let mut on_sent = |sent: TestSent| {
+        println!(
+            "test message {} (as {}) sent to {to}: {}",
+            sent.number, sent.as_contact, sent.reply
+        );
+    };
+    let request = TestRequest {
+        campaign_file,
+        to: &to,
+        sample,
+        transport: transport_override,
+    };
+    fairsend::app::send::send_test(config, store, secret, request, &mut show, &mut on_sent).await?;
+    Ok(())
+}
+
+/// A progress bar with sent/total, rate and ETA on a terminal; a log line every 100 messages
+/// otherwise.
+fn progress_display() -> ProgressFn {
+    if std::io::stderr().is_terminal() {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:30} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Box::new(move |r: &SendReport, n: u64| {
+            let total = r.due_at_start.max(n);
+            bar.set_length(total);
+            bar.set_position(n);
+            let eta = bar.eta().as_secs();
+            bar.set_message(format!(
+                "{n}/{} · {:.0}/s · ETA {}m{:02}s · sent {}, deferred {}, failed {}, suppressed {}",
+                plural(total, "message", "messages"),
+                bar.per_sec(),
+                eta / 60,
+                eta % 60,
+                r.sent,
+                r.deferred,
+                r.failed,
+                r.suppressed
+            ));
+        })
+    } else {
+        Box::new(|r: &SendReport, n: u64| {
+            if n.is_multiple_of(100) {
+                tracing::info!(
+                    processed = n,
+                    total = r.due_at_start.max(n),
+                    sent = r.sent,
+                    deferred = r.deferred,
+                    failed = r.failed,
+                    suppressed = r.suppressed,
+                    "progress"
+                );
+            }
+        })
+    }
+}
+
+fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+        return;
+    }
+    let verb = if report.dry_run { "would send" } else { "sent" };
+    println!(
+        "campaign {} via {transport}: {verb} {}, deferred {}, failed {}, suppressed {}",
+        report.campaign,
+        plural(report.sent, "message", "messages"),
+        report.deferred,
+        report.failed,
+        report.suppressed
+    );
+    if report.interrupted_sent
+        + report.interrupted_requeued
+        + report.interrupted_failed
+        + report.interrupted_uncertain
+        > 0
+    {
+        println!(
+            "  an earlier run was interrupted: {} found delivered, {} requeued, {} marked failed (not resent), {} uncertain (another transport kind)",
+            report.interrupted_sent,
+            report.interrupted_requeued,
+            report.interrupted_failed,
+            report.interrupted_uncertain
+        );
+    }
+    if report.uncertain_requeued > 0 {
+        println!(
+            "  {} uncertain message(s) requeued by --resend-uncertain",
+            report.uncertain_requeued
+        );
+    }
+    if report.uncertain + report.interrupted_uncertain > 0 {
+        println!(
+            "  {} message(s) uncertain: the connection failed after the data was sent, so the server may have accepted them; \
+             they are not resent (list them with `fairsend status {}`, resend with `fairsend send --resend-uncertain`)",
+            report.uncertain + report.interrupted_uncertain,
+            report.campaign
+        );
+    }
+    if let Some(at) = report.ab_decision_at {
+        let when = chrono::DateTime::from_timestamp_millis(at)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        println!(
+            "  A/B test phase sent; the winner is chosen at {when}: run `fairsend send` again then (without --no-wait it waits)"
+        );
+    } else if report.waiting_for_retry > 0 {
+        let when = report
+            .next_retry_at
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_else(|| "later".into());
+        println!(
+            "  {} message(s) wait for a retry (next due {when}); run `fairsend send` again then",
+            report.waiting_for_retry
+        );
+    }
+}

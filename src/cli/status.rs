@@ -1,0 +1,190 @@
+//! `status` on the command line: the campaigns' counts, workers, uncertain rows and A/B
+//! figures, or one campaign's recipients, as text or JSON (the JSON shape is a contract:
+//! tests and scripts read it). It prints what `app::status` returns.
+
+use fairsend::app::status::{CampaignStatus, campaign_name_of, recipients, status};
+use fairsend::config::ConfigDir;
+use fairsend::send::WorkerStatus;
+use fairsend::store::{OutboxState, RecipientOutcome, Store, UncertainRow};
+
+use super::output::{format_millis, print_json};
+use super::terminal::say;
+
+/// `status [CAMPAIGN] [--recipients] [--state S] [--json]`.
+pub async fn run(
+    config: &ConfigDir,
+    store: &Store,
+    campaign: Option<&str>,
+    list_recipients: bool,
+    state: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let name = match campaign {
+        Some(arg) => Some(campaign_name_of(config, arg)?),
+        None => None,
+    };
+    if list_recipients || state.is_some() {
+        let name = name.unwrap_or_default();
+        let (state, rows) = recipients(store, &name, state).await?;
+        print_recipients(state, &rows, json);
+    } else {
+        let all = status(config, store, name.as_deref()).await?;
+        if json {
+            print_json(&status_json(name.is_some(), &all));
+        } else {
+            print_status(&all);
+        }
+    }
+    Ok(())
+}
+
+/// One object for a named campaign, else an array.
+fn status_json(named: bool, all: &[CampaignStatus]) -> serde_json::Value {
+    let objects: Vec<serde_json::Value> = all
+        .iter()
+        .map(|s| {
+            let c = &s.counts;
+            let mut object = serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total(), "workers": s.workers, "uncertain": s.uncertain});
+            if let Some(ab) = &s.ab {
+                object["ab"] = ab.clone();
+            }
+            object
+        })
+        .collect();
+    match (named, objects.as_slice()) {
+        (true, [one]) => one.clone(),
+        _ => serde_json::Value::Array(objects),
+    }
+}
+
+fn print_status(all: &[CampaignStatus]) {
+    if all.is_empty() {
+        println!("no campaigns yet");
+    }
+    for s in all {
+        let c = &s.counts;
+        let states: Vec<String> = OutboxState::ALL
+            .iter()
+            .map(|st| format!("{} {}", st.as_str(), c.count(*st)))
+            .collect();
+        println!(
+            "{}: {} recipients — {}",
+            c.campaign,
+            c.total(),
+            states.join(", ")
+        );
+        print_workers(&s.workers);
+        print_uncertain(&c.campaign, &s.uncertain);
+        if let Some(ab) = &s.ab {
+            print_ab(ab);
+        }
+    }
+}
+
+fn print_workers(workers: &[WorkerStatus]) {
+    for w in workers {
+        let ago = (fairsend::now_millis() - w.record.heartbeat_at).max(0) as f64 / 1000.0;
+        println!(
+            "  worker {} (host {}, pid {}): claimed {}, sent {}, last heartbeat {ago:.1} s ago{}",
+            w.record.worker,
+            w.record.host,
+            w.record.pid,
+            w.record.claimed,
+            w.record.sent,
+            if w.live {
+                ""
+            } else {
+                " — presumed dead; the next live worker takes its rows"
+            }
+        );
+    }
+}
+
+/// The A/B test's phase, each variant's figures and the decision, from the `"ab"` object.
+fn print_ab(ab: &serde_json::Value) {
+    println!(
+        "  A/B ({}), phase {}:",
+        ab["metric"].as_str().unwrap_or(""),
+        ab["phase"].as_str().unwrap_or("")
+    );
+    for v in ab["variants"].as_array().into_iter().flatten() {
+        println!(
+            "    {:<50} group {:>5}, sent {:>5}, events {:>4}, rate {:.3}",
+            v["subject"].as_str().unwrap_or(""),
+            v["group_size"],
+            v["sent"],
+            v["events"],
+            v["rate"].as_f64().unwrap_or(0.0)
+        );
+    }
+    if !ab["decision"].is_null() {
+        let d = &ab["decision"];
+        println!(
+            "    winner: {} (z = {:.3}, p = {:.4}{})",
+            d["subject"].as_str().unwrap_or(""),
+            d["statistic"].as_f64().unwrap_or(0.0),
+            d["p_value_or_probability"].as_f64().unwrap_or(1.0),
+            if d["fallback_used"] == true {
+                "; not significant, fallback used"
+            } else {
+                ""
+            }
+        );
+    }
+}
+
+/// The recipients whose delivery is uncertain, and what the operator can do about them.
+fn print_uncertain(campaign: &str, rows: &[UncertainRow]) {
+    if rows.is_empty() {
+        return;
+    }
+    println!(
+        "  uncertain ({}): the server may have accepted these; not resent unless you run `fairsend send CAMPAIGN --resend-uncertain` for {campaign}",
+        rows.len()
+    );
+    for row in rows {
+        let when = chrono::DateTime::from_timestamp_millis(row.at)
+            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+            .unwrap_or_default();
+        println!("    {} ({when}): {}", row.email, row.reason);
+    }
+}
+
+fn print_recipients(state: Option<OutboxState>, rows: &[RecipientOutcome], json: bool) {
+    if json {
+        let rows: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "email": r.email, "state": r.state, "attempts": r.attempts,
+                    "last_reply": r.last_reply, "updated_at": format_millis(r.updated_at),
+                })
+            })
+            .collect();
+        print_json(&rows);
+        return;
+    }
+    if rows.is_empty() {
+        println!(
+            "no recipients{}",
+            state
+                .map(|s| format!(" in state {}", s.as_str()))
+                .unwrap_or_default()
+        );
+    } else {
+        println!(
+            "{:<40} {:<10} {:>8} {:<20}  last reply",
+            "recipient", "state", "attempts", "updated"
+        );
+    }
+    for r in rows {
+        say!(
+            "{:<40} {:<10} {:>8} {:<20}  {}",
+            r.email.as_deref().unwrap_or("(erased)"),
+            r.state,
+            r.attempts,
+            format_millis(r.updated_at),
+            r.last_reply.as_deref().unwrap_or("")
+        );
+    }
+}
