@@ -26,7 +26,7 @@ use fairsend::compliance::{
 };
 use fairsend::compose::Composer;
 use fairsend::config::{Campaign, ConfigDir, TransportUrl};
-use fairsend::send::{ProgressFn, SendOptions, SendReport, Transport, run_campaign};
+use fairsend::send::{ProgressFn, SendOptions, SendReport, run_campaign};
 use fairsend::store::{OutboxState, Store};
 use fairsend::suppress::{MasterSecret, Secret, address_hash, fingerprint};
 
@@ -1083,10 +1083,10 @@ async fn send_test(
         ))
         .into());
     }
-    let transport = Transport::new(&transport_url, &config.settings.transport)?;
+    let transport = fairsend::send::open(&transport_url, &config.settings.transport)?;
     for (n, recipient) in chosen.iter().enumerate() {
         let message = composer.compose_test(recipient, &to)?;
-        fairsend::compliance::gate(&message, &config.settings)
+        let message = fairsend::compliance::gate(message, &config.settings)
             .map_err(|e| Problems(format!("the test message fails the compliance gate: {e}")))?;
         let label = format!("{}-test{}", campaign.name, n + 1);
         let reply = transport
@@ -1094,7 +1094,7 @@ async fn send_test(
             .await
             .map_err(|e| Problems(format!("test message {}: {e:?}", n + 1)))?;
         // The outbox transport stages files in a directory of its own per run.
-        let _ = transport.clear_staging(&label, std::process::id());
+        let _ = transport.clean_up_after(&label, std::process::id());
         println!(
             "test message {} (as {}) sent to {to}: {reply}",
             n + 1,
@@ -1203,7 +1203,7 @@ async fn send(
         ))
         .into());
     }
-    let transport = Transport::new(&transport_url, &config.settings.transport)?;
+    let transport = fairsend::send::open(&transport_url, &config.settings.transport)?;
 
     let options = SendOptions {
         dry_run,
@@ -1223,7 +1223,7 @@ async fn send(
             stop.store(true, Ordering::SeqCst);
         }
     });
-    let report = run_campaign(config, &campaign, &composer, store, &transport, &options)
+    let report = run_campaign(config, &campaign, &composer, store, &*transport, &options)
         .await
         .map_err(|e| match e {
             fairsend::send::SendError::ExpiredRegister { .. }

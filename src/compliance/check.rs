@@ -173,7 +173,7 @@ pub async fn check_campaign(
                     .compose(&gate.recipient)
                     .map_err(|e| ("MSG001", e.to_string()))
                     .and_then(|m| {
-                        super::gate(&m, &config.settings)
+                        super::gate(m, &config.settings)
                             .map_err(|e| ("MSG002", e.problems.join("; ")))
                     });
                 if let Err((code, message)) = outcome {

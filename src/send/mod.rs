@@ -12,8 +12,7 @@
 //! row; `store` records it.
 
 mod pacer;
-mod smtp;
-mod transport;
+pub mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +21,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 
 pub use pacer::Pacer;
-pub use transport::{DeliveryFailure, Transport, TransportError};
+pub use transport::{DeliveryFailure, InFlightOutcome, Transport, TransportError, open};
 
 use crate::compliance;
 use crate::compose::{ComposeError, Composer};
@@ -200,7 +199,7 @@ pub async fn run_campaign(
     campaign: &Campaign,
     composer: &Composer<'_>,
     store: &Store,
-    transport: &Transport,
+    transport: &dyn Transport,
     options: &SendOptions,
 ) -> Result<SendReport, SendError> {
     let today = chrono::Utc::now().date_naive();
@@ -280,7 +279,7 @@ struct Run<'a> {
     campaign_id: i64,
     composer: &'a Composer<'a>,
     store: &'a Store,
-    transport: &'a Transport,
+    transport: &'a dyn Transport,
     options: &'a SendOptions,
     worker: &'a str,
     host: &'a str,
@@ -330,7 +329,7 @@ impl Run<'_> {
         }
         fill_counts(&mut report, &self.counters);
         if !options.dry_run {
-            clear_staging(self.transport, &campaign.name, std::process::id());
+            clean_up_after(self.transport, &campaign.name, std::process::id());
             let counts = store.campaign_counts(Some(&campaign.name)).await?;
             if let Some(c) = counts.first() {
                 report.waiting_for_retry =
@@ -389,7 +388,7 @@ impl Run<'_> {
                 store.release_leases(&worker.worker, false).await?;
                 store.bury_worker(&worker.worker).await?;
                 if worker.host == self.host {
-                    clear_staging(self.transport, &self.campaign.name, worker.pid as u32);
+                    clean_up_after(self.transport, &self.campaign.name, worker.pid as u32);
                 }
             } else {
                 live.insert(worker.worker);
@@ -596,9 +595,9 @@ async fn countdown(at: i64, stop: &AtomicBool) {
     }
 }
 
-fn clear_staging(transport: &Transport, campaign: &str, pid: u32) {
-    if let Err(e) = transport.clear_staging(campaign, pid) {
-        tracing::warn!(campaign, error = %e, "cannot remove the outbox staging directory");
+fn clean_up_after(transport: &dyn Transport, campaign: &str, pid: u32) {
+    if let Err(e) = transport.clean_up_after(campaign, pid) {
+        tracing::warn!(campaign, error = %e, "cannot remove what a worker left behind in the transport");
     }
 }
 
@@ -639,23 +638,17 @@ async fn resolve_interrupted(
     );
     for row in orphans {
         let (outbox_id, dead) = (row.outbox_id, row.claimed_by.as_deref());
-        let (resolution, note) = match transport.outbox_file(&run.campaign.name, outbox_id) {
+        let (resolution, note) = match transport.in_flight_outcome(&run.campaign.name, outbox_id) {
             _ if row.transport != Some(transport.kind()) => {
                 (OutboxState::Uncertain, foreign_note.as_str())
             }
-            Some(file) if file.exists() => (
-                OutboxState::Sent,
-                "found in the outbox after an interrupted run",
-            ),
-            Some(_) => (
-                OutboxState::Queued,
-                "interrupted before the file was written",
-            ),
-            None if run.options.resend_interrupted => (
+            InFlightOutcome::Delivered(note) => (OutboxState::Sent, note),
+            InFlightOutcome::NotDelivered(note) => (OutboxState::Queued, note),
+            InFlightOutcome::Unknown if run.options.resend_interrupted => (
                 OutboxState::Queued,
                 "interrupted; requeued by --resend-interrupted",
             ),
-            None => (
+            InFlightOutcome::Unknown => (
                 OutboxState::Failed,
                 "interrupted: the run was killed during the SMTP transaction and the server may \
                  have accepted the message; not resent, to avoid a duplicate (requeue with \
@@ -713,11 +706,7 @@ async fn send_one(
         composer
             .compose(&gate.recipient)
             .map_err(|e| e.to_string())
-            .and_then(|m| {
-                compliance::gate(&m, &config.settings)
-                    .map(|()| m)
-                    .map_err(|e| e.to_string())
-            })
+            .and_then(|m| compliance::gate(m, &config.settings).map_err(|e| e.to_string()))
     });
     if let Some(pacer) = &run.pacer {
         pacer.wait().await?;
@@ -759,7 +748,7 @@ async fn send_one(
         Ok(reply) => {
             let latency = started.elapsed().as_millis() as i64;
             recorder
-                .record(outbox_id, reply, message.message_id, latency)
+                .record(outbox_id, reply, message.message_id().to_string(), latency)
                 .await?;
             Ok(Some(OutboxState::Sent))
         }
@@ -920,9 +909,9 @@ fn dry_run_one(
     let ok = composer
         .compose(&gate.recipient)
         .map_err(|e| e.to_string())
-        .and_then(|m| compliance::gate(&m, &config.settings).map_err(|e| e.to_string()));
+        .and_then(|m| compliance::gate(m, &config.settings).map_err(|e| e.to_string()));
     match ok {
-        Ok(()) => Some(OutboxState::Sent),
+        Ok(_) => Some(OutboxState::Sent),
         Err(e) => {
             tracing::error!(outbox_id, error = %e, "this message would not be sent");
             Some(OutboxState::Failed)
