@@ -1066,11 +1066,12 @@ async fn send_test(
     let composer = prepare(config, store, &campaign, false).await?;
     let composer = with_tracking(composer, store, &campaign).await?;
     let mut chosen = Vec::new();
+    let today = chrono::Utc::now().date_naive();
     store
         .for_each_audience_member(&campaign.registers, |gate| {
+            let facts = fairsend::compliance::ContactFacts::of_member(config, &gate);
             if chosen.len() < sample
-                && gate.suppressed.is_none()
-                && gate.status == fairsend::audience::ContactStatus::Active
+                && !fairsend::compliance::eligibility(&facts, today).is_excluded()
             {
                 chosen.push(gate.recipient);
             }
