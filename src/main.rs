@@ -24,6 +24,7 @@ use fairsend::compliance::review::{combined_hash, variant_hashes, write_review};
 use fairsend::compliance::{
     CheckReport, Depth, Finding, Severity, check_campaign, footer_variants, insecure_link_findings,
 };
+use fairsend::compliance::{Eligibility, Exclusion};
 use fairsend::compose::Composer;
 use fairsend::config::{Campaign, ConfigDir, TransportUrl};
 use fairsend::send::{ProgressFn, SendOptions, SendReport, run_campaign};
@@ -1835,19 +1836,23 @@ async fn preview(
         ))
         .into());
     };
-    if let Some(reason) = gate.suppressed {
-        return Err(Problems(format!(
-            "{address} would receive nothing: suppressed ({})",
-            reason.as_str()
-        ))
-        .into());
-    }
-    if gate.status != fairsend::audience::ContactStatus::Active {
-        return Err(Problems(format!(
-            "{address} would receive nothing: the contact is {}",
-            gate.status.as_str()
-        ))
-        .into());
+    let facts = fairsend::compliance::ContactFacts::of_member(config, &gate);
+    match fairsend::compliance::eligibility(&facts, chrono::Utc::now().date_naive()) {
+        Eligibility::Excluded(Exclusion::Suppressed(reason)) => {
+            return Err(Problems(format!(
+                "{address} would receive nothing: suppressed ({})",
+                reason.as_str()
+            ))
+            .into());
+        }
+        Eligibility::Excluded(_) => {
+            return Err(Problems(format!(
+                "{address} would receive nothing: the contact is {}",
+                gate.status.as_str()
+            ))
+            .into());
+        }
+        Eligibility::Eligible | Eligibility::Blocked(_) => {}
     }
     let composer = with_tracking(composer, store, &campaign).await?;
     let message = composer.compose(&gate.recipient)?;
@@ -2477,11 +2482,17 @@ async fn hygiene(config: &ConfigDir, store: &Store, action: HygieneAction) -> an
         }
         HygieneAction::Purge { dry_run, json } => {
             let entries = store.entry_ages().await?;
+            let now = chrono::Utc::now();
+            let expired = fairsend::compliance::eligibility::expired_register_names(
+                &config.registers,
+                now.date_naive(),
+            );
             let plan = plan_purge(
                 &entries,
                 &config.registers,
+                &expired,
                 config.settings.privacy.retention_months,
-                chrono::Utc::now(),
+                now,
             );
             let outcome = if dry_run {
                 None

@@ -445,7 +445,10 @@ async fn retention_findings(
     let soon = now + chrono::Duration::days(30);
     let (mut near, mut past) = (0, 0);
     store
-        .for_each_eligible_entry(&campaign.registers, |entry| {
+        .for_each_entry_with_facts(&campaign.registers, |entry, status, suppressed| {
+            if super::eligibility::exclusion(Some(status), suppressed).is_some() {
+                return;
+            }
             match crate::audience::hygiene::retention_end(
                 &entry,
                 &config.registers,

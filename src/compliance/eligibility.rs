@@ -18,10 +18,12 @@
 //!
 //! This module decides; it neither reads the database nor writes it.
 
+use std::collections::BTreeSet;
+
 use chrono::NaiveDate;
 
 use crate::audience::is_freemail;
-use crate::config::{Campaign, ConfigDir, Register};
+use crate::config::{Campaign, ConfigDir, Register, Registers};
 use crate::model::{ContactStatus, EmailAddress, LegalBasis, SuppressionReason};
 use crate::store::RecipientGate;
 
@@ -133,7 +135,7 @@ impl Eligibility {
 /// May this contact receive a campaign on `today`, and if not, why. Exclusions come first: a
 /// suppressed or inactive contact is simply left out, whatever else is wrong with it.
 pub fn eligibility(facts: &ContactFacts<'_>, today: NaiveDate) -> Eligibility {
-    if let Some(exclusion) = exclusion(facts) {
+    if let Some(exclusion) = exclusion(facts.status, facts.suppressed) {
         return Eligibility::Excluded(exclusion);
     }
     let mut blockers = Vec::new();
@@ -158,12 +160,16 @@ pub fn eligibility(facts: &ContactFacts<'_>, today: NaiveDate) -> Eligibility {
     }
 }
 
-/// Gone, suppressed, passive or ceased.
-fn exclusion(facts: &ContactFacts<'_>) -> Option<Exclusion> {
-    let Some(status) = facts.status else {
+/// Gone, suppressed, passive or ceased: decided on status and suppression alone (the A/B
+/// grouping, which forms groups before any message exists, needs nothing else).
+pub fn exclusion(
+    status: Option<ContactStatus>,
+    suppressed: Option<SuppressionReason>,
+) -> Option<Exclusion> {
+    let Some(status) = status else {
         return Some(Exclusion::Gone);
     };
-    if let Some(reason) = facts.suppressed {
+    if let Some(reason) = suppressed {
         return Some(Exclusion::Suppressed(reason));
     }
     match status {
@@ -181,6 +187,15 @@ pub fn register_expiry(register: &Register, today: NaiveDate) -> Option<NaiveDat
         .as_ref()
         .map(|p| p.valid_until)
         .filter(|valid_until| *valid_until < today)
+}
+
+/// The names of every register that has expired on `today` (what `hygiene purge` deletes).
+pub fn expired_register_names(registers: &Registers, today: NaiveDate) -> BTreeSet<String> {
+    registers
+        .iter()
+        .filter(|register| register_expiry(register, today).is_some())
+        .map(|register| register.name.clone())
+        .collect()
 }
 
 /// The registers of `campaign` that have expired on `today`, in campaign order: the campaign

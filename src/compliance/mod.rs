@@ -12,7 +12,8 @@ pub mod review;
 pub use crate::model::{Finding, Severity};
 pub use check::{CheckReport, Depth, check_campaign, insecure_link_findings};
 pub use eligibility::{
-    Blocker, ContactFacts, Eligibility, Exclusion, eligibility, expired_registers, register_expiry,
+    Blocker, ContactFacts, Eligibility, Exclusion, eligibility, exclusion, expired_registers,
+    register_expiry,
 };
 pub use gate::{GateError, GatedMessage, gate};
 pub use review::{FooterVariant, VariantKey, footer_variants};

@@ -28,7 +28,8 @@ use crate::compose::{ComposeError, Composer};
 use crate::config::{Campaign, ConfigDir};
 use crate::model::Phase;
 use crate::store::{
-    InFlightRow, OutboxState, RecipientGate, Store, StoreError, TransportKind, WorkerRecord,
+    Grouping, InFlightRow, OutboxState, RecipientGate, Store, StoreError, TransportKind,
+    UngroupedRow, WorkerRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -315,7 +316,19 @@ impl Run<'_> {
                 ab.test_fraction,
                 ab.subjects.len(),
             );
-            move |rows: &[(i64, i64)]| crate::abtest::assign(secret, name, rows, fraction, variants)
+            move |rows: &[UngroupedRow]| {
+                let (excluded, grouped): (Vec<&UngroupedRow>, Vec<&UngroupedRow>) = rows
+                    .iter()
+                    .partition(|r| compliance::exclusion(Some(r.status), r.suppressed).is_some());
+                let pairs: Vec<(i64, i64)> = grouped
+                    .iter()
+                    .map(|r| (r.outbox_id, r.contact_id))
+                    .collect();
+                Grouping {
+                    excluded: excluded.iter().map(|r| r.outbox_id).collect(),
+                    assigned: crate::abtest::assign(secret, name, &pairs, fraction, variants),
+                }
+            }
         });
         report.added_to_outbox = store
             .prepare_outbox(self.campaign_id, &campaign.registers, assign)

@@ -26,7 +26,7 @@ use sqlx::ConnectOptions;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Connection, Executor, Row};
 
-pub use ab::AbState;
+pub use ab::{AbState, Grouping, UngroupedRow};
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
 pub use inbound::{
     AppliedInbound, BounceDecision, BounceEntry, BounceRecord, DecisionOutcome, InboundEffects,
