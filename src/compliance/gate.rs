@@ -7,7 +7,7 @@
 //! public constructor, no `Default`, no `Deserialize` — so the compiler, not a convention,
 //! guarantees that no unchecked message is sent:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0451
 //! use fairsend::compliance::GatedMessage;
 //! fn forge(composed: fairsend::compose::ComposedMessage) -> GatedMessage {
 //!     GatedMessage { message: composed }
