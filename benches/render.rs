@@ -54,8 +54,8 @@ fn main() {
     while started.elapsed() < budget {
         for r in &recipients {
             let message = composer.compose(r).expect("compose");
-            fairsend::compliance::gate(&message, &config.settings).expect("gate");
-            bytes += message.bytes.len();
+            let message = fairsend::compliance::gate(message, &config.settings).expect("gate");
+            bytes += message.bytes().len();
             messages += 1;
         }
     }

@@ -240,3 +240,82 @@ fn tracking_needs_the_privacy_notice_to_declare_it() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("error[CNT002]"), "{}", stdout(&out));
 }
+
+/// The groups are formed over the contacts that may be mailed: an address opted out after the
+/// import is left out of both groups (its row ends `suppressed` with the reason), and it gets
+/// no message of either subject.
+#[test]
+fn groups_leave_out_the_contacts_that_may_not_be_mailed() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
+    let scratch = scratch(true);
+    let emails = scratch.contacts("config/contacts/customers.csv", 20);
+    let out = scratch.run(&[
+        "import",
+        "config/contacts/customers.csv",
+        "--register",
+        "customers",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let opted: Vec<&String> = emails.iter().step_by(7).collect();
+    for email in &opted {
+        let out = scratch.run(&["optout", "add", email]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let server = SmtpServer::start(scratch.dir.path(), &[]);
+    let out = scratch.run(&[
+        "send",
+        "config/campaigns/ab.toml",
+        "--transport",
+        &server.url(),
+        "--no-wait",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let test = received(&server);
+    assert!(
+        test.iter().all(|(to, _, _)| !opted.contains(&to)),
+        "an opted-out address got a test message: {test:?}"
+    );
+    let s = status(&scratch);
+    let sizes: Vec<i64> = s["ab"]["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["group_size"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        sizes.iter().sum::<i64>(),
+        test.len() as i64,
+        "the groups hold exactly the messages sent: {s}"
+    );
+    let eligible = (emails.len() - opted.len()) as i64;
+    assert_eq!(
+        s["states"]["sent"].as_i64().unwrap() + s["states"]["queued"].as_i64().unwrap(),
+        eligible,
+        "the test phase and the remainder hold the {eligible} contacts that may be mailed: {s}"
+    );
+    assert!(
+        (test.len() as i64 - eligible / 2).abs() <= 1,
+        "test_fraction 0.5 of {eligible}: {s}"
+    );
+    assert_eq!(
+        s["states"]["suppressed"].as_i64(),
+        Some(opted.len() as i64),
+        "{s}"
+    );
+    let out = scratch.run(&["status", "ab-campaign", "--state", "suppressed", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let listed = stdout(&out);
+    assert!(
+        listed.contains("not eligible when the A/B groups were formed"),
+        "{listed}"
+    );
+    for email in &opted {
+        assert!(
+            listed.contains(email.as_str()),
+            "{email} not listed: {listed}"
+        );
+    }
+}

@@ -9,11 +9,11 @@ use std::path::Path;
 
 use super::AppError;
 use crate::audience::{ParsedImport, RowError, parse_contacts_csv};
-use crate::compliance::{Finding, Severity};
 use crate::compose::Composer;
 use crate::config::{Campaign, ConfigDir, TransportUrl};
 use crate::dns::{DkimSigning, Dns};
 use crate::model::SuppressionReason;
+use crate::model::{Finding, Severity};
 use crate::store::Store;
 use crate::suppress::{Secret, address_hash};
 

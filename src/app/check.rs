@@ -7,8 +7,9 @@
 use super::AppError;
 use super::campaign::{Notify, dns_preflight, load_dkim, prepare, resolver_for};
 use crate::compliance::insecure_link_findings;
-use crate::compliance::{CheckReport, Depth, Finding, Severity, check_campaign};
+use crate::compliance::{CheckReport, Depth, check_campaign};
 use crate::config::{Campaign, ConfigDir, ConfigError};
+use crate::model::{Finding, Severity};
 use crate::store::Store;
 use crate::suppress::Secret;
 

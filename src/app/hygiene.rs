@@ -130,11 +130,15 @@ pub async fn purge(
     dry_run: bool,
 ) -> Result<PurgeReport, StoreError> {
     let entries = store.entry_ages().await?;
+    let now = Utc::now();
+    let expired =
+        crate::compliance::eligibility::expired_register_names(&config.registers, now.date_naive());
     let plan = plan_purge(
         &entries,
         &config.registers,
+        &expired,
         config.settings.privacy.retention_months,
-        Utc::now(),
+        now,
     );
     let outcome = if dry_run {
         None

@@ -9,9 +9,10 @@ use super::AppError;
 use super::campaign::{Notify, prepare, with_tracking};
 use crate::compliance::footer_variants;
 use crate::compliance::review::{FooterVariant, combined_hash, write_review};
+use crate::compliance::{Eligibility, Exclusion};
 use crate::compose::ComposedMessage;
 use crate::config::ConfigDir;
-use crate::model::{ContactStatus, EmailAddress};
+use crate::model::EmailAddress;
 use crate::store::Store;
 use crate::suppress::Secret;
 
@@ -69,17 +70,21 @@ pub async fn preview(
     let Some(gate) = store.recipient(outbox_id).await? else {
         return Err(not_in_audience());
     };
-    if let Some(reason) = gate.suppressed {
-        return Err(AppError::Refused(format!(
-            "{to} would receive nothing: suppressed ({})",
-            reason.as_str()
-        )));
-    }
-    if gate.status != ContactStatus::Active {
-        return Err(AppError::Refused(format!(
-            "{to} would receive nothing: the contact is {}",
-            gate.status.as_str()
-        )));
+    let facts = crate::compliance::ContactFacts::of_member(config, &gate);
+    match crate::compliance::eligibility(&facts, chrono::Utc::now().date_naive()) {
+        Eligibility::Excluded(Exclusion::Suppressed(reason)) => {
+            return Err(AppError::Refused(format!(
+                "{to} would receive nothing: suppressed ({})",
+                reason.as_str()
+            )));
+        }
+        Eligibility::Excluded(_) => {
+            return Err(AppError::Refused(format!(
+                "{to} would receive nothing: the contact is {}",
+                gate.status.as_str()
+            )));
+        }
+        Eligibility::Eligible | Eligibility::Blocked(_) => {}
     }
     let composer = with_tracking(composer, store, &campaign).await?;
     Ok(composer.compose(&gate.recipient)?)

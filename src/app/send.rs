@@ -11,12 +11,13 @@ use super::campaign::{
     Notice, Notify, apply_campaign_contacts, chosen_transport, dns_preflight, fields_after_import,
     load_dkim, parse_campaign_contacts, prepare, refuse_development_key, with_tracking,
 };
-use crate::compliance::{Depth, Finding, Severity, check_campaign, insecure_link_findings};
+use crate::compliance::{Depth, check_campaign, insecure_link_findings};
 use crate::compose::Composer;
 use crate::config::{Campaign, ConfigDir, TransportUrl};
 use crate::dns::DkimSigning;
-use crate::model::{ContactStatus, EmailAddress, Recipient};
-use crate::send::{SendError, SendOptions, SendReport, Transport, run_campaign};
+use crate::model::{EmailAddress, Recipient};
+use crate::model::{Finding, Severity};
+use crate::send::{SendError, SendOptions, SendReport, run_campaign};
 use crate::store::Store;
 use crate::suppress::Secret;
 
@@ -68,11 +69,11 @@ pub async fn send(
         request,
     };
     refuse_unsendable(config, store, &campaign, &composer, preflight, notify).await?;
-    let transport = Transport::new(&transport_url, &config.settings.transport)?;
+    let transport = crate::send::open(&transport_url, &config.settings.transport)?;
     notify(Notice::RunStarts {
         stop: &options.stop,
     });
-    let report = run_campaign(config, &campaign, &composer, store, &transport, &options)
+    let report = run_campaign(config, &campaign, &composer, store, &*transport, &options)
         .await
         .map_err(|e| match e {
             SendError::ExpiredRegister { .. } | SendError::TransportSwitch { .. } => {
@@ -221,11 +222,11 @@ pub async fn send_test(
     refuse_development_key(config, secret, &transport_url)?;
     let composer = prepare(config, store, &campaign, secret, false, notify).await?;
     let composer = with_tracking(composer, store, &campaign).await?;
-    let chosen = first_eligible(store, &campaign, sample).await?;
-    let transport = Transport::new(&transport_url, &config.settings.transport)?;
+    let chosen = first_eligible(config, store, &campaign, sample).await?;
+    let transport = crate::send::open(&transport_url, &config.settings.transport)?;
     for (n, recipient) in chosen.iter().enumerate() {
         let message = composer.compose_test(recipient, to)?;
-        crate::compliance::gate(&message, &config.settings).map_err(|e| {
+        let message = crate::compliance::gate(message, &config.settings).map_err(|e| {
             AppError::Refused(format!("the test message fails the compliance gate: {e}"))
         })?;
         let label = format!("{}-test{}", campaign.name, n + 1);
@@ -234,7 +235,7 @@ pub async fn send_test(
             .await
             .map_err(|e| AppError::Refused(format!("test message {}: {e:?}", n + 1)))?;
         // The outbox transport stages files in a directory of its own per run.
-        let _ = transport.clear_staging(&label, std::process::id());
+        let _ = transport.clean_up_after(&label, std::process::id());
         on_sent(TestSent {
             number: n + 1,
             as_contact: recipient.contact.email.clone(),
@@ -246,16 +247,17 @@ pub async fn send_test(
 
 /// The first `sample` contacts of the audience that would receive the campaign.
 async fn first_eligible(
+    config: &ConfigDir,
     store: &Store,
     campaign: &Campaign,
     sample: usize,
 ) -> Result<Vec<Recipient>, AppError> {
     let mut chosen = Vec::new();
+    let today = chrono::Utc::now().date_naive();
     store
         .for_each_audience_member(&campaign.registers, |gate| {
-            if chosen.len() < sample
-                && gate.suppressed.is_none()
-                && gate.status == ContactStatus::Active
+            let facts = crate::compliance::ContactFacts::of_member(config, &gate);
+            if chosen.len() < sample && !crate::compliance::eligibility(&facts, today).is_excluded()
             {
                 chosen.push(gate.recipient);
             }

@@ -44,7 +44,7 @@ pub enum SignupError {
 
 /// What sends confirmation messages: the configured transport (and the DKIM key, if any).
 pub struct Mailer {
-    pub transport: Transport,
+    pub transport: Box<dyn Transport>,
     pub dkim: Option<crate::dns::DkimSigning>,
 }
 
@@ -186,6 +186,8 @@ impl Signup {
             return Ok(Submitted::NotMailed);
         };
         let message = self.confirmation(register, locale, &email, id, mailed_at)?;
+        let message = crate::compliance::gate_confirmation(message, &self.config.settings)
+            .map_err(|e| SignupError::Mail(e.to_string()))?;
         self.deliver_in_background(message, id, mailed_at);
         Ok(Submitted::Mailed)
     }
@@ -241,7 +243,7 @@ impl Signup {
 
     /// Sends in a task of its own, so that the answer does not wait for (or reveal) the
     /// mail. A failed delivery gives the reservation back, so a new submission may retry.
-    fn deliver_in_background(&self, message: crate::compose::ComposedMessage, id: i64, at: i64) {
+    fn deliver_in_background(&self, message: crate::compliance::GatedMessage, id: i64, at: i64) {
         let Some(mailer) = self.mailer.clone() else {
             tracing::error!("signup: no transport configured; the confirmation was not sent");
             return;

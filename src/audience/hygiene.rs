@@ -1,9 +1,10 @@
 //! Register hygiene decisions: which business IDs ceased, which persons left, which register
 //! entries are past their retention. Reads files and computes; the store applies.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
-use chrono::{DateTime, Months, NaiveDate, Utc};
+use chrono::{DateTime, Months, Utc};
 
 use super::{BusinessId, EmailAddress, ImportError, RowError};
 use crate::config::Registers;
@@ -172,22 +173,20 @@ pub struct PurgeItem {
     pub retention_end: Option<String>,
 }
 
-/// The entries past retention, or in a purchased register whose licence has ended.
+/// The entries past retention, or in a purchased register whose licence has ended
+/// (`expired`: the names of those registers, by the rule of `compliance::eligibility`).
 pub fn plan_purge(
     entries: &[EntryAge],
     registers: &Registers,
+    expired: &BTreeSet<String>,
     default_months: u32,
     now: DateTime<Utc>,
 ) -> Vec<PurgeItem> {
-    let today: NaiveDate = now.date_naive();
     entries
         .iter()
         .filter_map(|e| {
             let end = retention_end(e, registers, default_months);
-            let expired = registers
-                .get(&e.register)
-                .is_some_and(|r| r.is_expired_on(today));
-            let reason = if expired {
+            let reason = if expired.contains(&e.register) {
                 PurgeReason::PurchasedRegisterExpired
             } else if end.is_some_and(|end| end <= now) {
                 PurgeReason::PastRetention

@@ -172,7 +172,7 @@ fn signup_mailer(
     let settings = &config.settings.transport;
     fairsend::app::campaign::refuse_development_key(config, secret, &settings.url)?;
     Ok(Some(Arc::new(fairsend::app::signup::Mailer {
-        transport: fairsend::send::Transport::new(&settings.url, settings)?,
+        transport: fairsend::send::open(&settings.url, settings)?,
         dkim: fairsend::app::campaign::load_dkim(config)?,
     })))
 }

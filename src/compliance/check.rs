@@ -1,13 +1,13 @@
 //! `fairsend check`: every pre-flight rule over config, audience, content and approval, each
 //! finding with a stable code and a severity. Errors block sending; warnings do not.
 
-use crate::audience::{is_freemail, is_role_account};
+use crate::audience::is_role_account;
 use crate::compose::Composer;
 use crate::config::{Campaign, ConfigDir, Settings, TransportUrl};
-use crate::model::ContactStatus;
-use crate::model::LegalBasis;
 use crate::model::{Finding, Severity};
-use crate::store::{Store, StoreError};
+use crate::store::{RecipientGate, Store, StoreError};
+
+use super::eligibility::{Blocker, ContactFacts, Eligibility, Exclusion, eligibility};
 
 use super::review::approval_gaps;
 
@@ -52,6 +52,7 @@ pub enum Depth {
     EveryMessage,
 }
 
+/// Every pre-flight rule over `campaign`, in one streaming pass over its audience.
 pub async fn check_campaign(
     config: &ConfigDir,
     campaign: &Campaign,
@@ -63,29 +64,86 @@ pub async fn check_campaign(
         campaign: campaign.name.clone(),
         ..Default::default()
     };
-    let findings = &mut report.findings;
-
     let today = chrono::Utc::now().date_naive();
-    for name in &campaign.registers {
-        let Some(register) = config.registers.get(name) else {
-            continue;
-        };
-        if let Some(p) = &register.purchased
-            && register.is_expired_on(today)
-        {
-            findings.push(Finding::new(
+    report.findings = expired_register_findings(config, campaign, today);
+    content_findings(config, campaign, composer, store, &mut report.findings).await?;
+    let mut pass = AudiencePass {
+        config,
+        campaign,
+        composer,
+        today,
+        every_message: depth == Depth::EveryMessage,
+        counts: AudienceCounts::default(),
+        variants: super::review::VariantCounter::default(),
+        messages_checked: 0,
+        findings: Vec::new(),
+    };
+    store
+        .for_each_audience_member(&campaign.registers, |gate| pass.visit(&gate))
+        .await?;
+    let AudiencePass {
+        counts,
+        variants,
+        messages_checked,
+        findings,
+        ..
+    } = pass;
+    report.findings.extend(findings);
+    report.messages_checked = messages_checked;
+    report.audience = counts;
+    let findings = &mut report.findings;
+    findings.extend(exclusion_findings(campaign, &report.audience));
+    retention_findings(config, campaign, store, findings).await?;
+    match variants.finish(config, campaign) {
+        Err(e) => findings.push(Finding::new(
+            "APR004",
+            Severity::Error,
+            campaign.file.display().to_string(),
+            e.to_string(),
+        )),
+        Ok(variants) => {
+            report.variants = variants.len();
+            title_findings(config, &variants, findings);
+            approval_findings(campaign, store, &variants, findings).await?;
+        }
+    }
+    findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.code.cmp(b.code)));
+    Ok(report)
+}
+
+/// AUD001: a purchased register of the campaign whose licence has ended.
+fn expired_register_findings(
+    config: &ConfigDir,
+    campaign: &Campaign,
+    today: chrono::NaiveDate,
+) -> Vec<Finding> {
+    super::eligibility::expired_registers(config, campaign, today)
+        .into_iter()
+        .map(|(register, valid_until)| {
+            let name = &register.name;
+            let provider = register.purchased.as_ref().map_or("", |p| p.provider.as_str());
+            Finding::new(
                 "AUD001",
                 Severity::Error,
                 format!("{} [registers.{name}] valid_until", config.registers.file.display()),
                 format!(
-                    "the purchased register '{name}' may be used only until {}; sending to it is refused. \
-                     Remove it from the campaign or renew the licence with {}",
-                    p.valid_until, p.provider
+                    "the purchased register '{name}' may be used only until {valid_until}; sending to it is refused. \
+                     Remove it from the campaign or renew the licence with {provider}"
                 ),
-            ));
-        }
-    }
+            )
+        })
+        .collect()
+}
 
+/// CNT002: tracking the privacy notice does not declare; CNT001: template fields some
+/// recipients lack.
+async fn content_findings(
+    config: &ConfigDir,
+    campaign: &Campaign,
+    composer: &Composer<'_>,
+    store: &Store,
+    findings: &mut Vec<Finding>,
+) -> Result<(), StoreError> {
     if (campaign.tracks_clicks() || campaign.tracks_opens())
         && !config.settings.privacy.declares_tracking
     {
@@ -107,88 +165,114 @@ pub async fn check_campaign(
             e.to_string(),
         ));
     }
+    Ok(())
+}
 
-    // One streaming pass over the audience: counts, per-contact findings, every message
-    // rendered and gated (for `check`), the footer variants. Memory does not grow with it.
-    let counts = &mut report.audience;
-    let mut variants = super::review::VariantCounter::default();
-    let mut messages_checked = 0;
-    let every_message = depth == Depth::EveryMessage;
-    store
-        .for_each_audience_member(&campaign.registers, |gate| {
-            counts.selected += 1;
-            variants.add(config, campaign, &gate);
-            let c = &gate.recipient.contact;
-            let subject = || {
+/// The one streaming pass over the audience: counts, per-contact findings, every message
+/// rendered and gated (for `check`), the footer variants. Memory does not grow with it.
+struct AudiencePass<'a> {
+    config: &'a ConfigDir,
+    campaign: &'a Campaign,
+    composer: &'a Composer<'a>,
+    today: chrono::NaiveDate,
+    every_message: bool,
+    counts: AudienceCounts,
+    variants: super::review::VariantCounter,
+    messages_checked: usize,
+    findings: Vec<Finding>,
+}
+
+impl AudiencePass<'_> {
+    fn visit(&mut self, gate: &RecipientGate) {
+        self.counts.selected += 1;
+        self.variants.add(self.config, self.campaign, gate);
+        let c = &gate.recipient.contact;
+        match eligibility(&ContactFacts::of_member(self.config, gate), self.today) {
+            Eligibility::Excluded(exclusion) => return self.count_exclusion(exclusion),
+            Eligibility::Eligible => {}
+            // In the audience: the campaign waits until the contact is fixed or removed.
+            Eligibility::Blocked(blockers) => {
+                for blocker in blockers {
+                    self.blocker_finding(gate, &blocker);
+                }
+            }
+        }
+        self.counts.eligible += 1;
+        if is_role_account(&c.email) {
+            self.findings.push(Finding::new(
+                "AUD003",
+                Severity::Warning,
+                contact_subject(gate),
                 format!(
-                    "contact {} (register {}, {})",
-                    c.email, gate.recipient.register, c.source
-                )
-            };
-            if gate.suppressed.is_some() {
-                counts.excluded_suppressed += 1;
-                return;
-            }
-            match gate.status {
-                ContactStatus::Passive => {
-                    counts.excluded_passive += 1;
-                    return;
-                }
-                ContactStatus::Ceased => {
-                    counts.excluded_ceased += 1;
-                    return;
-                }
-                ContactStatus::Active => counts.eligible += 1,
-            }
-            if is_freemail(&c.email) && c.legal_basis != LegalBasis::Consent {
-                findings.push(Finding::new(
-                    "AUD002",
-                    Severity::Error,
-                    subject(),
-                    format!(
-                        "{} is a consumer (free-mail) domain; marketing to it needs the person's consent, \
-                         but the legal basis is {}. Record consent (legal_basis = consent, consent_at) or remove the contact",
-                        c.email.domain(),
-                        c.legal_basis.as_str()
-                    ),
-                ));
-            }
-            if is_role_account(&c.email) {
-                findings.push(Finding::new(
-                    "AUD003",
-                    Severity::Warning,
-                    subject(),
-                    format!(
-                        "'{}' is a role account, not an identified person; B2B marketing should reach a named person's work address",
-                        c.email.local_part()
-                    ),
-                ));
-            }
-            for empty in composer.empty_fields(&gate.recipient) {
-                findings.push(empty_field_finding(subject(), &empty));
-            }
-            if every_message {
-                messages_checked += 1;
-                let outcome = composer
-                    .compose(&gate.recipient)
-                    .map_err(|e| ("MSG001", e.to_string()))
-                    .and_then(|m| {
-                        super::gate(&m, &config.settings)
-                            .map_err(|e| ("MSG002", e.problems.join("; ")))
-                    });
-                if let Err((code, message)) = outcome {
-                    findings.push(Finding::new(
-                        code,
-                        Severity::Error,
-                        format!("contact {}", c.email),
-                        format!("the rendered message cannot be sent: {message}"),
-                    ));
-                }
-            }
-        })
-        .await?;
-    report.messages_checked = messages_checked;
-    let counts = &report.audience;
+                    "'{}' is a role account, not an identified person; B2B marketing should reach a named person's work address",
+                    c.email.local_part()
+                ),
+            ));
+        }
+        for empty in self.composer.empty_fields(&gate.recipient) {
+            self.findings
+                .push(empty_field_finding(contact_subject(gate), &empty));
+        }
+        if self.every_message {
+            self.check_message(gate);
+        }
+    }
+
+    fn count_exclusion(&mut self, exclusion: Exclusion) {
+        let counter = match exclusion {
+            Exclusion::Suppressed(_) | Exclusion::Gone => &mut self.counts.excluded_suppressed,
+            Exclusion::Passive => &mut self.counts.excluded_passive,
+            Exclusion::Ceased => &mut self.counts.excluded_ceased,
+        };
+        *counter += 1;
+    }
+
+    /// AUD002 per contact; an expired register is reported once, as AUD001.
+    fn blocker_finding(&mut self, gate: &RecipientGate, blocker: &Blocker) {
+        if let Blocker::ConsumerWithoutConsent { .. } = blocker {
+            self.findings.push(Finding::new(
+                "AUD002",
+                Severity::Error,
+                contact_subject(gate),
+                format!(
+                    "{blocker}. Record consent (legal_basis = consent, consent_at) or remove the contact"
+                ),
+            ));
+        }
+    }
+
+    /// MSG001 / MSG002: the message cannot be composed, or fails the compliance gate.
+    fn check_message(&mut self, gate: &RecipientGate) {
+        self.messages_checked += 1;
+        let outcome = self
+            .composer
+            .compose(&gate.recipient)
+            .map_err(|e| ("MSG001", e.to_string()))
+            .and_then(|m| {
+                super::gate(m, &self.config.settings).map_err(|e| ("MSG002", e.problems.join("; ")))
+            });
+        if let Err((code, message)) = outcome {
+            self.findings.push(Finding::new(
+                code,
+                Severity::Error,
+                format!("contact {}", gate.recipient.contact.email),
+                format!("the rendered message cannot be sent: {message}"),
+            ));
+        }
+    }
+}
+
+fn contact_subject(gate: &RecipientGate) -> String {
+    let c = &gate.recipient.contact;
+    format!(
+        "contact {} (register {}, {})",
+        c.email, gate.recipient.register, c.source
+    )
+}
+
+/// AUD004–AUD006: how many contacts were left out, and why; AUD007: nobody is left.
+fn exclusion_findings(campaign: &Campaign, counts: &AudienceCounts) -> Vec<Finding> {
+    let mut findings = Vec::new();
     for (code, n, what) in [
         (
             "AUD004",
@@ -215,7 +299,6 @@ pub async fn check_campaign(
             ));
         }
     }
-    retention_findings(config, campaign, store, findings).await?;
     if counts.eligible == 0 {
         findings.push(Finding::new(
             "AUD007",
@@ -224,22 +307,7 @@ pub async fn check_campaign(
             "the campaign has no eligible recipient",
         ));
     }
-
-    match variants.finish(config, campaign) {
-        Err(e) => findings.push(Finding::new(
-            "APR004",
-            Severity::Error,
-            campaign.file.display().to_string(),
-            e.to_string(),
-        )),
-        Ok(variants) => {
-            report.variants = variants.len();
-            title_findings(config, &variants, findings);
-            approval_findings(campaign, store, &variants, findings).await?;
-        }
-    }
-    findings.sort_by(|a, b| a.severity.cmp(&b.severity).then(a.code.cmp(b.code)));
-    Ok(report)
+    findings
 }
 
 /// LNK001 / LNK002: the unsubscribe links point somewhere a recipient cannot reach (a loopback
@@ -377,7 +445,10 @@ async fn retention_findings(
     let soon = now + chrono::Duration::days(30);
     let (mut near, mut past) = (0, 0);
     store
-        .for_each_eligible_entry(&campaign.registers, |entry| {
+        .for_each_entry_with_facts(&campaign.registers, |entry, status, suppressed| {
+            if super::eligibility::exclusion(Some(status), suppressed).is_some() {
+                return;
+            }
             match crate::audience::hygiene::retention_end(
                 &entry,
                 &config.registers,

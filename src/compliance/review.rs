@@ -11,7 +11,6 @@ use sha2::{Digest, Sha256};
 
 use crate::compose::{BlockInputs, ComplianceBlocks, recipient_locale};
 use crate::config::{Campaign, ConfigDir};
-use crate::model::ContactStatus;
 use crate::model::{LegalBasis, Locale};
 use crate::store::{Approval, RecipientGate};
 
@@ -81,7 +80,9 @@ pub struct VariantCounter {
 
 impl VariantCounter {
     pub fn add(&mut self, config: &ConfigDir, campaign: &Campaign, gate: &RecipientGate) {
-        if !is_eligible(gate) {
+        let today = chrono::Utc::now().date_naive();
+        let facts = super::eligibility::ContactFacts::of_member(config, gate);
+        if super::eligibility::eligibility(&facts, today).is_excluded() {
             return;
         }
         let r = &gate.recipient;
@@ -111,10 +112,6 @@ impl VariantCounter {
             .map(|(key, recipients)| render_variant(config, campaign, key, recipients))
             .collect()
     }
-}
-
-pub fn is_eligible(gate: &RecipientGate) -> bool {
-    gate.suppressed.is_none() && gate.status == ContactStatus::Active
 }
 
 fn render_variant(

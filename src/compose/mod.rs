@@ -184,20 +184,56 @@ impl<'a> Composer<'a> {
         self.compose_for(&inert, Some(test_to))
     }
 
+    /// The message of one recipient: body, envelope and tokens, the layout with the
+    /// compliance blocks in both parts, the headers, the DKIM signature.
     fn compose_for(
         &self,
         recipient: &Recipient,
         test_to: Option<&EmailAddress>,
     ) -> Result<ComposedMessage, ComposeError> {
-        let settings = &self.config.settings;
         let register = self
             .config
             .registers
             .get(&recipient.register)
             .ok_or_else(|| ComposeError::UnknownRegister(recipient.register.clone()))?;
         let locale = self.locale_for(recipient, register);
-        let contact = &recipient.contact;
+        let (subject, body_text, body_html) = self.render_body(recipient, locale, test_to)?;
+        let ids = self.identifiers(recipient.outbox_id)?;
+        let (text, html) = self.layout(
+            recipient,
+            register,
+            locale,
+            &ids.unsubscribe_url,
+            (&subject, &body_text, &body_html),
+        )?;
+        let to = to_mailbox(recipient, test_to)?;
+        let message = self.headers(&to, &subject, &ids)?.multipart(
+            MultiPart::alternative()
+                .singlepart(quoted_printable_part(ContentType::TEXT_PLAIN, &text))
+                .singlepart(quoted_printable_part(ContentType::TEXT_HTML, &html)),
+        );
+        let message = message.map_err(|e| ComposeError::Build(e.to_string()))?;
+        Ok(ComposedMessage {
+            outbox_id: recipient.outbox_id,
+            envelope_from: ids.envelope_from,
+            recipient: to.address,
+            message_id: ids.message_id,
+            subject,
+            unsubscribe_url: ids.unsubscribe_url,
+            text,
+            html,
+            bytes: self.signed(message.formatted())?,
+        })
+    }
 
+    /// Subject (marked `[TEST]` for a test send), text and HTML of the marketer's body, its
+    /// links tracked.
+    fn render_body(
+        &self,
+        recipient: &Recipient,
+        locale: Locale,
+        test_to: Option<&EmailAddress>,
+    ) -> Result<(String, String, String), ComposeError> {
         let (subject, body_text, body_html) = self
             .body
             .render(&template_fields(recipient, locale), recipient.variant)?;
@@ -207,28 +243,45 @@ impl<'a> Composer<'a> {
             None => subject,
         };
         reject_control("Subject", &subject)?;
+        Ok((subject, body_text, body_html))
+    }
 
-        let unsubscribe_token = sign(&self.secret, TokenPurpose::Unsubscribe, recipient.outbox_id);
-        let unsubscribe_url = format!("{}/u/{}", settings.public_base_url, unsubscribe_token);
-        let bounce_token = sign(&self.secret, TokenPurpose::Bounce, recipient.outbox_id);
+    /// The signed tokens of one outbox row, and the addresses made of them.
+    fn identifiers(&self, outbox_id: i64) -> Result<Identifiers, ComposeError> {
+        let settings = &self.config.settings;
+        let unsubscribe_token = sign(&self.secret, TokenPurpose::Unsubscribe, outbox_id);
+        let bounce_token = sign(&self.secret, TokenPurpose::Bounce, outbox_id);
         let domain = &settings.bounces.domain;
-        let envelope_from = address(&format!(
-            "{}+{}@{}",
-            settings.bounces.local_part, bounce_token, domain
-        ))?;
-        let mailto = format!(
-            "mailto:{}+{}@{}?subject=unsubscribe",
-            settings.bounces.unsubscribe_local_part, unsubscribe_token, domain
-        );
-        let message_id = format!("<{bounce_token}@{domain}>");
+        Ok(Identifiers {
+            unsubscribe_url: format!("{}/u/{}", settings.public_base_url, unsubscribe_token),
+            envelope_from: address(&format!(
+                "{}+{}@{}",
+                settings.bounces.local_part, bounce_token, domain
+            ))?,
+            mailto: format!(
+                "mailto:{}+{}@{}?subject=unsubscribe",
+                settings.bounces.unsubscribe_local_part, unsubscribe_token, domain
+            ),
+            message_id: format!("<{bounce_token}@{domain}>"),
+        })
+    }
 
+    /// The text and HTML layouts around the body, with the recipient's compliance blocks.
+    fn layout(
+        &self,
+        recipient: &Recipient,
+        register: &Register,
+        locale: Locale,
+        unsubscribe_url: &str,
+        (subject, body_text, body_html): (&str, &str, &str),
+    ) -> Result<(String, String), ComposeError> {
         let (text_blocks, html_blocks) = self.blocks_for(
             &BlockInputs {
-                settings,
+                settings: &self.config.settings,
                 register,
                 locale,
-                legal_basis: contact.legal_basis,
-                unsubscribe_url: &unsubscribe_url,
+                legal_basis: recipient.contact.legal_basis,
+                unsubscribe_url,
                 reply_to: &self.campaign.reply_to,
             },
             &recipient.register,
@@ -241,43 +294,35 @@ impl<'a> Composer<'a> {
         .map_err(|e| ComposeError::Layout("text", e))?;
         let html = HtmlLayout {
             lang: locale.as_str(),
-            subject: &subject,
-            body: &body_html,
+            subject,
+            body: body_html,
             blocks: &html_blocks,
         }
         .render()
         .map_err(|e| ComposeError::Layout("HTML", e))?;
+        Ok((text, html))
+    }
 
-        let to_name = [contact.first_name.as_str(), contact.last_name.as_str()]
-            .iter()
-            .filter(|s| !s.is_empty())
-            .copied()
-            .collect::<Vec<_>>()
-            .join(" ");
-        reject_control("To", &to_name)?;
-        let to = match test_to {
-            Some(address) => Mailbox {
-                name: None,
-                address: address.clone(),
-            },
-            None => Mailbox {
-                name: (!to_name.is_empty()).then_some(to_name),
-                address: contact.email.clone(),
-            },
-        };
-        let list_unsubscribe = format!("<{unsubscribe_url}>, <{mailto}>");
+    /// From, Reply-To, the one To, Subject, Date, Message-ID and the one-click unsubscribe
+    /// headers (RFC 2369, RFC 8058).
+    fn headers(
+        &self,
+        to: &Mailbox,
+        subject: &str,
+        ids: &Identifiers,
+    ) -> Result<lettre::message::MessageBuilder, ComposeError> {
+        let list_unsubscribe = format!("<{}>, <{}>", ids.unsubscribe_url, ids.mailto);
         reject_control("List-Unsubscribe", &list_unsubscribe)?;
-
-        let message = lettre::Message::builder()
+        Ok(lettre::Message::builder()
             .from(lettre_mailbox(&self.campaign.from)?)
             .reply_to(lettre_mailbox(&Mailbox {
                 name: None,
                 address: self.campaign.reply_to.clone(),
             })?)
-            .to(lettre_mailbox(&to)?)
-            .subject(subject.clone())
+            .to(lettre_mailbox(to)?)
+            .subject(subject.to_string())
             .date_now()
-            .message_id(Some(message_id.clone()))
+            .message_id(Some(ids.message_id.clone()))
             .raw_header(HeaderValue::new(
                 HeaderName::new_from_ascii_str("List-Unsubscribe"),
                 list_unsubscribe,
@@ -285,31 +330,52 @@ impl<'a> Composer<'a> {
             .raw_header(HeaderValue::new(
                 HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
                 "List-Unsubscribe=One-Click".to_string(),
-            ))
-            .multipart(
-                MultiPart::alternative()
-                    .singlepart(quoted_printable_part(ContentType::TEXT_PLAIN, &text))
-                    .singlepart(quoted_printable_part(ContentType::TEXT_HTML, &html)),
-            )
-            .map_err(|e| ComposeError::Build(e.to_string()))?;
-
-        Ok(ComposedMessage {
-            outbox_id: recipient.outbox_id,
-            envelope_from,
-            recipient: to.address.clone(),
-            message_id,
-            subject,
-            unsubscribe_url,
-            text,
-            html,
-            bytes: match self.dkim {
-                Some(dkim) => dkim
-                    .signed(&message.formatted())
-                    .map_err(|e| ComposeError::Build(e.to_string()))?,
-                None => message.formatted(),
-            },
-        })
+            )))
     }
+
+    /// The formatted message, DKIM-signed when a key is configured.
+    fn signed(&self, formatted: Vec<u8>) -> Result<Vec<u8>, ComposeError> {
+        match self.dkim {
+            Some(dkim) => dkim
+                .signed(&formatted)
+                .map_err(|e| ComposeError::Build(e.to_string())),
+            None => Ok(formatted),
+        }
+    }
+}
+
+/// The tokens of one outbox row as the message carries them.
+struct Identifiers {
+    unsubscribe_url: String,
+    /// `MAIL FROM`: the VERP address.
+    envelope_from: EmailAddress,
+    mailto: String,
+    message_id: String,
+}
+
+/// The `To` mailbox: the contact with their name, or the test address alone.
+fn to_mailbox(
+    recipient: &Recipient,
+    test_to: Option<&EmailAddress>,
+) -> Result<Mailbox, ComposeError> {
+    let contact = &recipient.contact;
+    let to_name = [contact.first_name.as_str(), contact.last_name.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ");
+    reject_control("To", &to_name)?;
+    Ok(match test_to {
+        Some(address) => Mailbox {
+            name: None,
+            address: address.clone(),
+        },
+        None => Mailbox {
+            name: (!to_name.is_empty()).then_some(to_name),
+            address: contact.email.clone(),
+        },
+    })
 }
 
 /// A text part in UTF-8, quoted-printable: readable where it is ASCII, safe through any relay.

@@ -137,66 +137,20 @@ pub fn signup_notice(
         .retention_months
         .unwrap_or(privacy.retention_months)
         .to_string();
-    let say = |sentence: Art14, values: &Values<'_>| {
-        sentence
-            .say(locale, values)
-            .map_err(|e| ComposeError::Layout("signup notice", e))
-    };
-    let default_authority = say(Art14::DefaultAuthority, &Values::default())?;
-    let authority = privacy
-        .supervisory_authority
-        .as_deref()
-        .unwrap_or(&default_authority);
-    let business_id_label = Identity::BusinessIdLabel
-        .say(locale, &Values::default())
-        .map_err(|e| ComposeError::Layout("signup notice", e))?;
-    let basis_consent = say(Art14::BasisConsent, &Values::default())?;
-    let controller = say(
-        Art14::Controller,
-        &Values {
-            controller: &register.controller,
-            privacy_contact,
-            ..Values::default()
-        },
-    )?;
-    let dpo = match sender.dpo_contact.as_deref() {
-        None => None,
-        Some(dpo) => Some(say(
-            Art14::Dpo,
-            &Values {
-                dpo,
-                ..Values::default()
-            },
-        )?),
-    };
-    let rights = say(
-        Art14::Rights,
-        &Values {
-            privacy_contact,
-            ..Values::default()
-        },
-    )?;
-    let complaint = say(
-        Art14::Complaint,
-        &Values {
-            authority,
-            authority_url: &privacy.supervisory_authority_url,
-            ..Values::default()
-        },
-    )?;
+    let b = BlockSentences::new(config, register, locale)?;
     NoticeBlock {
         heading: w.notice_heading,
         identity_label: w.identity,
         identity: format!(
             "{}, {} {}, {}",
-            sender.legal_name, business_id_label, sender.business_id, sender.postal_address
+            sender.legal_name, b.business_id_label, sender.business_id, sender.postal_address
         ),
-        controller,
-        dpo,
+        controller: b.controller,
+        dpo: b.dpo,
         purposes,
-        basis: fill(w.basis, &[("basis", &basis_consent)]),
+        basis: fill(w.basis, &[("basis", &b.basis_consent)]),
         categories: w.categories,
-        recipients: say(Art14::Recipients, &Values::default())?,
+        recipients: b.recipients,
         voluntary: w.voluntary,
         retention: fill(
             w.retention,
@@ -205,14 +159,86 @@ pub fn signup_notice(
                 ("hours", &link_validity_hours.to_string()),
             ],
         ),
-        rights,
+        rights: b.rights,
         withdraw: fill(w.withdraw, &[("privacy_contact", privacy_contact)]),
-        complaint,
-        policy_label: say(Art14::PolicyLabel, &Values::default())?,
+        complaint: b.complaint,
+        policy_label: b.policy_label,
         policy_url: privacy.policy_url.as_deref(),
     }
     .render()
     .map_err(|e| ComposeError::Layout("signup notice", e))
+}
+
+/// The sentences of the compliance blocks (GDPR art. 14's wording, rendered from
+/// templates/compliance/) that the signup notice shares with every message's footer.
+struct BlockSentences {
+    business_id_label: String,
+    controller: String,
+    dpo: Option<String>,
+    basis_consent: String,
+    recipients: String,
+    rights: String,
+    complaint: String,
+    policy_label: String,
+}
+
+impl BlockSentences {
+    fn new(config: &ConfigDir, register: &Register, locale: Locale) -> Result<Self, ComposeError> {
+        let sender = &config.settings.sender;
+        let privacy = &config.settings.privacy;
+        let say = |sentence: Art14, values: &Values<'_>| {
+            sentence
+                .say(locale, values)
+                .map_err(|e| ComposeError::Layout("signup notice", e))
+        };
+        let default_authority = say(Art14::DefaultAuthority, &Values::default())?;
+        let authority = privacy
+            .supervisory_authority
+            .as_deref()
+            .unwrap_or(&default_authority);
+        let privacy_contact = sender.privacy_contact.as_str();
+        Ok(Self {
+            business_id_label: Identity::BusinessIdLabel
+                .say(locale, &Values::default())
+                .map_err(|e| ComposeError::Layout("signup notice", e))?,
+            controller: say(
+                Art14::Controller,
+                &Values {
+                    controller: &register.controller,
+                    privacy_contact,
+                    ..Values::default()
+                },
+            )?,
+            dpo: match sender.dpo_contact.as_deref() {
+                None => None,
+                Some(dpo) => Some(say(
+                    Art14::Dpo,
+                    &Values {
+                        dpo,
+                        ..Values::default()
+                    },
+                )?),
+            },
+            basis_consent: say(Art14::BasisConsent, &Values::default())?,
+            recipients: say(Art14::Recipients, &Values::default())?,
+            rights: say(
+                Art14::Rights,
+                &Values {
+                    privacy_contact,
+                    ..Values::default()
+                },
+            )?,
+            complaint: say(
+                Art14::Complaint,
+                &Values {
+                    authority,
+                    authority_url: &privacy.supervisory_authority_url,
+                    ..Values::default()
+                },
+            )?,
+            policy_label: say(Art14::PolicyLabel, &Values::default())?,
+        })
+    }
 }
 
 /// Fills the `{name}` placeholders of the signup form's own sentences (the words of the

@@ -81,13 +81,6 @@ impl Register {
     pub fn lacks_title_in(&self, locale: Locale) -> bool {
         !self.titles.is_empty() && !self.titles.contains_key(&locale)
     }
-
-    /// A purchased register may be used only until its `valid_until` date (inclusive).
-    pub fn is_expired_on(&self, today: NaiveDate) -> bool {
-        self.purchased
-            .as_ref()
-            .is_some_and(|p| p.valid_until < today)
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -12,8 +12,7 @@
 //! row; `store` records it.
 
 mod pacer;
-mod smtp;
-mod transport;
+pub mod transport;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,15 +22,16 @@ use futures_util::StreamExt;
 
 pub use pacer::Pacer;
 /// The TLS client configuration (system roots and a `ca_file`), shared with the IMAP intake.
-pub use smtp::tls_config;
-pub use transport::{DeliveryFailure, Transport, TransportError};
+pub use transport::smtp::tls_config;
+pub use transport::{DeliveryFailure, InFlightOutcome, Transport, TransportError, open};
 
-use crate::compliance;
+use crate::compliance::{self, ContactFacts, Eligibility, Exclusion, GatedMessage, eligibility};
 use crate::compose::{ComposeError, Composer};
 use crate::config::{Campaign, ConfigDir};
 use crate::model::Phase;
 use crate::store::{
-    InFlightRow, OutboxState, RecipientGate, Store, StoreError, TransportKind, WorkerRecord,
+    Grouping, InFlightRow, OutboxState, RecipientGate, Store, StoreError, TransportKind,
+    UngroupedRow, WorkerRecord,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -202,20 +202,18 @@ pub async fn run_campaign(
     campaign: &Campaign,
     composer: &Composer<'_>,
     store: &Store,
-    transport: &Transport,
+    transport: &dyn Transport,
     options: &SendOptions,
 ) -> Result<SendReport, SendError> {
     let today = chrono::Utc::now().date_naive();
-    for name in &campaign.registers {
-        if let Some(register) = config.registers.get(name)
-            && register.is_expired_on(today)
-            && let Some(p) = &register.purchased
-        {
-            return Err(SendError::ExpiredRegister {
-                register: name.clone(),
-                valid_until: p.valid_until.to_string(),
-            });
-        }
+    if let Some((register, valid_until)) = compliance::expired_registers(config, campaign, today)
+        .into_iter()
+        .next()
+    {
+        return Err(SendError::ExpiredRegister {
+            register: register.name.clone(),
+            valid_until: valid_until.to_string(),
+        });
     }
     let campaign_id = store.campaign_id(&campaign.name).await?;
     let worker = worker_id();
@@ -251,6 +249,7 @@ pub async fn run_campaign(
             .map(|rate| Pacer::per_second(store.clone(), campaign_id, rate)),
         counters,
         done: AtomicU64::new(0),
+        today,
     };
     let result = run.run().await;
     if let Some(heartbeat) = heartbeat {
@@ -282,7 +281,7 @@ struct Run<'a> {
     campaign_id: i64,
     composer: &'a Composer<'a>,
     store: &'a Store,
-    transport: &'a Transport,
+    transport: &'a dyn Transport,
     options: &'a SendOptions,
     worker: &'a str,
     host: &'a str,
@@ -290,6 +289,8 @@ struct Run<'a> {
     pacer: Option<Pacer>,
     counters: Arc<Counters>,
     done: AtomicU64,
+    /// The day eligibility is judged on.
+    today: chrono::NaiveDate,
 }
 
 impl Run<'_> {
@@ -317,7 +318,19 @@ impl Run<'_> {
                 ab.test_fraction,
                 ab.subjects.len(),
             );
-            move |rows: &[(i64, i64)]| crate::abtest::assign(secret, name, rows, fraction, variants)
+            move |rows: &[UngroupedRow]| {
+                let (excluded, grouped): (Vec<&UngroupedRow>, Vec<&UngroupedRow>) = rows
+                    .iter()
+                    .partition(|r| compliance::exclusion(Some(r.status), r.suppressed).is_some());
+                let pairs: Vec<(i64, i64)> = grouped
+                    .iter()
+                    .map(|r| (r.outbox_id, r.contact_id))
+                    .collect();
+                Grouping {
+                    excluded: excluded.iter().map(|r| r.outbox_id).collect(),
+                    assigned: crate::abtest::assign(secret, name, &pairs, fraction, variants),
+                }
+            }
         });
         report.added_to_outbox = store
             .prepare_outbox(self.campaign_id, &campaign.registers, assign)
@@ -332,7 +345,7 @@ impl Run<'_> {
         }
         fill_counts(&mut report, &self.counters);
         if !options.dry_run {
-            clear_staging(self.transport, &campaign.name, std::process::id());
+            clean_up_after(self.transport, &campaign.name, std::process::id());
             let counts = store.campaign_counts(Some(&campaign.name)).await?;
             if let Some(c) = counts.first() {
                 report.waiting_for_retry =
@@ -391,7 +404,7 @@ impl Run<'_> {
                 store.release_leases(&worker.worker, false).await?;
                 store.bury_worker(&worker.worker).await?;
                 if worker.host == self.host {
-                    clear_staging(self.transport, &self.campaign.name, worker.pid as u32);
+                    clean_up_after(self.transport, &self.campaign.name, worker.pid as u32);
                 }
             } else {
                 live.insert(worker.worker);
@@ -417,100 +430,157 @@ impl Run<'_> {
         report: &mut SendReport,
         phase: Option<Phase>,
     ) -> Result<(), SendError> {
-        let (store, campaign_id, options) = (self.store, self.campaign_id, self.options);
-        let settings = &self.config.settings;
-        // Enough rows per claim to keep the database out of the way, few enough that a
-        // rate-limited campaign's rows spread over its workers (about two seconds' worth).
-        let concurrency = settings.transport.concurrency as i64;
-        let mut batch = (concurrency * 16).clamp(64, 1024);
-        if let Some(rate) = settings.transport.rate_per_second {
-            batch = batch.min(((rate * 2.0) as i64).max(concurrency));
-        }
+        let batch = self.batch_size();
         let mut dry_run_after = 0i64;
         loop {
-            if options.stop.load(Ordering::SeqCst) {
+            if self.options.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
             let now = crate::now_millis();
-            let due = if options.dry_run {
+            let due = if self.options.dry_run {
                 // A dry run changes no state, so it pages through the rows instead.
-                let page = store
-                    .rows_to_send(campaign_id, dry_run_after, batch, phase)
+                let page = self
+                    .store
+                    .rows_to_send(self.campaign_id, dry_run_after, batch, phase)
                     .await?;
                 dry_run_after = page.last().copied().unwrap_or(i64::MAX);
                 page
             } else {
-                self.reap_dead_workers(report).await?;
-                let lease_until = now + self.lease.as_millis() as i64;
-                let rows = store
-                    .claim_batch(campaign_id, self.worker, now, lease_until, batch, phase)
-                    .await?;
-                self.counters
-                    .claimed
-                    .fetch_add(rows.len() as u64, Ordering::Relaxed);
-                rows
+                self.claim(report, now, batch, phase).await?
             };
             if due.is_empty() {
-                if options.dry_run {
+                if self.options.dry_run || !self.wait_for_due(now, phase).await? {
                     return Ok(());
                 }
-                match store.next_claimable_at(campaign_id, phase).await? {
-                    Some(at) if at - now <= settings.retry.wait_in_run.as_millis() as i64 => {
-                        // Poll at least every second: a worker found dead frees its rows
-                        // before its lease would run out.
-                        let wait = (at - now).clamp(0, 1000);
-                        tracing::debug!(campaign = %self.campaign.name, wait_ms = wait, "waiting for rows to come due");
-                        wait_or_stop(Duration::from_millis(wait as u64), &options.stop).await;
-                        continue;
-                    }
-                    _ => return Ok(()),
+                continue;
+            }
+            self.send_batch(report, &due).await?;
+        }
+    }
+
+    /// Enough rows per claim to keep the database out of the way, few enough that a
+    /// rate-limited campaign's rows spread over its workers (about two seconds' worth).
+    fn batch_size(&self) -> i64 {
+        let transport = &self.config.settings.transport;
+        let concurrency = transport.concurrency as i64;
+        let batch = (concurrency * 16).clamp(64, 1024);
+        match transport.rate_per_second {
+            Some(rate) => batch.min(((rate * 2.0) as i64).max(concurrency)),
+            None => batch,
+        }
+    }
+
+    /// Leases the next `batch` due rows, after taking over the rows of dead workers.
+    async fn claim(
+        &self,
+        report: &mut SendReport,
+        now: i64,
+        batch: i64,
+        phase: Option<Phase>,
+    ) -> Result<Vec<i64>, SendError> {
+        self.reap_dead_workers(report).await?;
+        let lease_until = now + self.lease.as_millis() as i64;
+        let rows = self
+            .store
+            .claim_batch(
+                self.campaign_id,
+                self.worker,
+                now,
+                lease_until,
+                batch,
+                phase,
+            )
+            .await?;
+        self.counters
+            .claimed
+            .fetch_add(rows.len() as u64, Ordering::Relaxed);
+        Ok(rows)
+    }
+
+    /// Nothing is due now: waits a little if a row comes due within `wait_in_run`, and says
+    /// whether to look again.
+    async fn wait_for_due(&self, now: i64, phase: Option<Phase>) -> Result<bool, SendError> {
+        let wait_in_run = self.config.settings.retry.wait_in_run.as_millis() as i64;
+        match self
+            .store
+            .next_claimable_at(self.campaign_id, phase)
+            .await?
+        {
+            Some(at) if at - now <= wait_in_run => {
+                // Poll at least every second: a worker found dead frees its rows
+                // before its lease would run out.
+                let wait = (at - now).clamp(0, 1000);
+                tracing::debug!(campaign = %self.campaign.name, wait_ms = wait, "waiting for rows to come due");
+                wait_or_stop(Duration::from_millis(wait as u64), &self.options.stop).await;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Sends (or, in a dry run, composes and gates) one batch of rows, `concurrency` at a
+    /// time, recording each outcome.
+    async fn send_batch(&self, report: &SendReport, due: &[i64]) -> Result<(), SendError> {
+        let (store, options) = (self.store, self.options);
+        let concurrency = self.config.settings.transport.concurrency;
+        let mut gates = store.recipients(due).await?;
+        let rows: Vec<(i64, Option<RecipientGate>)> =
+            due.iter().map(|id| (*id, gates.remove(id))).collect();
+        let recorder = SentRecorder::start(store, concurrency * 4);
+        let recording = &recorder;
+        let starter = SendingStarter::start(store, self.worker, self.transport.kind());
+        let starting = &starter;
+        futures_util::stream::iter(rows)
+            .for_each_concurrent(concurrency, |(outbox_id, gate)| async move {
+                if options.stop.load(Ordering::SeqCst) {
+                    return;
                 }
+                let outcome = if options.dry_run {
+                    Ok(dry_run_one(self, outbox_id, gate))
+                } else {
+                    send_one(self, starting, recording, outbox_id, gate).await
+                };
+                self.tally(report, outbox_id, outcome);
+            })
+            .await;
+        starter.finish().await;
+        if let Err(e) = recorder.finish().await {
+            options.stop.store(true, Ordering::SeqCst);
+            return Err(e.into());
+        }
+        Ok(())
+    }
+
+    /// Counts one row's outcome and shows the progress. A database error stops the run; the
+    /// row is left for the next.
+    fn tally(
+        &self,
+        report: &SendReport,
+        outbox_id: i64,
+        outcome: Result<Option<OutboxState>, StoreError>,
+    ) {
+        let counters = &self.counters;
+        let counter = match outcome {
+            Ok(Some(OutboxState::Sent)) => Some(&counters.sent),
+            Ok(Some(OutboxState::Deferred)) => Some(&counters.deferred),
+            Ok(Some(OutboxState::Failed)) => Some(&counters.failed),
+            Ok(Some(OutboxState::Suppressed)) => Some(&counters.suppressed),
+            Ok(Some(OutboxState::Uncertain)) => Some(&counters.uncertain),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!(outbox_id, error = %e, "database error; the row is left for the next run");
+                self.options.stop.store(true, Ordering::SeqCst);
+                None
             }
-            let mut gates = store.recipients(&due).await?;
-            let rows: Vec<(i64, Option<RecipientGate>)> =
-                due.iter().map(|id| (*id, gates.remove(id))).collect();
-            let report = &*report;
-            let recorder = SentRecorder::start(store, settings.transport.concurrency * 4);
-            let recording = &recorder;
-            let starter = SendingStarter::start(store, self.worker, self.transport.kind());
-            let starting = &starter;
-            futures_util::stream::iter(rows)
-                .for_each_concurrent(settings.transport.concurrency, |(outbox_id, gate)| async move {
-                    if options.stop.load(Ordering::SeqCst) {
-                        return;
-                    }
-                    let outcome = if options.dry_run {
-                        Ok(dry_run_one(self.config, self.composer, outbox_id, gate))
-                    } else {
-                        send_one(self, starting, recording, outbox_id, gate).await
-                    };
-                    let counters = &self.counters;
-                    match outcome {
-                        Ok(Some(OutboxState::Sent)) => counters.sent.fetch_add(1, Ordering::Relaxed),
-                        Ok(Some(OutboxState::Deferred)) => counters.deferred.fetch_add(1, Ordering::Relaxed),
-                        Ok(Some(OutboxState::Failed)) => counters.failed.fetch_add(1, Ordering::Relaxed),
-                        Ok(Some(OutboxState::Suppressed)) => counters.suppressed.fetch_add(1, Ordering::Relaxed),
-                        Ok(Some(OutboxState::Uncertain)) => counters.uncertain.fetch_add(1, Ordering::Relaxed),
-                        Ok(_) => 0,
-                        Err(e) => {
-                            tracing::error!(outbox_id, error = %e, "database error; the row is left for the next run");
-                            options.stop.store(true, Ordering::SeqCst);
-                            0
-                        }
-                    };
-                    let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
-                    if let Some(progress) = &options.on_progress {
-                        let mut snapshot = report.clone();
-                        fill_counts(&mut snapshot, counters);
-                        progress(&snapshot, n);
-                    }
-                })
-                .await;
-            starter.finish().await;
-            if let Err(e) = recorder.finish().await {
-                options.stop.store(true, Ordering::SeqCst);
-                return Err(e.into());
-            }
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if let Some(progress) = &self.options.on_progress {
+            let mut snapshot = report.clone();
+            fill_counts(&mut snapshot, counters);
+            progress(&snapshot, n);
         }
     }
 }
@@ -598,9 +668,9 @@ async fn countdown(at: i64, stop: &AtomicBool) {
     }
 }
 
-fn clear_staging(transport: &Transport, campaign: &str, pid: u32) {
-    if let Err(e) = transport.clear_staging(campaign, pid) {
-        tracing::warn!(campaign, error = %e, "cannot remove the outbox staging directory");
+fn clean_up_after(transport: &dyn Transport, campaign: &str, pid: u32) {
+    if let Err(e) = transport.clean_up_after(campaign, pid) {
+        tracing::warn!(campaign, error = %e, "cannot remove what a worker left behind in the transport");
     }
 }
 
@@ -641,23 +711,17 @@ async fn resolve_interrupted(
     );
     for row in orphans {
         let (outbox_id, dead) = (row.outbox_id, row.claimed_by.as_deref());
-        let (resolution, note) = match transport.outbox_file(&run.campaign.name, outbox_id) {
+        let (resolution, note) = match transport.in_flight_outcome(&run.campaign.name, outbox_id) {
             _ if row.transport != Some(transport.kind()) => {
                 (OutboxState::Uncertain, foreign_note.as_str())
             }
-            Some(file) if file.exists() => (
-                OutboxState::Sent,
-                "found in the outbox after an interrupted run",
-            ),
-            Some(_) => (
-                OutboxState::Queued,
-                "interrupted before the file was written",
-            ),
-            None if run.options.resend_interrupted => (
+            InFlightOutcome::Delivered(note) => (OutboxState::Sent, note),
+            InFlightOutcome::NotDelivered(note) => (OutboxState::Queued, note),
+            InFlightOutcome::Unknown if run.options.resend_interrupted => (
                 OutboxState::Queued,
                 "interrupted; requeued by --resend-interrupted",
             ),
-            None => (
+            InFlightOutcome::Unknown => (
                 OutboxState::Failed,
                 "interrupted: the run was killed during the SMTP transaction and the server may \
                  have accepted the message; not resent, to avoid a duplicate (requeue with \
@@ -694,9 +758,10 @@ async fn resolve_interrupted(
 }
 
 /// Sends one leased outbox row whose recipient was read with its batch; returns the state it
-/// ended in, or `None` if the row is no longer this worker's. The message is composed first
-/// (while waiting for the pace), then the row moves to `sending` in the statement that reads
-/// the contact's status and suppression as of that instant, and only then does a byte go out.
+/// ended in, or `None` if the row is no longer this worker's. The message is composed and
+/// gated first (while waiting for the pace), then the row moves to `sending` in the statement
+/// that reads the contact's status and suppression as of that instant, eligibility is decided
+/// on those facts, and only then does a byte go out.
 async fn send_one(
     run: &Run<'_>,
     starter: &SendingStarter,
@@ -704,23 +769,7 @@ async fn send_one(
     outbox_id: i64,
     gate: Option<RecipientGate>,
 ) -> Result<Option<OutboxState>, StoreError> {
-    let (config, campaign, composer, store, transport) = (
-        run.config,
-        run.campaign,
-        run.composer,
-        run.store,
-        run.transport,
-    );
-    let composed = gate.as_ref().map(|gate| {
-        composer
-            .compose(&gate.recipient)
-            .map_err(|e| e.to_string())
-            .and_then(|m| {
-                compliance::gate(&m, &config.settings)
-                    .map(|()| m)
-                    .map_err(|e| e.to_string())
-            })
-    });
+    let composed = gate.as_ref().map(|gate| compose_and_gate(run, gate));
     if let Some(pacer) = &run.pacer {
         pacer.wait().await?;
     }
@@ -728,25 +777,19 @@ async fn send_one(
         return Ok(None);
     };
     let fail = |state: OutboxState, why: String| async move {
-        store.mark_unsent(outbox_id, state, 0, &why).await?;
+        run.store.mark_unsent(outbox_id, state, 0, &why).await?;
         Ok::<_, StoreError>(Some(state))
     };
-    let (Some(status), Some(composed)) = (row.status, composed) else {
-        return fail(OutboxState::Failed, "the contact no longer exists".into()).await;
+    let (Some(gate), Some(composed)) = (gate, composed) else {
+        return fail(OutboxState::Failed, Exclusion::Gone.to_string()).await;
     };
-    if let Some(reason) = row.suppressed {
-        return fail(
-            OutboxState::Suppressed,
-            format!("suppressed: {}", reason.as_str()),
-        )
-        .await;
-    }
-    if status != crate::model::ContactStatus::Active {
-        return fail(
-            OutboxState::Suppressed,
-            format!("contact is {}", status.as_str()),
-        )
-        .await;
+    let facts = ContactFacts {
+        status: row.status,
+        suppressed: row.suppressed,
+        ..ContactFacts::of_member(run.config, &gate)
+    };
+    if let Some((state, why)) = refusal(eligibility(&facts, run.today)) {
+        return fail(state, why).await;
     }
     let message = match composed {
         Ok(message) => message,
@@ -756,12 +799,56 @@ async fn send_one(
             return fail(OutboxState::Failed, e).await;
         }
     };
+    deliver(run, recorder, &row, message).await
+}
+
+/// The recipient's message, through the compliance gate.
+fn compose_and_gate(run: &Run<'_>, gate: &RecipientGate) -> Result<GatedMessage, String> {
+    run.composer
+        .compose(&gate.recipient)
+        .map_err(|e| e.to_string())
+        .and_then(|m| compliance::gate(m, &run.config.settings).map_err(|e| e.to_string()))
+}
+
+/// The state a row ends in when its contact may not be sent to, and why.
+fn refusal(verdict: Eligibility) -> Option<(OutboxState, String)> {
+    match verdict {
+        Eligibility::Eligible => None,
+        Eligibility::Excluded(Exclusion::Gone) => {
+            Some((OutboxState::Failed, Exclusion::Gone.to_string()))
+        }
+        Eligibility::Excluded(exclusion) => Some((OutboxState::Suppressed, exclusion.to_string())),
+        Eligibility::Blocked(blockers) => Some((
+            OutboxState::Failed,
+            blockers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )),
+    }
+}
+
+/// One delivery of a row in `sending`, and its outcome recorded: sent, failed for good,
+/// uncertain, or deferred with backoff (failed once the attempts are used up).
+async fn deliver(
+    run: &Run<'_>,
+    recorder: &SentRecorder,
+    row: &crate::store::SendingRow,
+    message: GatedMessage,
+) -> Result<Option<OutboxState>, StoreError> {
+    let (store, outbox_id) = (run.store, message.outbox_id());
+    let fail = |state: OutboxState, why: String| async move {
+        store.mark_unsent(outbox_id, state, 0, &why).await?;
+        Ok::<_, StoreError>(Some(state))
+    };
     let started = std::time::Instant::now();
-    match transport.deliver(&campaign.name, &message).await {
+    match run.transport.deliver(&run.campaign.name, &message).await {
         Ok(reply) => {
             let latency = started.elapsed().as_millis() as i64;
+            let message_id = message.message_id().to_string();
             recorder
-                .record(outbox_id, reply, message.message_id, latency)
+                .record(outbox_id, reply, message_id, latency)
                 .await?;
             Ok(Some(OutboxState::Sent))
         }
@@ -774,7 +861,7 @@ async fn send_one(
             fail(OutboxState::Uncertain, reason).await
         }
         Err(DeliveryFailure::Transient(reason)) => {
-            let retry = &config.settings.retry;
+            let retry = &run.config.settings.retry;
             let attempts = row.attempts;
             if attempts >= i64::from(retry.max_attempts) {
                 let why = format!("gave up after {attempts} attempts: {reason}");
@@ -909,22 +996,16 @@ impl SentRecorder {
 }
 
 /// Composes and gates a row without claiming it or sending it.
-fn dry_run_one(
-    config: &ConfigDir,
-    composer: &Composer<'_>,
-    outbox_id: i64,
-    gate: Option<RecipientGate>,
-) -> Option<OutboxState> {
+fn dry_run_one(run: &Run<'_>, outbox_id: i64, gate: Option<RecipientGate>) -> Option<OutboxState> {
     let gate = gate?;
-    if gate.suppressed.is_some() || gate.status != crate::model::ContactStatus::Active {
-        return Some(OutboxState::Suppressed);
+    if let Some((state, _)) = refusal(eligibility(
+        &ContactFacts::of_member(run.config, &gate),
+        run.today,
+    )) {
+        return Some(state);
     }
-    let ok = composer
-        .compose(&gate.recipient)
-        .map_err(|e| e.to_string())
-        .and_then(|m| compliance::gate(&m, &config.settings).map_err(|e| e.to_string()));
-    match ok {
-        Ok(()) => Some(OutboxState::Sent),
+    match compose_and_gate(run, &gate) {
+        Ok(_) => Some(OutboxState::Sent),
         Err(e) => {
             tracing::error!(outbox_id, error = %e, "this message would not be sent");
             Some(OutboxState::Failed)

@@ -5,7 +5,7 @@ use crate::model::TestMessage;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::model::{Decision, Phase};
+use crate::model::{ContactStatus, Decision, Phase, SuppressionReason};
 
 /// The stored state of a campaign's test.
 #[derive(Debug, Clone, Default)]
@@ -262,34 +262,89 @@ impl Store {
     }
 }
 
-/// Queued rows not yet given a phase whose contact may be sent to: (outbox id, contact id).
-/// Rows whose contact is suppressed or inactive are marked `suppressed` instead, so they never
-/// count in a group. Runs inside [`Store::prepare_outbox`]'s transaction.
-pub(super) async fn unassigned_rows(
+/// A queued row not yet given an A/B phase, with what decides whether its contact may be in
+/// a group (status and suppression, as of the grouping).
+#[derive(Debug, Clone, Copy)]
+pub struct UngroupedRow {
+    pub outbox_id: i64,
+    pub contact_id: i64,
+    pub status: ContactStatus,
+    pub suppressed: Option<SuppressionReason>,
+}
+
+/// What the caller decided about the ungrouped rows: those left out (marked `suppressed`, so
+/// they never count in a group) and the phase and variant of the others.
+#[derive(Debug, Default)]
+pub struct Grouping {
+    pub excluded: Vec<i64>,
+    pub assigned: Vec<(i64, Phase, Option<usize>)>,
+}
+
+/// Queued rows not yet given a phase, with their contact's facts. Runs inside
+/// [`Store::prepare_outbox`]'s transaction.
+pub(super) async fn ungrouped_rows(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     campaign_id: i64,
-) -> Result<Vec<(i64, i64)>, StoreError> {
-    sqlx::query(
-        "UPDATE outbox SET state = 'suppressed', last_error = 'not eligible when the A/B groups were formed', updated_at = $1
-          WHERE campaign_id = $2 AND phase IS NULL AND state = 'queued'
-            AND contact_id IN (SELECT c.id FROM contacts c
-                               LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-                               WHERE c.status != 'active' OR s.email_hash IS NOT NULL)",
-    )
-    .bind(crate::now_millis())
-    .bind(campaign_id)
-    .execute(&mut **tx)
-    .await?;
+) -> Result<Vec<UngroupedRow>, StoreError> {
     let rows = sqlx::query(
-        "SELECT id, contact_id FROM outbox WHERE campaign_id = $1 AND phase IS NULL AND state = 'queued' ORDER BY id",
+        "SELECT o.id, o.contact_id, c.status, s.reason
+           FROM outbox o
+           JOIN contacts c ON c.id = o.contact_id
+           LEFT JOIN suppressions s ON s.email_hash = c.email_hash
+          WHERE o.campaign_id = $1 AND o.phase IS NULL AND o.state = 'queued'
+          ORDER BY o.id",
     )
     .bind(campaign_id)
     .fetch_all(&mut **tx)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| (r.get("id"), r.get("contact_id")))
-        .collect())
+    rows.iter().map(ungrouped_from_row).collect()
+}
+
+fn ungrouped_from_row(row: &sqlx::any::AnyRow) -> Result<UngroupedRow, StoreError> {
+    let outbox_id: i64 = row.get("id");
+    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+        table: "contacts/suppressions",
+        column,
+        id: outbox_id,
+        value,
+    };
+    let status: String = row.get("status");
+    let status = ContactStatus::parse(&status).ok_or_else(|| corrupt("status", status.clone()))?;
+    let reason: Option<String> = row.get("reason");
+    let suppressed = match reason {
+        None => None,
+        Some(r) => Some(SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?),
+    };
+    Ok(UngroupedRow {
+        outbox_id,
+        contact_id: row.get("contact_id"),
+        status,
+        suppressed,
+    })
+}
+
+/// Marks the rows left out of the A/B groups `suppressed`.
+pub(super) async fn exclude_rows(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    outbox_ids: &[i64],
+) -> Result<(), StoreError> {
+    let now = crate::now_millis();
+    for chunk in outbox_ids.chunks(500) {
+        let placeholders = (0..chunk.len())
+            .map(|i| format!("${}", i + 2))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE outbox SET state = 'suppressed', last_error = 'not eligible when the A/B groups were formed', updated_at = $1
+              WHERE id IN ({placeholders}) AND phase IS NULL AND state = 'queued'"
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for id in chunk {
+            query = query.bind(id);
+        }
+        query.execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 pub(super) async fn assign_rows(

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::model::EmailAddress;
+use crate::model::{ContactStatus, EmailAddress, SuppressionReason};
 
 /// A register entry and when it was last used, for retention.
 #[derive(Debug, Clone)]
@@ -113,26 +113,28 @@ impl Store {
         Ok(rows.iter().map(entry_from_row).collect())
     }
 
-    /// Calls `each` for every entry of `registers` whose contact may be sent to (active, not
-    /// suppressed), with its age: the retention warnings of `check`, streamed.
-    pub async fn for_each_eligible_entry(
+    /// Calls `each` for every entry of `registers`, with its age and its contact's status and
+    /// suppression (the caller decides which count): the retention warnings of `check`,
+    /// streamed.
+    pub async fn for_each_entry_with_facts(
         &self,
         registers: &[String],
-        mut each: impl FnMut(EntryAge),
+        mut each: impl FnMut(EntryAge, ContactStatus, Option<SuppressionReason>),
     ) -> Result<(), StoreError> {
         use futures_util::TryStreamExt;
         for register in registers {
             let mut rows = sqlx::query(
-                "SELECT m.id, m.contact_id, m.register, c.email, m.created_at,
+                "SELECT m.id, m.contact_id, m.register, c.email, m.created_at, c.status, s.reason,
                         (SELECT MAX(o.sent_at) FROM outbox o WHERE o.contact_id = m.contact_id) AS last_sent
                    FROM memberships m JOIN contacts c ON c.id = m.contact_id
-                  WHERE m.register = $1 AND c.status = 'active'
-                    AND NOT EXISTS (SELECT 1 FROM suppressions s WHERE s.email_hash = c.email_hash)",
+                   LEFT JOIN suppressions s ON s.email_hash = c.email_hash
+                  WHERE m.register = $1",
             )
             .bind(register)
             .fetch(self.pool());
             while let Some(r) = rows.try_next().await? {
-                each(entry_from_row(&r));
+                let (status, suppressed) = contact_facts(&r)?;
+                each(entry_from_row(&r), status, suppressed);
             }
         }
         Ok(())
@@ -244,6 +246,27 @@ impl Store {
 }
 
 /// An [`EntryAge`] from a row of memberships ⋈ contacts with `last_sent`.
+/// The `status` and `reason` columns of a row of memberships ⋈ contacts ⋈ suppressions.
+fn contact_facts(
+    r: &sqlx::any::AnyRow,
+) -> Result<(ContactStatus, Option<SuppressionReason>), StoreError> {
+    let id: i64 = r.get("contact_id");
+    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+        table: "contacts/suppressions",
+        column,
+        id,
+        value,
+    };
+    let status: String = r.get("status");
+    let status = ContactStatus::parse(&status).ok_or_else(|| corrupt("status", status.clone()))?;
+    let reason: Option<String> = r.get("reason");
+    let suppressed = match reason {
+        None => None,
+        Some(r) => Some(SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?),
+    };
+    Ok((status, suppressed))
+}
+
 fn entry_from_row(r: &sqlx::any::AnyRow) -> EntryAge {
     EntryAge {
         membership_id: r.get("id"),

@@ -32,7 +32,7 @@ use sqlx::ConnectOptions;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Connection, Executor, Row};
 
-pub use ab::AbState;
+pub use ab::{AbState, Grouping, UngroupedRow};
 pub use campaign_report::{GroupCount, SentCount};
 pub use consent::{Confirmation, ConsentProof, NewSignup, PendingSignup, Reservation};
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};

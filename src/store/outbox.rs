@@ -145,12 +145,16 @@ impl Store {
         campaign_id: i64,
         registers: &[String],
     ) -> Result<u64, StoreError> {
-        self.prepare_outbox(campaign_id, registers, None::<fn(&[(i64, i64)]) -> Vec<_>>)
-            .await
+        self.prepare_outbox(
+            campaign_id,
+            registers,
+            None::<fn(&[super::ab::UngroupedRow]) -> super::ab::Grouping>,
+        )
+        .await
     }
 
-    /// Materialises the outbox and, for an A/B campaign, gives every new eligible row its
-    /// phase and variant (`assign` maps (outbox id, contact id) pairs to assignments), all in
+    /// Materialises the outbox and, for an A/B campaign, groups the new rows (`assign` decides
+    /// from each row's facts which are left out, and the phase and variant of the others), all in
     /// one transaction that holds the campaign's row lock: workers starting together prepare
     /// the campaign once, and the groups are formed over one consistent set of rows.
     pub async fn prepare_outbox<F>(
@@ -160,7 +164,7 @@ impl Store {
         assign: Option<F>,
     ) -> Result<u64, StoreError>
     where
-        F: FnOnce(&[(i64, i64)]) -> Vec<(i64, Phase, Option<usize>)>,
+        F: FnOnce(&[super::ab::UngroupedRow]) -> super::ab::Grouping,
     {
         let now = crate::now_millis();
         let mut added = 0;
@@ -186,9 +190,11 @@ impl Store {
             added += done.rows_affected();
         }
         if let Some(assign) = assign {
-            let unassigned = super::ab::unassigned_rows(&mut tx, campaign_id).await?;
-            if !unassigned.is_empty() {
-                super::ab::assign_rows(&mut tx, &assign(&unassigned)).await?;
+            let ungrouped = super::ab::ungrouped_rows(&mut tx, campaign_id).await?;
+            if !ungrouped.is_empty() {
+                let grouping = assign(&ungrouped);
+                super::ab::exclude_rows(&mut tx, &grouping.excluded).await?;
+                super::ab::assign_rows(&mut tx, &grouping.assigned).await?;
             }
         }
         tx.commit().await?;

@@ -20,7 +20,11 @@ use tokio::io::{
 };
 use tokio::net::TcpStream;
 
-use super::transport::DeliveryFailure;
+use futures_util::future::BoxFuture;
+
+use super::{DeliveryFailure, InFlightOutcome, Transport};
+use crate::compliance::GatedMessage;
+use crate::store::TransportKind;
 
 /// How a connection is secured.
 pub enum Security {
@@ -65,6 +69,36 @@ impl Reply {
     /// `CODE text text…` on one line, as the outbox records it.
     pub fn one_line(&self) -> String {
         format!("{} {}", self.code, self.lines.join(" "))
+    }
+}
+
+/// Delivery through the pool: the server's reply is the outcome. SMTP cannot tell whether a
+/// server accepted a message whose sender died mid-transaction, and leaves nothing behind.
+impl Transport for SmtpPool {
+    fn kind(&self) -> TransportKind {
+        TransportKind::Smtp
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        _campaign: &'a str,
+        message: &'a GatedMessage,
+    ) -> BoxFuture<'a, Result<String, DeliveryFailure>> {
+        Box::pin(async move {
+            let from = message.envelope_from().as_str();
+            let reply = self
+                .send(from, message.recipient().as_str(), message.bytes())
+                .await?;
+            Ok(reply.one_line())
+        })
+    }
+
+    fn in_flight_outcome(&self, _campaign: &str, _outbox_id: i64) -> InFlightOutcome {
+        InFlightOutcome::Unknown
+    }
+
+    fn clean_up_after(&self, _campaign: &str, _pid: u32) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -172,7 +206,8 @@ impl SmtpPool {
     }
 
     /// MAIL FROM, RCPT TO and DATA (in one write when the server offers PIPELINING), then the
-    /// message and its end-of-data dot in one write; each failure judged by its phase.
+    /// message and its end-of-data dot in one write; each failure judged by its phase. The
+    /// connection goes back to the pool only after a clean transaction.
     async fn transaction(
         &self,
         mut conn: Connection,
@@ -180,24 +215,31 @@ impl SmtpPool {
         to: &str,
         message: &[u8],
     ) -> Result<Reply, Attempt> {
-        let Timeouts { reply, data, .. } = self.timeouts;
         let peer = self.peer();
+        self.envelope(&mut conn, &peer, from, to, message).await?;
+        let answer = self.message_data(&mut conn, &peer, message).await?;
+        if let Ok(mut idle) = self.idle.lock()
+            && idle.len() < self.max_idle
+        {
+            idle.push(conn);
+        }
+        Ok(answer)
+    }
+
+    /// MAIL FROM, RCPT TO and DATA, up to the server's go-ahead (354).
+    async fn envelope(
+        &self,
+        conn: &mut Connection,
+        peer: &str,
+        from: &str,
+        to: &str,
+        message: &[u8],
+    ) -> Result<(), Attempt> {
+        let reply = self.timeouts.reply;
         let mail = conn.mail_command(from, to, message)?;
         let rcpt = format!("RCPT TO:<{to}>\r\n");
-        let silent = |what: &str, e: String| format!("{what} on {peer}: {e}");
         // Until MAIL FROM is accepted, a silent connection is a stale one.
-        let stale = |e: String| Attempt::Fresh(silent("MAIL FROM", e));
-        // Until the end-of-data dot has left, the server cannot have the message.
-        let not_sent =
-            |what: &str, e: String| Attempt::Ended(DeliveryFailure::Transient(silent(what, e)));
-        let refused = |what: &str, r: Reply| {
-            let text = format!("{what} refused by {peer}: {}", r.one_line());
-            Attempt::Ended(if r.code >= 500 {
-                DeliveryFailure::Permanent(text)
-            } else {
-                DeliveryFailure::Transient(text)
-            })
-        };
+        let stale = |e: String| Attempt::Fresh(silent(peer, "MAIL FROM", e));
         if conn.pipelining {
             let batch = format!("{mail}{rcpt}DATA\r\n");
             conn.write(batch.as_bytes(), reply).await.map_err(stale)?;
@@ -208,50 +250,48 @@ impl SmtpPool {
         match answer.code {
             250 => {}
             // The server is closing this connection (an idle one, typically).
-            421 => return Err(Attempt::Fresh(silent("MAIL FROM", answer.one_line()))),
-            _ => return Err(refused("MAIL FROM", answer)),
+            421 => return Err(Attempt::Fresh(silent(peer, "MAIL FROM", answer.one_line()))),
+            _ => return Err(refused(peer, "MAIL FROM", answer)),
         }
-        if !conn.pipelining {
-            conn.write(rcpt.as_bytes(), reply)
+        for (what, line, accepted) in [
+            ("RCPT TO", rcpt.as_str(), &[250, 251][..]),
+            ("DATA", "DATA\r\n", &[354][..]),
+        ] {
+            if !conn.pipelining {
+                conn.write(line.as_bytes(), reply)
+                    .await
+                    .map_err(|e| not_sent(peer, what, e))?;
+            }
+            let answer = conn
+                .read_reply(reply)
                 .await
-                .map_err(|e| not_sent("RCPT TO", e))?;
+                .map_err(|e| not_sent(peer, what, e))?;
+            if !accepted.contains(&answer.code) {
+                return Err(refused(peer, what, answer));
+            }
         }
-        let answer = conn
-            .read_reply(reply)
+        Ok(())
+    }
+
+    /// The message and its end-of-data dot in one write, then the server's verdict.
+    async fn message_data(
+        &self,
+        conn: &mut Connection,
+        peer: &str,
+        message: &[u8],
+    ) -> Result<Reply, Attempt> {
+        conn.write(&dot_stuffed(message), self.timeouts.reply)
             .await
-            .map_err(|e| not_sent("RCPT TO", e))?;
-        if !matches!(answer.code, 250 | 251) {
-            return Err(refused("RCPT TO", answer));
-        }
-        if !conn.pipelining {
-            conn.write(b"DATA\r\n", reply)
-                .await
-                .map_err(|e| not_sent("DATA", e))?;
-        }
-        let answer = conn
-            .read_reply(reply)
-            .await
-            .map_err(|e| not_sent("DATA", e))?;
-        if answer.code != 354 {
-            return Err(refused("DATA", answer));
-        }
-        conn.write(&dot_stuffed(message), reply)
-            .await
-            .map_err(|e| not_sent("the message data", e))?;
+            .map_err(|e| not_sent(peer, "the message data", e))?;
         // The dot has left: from here on, silence means nobody knows.
-        let answer = conn.read_reply(data).await.map_err(|e| {
+        let answer = conn.read_reply(self.timeouts.data).await.map_err(|e| {
             Attempt::Ended(DeliveryFailure::Uncertain(format!(
                 "{}, after the message data was sent: the server may have accepted it",
-                silent("end of data", e)
+                silent(peer, "end of data", e)
             )))
         })?;
         if !answer.is_positive() {
-            return Err(refused("the message", answer));
-        }
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.max_idle
-        {
-            idle.push(conn);
+            return Err(refused(peer, "the message", answer));
         }
         Ok(answer)
     }
@@ -343,6 +383,25 @@ impl SmtpPool {
             .map_err(|e| format!("TLS handshake failed with {}: {e}", self.peer()))?;
         Ok(Socket::Tls(Box::new(tls)))
     }
+}
+
+fn silent(peer: &str, what: &str, e: String) -> String {
+    format!("{what} on {peer}: {e}")
+}
+
+/// Until the end-of-data dot has left, the server cannot have the message: try again later.
+fn not_sent(peer: &str, what: &str, e: String) -> Attempt {
+    Attempt::Ended(DeliveryFailure::Transient(silent(peer, what, e)))
+}
+
+/// A refusal: 5xx is permanent for this recipient, anything else temporary.
+fn refused(peer: &str, what: &str, r: Reply) -> Attempt {
+    let text = format!("{what} refused by {peer}: {}", r.one_line());
+    Attempt::Ended(if r.code >= 500 {
+        DeliveryFailure::Permanent(text)
+    } else {
+        DeliveryFailure::Transient(text)
+    })
 }
 
 /// The message as it goes on the wire after DATA, in one buffer: every line that starts with
