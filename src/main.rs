@@ -177,6 +177,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Erase { email } => cli::optout::erase(&config, &store, &email).await,
         Command::Bounces { action } => cli::bounces::run(&config, &store, action).await,
         Command::Hygiene { action } => cli::hygiene::run(&config, &store, action).await,
+        Command::Audience { campaign, json } => {
+            cli::audience::run(&config, &store, &campaign, json).await
+        }
         Command::Report {
             campaign,
             json,

@@ -5,6 +5,7 @@
 //! so a use case behaves (and audits) the same from both.
 
 pub mod approve;
+pub mod audience;
 pub mod bounce_poll;
 pub mod bounces;
 pub mod campaign;

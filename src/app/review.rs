@@ -60,7 +60,10 @@ pub async fn preview(
     let composer = prepare(config, store, &campaign, secret, false, notify).await?;
     let campaign_id = store.campaign_id(&campaign.name).await?;
     store
-        .materialise_outbox(campaign_id, &campaign.registers)
+        .materialise_outbox(
+            campaign_id,
+            &crate::compliance::audience_scope(&campaign, Some(campaign_id), crate::now_millis()),
+        )
         .await?;
     let not_in_audience =
         || AppError::BadInput(format!("{to} is not in the audience of {}", campaign.name));

@@ -254,8 +254,9 @@ async fn first_eligible(
 ) -> Result<Vec<Recipient>, AppError> {
     let mut chosen = Vec::new();
     let today = chrono::Utc::now().date_naive();
+    let scope = crate::compliance::current_scope(store, campaign).await?;
     store
-        .for_each_audience_member(&campaign.registers, |gate| {
+        .for_each_member(&scope, |gate| {
             let facts = crate::compliance::ContactFacts::of_member(config, &gate);
             if chosen.len() < sample && !crate::compliance::eligibility(&facts, today).is_excluded()
             {

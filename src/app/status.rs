@@ -117,7 +117,7 @@ pub async fn unknown_campaign(store: &Store, name: &str) -> AppError {
 }
 
 /// The campaign file whose `name` is `name`, among `config/campaigns/*.toml`.
-fn campaign_named(config: &ConfigDir, name: &str) -> Option<Campaign> {
+pub(crate) fn campaign_named(config: &ConfigDir, name: &str) -> Option<Campaign> {
     std::fs::read_dir(config.dir.join("campaigns"))
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))

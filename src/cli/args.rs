@@ -323,6 +323,17 @@ pub enum Command {
         #[command(subcommand)]
         action: ConsentAction,
     },
+    /// Who the campaign would be sent to now, and who of its registers is left out by which
+    /// rule (suppressed, passive, ceased, expired register, consumer address without consent,
+    /// or outside the segment: where, not_sent_within, engaged_within, exclude_campaigns),
+    /// with counts per rule; --json adds the lists. Changes nothing.
+    Audience {
+        /// The campaign's file (campaigns/NAME.toml) or its name.
+        campaign: String,
+        /// Print JSON, with the lists of selected and excluded contacts.
+        #[arg(long)]
+        json: bool,
+    },
     /// A campaign's results: sent, delivered, bounces by reason, complaints, opt-outs by
     /// source, clicks per link, replies and (unreliable) opens, per A/B variant and per
     /// register, with complaint and opt-out rates against mailbox providers' limits. Only

@@ -3,6 +3,7 @@
 //! and prints; the use cases themselves live in the library's `app/`.
 
 pub mod args;
+pub mod audience;
 pub mod bounces;
 pub mod campaign;
 pub mod check;

@@ -78,8 +78,9 @@ pub async fn check_campaign(
         messages_checked: 0,
         findings: Vec::new(),
     };
+    let scope = super::audience::current_scope(store, campaign).await?;
     store
-        .for_each_audience_member(&campaign.registers, |gate| pass.visit(&gate))
+        .for_each_member(&scope, |gate| pass.visit(&gate))
         .await?;
     let AudiencePass {
         counts,
@@ -93,6 +94,9 @@ pub async fn check_campaign(
     report.audience = counts;
     let findings = &mut report.findings;
     findings.extend(exclusion_findings(campaign, &report.audience));
+    findings.extend(
+        super::audience::segment_findings(store, campaign, report.audience.selected).await?,
+    );
     retention_findings(config, campaign, store, findings).await?;
     match variants.finish(config, campaign) {
         Err(e) => findings.push(Finding::new(

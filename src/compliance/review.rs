@@ -63,10 +63,9 @@ pub async fn footer_variants(
     store: &crate::store::Store,
 ) -> Result<Vec<FooterVariant>, ReviewError> {
     let mut counter = VariantCounter::default();
+    let scope = super::audience::current_scope(store, campaign).await?;
     store
-        .for_each_audience_member(&campaign.registers, |gate| {
-            counter.add(config, campaign, &gate)
-        })
+        .for_each_member(&scope, |gate| counter.add(config, campaign, &gate))
         .await?;
     counter.finish(config, campaign)
 }

@@ -333,7 +333,11 @@ impl Run<'_> {
             }
         });
         report.added_to_outbox = store
-            .prepare_outbox(self.campaign_id, &campaign.registers, assign)
+            .prepare_outbox(
+                self.campaign_id,
+                &compliance::audience_scope(campaign, Some(self.campaign_id), crate::now_millis()),
+                assign,
+            )
             .await?;
         if let Some(c) = store.campaign_counts(Some(&campaign.name)).await?.first() {
             report.due_at_start =

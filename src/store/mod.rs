@@ -50,6 +50,7 @@ pub use outbox::{
     UncertainRow,
 };
 pub use report::RecipientOutcome;
+pub use segment::AudienceScope;
 pub use sessions::LoginFailures;
 pub use suppressions::NewReason;
 pub use workers::WorkerRecord;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use sqlx::Row;
 
-use super::{Store, StoreError};
+use super::{AudienceScope, Store, StoreError};
 use crate::model::Phase;
 use crate::model::SuppressionReason;
 use crate::model::{ContactRecord, ContactStatus, EmailAddress, Recipient};
@@ -138,16 +138,17 @@ impl CampaignCounts {
 }
 
 impl Store {
-    /// Adds an outbox row for every contact of `registers` that has none yet in this campaign;
-    /// the first register listed wins for a contact in several. Returns the rows added.
+    /// Adds an outbox row for every contact of the scope (its registers narrowed by its
+    /// segment) that has none yet in this campaign; a contact in several registers lands in
+    /// the first whose membership the segment selects. Returns the rows added.
     pub async fn materialise_outbox(
         &self,
         campaign_id: i64,
-        registers: &[String],
+        scope: &AudienceScope<'_>,
     ) -> Result<u64, StoreError> {
         self.prepare_outbox(
             campaign_id,
-            registers,
+            scope,
             None::<fn(&[super::ab::UngroupedRow]) -> super::ab::Grouping>,
         )
         .await
@@ -157,10 +158,12 @@ impl Store {
     /// from each row's facts which are left out, and the phase and variant of the others), all in
     /// one transaction that holds the campaign's row lock: workers starting together prepare
     /// the campaign once, and the groups are formed over one consistent set of rows.
+    /// The segment is evaluated here, when rows are added: a queued row stays queued if its
+    /// contact leaves the segment later (eligibility is still decided at each transaction).
     pub async fn prepare_outbox<F>(
         &self,
         campaign_id: i64,
-        registers: &[String],
+        scope: &AudienceScope<'_>,
         assign: Option<F>,
     ) -> Result<u64, StoreError>
     where
@@ -174,20 +177,10 @@ impl Store {
             .bind(campaign_id)
             .execute(&mut *tx)
             .await?;
-        for register in registers {
-            let done = sqlx::query(
-                "INSERT INTO outbox (campaign_id, contact_id, register, state, updated_at)
-                 SELECT $1, m.contact_id, m.register, 'queued', $2 FROM memberships m
-                  WHERE m.register = $3
-                  ORDER BY m.contact_id
-                 ON CONFLICT (campaign_id, contact_id) DO NOTHING",
-            )
-            .bind(campaign_id)
-            .bind(now)
-            .bind(register)
-            .execute(&mut *tx)
-            .await?;
-            added += done.rows_affected();
+        for index in 0..scope.registers.len() {
+            let statement =
+                super::segment::materialise_through(scope, self.backend, campaign_id, index, now);
+            added += statement.query().execute(&mut *tx).await?.rows_affected();
         }
         if let Some(assign) = assign {
             let ungrouped = super::ab::ungrouped_rows(&mut tx, campaign_id).await?;
@@ -690,44 +683,37 @@ fn gate_from_row(row: &sqlx::any::AnyRow, outbox_id: i64) -> Result<RecipientGat
 
 impl Store {
     /// Calls `each` for every contact `registers` select, each once, through the first
-    /// register listed that holds it, with status and suppression: the audience `check`,
-    /// `review` and `approve` examine. Rows stream from the database (memory does not grow
-    /// with the audience); outbox ids are 0, as these are not queued rows.
+    /// register listed that holds it, with status and suppression: every member, whatever
+    /// a campaign's segment. Outbox ids are 0, as these are not queued rows.
     pub async fn for_each_audience_member(
         &self,
         registers: &[String],
+        each: impl FnMut(RecipientGate),
+    ) -> Result<(), StoreError> {
+        self.for_each_member(&AudienceScope::everyone(registers), each)
+            .await
+    }
+
+    /// Calls `each` for every contact the scope selects, each once, through the register the
+    /// outbox would take it through, with status and suppression: the audience `check`,
+    /// `review`, `approve` and `audience` examine. Rows stream from the database (memory does
+    /// not grow with the audience); outbox ids are 0, as these are not queued rows.
+    pub async fn for_each_member(
+        &self,
+        scope: &AudienceScope<'_>,
         mut each: impl FnMut(RecipientGate),
     ) -> Result<(), StoreError> {
         use futures_util::TryStreamExt;
-        for (index, register) in registers.iter().enumerate() {
-            // Contacts also in an earlier register were selected through that one.
-            let earlier = (0..index)
-                .map(|i| format!("${}", i + 2))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let not_earlier = if index == 0 {
-                String::new()
-            } else {
-                format!(
-                    "AND NOT EXISTS (SELECT 1 FROM memberships e
-                                      WHERE e.contact_id = m.contact_id AND e.register IN ({earlier}))"
-                )
-            };
-            let sql = format!(
-                "SELECT m.register, NULL AS variant, c.email, c.status, m.first_name,
-                        m.last_name, m.company, m.business_id, m.title, m.locale, m.legal_basis,
-                        m.consent_at, m.fields, m.source, s.reason
-                   FROM memberships m
-                   JOIN contacts c ON c.id = m.contact_id
-                   LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-                  WHERE m.register = $1 {not_earlier}
-                  ORDER BY c.id"
+        for index in 0..scope.registers.len() {
+            let statement = super::segment::members_through(
+                scope,
+                self.backend,
+                index,
+                "m.register, NULL AS variant, c.email, c.status, m.first_name, m.last_name,
+                 m.company, m.business_id, m.title, m.locale, m.legal_basis, m.consent_at,
+                 m.fields, m.source, s.reason",
             );
-            let mut query = sqlx::query(&sql).bind(register);
-            for earlier in &registers[..index] {
-                query = query.bind(earlier);
-            }
-            let mut rows = query.fetch(self.pool());
+            let mut rows = statement.query().fetch(self.pool());
             while let Some(row) = rows.try_next().await? {
                 each(gate_from_row(&row, 0)?);
             }

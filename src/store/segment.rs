@@ -38,16 +38,16 @@ impl Generated {
         }
     }
 
-    fn push(&mut self, sql: &str) {
+    pub(super) fn push(&mut self, sql: &str) {
         self.sql.push_str(sql);
     }
 
-    fn bind(&mut self, value: Bound) {
+    pub(super) fn bind(&mut self, value: Bound) {
         self.values.push(value);
         self.sql.push_str(&format!("${}", self.values.len()));
     }
 
-    fn bind_text(&mut self, value: &str) {
+    pub(super) fn bind_text(&mut self, value: &str) {
         self.bind(Bound::Text(value.to_string()));
     }
 
@@ -182,7 +182,7 @@ impl Generated {
         self.push(")");
     }
 
-    fn bind_list(&mut self, values: &[String]) {
+    pub(super) fn bind_list(&mut self, values: &[String]) {
         for (i, value) in values.iter().enumerate() {
             if i > 0 {
                 self.push(", ");
@@ -226,6 +226,104 @@ fn millis(span: std::time::Duration) -> i64 {
     i64::try_from(span.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
+/// A campaign's audience as the store selects it: the contacts of its registers that its
+/// segment selects as of `now`. A contact in several registers is taken through the first
+/// register listed whose membership the segment selects (a `where` reads that register's
+/// columns).
+#[derive(Debug, Clone, Copy)]
+pub struct AudienceScope<'a> {
+    pub registers: &'a [String],
+    pub segment: &'a Segment,
+    /// The campaign itself, whose own sends do not count against `not_sent_within` (a resumed
+    /// run keeps its audience); `None` before it has ever been prepared.
+    pub campaign_id: Option<i64>,
+    /// Unix ms: where the "within" spans look back from.
+    pub now: i64,
+}
+
+static EVERYONE: Segment = Segment {
+    filter: None,
+    not_sent_within: None,
+    engaged_within: None,
+    exclude_campaigns: Vec::new(),
+};
+
+impl<'a> AudienceScope<'a> {
+    /// Every contact of `registers`, no segment.
+    pub fn everyone(registers: &'a [String]) -> Self {
+        Self {
+            registers,
+            segment: &EVERYONE,
+            campaign_id: None,
+            now: 0,
+        }
+    }
+
+    /// The same registers and clock with another segment (one part of this one, say).
+    pub fn with_segment(self, segment: &'a Segment) -> Self {
+        Self { segment, ..self }
+    }
+}
+
+/// `SELECT columns` of the members the scope takes through its `index`-th register, by
+/// contact id: those the segment selects there and did not select through an earlier one.
+/// The subquery reuses the aliases `m` and `c`, which hide the outer ones inside it, so the
+/// segment's condition reads the earlier membership.
+pub(super) fn members_through(
+    scope: &AudienceScope<'_>,
+    backend: Backend,
+    index: usize,
+    columns: &str,
+) -> Generated {
+    let mut statement = Generated::new(
+        backend,
+        &format!(
+            "SELECT {columns} FROM memberships m JOIN contacts c ON c.id = m.contact_id
+               LEFT JOIN suppressions s ON s.email_hash = c.email_hash
+              WHERE m.register = "
+        ),
+        Vec::new(),
+    );
+    statement.bind_text(&scope.registers[index]);
+    statement.and_segment(scope.segment, scope.campaign_id, scope.now);
+    if index > 0 {
+        statement.push(
+            " AND m.contact_id NOT IN (SELECT m.contact_id FROM memberships m
+                JOIN contacts c ON c.id = m.contact_id WHERE m.register IN (",
+        );
+        statement.bind_list(&scope.registers[..index]);
+        statement.push(")");
+        statement.and_segment(scope.segment, scope.campaign_id, scope.now);
+        statement.push(")");
+    }
+    statement.push(" ORDER BY c.id");
+    statement
+}
+
+/// Queues, in campaign `campaign_id`, the members of the scope's `index`-th register that
+/// its segment selects and that have no row yet: run register by register in campaign order,
+/// a contact in several lands in the first whose membership the segment selects.
+pub(super) fn materialise_through(
+    scope: &AudienceScope<'_>,
+    backend: Backend,
+    campaign_id: i64,
+    index: usize,
+    now: i64,
+) -> Generated {
+    let mut statement = Generated::new(
+        backend,
+        "INSERT INTO outbox (campaign_id, contact_id, register, state, updated_at)
+         SELECT $1, m.contact_id, m.register, 'queued', $2
+           FROM memberships m JOIN contacts c ON c.id = m.contact_id
+          WHERE m.register = ",
+        vec![Bound::Int(campaign_id), Bound::Int(now)],
+    );
+    statement.bind_text(&scope.registers[index]);
+    statement.and_segment(scope.segment, scope.campaign_id, scope.now);
+    statement.push(" ORDER BY m.contact_id ON CONFLICT (campaign_id, contact_id) DO NOTHING");
+    statement
+}
+
 impl Store {
     /// The contacts of `registers` a segment selects, by id (each once), before eligibility:
     /// what `audience` compares with the eligible to count who the segment left out.
@@ -236,23 +334,51 @@ impl Store {
         campaign_id: Option<i64>,
         now: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        if registers.is_empty() {
+        let scope = AudienceScope {
+            registers,
+            segment,
+            campaign_id,
+            now,
+        };
+        let rows = self.selection(&scope, "m.contact_id").await?;
+        rows.iter()
+            .map(|row| row.try_get::<i64, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// The addresses of the contacts a scope selects (each once), before eligibility.
+    pub async fn segment_emails(
+        &self,
+        scope: &AudienceScope<'_>,
+    ) -> Result<BTreeSet<String>, StoreError> {
+        let rows = self.selection(scope, "c.email").await?;
+        rows.iter()
+            .map(|row| row.try_get::<String, _>(0).map_err(StoreError::from))
+            .collect()
+    }
+
+    /// `SELECT DISTINCT column` over the contacts a scope selects, in any of its registers.
+    async fn selection(
+        &self,
+        scope: &AudienceScope<'_>,
+        column: &str,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        if scope.registers.is_empty() {
             return Ok(Vec::new());
         }
         let mut statement = Generated::new(
             self.backend,
-            "SELECT DISTINCT m.contact_id FROM memberships m JOIN contacts c ON c.id = m.contact_id
-              WHERE m.register IN (",
+            &format!(
+                "SELECT DISTINCT {column} FROM memberships m JOIN contacts c ON c.id = m.contact_id
+                  WHERE m.register IN ("
+            ),
             Vec::new(),
         );
-        statement.bind_list(registers);
+        statement.bind_list(scope.registers);
         statement.push(")");
-        statement.and_segment(segment, campaign_id, now);
-        statement.push(" ORDER BY m.contact_id");
-        let rows = statement.query().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| row.try_get::<i64, _>(0).map_err(StoreError::from))
-            .collect()
+        statement.and_segment(scope.segment, scope.campaign_id, scope.now);
+        statement.push(&format!(" ORDER BY {column}"));
+        Ok(statement.query().fetch_all(&self.pool).await?)
     }
 
     /// The CSV column names that contacts of `registers` have: what `check` compares a
