@@ -362,3 +362,71 @@ fn check_reports_an_empty_segment_and_a_field_no_contact_has() {
         "{v} / {audience}"
     );
 }
+
+#[test]
+fn the_segment_is_evaluated_when_the_outbox_is_filled() {
+    let (scratch, people) = fixture();
+    let file = write_campaign(&scratch, "tampere", "where = 'city = \"Tampere\"'");
+    let in_tampere = |p: &Person| p.memberships.values().any(|(_, city, _)| city == "Tampere");
+    let mut want: BTreeSet<String> = people
+        .iter()
+        .filter(|p| in_tampere(p))
+        .map(|p| p.email.clone())
+        .collect();
+    assert!(want.contains("p03@firm3.example") && !want.contains("p07@firm3.example"));
+    // A dry run queues the campaign (nothing is sent).
+    let out = scratch.run(&["send", &file, "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(recipients(&scratch, "tampere").is_empty());
+    // Then p03 moves away (leaves the segment) and p07 moves in (joins it).
+    scratch.write(
+        "moved.csv",
+        "email,first_name,last_name,company,industry,city\n\
+         p03@firm3.example,First3,Last3,Company 3 Oy,,Oulu\n\
+         p07@firm3.example,First7,Last7,Company 7 Oy,,Tampere\n",
+    );
+    let out = scratch.run(&["import", "moved.csv", "--register", "customers"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let audience = json_of(&scratch.run(&["audience", &file, "--json"]));
+    let now: BTreeSet<&str> = audience["selected"]
+        .as_array()
+        .expect("selected")
+        .iter()
+        .map(|m| m["email"].as_str().expect("email"))
+        .collect();
+    assert!(now.contains("p07@firm3.example") && !now.contains("p03@firm3.example"));
+    // The send keeps p03's queued row and adds p07.
+    let out = scratch.run(&["send", &file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    want.insert("p07@firm3.example".into());
+    assert_eq!(recipients(&scratch, "tampere"), want);
+}
+
+#[test]
+fn a_contact_in_two_registers_is_sent_through_the_first_whose_data_matches() {
+    let (scratch, _) = fixture();
+    // p00 is a customer (no tier) and a gold partner: only the partner data matches.
+    let file = write_campaign(&scratch, "gold", "where = 'tier = \"gold\"'");
+    let audience = json_of(&scratch.run(&["audience", &file, "--json"]));
+    let p00 = audience["selected"]
+        .as_array()
+        .expect("selected")
+        .iter()
+        .find(|m| m["email"] == "p00@firm0.example")
+        .cloned();
+    assert_eq!(
+        p00.map(|m| m["register"].clone()),
+        Some("partners".into()),
+        "{audience}"
+    );
+    let out = scratch.run(&["send", &file]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The partner register's footer (its title) is the one p00 received.
+    let sent = std::fs::read_dir(scratch.path("outbox"))
+        .expect("outbox")
+        .map(|e| std::fs::read(e.expect("entry").path()).expect("read"))
+        .map(|raw| common::parse_message(&raw))
+        .find(|m| m.one("to").contains("p00@firm0.example"))
+        .expect("p00's message");
+    assert!(sent.text.contains("kumppanirekisteri"), "{}", sent.text);
+}
