@@ -347,6 +347,30 @@ fn check_reports_an_empty_segment_and_a_field_no_contact_has() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(recipients(&scratch, "nobody").is_empty());
 
+    // The consumer address without consent blocks a campaign whose segment takes it in.
+    let oulu = write_campaign(&scratch, "oulu", "where = 'city = \"Oulu\"'");
+    let (code, v) = check_json(&scratch, &oulu);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(findings(&v, "AUD002").len(), 1, "{v}");
+    let audience = json_of(&scratch.run(&["audience", "oulu", "--json"]));
+    let blocked: Vec<&serde_json::Value> = audience["excluded"]
+        .as_array()
+        .expect("excluded")
+        .iter()
+        .filter(|l| l["rule"] == "consumer_without_consent")
+        .collect();
+    assert_eq!(blocked.len(), 1, "{audience}");
+    assert_eq!(blocked[0]["email"], "consumer@gmail.com");
+    assert_eq!(blocked[0]["detail"], "gmail.com");
+    // A name no campaign file has is the user's mistake: exit 2, saying so.
+    let out = scratch.run(&["audience", "no-such-campaign"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no campaign file"),
+        "{}",
+        stderr(&out)
+    );
+
     // check's audience is the segment's.
     let gold = write_campaign(&scratch, "gold", "where = 'tier = \"gold\"'");
     let (code, v) = check_json(&scratch, &gold);
