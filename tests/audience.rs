@@ -424,6 +424,13 @@ fn the_segment_is_evaluated_when_the_outbox_is_filled() {
     assert!(out.status.success(), "{}", stderr(&out));
     want.insert("p07@firm3.example".into());
     assert_eq!(recipients(&scratch, "tampere"), want);
+
+    // A segment that selects nobody any more does not refuse a campaign already queued.
+    write_campaign(&scratch, "tampere", "where = 'city = \"Helsinki\"'");
+    let (code, v) = check_json(&scratch, &file);
+    assert_eq!(findings(&v, "SEG003").len(), 1, "{v}");
+    assert!(findings(&v, "SEG001").is_empty(), "{v}");
+    assert_eq!(code, Some(0), "{v}");
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! A campaign's audience as its segment narrows it: the scope every audience reader uses
 //! (the outbox, `check`, `review`, `audience`), so they all select the same contacts, and
 //! the `check` findings about the segment itself (SEG001 empty, SEG002 a field no contact
-//! has). The segment is evaluated when it is asked, against the clock of that moment.
+//! has, SEG003 empty now but rows were queued before). The segment is evaluated when it is
+//! asked, against the clock of that moment.
 
 use std::collections::BTreeSet;
 
@@ -33,7 +34,7 @@ pub async fn current_scope<'a>(
     Ok(audience_scope(campaign, id, crate::now_millis()))
 }
 
-/// SEG001: the segment selects nobody; SEG002: the `where` reads a column no contact of the
+/// SEG001 (or SEG003): the segment selects nobody; SEG002: the `where` reads a column no contact of the
 /// campaign's registers has (a typo, or a column of another register), with the nearest
 /// existing name as a hint.
 pub async fn segment_findings(
@@ -52,19 +53,43 @@ pub async fn segment_findings(
         }
     }
     if !campaign.segment.is_everyone() && selected == 0 {
-        findings.push(Finding::new(
-            "SEG001",
-            Severity::Error,
-            format!("{}: [audience]", campaign.file.display()),
+        findings.push(empty_segment_finding(store, campaign).await?);
+    }
+    Ok(findings)
+}
+
+/// SEG001 for a campaign never queued; once rows are queued they are still sent (the segment
+/// is evaluated when the outbox is filled), so a resumed run is not refused: SEG003.
+async fn empty_segment_finding(store: &Store, campaign: &Campaign) -> Result<Finding, StoreError> {
+    let subject = format!("{}: [audience]", campaign.file.display());
+    let queued: i64 = store
+        .campaign_counts(Some(&campaign.name))
+        .await?
+        .iter()
+        .map(|c| c.total())
+        .sum();
+    if queued > 0 {
+        return Ok(Finding::new(
+            "SEG003",
+            Severity::Info,
+            subject,
             format!(
-                "the segment selects no contact of the registers {}: nothing would be sent. \
-                 `fairsend audience {}` shows which rule leaves each contact out",
-                campaign.registers.join(", "),
-                campaign.file.display()
+                "the segment selects no contact now; the {queued} row(s) queued for the campaign \
+                 earlier are still sent"
             ),
         ));
     }
-    Ok(findings)
+    Ok(Finding::new(
+        "SEG001",
+        Severity::Error,
+        subject,
+        format!(
+            "the segment selects no contact of the registers {}: nothing would be sent. \
+             `fairsend audience {}` shows which rule leaves each contact out",
+            campaign.registers.join(", "),
+            campaign.file.display()
+        ),
+    ))
 }
 
 fn unknown_field_finding(subject: &str, field: &str, existing: &BTreeSet<String>) -> Finding {
