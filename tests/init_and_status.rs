@@ -219,3 +219,103 @@ fn a_test_send_goes_to_the_tester_only_and_changes_nothing() {
     ]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+/// The starter's blanks are listed by one `check`, every one with its file and field, not one
+/// per run; `send` names them all too. The campaign's own blanks follow once the registers it
+/// names load.
+#[test]
+fn check_lists_every_blank_of_the_starter_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    let campaign = "myconfig/campaigns/first.toml";
+    let check = fairsend(&["--config", "myconfig", "check", campaign], dir.path());
+    assert_eq!(check.status.code(), Some(1), "{}", stderr(&check));
+    let found = stdout(&check);
+    for field in [
+        "fairsend.toml: [sender] legal_name: is empty",
+        "fairsend.toml: [sender] business_id: is empty",
+        "fairsend.toml: [sender] postal_address: is empty",
+        "fairsend.toml: [sender] contact_email: is empty",
+        "fairsend.toml: [sender] privacy_contact: is empty",
+        "fairsend.toml: [bounces] domain: is empty",
+        "registers.toml: [registers.customers] title: is empty",
+        "registers.toml: [registers.customers] controller: is empty",
+        "registers.toml: [registers.customers] controller_contact: is empty",
+    ] {
+        assert!(found.contains(field), "{field} missing from:\n{found}");
+    }
+    assert_eq!(found.matches("error[CFG001]").count(), 9, "{found}");
+    assert!(stderr(&check).contains("9 error(s)"), "{}", stderr(&check));
+
+    let send = fairsend(&["--config", "myconfig", "send", campaign], dir.path());
+    assert_eq!(send.status.code(), Some(2));
+    assert!(
+        stderr(&send).contains("[sender] privacy_contact: is empty")
+            && stderr(&send).contains("[bounces] domain: is empty"),
+        "{}",
+        stderr(&send)
+    );
+
+    // With the two shared files filled in, the campaign's blanks come together too.
+    common::fill_in_the_starter(&dir.path().join("myconfig"));
+    let file = dir.path().join(campaign);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let blank = text
+        .lines()
+        .map(|l| match l.split_once(" = ") {
+            Some((key @ ("from" | "reply_to"), _)) => format!("{key} = \"\""),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&file, blank).unwrap();
+    let check = fairsend(&["--config", "myconfig", "check", campaign], dir.path());
+    assert_eq!(check.status.code(), Some(1));
+    let found = stdout(&check);
+    assert!(
+        found.contains("first.toml: from: is empty")
+            && found.contains("first.toml: reply_to: is empty"),
+        "{found}"
+    );
+}
+
+/// A forgotten `--config` is named as such: the campaign file's own configuration directory
+/// is the one to pass; with no campaign to go by, `init` is offered.
+#[test]
+fn a_forgotten_config_flag_names_the_directory_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    common::fill_in_the_starter(&dir.path().join("myconfig"));
+    let campaign = "myconfig/campaigns/first.toml";
+    let hint = "the campaign file is in the configuration directory myconfig: run with `--config myconfig`";
+
+    let check = fairsend(&["check", campaign], dir.path());
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stdout(&check).contains("config/fairsend.toml: there is no such file")
+            && stdout(&check).contains(hint),
+        "{}",
+        stdout(&check)
+    );
+    for args in [
+        vec!["send", campaign],
+        vec!["preview", campaign, "--to", "a@b.example"],
+        vec!["status", campaign],
+    ] {
+        let out = fairsend(&args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(hint), "{args:?}: {}", stderr(&out));
+    }
+    let status = fairsend(&["status"], dir.path());
+    assert_eq!(status.status.code(), Some(2));
+    assert!(
+        stderr(&status).contains("config is not a configuration directory")
+            && stderr(&status).contains("fairsend init DIR"),
+        "{}",
+        stderr(&status)
+    );
+    assert!(
+        !dir.path().join("fairsend.db").exists(),
+        "nothing was created"
+    );
+}

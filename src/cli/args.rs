@@ -390,6 +390,26 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// The campaign file or name the command was given, if any: where it lies tells a
+    /// forgotten `--config` apart from a missing configuration.
+    pub fn campaign_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Send(args) => Some(&args.campaign),
+            Command::Check { campaign, .. }
+            | Command::Review { campaign, .. }
+            | Command::Approve { campaign, .. }
+            | Command::Preview { campaign, .. }
+            | Command::Dns {
+                action: DnsAction::Check { campaign, .. },
+            } => Some(campaign),
+            Command::Report { campaign, .. } => Some(std::path::Path::new(campaign)),
+            Command::Status { campaign, .. } => campaign.as_deref().map(std::path::Path::new),
+            _ => None,
+        }
+    }
+}
+
 // `send`'s flags, one struct so the command can be handed on whole. (No doc comment: the
 // subcommand's help is the variant's.)
 #[derive(clap::Args, Debug)]
