@@ -32,7 +32,9 @@ fn an_error_says_each_cause_once() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(
         err.trim(),
-        "error: nowhere/fairsend.toml: cannot read the file: No such file or directory (os error 2)"
+        "error: nowhere/fairsend.toml: there is no such file; nowhere is not a configuration \
+         directory: name yours with `--config DIR` (default ./config), or write a starter one \
+         with `fairsend init DIR`"
     );
 
     let toml = common::fairsend_toml("outbox:outbox")

@@ -381,7 +381,7 @@ pub enum Command {
         #[arg(long, requires = "campaign")]
         recipients: bool,
         /// List only the recipients whose rows are in this state (queued, sending, sent,
-        /// deferred, failed, suppressed, uncertain); implies --recipients.
+        /// deferred, failed, suppressed, uncertain, cancelled); implies --recipients.
         #[arg(long, requires = "campaign")]
         state: Option<String>,
         /// Print JSON instead of text.
