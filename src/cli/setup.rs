@@ -145,7 +145,7 @@ pub async fn serve(
         fairsend::app::webhooks::Webhooks::from_settings(&config.settings.webhooks, |name| {
             std::env::var(name).ok()
         })
-        .map_err(BadInput)?;
+        .map_err(|e| BadInput(format!("{}: {e}", config.settings.file.display())))?;
     let state = fairsend::web::AppState {
         webhooks: Arc::new(webhooks),
         store,
