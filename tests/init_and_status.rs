@@ -319,3 +319,33 @@ fn a_forgotten_config_flag_names_the_directory_to_pass() {
         "nothing was created"
     );
 }
+
+/// A new SQLite file is announced; the reminder that a relative path follows the current
+/// directory comes only with a relative path.
+#[test]
+fn a_new_database_is_announced_with_the_relative_path_reminder_only_when_relative() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    common::fill_in_the_starter(&dir.path().join("myconfig"));
+    let status = fairsend(&["--config", "myconfig", "status"], dir.path());
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(
+        stderr(&status).contains("creating a new, empty database")
+            && stderr(&status)
+                .contains("a relative sqlite:// path is taken from the current directory"),
+        "{}",
+        stderr(&status)
+    );
+    let absolute = format!("sqlite://{}", dir.path().join("abs.db").display());
+    let status = fairsend(
+        &["--config", "myconfig", "--db", &absolute, "status"],
+        dir.path(),
+    );
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(
+        stderr(&status).contains("creating a new, empty database")
+            && !stderr(&status).contains("relative"),
+        "{}",
+        stderr(&status)
+    );
+}
