@@ -111,7 +111,8 @@ pub fn parse_campaign_contacts<'c>(
     if errors > 0 {
         return Err(AppError::BadInput(format!(
             "{}: {errors} bad row(s) in the campaign's contact files; nothing was imported or sent \
-             (--skip-invalid sends to the good rows and writes the bad ones to a file)",
+             (correct them, or let `send --skip-invalid` or `check --skip-invalid` set them aside \
+             in FILE.rejected.csv beside each contact file)",
             campaign.file.display()
         )));
     }
