@@ -349,3 +349,60 @@ fn a_new_database_is_announced_with_the_relative_path_reminder_only_when_relativ
         stderr(&status)
     );
 }
+
+/// A send that finds nothing to send says so (an empty contact file, or every recipient
+/// already served) instead of a bare "sent 0 messages"; a send that sends does not.
+#[test]
+fn a_send_with_nothing_due_says_why_it_sent_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    let config = dir.path().join("myconfig");
+    common::fill_in_the_starter(&config);
+    let contacts = config.join("contacts/customers.csv");
+    let full = std::fs::read_to_string(&contacts).unwrap();
+    let header = full.lines().next().unwrap().to_string();
+    std::fs::write(&contacts, format!("{header}\n")).unwrap();
+    let send = || {
+        fairsend(
+            &[
+                "--config",
+                "myconfig",
+                "send",
+                "myconfig/campaigns/first.toml",
+            ],
+            dir.path(),
+        )
+    };
+    let empty = send();
+    assert!(empty.status.success(), "{}", stderr(&empty));
+    assert!(
+        stdout(&empty).contains("sent 0 messages"),
+        "{}",
+        stdout(&empty)
+    );
+    assert!(
+        stdout(&empty).contains("nothing was due"),
+        "{}",
+        stdout(&empty)
+    );
+
+    std::fs::write(&contacts, full).unwrap();
+    let first = send();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stdout(&first).contains("sent 1 message"),
+        "{}",
+        stdout(&first)
+    );
+    assert!(
+        !stdout(&first).contains("nothing was due"),
+        "{}",
+        stdout(&first)
+    );
+    let again = send();
+    assert!(
+        stdout(&again).contains("nothing was due"),
+        "{}",
+        stdout(&again)
+    );
+}
