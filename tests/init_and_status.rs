@@ -454,3 +454,36 @@ fn a_schedule_that_send_would_ignore_is_refused() {
     assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
     assert!(run(&["send", campaign]).status.success());
 }
+
+/// A campaign path written relative to the configuration directory is named as it should be
+/// given (paths on the command line are taken from the current directory).
+#[test]
+fn a_campaign_path_relative_to_the_config_directory_names_the_right_one() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    common::fill_in_the_starter(&dir.path().join("myconfig"));
+    let right = std::path::Path::new("myconfig/campaigns/first.toml");
+    for given in ["campaigns/first.toml", "first.toml"] {
+        let send = fairsend(&["--config", "myconfig", "send", given], dir.path());
+        assert_eq!(send.status.code(), Some(2), "{given}");
+        assert!(
+            stderr(&send).contains(&format!("did you mean {}?", right.display())),
+            "{given}: {}",
+            stderr(&send)
+        );
+        let check = fairsend(&["--config", "myconfig", "check", given], dir.path());
+        assert_eq!(check.status.code(), Some(1), "{given}");
+        assert!(
+            stdout(&check).contains("did you mean"),
+            "{}",
+            stdout(&check)
+        );
+    }
+    let none = fairsend(&["--config", "myconfig", "send", "nosuch.toml"], dir.path());
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        stderr(&none).contains("nosuch.toml: cannot read the file"),
+        "{}",
+        stderr(&none)
+    );
+}

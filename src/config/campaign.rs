@@ -182,7 +182,7 @@ impl Campaign {
         config_dir: &Path,
         registers: &Registers,
     ) -> Result<Self, ConfigError> {
-        let raw: Raw = read_toml(file)?;
+        let raw: Raw = read_toml(file).map_err(|e| e.hint_campaign_path(config_dir))?;
         let name = campaign_name(file, required_text(file, "name", raw.name)?)?;
         let register_names = campaign_registers(file, raw.registers, registers)?;
         // The two addresses `init` leaves blank are checked together.

@@ -43,7 +43,9 @@ pub enum ConfigError {
     /// and field, and `check` shows each as a finding of its own.
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\nerror: "))]
     Several(Vec<ConfigError>),
-    /// `--config` points where there is no configuration: the hint says where one is.
+    /// A file that is not there where a user easily looks for it in the wrong place (a
+    /// forgotten `--config`, a campaign path taken from the configuration directory): the hint
+    /// says where the right one is.
     #[error("{file}: there is no such file; {hint}")]
     NoConfig { file: PathBuf, hint: String },
     #[error("{file}: {message}")]
@@ -92,6 +94,32 @@ impl ConfigError {
                 }
             }
             other => other,
+        }
+    }
+
+    /// A campaign file named relative to the configuration directory instead of the current
+    /// one (`campaigns/first.toml` with `--config myconfig`): name the path that exists.
+    pub(crate) fn hint_campaign_path(self, config_dir: &Path) -> Self {
+        let Self::Read { file, source } = self else {
+            return self;
+        };
+        let candidates = [
+            config_dir.join(&file),
+            config_dir.join("campaigns").join(&file),
+        ];
+        match candidates
+            .into_iter()
+            .find(|c| file.is_relative() && c.is_file())
+        {
+            Some(there) if source.kind() == std::io::ErrorKind::NotFound => Self::NoConfig {
+                hint: format!(
+                    "a path on the command line is taken from the current directory: did you \
+                     mean {}?",
+                    there.display()
+                ),
+                file,
+            },
+            _ => Self::Read { file, source },
         }
     }
 
