@@ -143,10 +143,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = match ConfigDir::load(&cli.config) {
         Ok(config) => config,
         Err(e) => {
-            if let Command::Check { json, .. } = &cli.command {
-                return Err(cli::check::config_problem(e, *json));
+            if let Command::Check { json, campaign, .. } = &cli.command {
+                let mut problems = ConfigDir::problems(&cli.config, campaign);
+                if problems.is_empty() {
+                    problems.push(e);
+                }
+                return Err(cli::check::config_problems(problems, *json));
             }
-            return Err(e.into());
+            return Err(e
+                .hint_config_dir(&cli.config, cli.command.campaign_file())
+                .into());
         }
     };
     let store = cli::setup::open(&config, cli.db.as_deref()).await?;

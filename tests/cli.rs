@@ -32,7 +32,9 @@ fn an_error_says_each_cause_once() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert_eq!(
         err.trim(),
-        "error: nowhere/fairsend.toml: cannot read the file: No such file or directory (os error 2)"
+        "error: nowhere/fairsend.toml: there is no such file; nowhere is not a configuration \
+         directory: name yours with `--config DIR` (default ./config), or write a starter one \
+         with `fairsend init DIR`"
     );
 
     let toml = common::fairsend_toml("outbox:outbox")
@@ -332,5 +334,38 @@ fn data_commands_keep_their_exit_codes_and_messages() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(message), "{args:?}: {err}");
         assert_eq!(count(&err, "error: "), 1, "{args:?}: {err}");
+    }
+}
+
+/// A bad row in a campaign's contact file refuses every command that imports it, and the
+/// advice names only flags that exist, on the commands that have them.
+#[test]
+fn a_bad_campaign_row_points_to_flags_that_exist() {
+    let scratch = Scratch::new("outbox:outbox");
+    let good = scratch.contacts("config/contacts/customers.csv", 2);
+    let path = scratch.path("config/contacts/customers.csv");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("not-an-address,Bad,Row,Firma Oy,,\n");
+    std::fs::write(&path, text).unwrap();
+    let campaign = "config/campaigns/test.toml";
+    for args in [
+        vec!["send", campaign],
+        vec!["check", campaign],
+        vec!["preview", campaign, "--to", &good[0]],
+    ] {
+        let out = scratch.run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("1 bad row(s)")
+                && err.contains("`send --skip-invalid` or `check --skip-invalid`"),
+            "{args:?}: {err}"
+        );
+    }
+    let preview = scratch.run(&["preview", "--help"]);
+    assert!(!stdout(&preview).contains("--skip-invalid"));
+    for command in ["send", "check"] {
+        let help = scratch.run(&[command, "--help"]);
+        assert!(stdout(&help).contains("--skip-invalid"), "{command}");
     }
 }

@@ -219,3 +219,271 @@ fn a_test_send_goes_to_the_tester_only_and_changes_nothing() {
     ]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
 }
+
+/// The starter's blanks are listed by one `check`, every one with its file and field, not one
+/// per run; `send` names them all too. The campaign's own blanks follow once the registers it
+/// names load.
+#[test]
+fn check_lists_every_blank_of_the_starter_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    let campaign = "myconfig/campaigns/first.toml";
+    let check = fairsend(&["--config", "myconfig", "check", campaign], dir.path());
+    assert_eq!(check.status.code(), Some(1), "{}", stderr(&check));
+    let found = stdout(&check);
+    for field in [
+        "fairsend.toml: [sender] legal_name: is empty",
+        "fairsend.toml: [sender] business_id: is empty",
+        "fairsend.toml: [sender] postal_address: is empty",
+        "fairsend.toml: [sender] contact_email: is empty",
+        "fairsend.toml: [sender] privacy_contact: is empty",
+        "fairsend.toml: [bounces] domain: is empty",
+        "registers.toml: [registers.customers] title: is empty",
+        "registers.toml: [registers.customers] controller: is empty",
+        "registers.toml: [registers.customers] controller_contact: is empty",
+    ] {
+        assert!(found.contains(field), "{field} missing from:\n{found}");
+    }
+    assert_eq!(found.matches("error[CFG001]").count(), 9, "{found}");
+    assert!(stderr(&check).contains("9 error(s)"), "{}", stderr(&check));
+
+    let send = fairsend(&["--config", "myconfig", "send", campaign], dir.path());
+    assert_eq!(send.status.code(), Some(2));
+    assert!(
+        stderr(&send).contains("[sender] privacy_contact: is empty")
+            && stderr(&send).contains("[bounces] domain: is empty"),
+        "{}",
+        stderr(&send)
+    );
+
+    // With the two shared files filled in, the campaign's blanks come together too.
+    common::fill_in_the_starter(&dir.path().join("myconfig"));
+    let file = dir.path().join(campaign);
+    let text = std::fs::read_to_string(&file).unwrap();
+    let blank = text
+        .lines()
+        .map(|l| match l.split_once(" = ") {
+            Some((key @ ("from" | "reply_to"), _)) => format!("{key} = \"\""),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&file, blank).unwrap();
+    let check = fairsend(&["--config", "myconfig", "check", campaign], dir.path());
+    assert_eq!(check.status.code(), Some(1));
+    let found = stdout(&check);
+    assert!(
+        found.contains("first.toml: from: is empty")
+            && found.contains("first.toml: reply_to: is empty"),
+        "{found}"
+    );
+}
+
+/// A forgotten `--config` is named as such: the campaign file's own configuration directory
+/// is the one to pass; with no campaign to go by, `init` is offered.
+#[test]
+fn a_forgotten_config_flag_names_the_directory_to_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    common::fill_in_the_starter(&dir.path().join("myconfig"));
+    let campaign = "myconfig/campaigns/first.toml";
+    let hint = "the campaign file is in the configuration directory myconfig: run with `--config myconfig`";
+
+    let check = fairsend(&["check", campaign], dir.path());
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stdout(&check).contains("config/fairsend.toml: there is no such file")
+            && stdout(&check).contains(hint),
+        "{}",
+        stdout(&check)
+    );
+    for args in [
+        vec!["send", campaign],
+        vec!["preview", campaign, "--to", "a@b.example"],
+        vec!["status", campaign],
+    ] {
+        let out = fairsend(&args, dir.path());
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(hint), "{args:?}: {}", stderr(&out));
+    }
+    let status = fairsend(&["status"], dir.path());
+    assert_eq!(status.status.code(), Some(2));
+    assert!(
+        stderr(&status).contains("config is not a configuration directory")
+            && stderr(&status).contains("fairsend init DIR"),
+        "{}",
+        stderr(&status)
+    );
+    assert!(
+        !dir.path().join("fairsend.db").exists(),
+        "nothing was created"
+    );
+}
+
+/// A new SQLite file is announced; the reminder that a relative path follows the current
+/// directory comes only with a relative path.
+#[test]
+fn a_new_database_is_announced_with_the_relative_path_reminder_only_when_relative() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    common::fill_in_the_starter(&dir.path().join("myconfig"));
+    let status = fairsend(&["--config", "myconfig", "status"], dir.path());
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(
+        stderr(&status).contains("creating a new, empty database")
+            && stderr(&status)
+                .contains("a relative sqlite:// path is taken from the current directory"),
+        "{}",
+        stderr(&status)
+    );
+    let absolute = format!("sqlite://{}", dir.path().join("abs.db").display());
+    let status = fairsend(
+        &["--config", "myconfig", "--db", &absolute, "status"],
+        dir.path(),
+    );
+    assert!(status.status.success(), "{}", stderr(&status));
+    assert!(
+        stderr(&status).contains("creating a new, empty database")
+            && !stderr(&status).contains("relative"),
+        "{}",
+        stderr(&status)
+    );
+}
+
+/// A send that finds nothing to send says so (an empty contact file, or every recipient
+/// already served) instead of a bare "sent 0 messages"; a send that sends does not.
+#[test]
+fn a_send_with_nothing_due_says_why_it_sent_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    let config = dir.path().join("myconfig");
+    common::fill_in_the_starter(&config);
+    let contacts = config.join("contacts/customers.csv");
+    let full = std::fs::read_to_string(&contacts).unwrap();
+    let header = full.lines().next().unwrap().to_string();
+    std::fs::write(&contacts, format!("{header}\n")).unwrap();
+    let send = || {
+        fairsend(
+            &[
+                "--config",
+                "myconfig",
+                "send",
+                "myconfig/campaigns/first.toml",
+            ],
+            dir.path(),
+        )
+    };
+    let empty = send();
+    assert!(empty.status.success(), "{}", stderr(&empty));
+    assert!(
+        stdout(&empty).contains("sent 0 messages"),
+        "{}",
+        stdout(&empty)
+    );
+    assert!(
+        stdout(&empty).contains("nothing was due"),
+        "{}",
+        stdout(&empty)
+    );
+
+    std::fs::write(&contacts, full).unwrap();
+    let first = send();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(
+        stdout(&first).contains("sent 1 message"),
+        "{}",
+        stdout(&first)
+    );
+    assert!(
+        !stdout(&first).contains("nothing was due"),
+        "{}",
+        stdout(&first)
+    );
+    let again = send();
+    assert!(
+        stdout(&again).contains("nothing was due"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+/// A `[schedule]` window or start is parsed but not applied by the send loop yet: `check`
+/// says so (SCH001) and `send` refuses rather than mail at the hours the marketer excluded.
+#[test]
+fn a_schedule_that_send_would_ignore_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    let config = dir.path().join("myconfig");
+    common::fill_in_the_starter(&config);
+    let file = config.join("campaigns/first.toml");
+    let starter = std::fs::read_to_string(&file).unwrap();
+    let campaign = "myconfig/campaigns/first.toml";
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", "myconfig"];
+        all.extend_from_slice(args);
+        fairsend(&all, dir.path())
+    };
+    for table in [
+        "[schedule]\ntimezone = \"Europe/Helsinki\"\nwindow = \"Mon-Fri 08:00-17:00\"\n",
+        "[schedule]\nstart = \"2030-01-07T09:00\"\n",
+    ] {
+        std::fs::write(&file, format!("{starter}\n{table}")).unwrap();
+        let check = run(&["check", campaign]);
+        assert_eq!(check.status.code(), Some(1), "{table}");
+        assert!(
+            stdout(&check).contains("error[SCH001]"),
+            "{}",
+            stdout(&check)
+        );
+        let send = run(&["send", campaign]);
+        assert_eq!(send.status.code(), Some(2), "{table}");
+        assert!(
+            stderr(&send).contains("[schedule]: a start time or send window is not applied"),
+            "{}",
+            stderr(&send)
+        );
+        assert!(!dir.path().join("outbox").exists(), "nothing was sent");
+    }
+    // A time zone alone changes no send.
+    std::fs::write(
+        &file,
+        format!("{starter}\n[schedule]\ntimezone = \"Europe/Helsinki\"\n"),
+    )
+    .unwrap();
+    let check = run(&["check", campaign]);
+    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    assert!(run(&["send", campaign]).status.success());
+}
+
+/// A campaign path written relative to the configuration directory is named as it should be
+/// given (paths on the command line are taken from the current directory).
+#[test]
+fn a_campaign_path_relative_to_the_config_directory_names_the_right_one() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
+    common::fill_in_the_starter(&dir.path().join("myconfig"));
+    let right = std::path::Path::new("myconfig/campaigns/first.toml");
+    for given in ["campaigns/first.toml", "first.toml"] {
+        let send = fairsend(&["--config", "myconfig", "send", given], dir.path());
+        assert_eq!(send.status.code(), Some(2), "{given}");
+        assert!(
+            stderr(&send).contains(&format!("did you mean {}?", right.display())),
+            "{given}: {}",
+            stderr(&send)
+        );
+        let check = fairsend(&["--config", "myconfig", "check", given], dir.path());
+        assert_eq!(check.status.code(), Some(1), "{given}");
+        assert!(
+            stdout(&check).contains("did you mean"),
+            "{}",
+            stdout(&check)
+        );
+    }
+    let none = fairsend(&["--config", "myconfig", "send", "nosuch.toml"], dir.path());
+    assert_eq!(none.status.code(), Some(2));
+    assert!(
+        stderr(&none).contains("nosuch.toml: cannot read the file"),
+        "{}",
+        stderr(&none)
+    );
+}

@@ -1037,7 +1037,14 @@ fn the_test_only_certificate_options_are_refused_outside_tests_and_providers_off
     .expect("write");
     let out = scratch.run(&["serve", "--listen", "127.0.0.1:0"]);
     assert_eq!(out.status.code(), Some(2), "{}", common::stderr(&out));
-    assert!(common::stderr(&out).contains("TEST_UNSET_KEY"));
+    assert!(
+        common::stderr(&out).contains(
+            "fairsend.toml: [webhooks.mailgun] signing_key_env: the environment variable \
+             TEST_UNSET_KEY is not set"
+        ),
+        "{}",
+        common::stderr(&out)
+    );
 
     // No [webhooks]: every hook is 404.
     std::fs::write(&path, &base).expect("write");

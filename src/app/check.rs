@@ -32,11 +32,19 @@ pub async fn check(
     let transport = &config.settings.transport.url;
     report
         .findings
+        .extend(super::campaign::unapplied_schedule(campaign));
+    report
+        .findings
         .extend(insecure_link_findings(&config.settings, transport));
     report
         .findings
         .extend(dns_preflight(config, campaign, transport, resolver, dkim.as_ref()).await?);
     Ok(report)
+}
+
+/// Configuration files that do not load: one finding per problem.
+pub fn config_findings(e: ConfigError) -> Vec<Finding> {
+    e.into_each().iter().map(config_finding).collect()
 }
 
 /// A configuration file that does not load, as the one finding `check` reports.
@@ -47,15 +55,18 @@ pub fn config_finding(e: &ConfigError) -> Finding {
         result: None,
         subject: match e {
             ConfigError::Field { file, field, .. } => format!("{}: {field}", file.display()),
-            ConfigError::Read { file, .. } | ConfigError::Syntax { file, .. } => {
-                file.display().to_string()
-            }
+            ConfigError::Read { file, .. }
+            | ConfigError::Syntax { file, .. }
+            | ConfigError::NoConfig { file, .. } => file.display().to_string(),
+            ConfigError::Several(_) => String::new(),
         },
         // The subject already names the file and field: the message adds only the reason.
         message: match e {
             ConfigError::Field { reason, .. } => reason.clone(),
             ConfigError::Syntax { message, .. } => message.clone(),
             ConfigError::Read { source, .. } => format!("cannot read the file: {source}"),
+            ConfigError::NoConfig { hint, .. } => format!("there is no such file; {hint}"),
+            ConfigError::Several(_) => e.to_string(),
         },
     }
 }

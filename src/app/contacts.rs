@@ -34,7 +34,8 @@ pub enum ContactsError {
     },
     #[error(
         "{}: {count} bad row(s) in the campaign's contact files; nothing was imported or sent \
-         (--skip-invalid sends to the good rows and writes the bad ones to a file)",
+         (correct them, or let `send --skip-invalid` or `check --skip-invalid` set them aside \
+         in FILE.rejected.csv beside each contact file)",
         file.display()
     )]
     CampaignBadRows { file: PathBuf, count: usize },

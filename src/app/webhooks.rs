@@ -35,9 +35,10 @@ impl Webhooks {
         settings: &WebhookSettings,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, String> {
-        let secret = |name: &str, what: &str| {
+        // `table` and `key` name the setting that names the variable, as the file spells it.
+        let secret = |name: &str, table: &str, key: &str| {
             env(name).filter(|v| !v.trim().is_empty()).ok_or_else(|| {
-                format!("[webhooks] {what}: the environment variable {name} is not set")
+                format!("[webhooks.{table}] {key}: the environment variable {name} is not set")
             })
         };
         let window = settings.window;
@@ -49,23 +50,29 @@ impl Webhooks {
                 .transpose()?,
             sendgrid: match &settings.sendgrid {
                 Some(s) => Some(
-                    SendGridVerifier::new(&secret(&s.public_key_env, "sendgrid")?, window)
-                        .map_err(|e| format!("{}: {e}", s.public_key_env))?,
+                    SendGridVerifier::new(
+                        &secret(&s.public_key_env, "sendgrid", "public_key_env")?,
+                        window,
+                    )
+                    .map_err(|e| format!("{}: {e}", s.public_key_env))?,
                 ),
                 None => None,
             },
             mailgun: match &settings.mailgun {
                 Some(m) => Some(
-                    MailgunVerifier::new(&secret(&m.signing_key_env, "mailgun")?, window)
-                        .map_err(|e| format!("{}: {e}", m.signing_key_env))?,
+                    MailgunVerifier::new(
+                        &secret(&m.signing_key_env, "mailgun", "signing_key_env")?,
+                        window,
+                    )
+                    .map_err(|e| format!("{}: {e}", m.signing_key_env))?,
                 ),
                 None => None,
             },
             postmark: match &settings.postmark {
                 Some(p) => Some(
                     PostmarkVerifier::new(
-                        &secret(&p.username_env, "postmark")?,
-                        &secret(&p.password_env, "postmark")?,
+                        &secret(&p.username_env, "postmark", "username_env")?,
+                        &secret(&p.password_env, "postmark", "password_env")?,
                     )
                     .map_err(|e| format!("{}/{}: {e}", p.username_env, p.password_env))?,
                 ),

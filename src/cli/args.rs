@@ -392,13 +392,33 @@ pub enum Command {
         #[arg(long, requires = "campaign")]
         recipients: bool,
         /// List only the recipients whose rows are in this state (queued, sending, sent,
-        /// deferred, failed, suppressed, uncertain); implies --recipients.
+        /// deferred, failed, suppressed, uncertain, cancelled); implies --recipients.
         #[arg(long, requires = "campaign")]
         state: Option<String>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Command {
+    /// The campaign file or name the command was given, if any: where it lies tells a
+    /// forgotten `--config` apart from a missing configuration.
+    pub fn campaign_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Send(args) => Some(&args.campaign),
+            Command::Check { campaign, .. }
+            | Command::Review { campaign, .. }
+            | Command::Approve { campaign, .. }
+            | Command::Preview { campaign, .. }
+            | Command::Dns {
+                action: DnsAction::Check { campaign, .. },
+            } => Some(campaign),
+            Command::Report { campaign, .. } => Some(std::path::Path::new(campaign)),
+            Command::Status { campaign, .. } => campaign.as_deref().map(std::path::Path::new),
+            _ => None,
+        }
+    }
 }
 
 // `send`'s flags, one struct so the command can be handed on whole. (No doc comment: the

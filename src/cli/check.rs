@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use fairsend::app::check::{check, config_finding, dns_check};
+use fairsend::app::check::{check, config_findings, dns_check};
 use fairsend::compliance::{CheckReport, Severity};
 use fairsend::config::{ConfigDir, ConfigError};
 use fairsend::store::Store;
@@ -73,13 +73,22 @@ fn print_summary(report: &CheckReport) {
 
 /// A configuration that does not load, shown as check's one finding: exit 1.
 pub fn config_problem(e: ConfigError, json: bool) -> anyhow::Error {
-    let finding = config_finding(&e);
+    config_problems(vec![e], json)
+}
+
+/// A configuration that does not load, each file's first error one CFG001 finding: exit 1.
+pub fn config_problems(problems: Vec<ConfigError>, json: bool) -> anyhow::Error {
+    let findings: Vec<_> = problems.into_iter().flat_map(config_findings).collect();
     if json {
-        println!("{}", serde_json::json!({"findings": [finding]}));
+        println!("{}", serde_json::json!({ "findings": findings }));
     } else {
-        print_findings(std::slice::from_ref(&finding));
+        print_findings(&findings);
     }
-    Problems("check: the configuration has an error; nothing else was checked".into()).into()
+    let n = findings.len();
+    Problems(format!(
+        "check: the configuration has {n} error(s); nothing else was checked until they are fixed"
+    ))
+    .into()
 }
 
 /// `dns check CAMPAIGN [--resolver] [--json]`: one JSON object per finding with --json.

@@ -174,6 +174,13 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
         report.failed,
         report.suppressed
     );
+    if nothing_was_due(report) {
+        println!(
+            "  nothing was due: every eligible recipient already has this campaign, or there is \
+             none (`fairsend status {}` counts them; `fairsend check` says who is excluded and why)",
+            report.campaign
+        );
+    }
     if report.interrupted_sent
         + report.interrupted_requeued
         + report.interrupted_failed
@@ -220,4 +227,15 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
             report.waiting_for_retry
         );
     }
+}
+
+/// A run that found no message to send, which a new user with an empty contact file would
+/// otherwise read as a silent success.
+fn nothing_was_due(r: &SendReport) -> bool {
+    r.added_to_outbox == 0
+        && r.due_at_start == 0
+        && r.sent + r.deferred + r.failed + r.suppressed + r.uncertain == 0
+        && r.interrupted_sent + r.interrupted_requeued + r.interrupted_failed == 0
+        && r.interrupted_uncertain + r.uncertain_requeued + r.waiting_for_retry == 0
+        && r.ab_decision_at.is_none()
 }

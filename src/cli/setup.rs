@@ -20,8 +20,17 @@ use super::{BadInput, Problems};
 pub async fn open(config: &ConfigDir, db: Option<&str>) -> anyhow::Result<Store> {
     let url = database_url(config, db);
     if let Some(shown) = new_sqlite_file(&url) {
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
+        // The reminder matters only where the current directory chose the file.
+        let why = if Path::new(path).is_absolute() {
+            ""
+        } else {
+            " (a relative sqlite:// path is taken from the current directory)"
+        };
         tell!(
-            "note: creating a new, empty database {} (a relative sqlite:// path is taken from the current directory)",
+            "note: creating a new, empty database {}{why}",
             shown.display()
         );
     }
@@ -145,7 +154,7 @@ pub async fn serve(
         fairsend::app::webhooks::Webhooks::from_settings(&config.settings.webhooks, |name| {
             std::env::var(name).ok()
         })
-        .map_err(BadInput)?;
+        .map_err(|e| BadInput(format!("{}: {e}", config.settings.file.display())))?;
     let state = fairsend::web::AppState {
         webhooks: Arc::new(webhooks),
         store,

@@ -182,11 +182,17 @@ impl Campaign {
         config_dir: &Path,
         registers: &Registers,
     ) -> Result<Self, ConfigError> {
-        let raw: Raw = read_toml(file)?;
+        let raw: Raw = read_toml(file).map_err(|e| e.hint_campaign_path(config_dir))?;
         let name = campaign_name(file, required_text(file, "name", raw.name)?)?;
         let register_names = campaign_registers(file, raw.registers, registers)?;
-        let from = required_text(file, "from", raw.from)?;
-        let from = Mailbox::parse(&from).map_err(|e| ConfigError::field(file, "from", e))?;
+        // The two addresses `init` leaves blank are checked together.
+        let from = required_text(file, "from", raw.from).and_then(|from| {
+            Mailbox::parse(&from).map_err(|e| ConfigError::field(file, "from", e))
+        });
+        let (from, reply_to) = match (from, required_address(file, "reply_to", raw.reply_to)) {
+            (Ok(from), Ok(reply_to)) => (from, reply_to),
+            (a, b) => return Err(ConfigError::gather([a.err(), b.err()])),
+        };
         let body = body_source(file, config_dir, raw.body, raw.body_html, raw.body_text)?;
         let locale = match optional_text(file, "locale", raw.locale)? {
             None => None,
@@ -213,7 +219,7 @@ impl Campaign {
             registers: register_names,
             subject,
             from,
-            reply_to: required_address(file, "reply_to", raw.reply_to)?,
+            reply_to,
             body,
             locale,
             imports,

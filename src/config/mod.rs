@@ -39,6 +39,15 @@ pub enum ConfigError {
         file: PathBuf,
         source: std::io::Error,
     },
+    /// Several problems found together (a new configuration's blanks): each names its file
+    /// and field, and `check` shows each as a finding of its own.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\nerror: "))]
+    Several(Vec<ConfigError>),
+    /// A file that is not there where a user easily looks for it in the wrong place (a
+    /// forgotten `--config`, a campaign path taken from the configuration directory): the hint
+    /// says where the right one is.
+    #[error("{file}: there is no such file; {hint}")]
+    NoConfig { file: PathBuf, hint: String },
     #[error("{file}: {message}")]
     Syntax { file: PathBuf, message: String },
     #[error("{file}: {field}: {reason}")]
@@ -50,6 +59,70 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// The errors among `errors` (at least one) as one error: several are `Several`.
+    pub(crate) fn gather(errors: impl IntoIterator<Item = Option<ConfigError>>) -> Self {
+        let mut each: Vec<Self> = errors
+            .into_iter()
+            .flatten()
+            .flat_map(Self::into_each)
+            .collect();
+        if each.len() == 1 {
+            return each.remove(0);
+        }
+        Self::Several(each)
+    }
+
+    /// Each problem on its own.
+    pub fn into_each(self) -> Vec<Self> {
+        match self {
+            Self::Several(each) => each,
+            one => vec![one],
+        }
+    }
+
+    /// A `fairsend.toml` that is not there is most often a forgotten `--config`: say so, and
+    /// name the directory the campaign file sits in when that one holds a configuration.
+    pub fn hint_config_dir(self, dir: &Path, campaign: Option<&Path>) -> Self {
+        let file = dir.join("fairsend.toml");
+        match self {
+            Self::Read { file: f, source }
+                if f == file && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                Self::NoConfig {
+                    hint: missing_config_hint(dir, campaign),
+                    file: f,
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// A campaign file named relative to the configuration directory instead of the current
+    /// one (`campaigns/first.toml` with `--config myconfig`): name the path that exists.
+    pub(crate) fn hint_campaign_path(self, config_dir: &Path) -> Self {
+        let Self::Read { file, source } = self else {
+            return self;
+        };
+        let candidates = [
+            config_dir.join(&file),
+            config_dir.join("campaigns").join(&file),
+        ];
+        match candidates
+            .into_iter()
+            .find(|c| file.is_relative() && c.is_file())
+        {
+            Some(there) if source.kind() == std::io::ErrorKind::NotFound => Self::NoConfig {
+                hint: format!(
+                    "a path on the command line is taken from the current directory: did you \
+                     mean {}?",
+                    there.display()
+                ),
+                file,
+            },
+            _ => Self::Read { file, source },
+        }
+    }
+
     pub(crate) fn field(file: &Path, field: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Field {
             file: file.to_path_buf(),
@@ -78,9 +151,59 @@ impl ConfigDir {
         })
     }
 
+    /// The first error of each configuration file, for `check`: a new configuration has
+    /// blanks in every file, and one round of `check` per file would be tedious. The campaign
+    /// is read only when the registers it names could be.
+    pub fn problems(dir: &Path, campaign: &Path) -> Vec<ConfigError> {
+        let mut problems = Vec::new();
+        if let Err(e) = Settings::load(&dir.join("fairsend.toml")) {
+            let e = e.hint_config_dir(dir, Some(campaign));
+            if matches!(e, ConfigError::NoConfig { .. }) {
+                return vec![e];
+            }
+            problems.extend(e.into_each());
+        }
+        match Registers::load(&dir.join("registers.toml")) {
+            Ok(registers) => {
+                let campaign = Campaign::load(campaign, dir, &registers).err();
+                problems.extend(campaign.into_iter().flat_map(ConfigError::into_each));
+            }
+            Err(e) => problems.extend(e.into_each()),
+        }
+        problems
+    }
+
     /// Loads a campaign file and checks that every register it names exists.
     pub fn load_campaign(&self, file: &Path) -> Result<Campaign, ConfigError> {
         Campaign::load(file, &self.dir, &self.registers)
+    }
+}
+
+fn missing_config_hint(dir: &Path, campaign: Option<&Path>) -> String {
+    // campaigns/NAME.toml inside a configuration directory, as `init` writes it.
+    let home = campaign
+        .and_then(Path::parent)
+        .filter(|p| p.file_name().is_some_and(|n| n == "campaigns"))
+        .and_then(Path::parent)
+        .filter(|p| p.join("fairsend.toml").is_file());
+    match home {
+        Some(home) => format!(
+            "the campaign file is in the configuration directory {}: run with `--config {}`",
+            display_dir(home),
+            display_dir(home)
+        ),
+        None => format!(
+            "{} is not a configuration directory: name yours with `--config DIR` (default ./config), \
+             or write a starter one with `fairsend init DIR`",
+            display_dir(dir)
+        ),
+    }
+}
+
+fn display_dir(dir: &Path) -> String {
+    match dir.display().to_string() {
+        empty if empty.is_empty() => ".".into(),
+        text => text,
     }
 }
 

@@ -197,19 +197,23 @@ fn parse_register(file: &Path, name: &str, r: RawRegister) -> Result<Register, C
             r.valid_until,
         ],
     )?;
-    let (title, titles) = parse_title(file, &field("title"), r.title, default_locale)?;
+    // The fields `init` leaves blank are checked together, so all of them are listed at once.
+    let ((title, titles), controller, controller_contact) = match (
+        parse_title(file, &field("title"), r.title, default_locale),
+        required_text(file, &field("controller"), r.controller),
+        required_text(file, &field("controller_contact"), r.controller_contact),
+    ) {
+        (Ok(a), Ok(b), Ok(c)) => (a, b, c),
+        (a, b, c) => return Err(ConfigError::gather([a.err(), b.err(), c.err()])),
+    };
     let signup = parse_signup(file, &field("signup"), r.signup)?;
     Ok(Register {
         name: name.to_string(),
         title,
         titles,
         kind,
-        controller: required_text(file, &field("controller"), r.controller)?,
-        controller_contact: required_text(
-            file,
-            &field("controller_contact"),
-            r.controller_contact,
-        )?,
+        controller,
+        controller_contact,
         default_legal_basis,
         default_locale,
         purchased,

@@ -435,32 +435,33 @@ const FINNISH_DPO_URL: &str = "https://tietosuoja.fi";
 impl Settings {
     pub fn load(file: &Path) -> Result<Self, ConfigError> {
         let raw: Raw = read_toml(file)?;
+        // The required tables are checked together, so that a new configuration's blanks
+        // are all listed at once.
         let sender = raw
             .sender
-            .ok_or_else(|| ConfigError::field(file, "[sender]", "the table is missing"))?;
-        let sender = sender_identity(file, sender).map_err(identity_reason)?;
-        let privacy = privacy_settings(file, raw.privacy)?;
+            .ok_or_else(|| ConfigError::field(file, "[sender]", "the table is missing"))
+            .and_then(|s| sender_identity(file, s).map_err(identity_reason));
+        let privacy = privacy_settings(file, raw.privacy);
         let transport = raw
             .transport
-            .ok_or_else(|| ConfigError::field(file, "[transport]", "the table is missing"))?;
-        let transport = parse_transport(file, transport)?;
-        let links = raw
+            .ok_or_else(|| ConfigError::field(file, "[transport]", "the table is missing"))
+            .and_then(|t| parse_transport(file, t));
+        let public_base_url = raw
             .links
-            .ok_or_else(|| ConfigError::field(file, "[links]", "the table is missing"))?;
-        let public_base_url = public_base_url(file, links)?;
-        let mut bounces = raw
+            .ok_or_else(|| ConfigError::field(file, "[links]", "the table is missing"))
+            .and_then(|l| public_base_url(file, l));
+        let bounces = raw
             .bounces
-            .ok_or_else(|| ConfigError::field(file, "[bounces]", "the table is missing"))?;
-        let bounce_mailbox = bounces
-            .imap
-            .take()
-            .map(|raw| {
-                super::imap::parse(file, raw, |timeout| {
-                    nonzero_duration(file, "[bounces.imap] timeout", timeout, "60s")
-                })
-            })
-            .transpose()?;
-        let bounces = bounce_settings(file, bounces)?;
+            .ok_or_else(|| ConfigError::field(file, "[bounces]", "the table is missing"))
+            .and_then(|b| bounce_tables(file, b));
+        let (sender, privacy, transport, public_base_url, (bounces, bounce_mailbox)) =
+            match (sender, privacy, transport, public_base_url, bounces) {
+                (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e)) => (a, b, c, d, e),
+                (a, b, c, d, e) => {
+                    let errors = [a.err(), b.err(), c.err(), d.err(), e.err()];
+                    return Err(ConfigError::gather(errors));
+                }
+            };
         let retry = RetrySettings {
             max_attempts: raw.retry.max_attempts.unwrap_or(5).max(1),
             base_delay: duration_field(file, "[retry] base_delay", raw.retry.base_delay, "5m")?,
@@ -495,6 +496,23 @@ impl Settings {
             webhooks: super::webhooks::parse_webhooks(file, raw.webhooks)?,
         })
     }
+}
+
+/// `[bounces]` and its optional `[bounces.imap]`.
+fn bounce_tables(
+    file: &Path,
+    mut bounces: RawBounces,
+) -> Result<(BounceSettings, Option<super::imap::ImapSettings>), ConfigError> {
+    let mailbox = bounces
+        .imap
+        .take()
+        .map(|raw| {
+            super::imap::parse(file, raw, |timeout| {
+                nonzero_duration(file, "[bounces.imap] timeout", timeout, "60s")
+            })
+        })
+        .transpose()?;
+    Ok((bounce_settings(file, bounces)?, mailbox))
 }
 
 fn signup_settings(file: &Path, raw: RawSignup) -> Result<SignupSettings, ConfigError> {
@@ -547,24 +565,51 @@ fn identity_reason(e: ConfigError) -> ConfigError {
                 "{reason} (the sender identity is shown in every message: 917/2014 §203)"
             ),
         },
+        ConfigError::Several(each) => {
+            ConfigError::Several(each.into_iter().map(identity_reason).collect())
+        }
         other => other,
     }
 }
 
 fn sender_identity(file: &Path, sender: RawSender) -> Result<SenderIdentity, ConfigError> {
-    Ok(SenderIdentity {
-        legal_name: required_text(file, "[sender] legal_name", sender.legal_name)?,
-        business_id: business_id(file, sender.business_id)?,
-        postal_address: required_text(file, "[sender] postal_address", sender.postal_address)?,
-        contact_email: required_address(file, "[sender] contact_email", sender.contact_email)?,
-        privacy_contact: required_address(
-            file,
-            "[sender] privacy_contact",
-            sender.privacy_contact,
-        )?,
-        dpo_contact: optional_text(file, "[sender] dpo_contact", sender.dpo_contact)?,
-        website: optional_text(file, "[sender] website", sender.website)?,
-    })
+    // Every field is checked before any error is returned: `init` leaves them all blank.
+    match (
+        required_text(file, "[sender] legal_name", sender.legal_name),
+        business_id(file, sender.business_id),
+        required_text(file, "[sender] postal_address", sender.postal_address),
+        required_address(file, "[sender] contact_email", sender.contact_email),
+        required_address(file, "[sender] privacy_contact", sender.privacy_contact),
+        optional_text(file, "[sender] dpo_contact", sender.dpo_contact),
+        optional_text(file, "[sender] website", sender.website),
+    ) {
+        (
+            Ok(legal_name),
+            Ok(business_id),
+            Ok(postal_address),
+            Ok(contact_email),
+            Ok(privacy_contact),
+            Ok(dpo_contact),
+            Ok(website),
+        ) => Ok(SenderIdentity {
+            legal_name,
+            business_id,
+            postal_address,
+            contact_email,
+            privacy_contact,
+            dpo_contact,
+            website,
+        }),
+        (a, b, c, d, e, f, g) => Err(ConfigError::gather([
+            a.err(),
+            b.err(),
+            c.err(),
+            d.err(),
+            e.err(),
+            f.err(),
+            g.err(),
+        ])),
+    }
 }
 
 /// What the art. 14 notice states that only the operator knows.
