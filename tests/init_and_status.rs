@@ -407,54 +407,6 @@ fn a_send_with_nothing_due_says_why_it_sent_nothing() {
     );
 }
 
-/// A `[schedule]` window or start is parsed but not applied by the send loop yet: `check`
-/// says so (SCH001) and `send` refuses rather than mail at the hours the marketer excluded.
-#[test]
-fn a_schedule_that_send_would_ignore_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    assert!(fairsend(&["init", "myconfig"], dir.path()).status.success());
-    let config = dir.path().join("myconfig");
-    common::fill_in_the_starter(&config);
-    let file = config.join("campaigns/first.toml");
-    let starter = std::fs::read_to_string(&file).unwrap();
-    let campaign = "myconfig/campaigns/first.toml";
-    let run = |args: &[&str]| {
-        let mut all = vec!["--config", "myconfig"];
-        all.extend_from_slice(args);
-        fairsend(&all, dir.path())
-    };
-    for table in [
-        "[schedule]\ntimezone = \"Europe/Helsinki\"\nwindow = \"Mon-Fri 08:00-17:00\"\n",
-        "[schedule]\nstart = \"2030-01-07T09:00\"\n",
-    ] {
-        std::fs::write(&file, format!("{starter}\n{table}")).unwrap();
-        let check = run(&["check", campaign]);
-        assert_eq!(check.status.code(), Some(1), "{table}");
-        assert!(
-            stdout(&check).contains("error[SCH001]"),
-            "{}",
-            stdout(&check)
-        );
-        let send = run(&["send", campaign]);
-        assert_eq!(send.status.code(), Some(2), "{table}");
-        assert!(
-            stderr(&send).contains("[schedule]: a start time or send window is not applied"),
-            "{}",
-            stderr(&send)
-        );
-        assert!(!dir.path().join("outbox").exists(), "nothing was sent");
-    }
-    // A time zone alone changes no send.
-    std::fs::write(
-        &file,
-        format!("{starter}\n[schedule]\ntimezone = \"Europe/Helsinki\"\n"),
-    )
-    .unwrap();
-    let check = run(&["check", campaign]);
-    assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
-    assert!(run(&["send", campaign]).status.success());
-}
-
 /// A campaign path written relative to the configuration directory is named as it should be
 /// given (paths on the command line are taken from the current directory).
 #[test]

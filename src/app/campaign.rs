@@ -76,31 +76,6 @@ pub fn refuse_development_key(
     Ok(())
 }
 
-/// A `[schedule]` start or window is read from the campaign file, but the send loop does not
-/// apply it yet: sending anyway would mail at any hour the marketer asked to avoid, so `check`
-/// reports it as an error and `send` refuses.
-pub fn unapplied_schedule(campaign: &Campaign) -> Option<Finding> {
-    let schedule = &campaign.schedule;
-    (schedule.start.is_some() || schedule.window.is_some()).then(|| {
-        Finding::new(
-            "SCH001",
-            Severity::Error,
-            format!("{}: [schedule]", campaign.file.display()),
-            "a start time or send window is not applied by this version of fairsend: every \
-             message would go out at once, at any hour; remove `start` and `window` and run \
-             `send` when you want the campaign to go out",
-        )
-    })
-}
-
-/// `send` refuses what `check` reports as SCH001.
-pub fn refuse_unapplied_schedule(campaign: &Campaign) -> Result<(), AppError> {
-    match unapplied_schedule(campaign) {
-        Some(f) => Err(AppError::BadInput(format!("{}: {}", f.subject, f.message))),
-        None => Ok(()),
-    }
-}
-
 /// The campaign's own contact files, all parsed before any is applied: one bad row refuses
 /// the whole send and changes nothing, unless `skip_invalid` sets the bad rows aside (written
 /// to a rejected-rows file beside each contact file).

@@ -32,9 +32,6 @@ pub async fn check(
     let transport = &config.settings.transport.url;
     report
         .findings
-        .extend(super::campaign::unapplied_schedule(campaign));
-    report
-        .findings
         .extend(insecure_link_findings(&config.settings, transport));
     report
         .findings

@@ -52,7 +52,6 @@ pub async fn send(
     notify: Notify<'_>,
 ) -> Result<Sent, AppError> {
     let campaign = config.load_campaign(campaign_file)?;
-    super::campaign::refuse_unapplied_schedule(&campaign)?;
     let transport_url = chosen_transport(config, request.transport)?;
     if !options.dry_run {
         refuse_development_key(config, secret, &transport_url)?;
