@@ -19,6 +19,7 @@ use cli::{BadInput, Problems};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use fairsend::app::contacts::BadRows;
+use fairsend::app::lifecycle::Action;
 use fairsend::config::ConfigDir;
 use fairsend::store::Store;
 
@@ -177,6 +178,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Erase { email } => cli::optout::erase(&config, &store, &email).await,
         Command::Bounces { action } => cli::bounces::run(&config, &store, action).await,
         Command::Hygiene { action } => cli::hygiene::run(&config, &store, action).await,
+        Command::Pause { campaign, by } => {
+            cli::lifecycle::run(&config, &store, &campaign, Action::Pause, &by).await
+        }
+        Command::Resume { campaign, by } => {
+            cli::lifecycle::run(&config, &store, &campaign, Action::Resume, &by).await
+        }
+        Command::Cancel { campaign, by } => {
+            cli::lifecycle::run(&config, &store, &campaign, Action::Cancel, &by).await
+        }
         Command::Report {
             campaign,
             json,

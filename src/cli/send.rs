@@ -33,6 +33,7 @@ pub async fn run(
         allow_dns_problems: args.allow_dns_problems,
         allow_insecure_links: args.allow_insecure_links,
         skip_invalid: args.skip_invalid,
+        at: args.at.as_deref(),
     };
     let flags = RunFlags {
         dry_run: args.dry_run,
@@ -174,6 +175,15 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
         report.failed,
         report.suppressed
     );
+    if report.cancelled {
+        println!("  the campaign was cancelled: the messages not yet sent will never be sent");
+    }
+    if let Some(at) = report.window_opens_at {
+        println!(
+            "  outside the campaign's send window: nothing more is sent until {} (run `send` again then, or without --no-wait to wait)",
+            crate::cli::output::format_millis(at)
+        );
+    }
     if report.interrupted_sent
         + report.interrupted_requeued
         + report.interrupted_failed
