@@ -19,6 +19,7 @@ use cli::{BadInput, Problems};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use fairsend::app::contacts::BadRows;
+use fairsend::app::lifecycle::Action;
 use fairsend::config::ConfigDir;
 use fairsend::store::Store;
 
@@ -185,6 +186,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Hygiene { action } => cli::hygiene::run(&config, &store, action).await,
         Command::Audience { campaign, json } => {
             cli::audience::run(&config, &store, &campaign, json).await
+        }
+        Command::Pause { campaign, by } => {
+            cli::lifecycle::run(&config, &store, &campaign, Action::Pause, &by).await
+        }
+        Command::Resume { campaign, by } => {
+            cli::lifecycle::run(&config, &store, &campaign, Action::Resume, &by).await
+        }
+        Command::Cancel { campaign, by } => {
+            cli::lifecycle::run(&config, &store, &campaign, Action::Cancel, &by).await
         }
         Command::Report {
             campaign,

@@ -14,6 +14,7 @@ pub mod contacts;
 mod error;
 pub mod hygiene;
 pub mod keys;
+pub mod lifecycle;
 pub mod optout;
 pub mod report;
 pub mod review;

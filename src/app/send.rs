@@ -15,7 +15,7 @@ use crate::compliance::{Depth, check_campaign, insecure_link_findings};
 use crate::compose::Composer;
 use crate::config::{Campaign, ConfigDir, TransportUrl};
 use crate::dns::DkimSigning;
-use crate::model::{EmailAddress, Recipient};
+use crate::model::{EmailAddress, Recipient, RunState, Schedule};
 use crate::model::{Finding, Severity};
 use crate::send::{SendError, SendOptions, SendReport, run_campaign};
 use crate::store::Store;
@@ -33,6 +33,8 @@ pub struct SendRequest<'a> {
     pub allow_insecure_links: bool,
     /// Send to the good rows of the contact files, setting the bad ones aside.
     pub skip_invalid: bool,
+    /// `--at`: start no earlier than this local time of the campaign's time zone.
+    pub at: Option<&'a str>,
 }
 
 /// A finished (or dry) run and the transport it went through.
@@ -48,10 +50,12 @@ pub async fn send(
     secret: &Secret,
     campaign_file: &Path,
     request: SendRequest<'_>,
-    options: SendOptions,
+    mut options: SendOptions,
     notify: Notify<'_>,
 ) -> Result<Sent, AppError> {
     let campaign = config.load_campaign(campaign_file)?;
+    options.schedule = schedule_of(&campaign, request.at)?;
+    refuse_cancelled(store, &campaign.name).await?;
     let transport_url = chosen_transport(config, request.transport)?;
     if !options.dry_run {
         refuse_development_key(config, secret, &transport_url)?;
@@ -85,6 +89,31 @@ pub async fn send(
         report,
         transport: transport_url,
     })
+}
+
+/// The campaign's `[schedule]`, its start moved to `--at` when given.
+fn schedule_of(campaign: &Campaign, at: Option<&str>) -> Result<Schedule, AppError> {
+    let mut schedule = campaign.schedule.clone();
+    if let Some(at) = at {
+        let start = schedule
+            .local_time(at)
+            .map_err(|e| AppError::BadInput(format!("--at: {e}")))?;
+        schedule.start = Some(start);
+    }
+    Ok(schedule)
+}
+
+/// A cancelled campaign sends nothing again (its unsent rows are `cancelled`).
+async fn refuse_cancelled(store: &Store, name: &str) -> Result<(), AppError> {
+    let Some(id) = store.find_campaign_id(name).await? else {
+        return Ok(());
+    };
+    if store.run_state(id).await? == RunState::Cancelled {
+        return Err(AppError::Refused(format!(
+            "send refused: campaign '{name}' was cancelled; a cancelled campaign cannot be sent              again (copy it under a new name to send it)"
+        )));
+    }
+    Ok(())
 }
 
 /// Unsubscribe links pointing at loopback or plain http, while the transport reaches real

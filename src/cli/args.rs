@@ -279,6 +279,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Pause a campaign: no worker starts a new transaction (within a second, in every
+    /// process) until `resume`; messages already on the wire finish.
+    Pause {
+        /// The campaign's name or its file (campaigns/NAME.toml).
+        campaign: String,
+        /// Who pauses (for the audit log).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Resume a paused campaign: waiting workers go on; a stopped run goes on with `send`.
+    Resume {
+        /// The campaign's name or its file (campaigns/NAME.toml).
+        campaign: String,
+        /// Who resumes (for the audit log).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
+    /// Cancel a campaign for good: every message not yet sent becomes `cancelled` and is
+    /// never sent; it cannot be undone.
+    Cancel {
+        /// The campaign's name or its file (campaigns/NAME.toml).
+        campaign: String,
+        /// Who cancels (for the audit log).
+        #[arg(long, default_value = "cli")]
+        by: String,
+    },
     /// Record approval of the campaign's rendered compliance blocks.
     Approve {
         /// The campaign file (for example config/campaigns/spring.toml).
@@ -448,9 +474,14 @@ pub struct SendArgs {
     /// Send even if SPF fails or the published DKIM key does not match (logged loudly).
     #[arg(long)]
     pub allow_dns_problems: bool,
-    /// After an A/B test phase, exit instead of waiting; a later `send` decides and goes on.
+    /// After an A/B test phase, or outside the send window, exit instead of waiting; a later
+    /// `send` goes on.
     #[arg(long)]
     pub no_wait: bool,
+    /// Send no earlier than this local time of the campaign's time zone ([schedule]
+    /// timezone, default Europe/Helsinki), e.g. 2026-12-07T09:00; the run waits until then.
+    #[arg(long, value_name = "TIME")]
+    pub at: Option<String>,
     /// Ask this DNS server (IP:PORT) instead of the system's resolver.
     #[arg(long)]
     pub resolver: Option<String>,

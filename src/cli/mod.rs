@@ -10,6 +10,7 @@ pub mod check;
 pub mod consent;
 pub mod contacts;
 pub mod hygiene;
+pub mod lifecycle;
 pub mod optout;
 pub mod output;
 pub mod report;

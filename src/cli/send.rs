@@ -33,6 +33,7 @@ pub async fn run(
         allow_dns_problems: args.allow_dns_problems,
         allow_insecure_links: args.allow_insecure_links,
         skip_invalid: args.skip_invalid,
+        at: args.at.as_deref(),
     };
     let flags = RunFlags {
         dry_run: args.dry_run,
@@ -181,6 +182,15 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
             report.campaign
         );
     }
+    if report.cancelled {
+        println!("  the campaign was cancelled: the messages not yet sent will never be sent");
+    }
+    if let Some(at) = report.window_opens_at {
+        println!(
+            "  outside the campaign's send window: nothing more is sent until {} (run `send` again then, or without --no-wait to wait)",
+            crate::cli::output::format_millis(at)
+        );
+    }
     if report.interrupted_sent
         + report.interrupted_requeued
         + report.interrupted_failed
@@ -238,4 +248,6 @@ fn nothing_was_due(r: &SendReport) -> bool {
         && r.interrupted_sent + r.interrupted_requeued + r.interrupted_failed == 0
         && r.interrupted_uncertain + r.uncertain_requeued + r.waiting_for_retry == 0
         && r.ab_decision_at.is_none()
+        && !r.cancelled
+        && r.window_opens_at.is_none()
 }

@@ -230,11 +230,15 @@ impl Campaign {
                 .map(|a| parse_audience(file, a))
                 .transpose()?
                 .unwrap_or_default(),
-            schedule: raw
-                .schedule
-                .map(|s| parse_schedule(file, s))
-                .transpose()?
-                .unwrap_or_default(),
+            schedule: parse_schedule(
+                file,
+                raw.schedule.unwrap_or(RawSchedule {
+                    start: None,
+                    timezone: None,
+                    window: None,
+                    ab_wait_in_window: None,
+                }),
+            )?,
         })
     }
 }

@@ -219,6 +219,31 @@ impl Schedule {
         counted
     }
 
+    /// When an A/B test that finished at `finished` has waited `wait`: that much later, or,
+    /// with `ab_wait_in_window`, once that much time inside the window has passed (a test
+    /// ended on Friday evening is not decided on Saturday's silence).
+    pub fn decision_time(&self, finished: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+        if !self.ab_wait_in_window || self.window.is_none() {
+            return finished + wait;
+        }
+        let (mut at, mut remaining) = (finished, wait);
+        // Bounded: every turn consumes one opening of the window (at most a year of them).
+        for _ in 0..(366 * 4) {
+            let Some(opens) = self.next_open(at) else {
+                break;
+            };
+            let Some(closes) = self.closes_after(opens) else {
+                return opens + remaining;
+            };
+            if closes - opens >= remaining {
+                return opens + remaining;
+            }
+            remaining -= closes - opens;
+            at = closes.max(opens + Duration::seconds(1));
+        }
+        finished + wait
+    }
+
     /// A wall-clock time of a day in the zone as a moment; a time in a spring-forward gap
     /// becomes the first valid minute after it.
     fn moment(&self, day: NaiveDate, time: NaiveTime) -> Option<DateTime<Utc>> {
@@ -334,6 +359,26 @@ mod tests {
         assert_eq!(
             always.open_time_between(utc("2026-12-11T14:00:00Z"), utc("2026-12-11T16:00:00Z")),
             Duration::hours(2)
+        );
+    }
+
+    #[test]
+    fn an_ab_decision_waits_in_window_time_when_asked() {
+        let mut s = helsinki("Mon-Fri 08:00-17:00");
+        // Test finished Friday 16:00 local; a 4-hour wait: 1 h on Friday, 3 h on Monday.
+        let finished = utc("2026-12-11T14:00:00Z");
+        assert_eq!(
+            s.decision_time(finished, Duration::hours(4)),
+            utc("2026-12-11T18:00:00Z")
+        );
+        s.ab_wait_in_window = true;
+        assert_eq!(
+            s.decision_time(finished, Duration::hours(4)),
+            utc("2026-12-14T09:00:00Z")
+        );
+        assert_eq!(
+            s.open_time_between(finished, s.decision_time(finished, Duration::hours(4))),
+            Duration::hours(4)
         );
     }
 

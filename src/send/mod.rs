@@ -29,6 +29,7 @@ use crate::compliance::{self, ContactFacts, Eligibility, Exclusion, GatedMessage
 use crate::compose::{ComposeError, Composer};
 use crate::config::{Campaign, ConfigDir};
 use crate::model::Phase;
+use crate::model::RunState;
 use crate::store::{
     Grouping, InFlightRow, OutboxState, RecipientGate, Store, StoreError, TransportKind,
     UngroupedRow, WorkerRecord,
@@ -91,6 +92,10 @@ pub struct SendReport {
     /// The A/B phase the run ended in, and when the decision is due if it is still waiting.
     pub ab_phase: Option<String>,
     pub ab_decision_at: Option<i64>,
+    /// The campaign was cancelled (`fairsend cancel`): its unsent rows will never be sent.
+    pub cancelled: bool,
+    /// The run ended outside the campaign's send window (`--no-wait`); it opens then.
+    pub window_opens_at: Option<i64>,
 }
 
 /// Called after each message with the running report and the number of rows processed.
@@ -111,8 +116,10 @@ pub struct SendOptions {
     pub on_progress: Option<ProgressFn>,
     /// Set to stop claiming new rows (Ctrl-C); messages in flight finish.
     pub stop: Arc<AtomicBool>,
-    /// After an A/B test phase, exit instead of waiting for the decision time.
+    /// After an A/B test phase, or outside the send window, exit instead of waiting.
     pub no_wait: bool,
+    /// The campaign's start and send window (`[schedule]`, or `send --at`).
+    pub schedule: crate::model::Schedule,
 }
 
 impl Default for SendOptions {
@@ -125,6 +132,7 @@ impl Default for SendOptions {
             on_progress: None,
             stop: Arc::new(AtomicBool::new(false)),
             no_wait: false,
+            schedule: crate::model::Schedule::default(),
         }
     }
 }
@@ -440,6 +448,9 @@ impl Run<'_> {
             if self.options.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
+            if !self.options.dry_run && !self.wait_until_it_may_send(report).await? {
+                return Ok(());
+            }
             let now = crate::now_millis();
             let due = if self.options.dry_run {
                 // A dry run changes no state, so it pages through the rows instead.
@@ -459,6 +470,55 @@ impl Run<'_> {
                 continue;
             }
             self.send_batch(report, &due).await?;
+        }
+    }
+
+    /// Waits while the campaign is paused or outside its send window; false when the run
+    /// should end instead (cancelled, stopped, or outside the window with `--no-wait`).
+    async fn wait_until_it_may_send(&self, report: &mut SendReport) -> Result<bool, SendError> {
+        let mut told = None;
+        loop {
+            if self.options.stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            let waiting_for = match self.store.run_state(self.campaign_id).await? {
+                RunState::Cancelled => {
+                    report.cancelled = true;
+                    return Ok(false);
+                }
+                RunState::Paused => Waiting::Resume,
+                RunState::Active => {
+                    let now = chrono::Utc::now();
+                    match self.options.schedule.next_open(now) {
+                        Some(opens) if opens <= now => return Ok(true),
+                        Some(opens) if self.options.no_wait => {
+                            report.window_opens_at = Some(opens.timestamp_millis());
+                            return Ok(false);
+                        }
+                        Some(opens) => Waiting::Window(opens),
+                        None => return Ok(false),
+                    }
+                }
+            };
+            if told != Some(waiting_for) {
+                self.tell_waiting(waiting_for);
+                told = Some(waiting_for);
+            }
+            // A pause or a resume is seen within a second; the window's opening too.
+            wait_or_stop(Duration::from_secs(1), &self.options.stop).await;
+        }
+    }
+
+    fn tell_waiting(&self, waiting_for: Waiting) {
+        let name = &self.campaign.name;
+        match waiting_for {
+            Waiting::Resume => {
+                tracing::warn!(campaign = %name, "the campaign is paused: waiting (`fairsend resume {name}` continues, Ctrl-C stops)")
+            }
+            Waiting::Window(opens) => {
+                let local = opens.with_timezone(&self.options.schedule.timezone);
+                tracing::info!(campaign = %name, opens = %local.format("%Y-%m-%d %H:%M %Z"), "outside the send window: waiting for it to open (Ctrl-C stops)");
+            }
         }
     }
 
@@ -539,6 +599,10 @@ impl Run<'_> {
                 if options.stop.load(Ordering::SeqCst) {
                     return;
                 }
+                // The window may close during a batch: the rest stay leased, for the next.
+                if !options.dry_run && !options.schedule.is_open(chrono::Utc::now()) {
+                    return;
+                }
                 let outcome = if options.dry_run {
                     Ok(dry_run_one(self, outbox_id, gate))
                 } else {
@@ -589,6 +653,23 @@ impl Run<'_> {
     }
 }
 
+/// When the test that finished at `finished` (Unix ms) is decided: `wait` later, counted in
+/// window time when the schedule asks.
+fn decision_time(schedule: &crate::model::Schedule, finished: i64, wait: Duration) -> i64 {
+    let Some(finished_at) = chrono::DateTime::from_timestamp_millis(finished) else {
+        return finished.saturating_add(wait.as_millis() as i64);
+    };
+    let wait = chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+    schedule.decision_time(finished_at, wait).timestamp_millis()
+}
+
+/// What a run waits for before it may start transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    Resume,
+    Window(chrono::DateTime<chrono::Utc>),
+}
+
 /// The A/B flow: form the groups once, send the test phase, wait until `wait` has passed
 /// since it finished, decide once, then send the rest with the winning subject.
 async fn run_ab(
@@ -618,7 +699,7 @@ async fn run_ab(
             return Ok(()); // test messages deferred beyond this run: a later run continues
         }
         let finished = store.ab_test_finished(campaign_id).await?;
-        let decide_at = finished + ab.wait.as_millis() as i64;
+        let decide_at = decision_time(&options.schedule, finished, ab.wait);
         let now = crate::now_millis();
         if now < decide_at {
             report.ab_decision_at = Some(decide_at);

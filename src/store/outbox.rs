@@ -274,6 +274,7 @@ impl Store {
             "UPDATE outbox SET lease_owner = $1, lease_until = $2
               WHERE id IN (SELECT id FROM outbox
                             WHERE campaign_id = $3 AND state IN ('queued', 'deferred')
+                              AND (SELECT k.run_state FROM campaigns k WHERE k.id = $3) = 'active'
                               AND next_attempt_at <= $4
                               AND (lease_until IS NULL OR lease_until < $4 OR lease_owner = $1)
                               AND ($5 IS NULL OR phase = $5)
@@ -297,6 +298,7 @@ impl Store {
     /// Moves leased rows to `sending`, committed before any byte goes to the mail server, so
     /// a crash can never lead to a blind resend; reads, in the same statement, what may still
     /// forbid each transaction (the contact's status and any suppression, as of this instant).
+    /// A paused or cancelled campaign starts no transaction: its rows stay as they are.
     /// Rows missing from the answer are no longer this worker's to send (the lease ran out and
     /// another worker took the row, or it reached a final state). Several rows go in one
     /// statement when several transactions start at once (group commit).
@@ -317,6 +319,7 @@ impl Store {
                 "UPDATE outbox SET state = 'sending', claimed_by = $1, attempts = attempts + 1,
                         updated_at = $2, transport = $3
                   WHERE id IN ({placeholders}) AND lease_owner = $1 AND state IN ('queued', 'deferred')
+                    AND (SELECT k.run_state FROM campaigns k WHERE k.id = outbox.campaign_id) = 'active'
                  RETURNING id, attempts,
                         (SELECT c.status FROM contacts c WHERE c.id = outbox.contact_id) AS status,
                         (SELECT s.reason FROM contacts c JOIN suppressions s ON s.email_hash = c.email_hash

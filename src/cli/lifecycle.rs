@@ -1,0 +1,33 @@
+//! `fairsend pause|resume|cancel CAMPAIGN`: calls `app::lifecycle` and says what changed.
+
+use fairsend::app::lifecycle::{Action, change};
+use fairsend::config::ConfigDir;
+use fairsend::model::RunState;
+use fairsend::store::Store;
+
+pub async fn run(
+    config: &ConfigDir,
+    store: &Store,
+    campaign: &str,
+    action: Action,
+    by: &str,
+) -> anyhow::Result<()> {
+    let changed = change(config, store, campaign, action, by).await?;
+    let name = &changed.campaign;
+    match (action, changed.before, changed.after) {
+        (Action::Cancel, _, _) => println!(
+            "{name} cancelled: {} message(s) not yet sent will never be sent",
+            changed.rows_cancelled
+        ),
+        (_, before, after) if before == after => {
+            println!("{name} was already {}; nothing changed", after.as_str())
+        }
+        (_, _, RunState::Paused) => {
+            println!("{name} paused: no new message is started; `fairsend resume {name}` continues")
+        }
+        _ => println!(
+            "{name} resumed: waiting workers go on; if none is running, `fairsend send` continues"
+        ),
+    }
+    Ok(())
+}
