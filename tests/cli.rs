@@ -369,3 +369,44 @@ fn a_bad_campaign_row_points_to_flags_that_exist() {
         assert!(stdout(&help).contains("--skip-invalid"), "{command}");
     }
 }
+
+/// A reader that stops early (`fairsend status --recipients … | head -1`) ends the command
+/// quietly, as it ends `cat`: no panic, no error message, success.
+#[test]
+fn a_reader_that_stops_early_ends_the_output_without_a_panic() {
+    use std::io::Read;
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.contacts("config/contacts/customers.csv", 3000);
+    let send = scratch.run(&["send", "config/campaigns/test.toml"]);
+    assert!(send.status.success(), "{}", stderr(&send));
+    for args in [
+        &["status", "test-campaign", "--recipients"][..],
+        &["status", "test-campaign", "--recipients", "--json"],
+        &["report", "test-campaign", "--csv"],
+        &[
+            "preview",
+            "config/campaigns/test.toml",
+            "--to",
+            "person0001@company01.example",
+        ],
+    ] {
+        let mut child = scratch
+            .command(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut first = [0u8; 16];
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_exact(&mut first)
+            .expect("some output");
+        // The pipe's reading end is dropped here, with most of the output unread.
+        let out = child.wait_with_output().expect("wait");
+        let err = stderr(&out);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert!(out.status.success(), "{args:?}: {:?} {err}", out.status);
+    }
+}

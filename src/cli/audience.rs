@@ -25,7 +25,7 @@ pub async fn run(
 }
 
 fn print_human(view: &AudienceView) {
-    println!(
+    crate::cli::terminal::outln!(
         "{}",
         printable_lines(&format!(
             "audience of {} (registers {}), as of {}",
@@ -34,14 +34,14 @@ fn print_human(view: &AudienceView) {
             format_millis(view.as_of)
         ))
     );
-    println!("{:>7}  contact(s) in the registers", view.contacts);
-    println!(
+    crate::cli::terminal::outln!("{:>7}  contact(s) in the registers", view.contacts);
+    crate::cli::terminal::outln!(
         "{:>7}  selected: the campaign would be sent to them",
         view.selected.len()
     );
-    println!("{:>7}  left out:", view.excluded.len());
+    crate::cli::terminal::outln!("{:>7}  left out:", view.excluded.len());
     for count in &view.counts {
-        println!("{:>13}  {}", count.count, printable_lines(&describe(count)));
+        crate::cli::terminal::outln!("{:>13}  {}", count.count, printable_lines(&describe(count)));
     }
     let blocking: usize = view
         .counts
@@ -50,11 +50,11 @@ fn print_human(view: &AudienceView) {
         .map(|c| c.count)
         .sum();
     if blocking > 0 {
-        println!(
+        crate::cli::terminal::outln!(
             "{blocking} contact(s) in the segment block the campaign until they are fixed or removed: `fairsend check` lists them"
         );
     }
-    println!("(the addresses of each group: --json)");
+    crate::cli::terminal::outln!("(the addresses of each group: --json)");
 }
 
 fn describe(count: &RuleCount) -> String {

@@ -91,7 +91,7 @@ fn print_summary(summary: &IngestSummary, json: bool) {
         print_json(summary);
         return;
     }
-    println!(
+    crate::cli::terminal::outln!(
         "{} message(s): {} new, {} already seen; {} DSN, {} complaint(s), {} auto-reply(ies), {} reply(ies), {} unknown; {} hard-bounced address(es) suppressed, {} after repeated soft bounces, {} opt-out(s); {} unverified report(s) waiting for `bounces confirm|dismiss`",
         summary.messages,
         summary.new,
@@ -169,13 +169,13 @@ async fn decide(
         (true, false) => "confirmed; recorded (no suppression follows from it yet)",
         (false, _) => "dismissed; it changes nothing",
     };
-    println!("bounce {id} {what}");
+    crate::cli::terminal::outln!("bounce {id} {what}");
     Ok(())
 }
 
 fn print_parsed(file: &Path, parsed: &Inbound, json: bool) {
     if json {
-        println!(
+        crate::cli::terminal::outln!(
             "{}",
             serde_json::json!({
                 "file": file.display().to_string(),
@@ -211,7 +211,7 @@ async fn poll(config: &ConfigDir, store: &Store, json: bool) -> anyhow::Result<(
     if json {
         print_json(&s);
     } else {
-        println!(
+        crate::cli::terminal::outln!(
             "{} message(s): {} new, {} already handled; {} DSN, {} complaint(s), {} auto-reply(ies), {} reply(ies), {} unknown; {} hard-bounced address(es) suppressed, {} after repeated soft bounces, {} opt-out(s); {} unverified report(s) waiting for `bounces confirm|dismiss`; {} moved or flagged",
             s.messages,
             s.new,

@@ -56,7 +56,7 @@ fn print_summary(report: &CheckReport) {
         .iter()
         .filter(|f| f.severity == Severity::Warning)
         .count();
-    println!(
+    crate::cli::terminal::outln!(
         "check {}: {} selected, {} eligible ({} passive, {} ceased, {} suppressed excluded); {} message(s) rendered and checked; {} footer variant(s); {} error(s), {} warning(s)",
         report.campaign,
         a.selected,
@@ -80,7 +80,7 @@ pub fn config_problem(e: ConfigError, json: bool) -> anyhow::Error {
 pub fn config_problems(problems: Vec<ConfigError>, json: bool) -> anyhow::Error {
     let findings: Vec<_> = problems.into_iter().flat_map(config_findings).collect();
     if json {
-        println!("{}", serde_json::json!({ "findings": findings }));
+        crate::cli::terminal::outln!("{}", serde_json::json!({ "findings": findings }));
     } else {
         print_findings(&findings);
     }
@@ -101,7 +101,7 @@ pub async fn dns(
     let findings = dns_check(config, file, resolver).await?;
     if json {
         for f in &findings {
-            println!(
+            crate::cli::terminal::outln!(
                 "{}",
                 serde_json::json!({
                     "code": f.code, "severity": f.severity, "subject": f.subject, "result": f.result, "message": f.message,

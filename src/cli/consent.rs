@@ -22,24 +22,24 @@ pub async fn show(
     let secret = load_secret(config, store).await?;
     let proofs = fairsend::app::signup::consent_proofs(store, &secret, &address).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&proofs)?);
+        crate::cli::terminal::outln!("{}", serde_json::to_string_pretty(&proofs)?);
         return Ok(());
     }
     if proofs.is_empty() {
-        println!("{address}: no consent recorded through a signup form");
+        crate::cli::terminal::outln!("{address}: no consent recorded through a signup form");
     }
     for p in &proofs {
-        println!("{address} in register {}:", p.register);
-        println!("  requested:      {}", format_millis(p.requested_at));
-        println!("  confirmed:      {}", format_millis(p.confirmed_at));
-        println!("  language:       {}", p.locale);
-        println!("  notice version: {}", p.notice_version);
-        println!("  notice sha256:  {}", p.notice_sha256);
+        crate::cli::terminal::outln!("{address} in register {}:", p.register);
+        crate::cli::terminal::outln!("  requested:      {}", format_millis(p.requested_at));
+        crate::cli::terminal::outln!("  confirmed:      {}", format_millis(p.confirmed_at));
+        crate::cli::terminal::outln!("  language:       {}", p.locale);
+        crate::cli::terminal::outln!("  notice version: {}", p.notice_version);
+        crate::cli::terminal::outln!("  notice sha256:  {}", p.notice_sha256);
         let ip = |ip: &Option<String>| ip.clone().unwrap_or_else(|| "not kept".into());
-        println!("  request from:   {}", ip(&p.request_ip));
-        println!("  confirmed from: {}", ip(&p.confirm_ip));
+        crate::cli::terminal::outln!("  request from:   {}", ip(&p.request_ip));
+        crate::cli::terminal::outln!("  confirmed from: {}", ip(&p.confirm_ip));
         if let Some(text) = &p.notice_text {
-            println!("  notice (HTML, as shown):\n{text}");
+            crate::cli::terminal::outln!("  notice (HTML, as shown):\n{text}");
         }
     }
     Ok(())

@@ -64,7 +64,7 @@ fn print_import(report: &ImportReport, json: bool) {
         tell!("{source}: email: {}", reason.import_refusal());
     }
     if json {
-        println!(
+        crate::cli::terminal::outln!(
             "{}",
             serde_json::json!({
                 "file": file.to_string(),
@@ -79,7 +79,7 @@ fn print_import(report: &ImportReport, json: bool) {
             })
         );
     } else {
-        println!(
+        crate::cli::terminal::outln!(
             "{file}: register {}: {} inserted, {} updated, {} unchanged, {} duplicate row(s) merged, {} rejected",
             report.register,
             outcome.inserted,

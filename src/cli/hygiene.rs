@@ -69,7 +69,7 @@ fn print_row_errors(errors: &[RowError]) {
 
 fn print_ceased(r: &CeasedReport) {
     print_row_errors(&r.errors);
-    println!(
+    crate::cli::terminal::outln!(
         "{}: {} ceased business ID(s): {} contact(s) newly ceased, {} already ceased; {} ID(s) match no contact; {} row(s) rejected",
         r.file.display(),
         r.ids,
@@ -82,7 +82,7 @@ fn print_ceased(r: &CeasedReport) {
 
 fn print_passivated(r: &PassivateReport) {
     print_row_errors(&r.errors);
-    println!(
+    crate::cli::terminal::outln!(
         "{}: {} contact(s) made passive, {} already passive or ceased, {} not found; {} row(s) rejected",
         r.file.display(),
         r.made_passive,
@@ -100,7 +100,7 @@ fn print_purge(r: &PurgeReport, json: bool) {
         return;
     }
     for item in &r.plan {
-        println!(
+        crate::cli::terminal::outln!(
             "{} {:<40} register {:<16} {}",
             if r.dry_run { "would delete" } else { "deleted" },
             item.email,
@@ -115,13 +115,15 @@ fn print_purge(r: &PurgeReport, json: bool) {
         );
     }
     match &r.outcome {
-        None => println!(
+        None => crate::cli::terminal::outln!(
             "dry run: {} register entr(ies) would be deleted; nothing was changed",
             r.plan.len()
         ),
-        Some(o) => println!(
+        Some(o) => crate::cli::terminal::outln!(
             "{} register entr(ies) deleted; {} contact(s) left with no entry were deleted ({} outbox row(s)); suppressions keep only keyed hashes",
-            o.entries_deleted, o.contacts_deleted, o.outbox_rows_deleted
+            o.entries_deleted,
+            o.contacts_deleted,
+            o.outbox_rows_deleted
         ),
     }
 }
@@ -137,7 +139,7 @@ fn print_report(health: &[RegisterHealth], unengaged_after: i64, json: bool) {
     }
     for h in health {
         let c = &h.counts;
-        println!(
+        crate::cli::terminal::outln!(
             "{:<16} {} contacts: {} active, {} passive, {} ceased ({:.1}% ceased); {} never sent to; {} unengaged after {} sends; retention: {} within 30 days, {} past",
             h.register,
             h.contacts(),

@@ -15,17 +15,19 @@ pub async fn run(
     let changed = change(config, store, campaign, action, by).await?;
     let name = &changed.campaign;
     match (action, changed.before, changed.after) {
-        (Action::Cancel, _, _) => println!(
+        (Action::Cancel, _, _) => crate::cli::terminal::outln!(
             "{name} cancelled: {} message(s) not yet sent will never be sent",
             changed.rows_cancelled
         ),
         (_, before, after) if before == after => {
-            println!("{name} was already {}; nothing changed", after.as_str())
+            crate::cli::terminal::outln!("{name} was already {}; nothing changed", after.as_str())
         }
         (_, _, RunState::Paused) => {
-            println!("{name} paused: no new message is started; `fairsend resume {name}` continues")
+            crate::cli::terminal::outln!(
+                "{name} paused: no new message is started; `fairsend resume {name}` continues"
+            )
         }
-        _ => println!(
+        _ => crate::cli::terminal::outln!(
             "{name} resumed: waiting workers go on; if none is running, `fairsend send` continues"
         ),
     }

@@ -32,9 +32,11 @@ pub async fn run(config: &ConfigDir, store: &Store, action: OptoutAction) -> any
             }
             let secret = load_secret(config, store).await?;
             if optout::add(store, &secret, &address, reason.as_deref(), ACTOR).await? {
-                println!("{address} opted out: suppressed in every campaign from now on");
+                crate::cli::terminal::outln!(
+                    "{address} opted out: suppressed in every campaign from now on"
+                );
             } else {
-                println!("{address} had already opted out; nothing changed");
+                crate::cli::terminal::outln!("{address} had already opted out; nothing changed");
             }
         }
         OptoutAction::List { json } => print_list(&optout::list(store).await?, json),
@@ -79,12 +81,14 @@ pub async fn erase(config: &ConfigDir, store: &Store, email: &str) -> anyhow::Re
     let secret = load_secret(config, store).await?;
     let report = optout::erase(store, &secret, &address, ACTOR).await?;
     if report.contact_found {
-        println!(
+        crate::cli::terminal::outln!(
             "erased {address}: contact, {} register entr(ies), {} outbox row(s), {} signup/consent record(s) deleted; only a keyed hash remains, suppressed",
-            report.memberships_deleted, report.outbox_rows_deleted, report.consent_records_deleted
+            report.memberships_deleted,
+            report.outbox_rows_deleted,
+            report.consent_records_deleted
         );
     } else {
-        println!(
+        crate::cli::terminal::outln!(
             "{address} was not a contact ({} signup record(s) deleted); its keyed hash is now suppressed so that it can never be imported",
             report.consent_records_deleted
         );

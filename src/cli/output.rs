@@ -18,7 +18,7 @@ pub fn print_findings(findings: &[Finding]) {
         let n = shown.entry(f.code).or_default();
         *n += 1;
         if *n <= SHOWN_PER_CODE {
-            println!(
+            crate::cli::terminal::outln!(
                 "{}",
                 printable_lines(&format!(
                     "{}[{}] {}: {}",
@@ -32,7 +32,7 @@ pub fn print_findings(findings: &[Finding]) {
     }
     for (code, n) in shown {
         if n > SHOWN_PER_CODE {
-            println!(
+            crate::cli::terminal::outln!(
                 "… and {} more {code} finding(s) (all of them with --json)",
                 n - SHOWN_PER_CODE
             );
@@ -41,7 +41,7 @@ pub fn print_findings(findings: &[Finding]) {
 }
 
 pub fn print_json(value: &impl serde::Serialize) {
-    println!(
+    crate::cli::terminal::outln!(
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );

@@ -24,12 +24,13 @@ impl Format {
 }
 
 pub fn print(report: &CampaignReport, format: Format) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
+    let mut out = Vec::new();
     match format {
         Format::Json => writeln!(out, "{}", serde_json::to_string_pretty(report)?)?,
         Format::Csv => write_csv(report, &mut out)?,
         Format::Human => write_human(report, &mut out)?,
     }
+    crate::cli::terminal::write_bytes(&out);
     Ok(())
 }
 

@@ -27,18 +27,18 @@ pub async fn run_review(
 ) -> anyhow::Result<()> {
     let written = review(config, store, secret, file, out, &mut show).await?;
     if json {
-        println!("{}", review_json(&written));
+        crate::cli::terminal::outln!("{}", review_json(&written));
         return Ok(());
     }
     for v in &written.variants {
-        println!(
+        crate::cli::terminal::outln!(
             "{:<50} {:>6} recipient(s)  {}",
             v.key.id(),
             v.recipients,
             &v.hash[..12]
         );
     }
-    println!(
+    crate::cli::terminal::outln!(
         "{} variant(s) written; open {}",
         written.variants.len(),
         written.index.display()
@@ -75,7 +75,7 @@ pub async fn run_approve(
         Err(e @ ApproveError::NothingToApprove) => return Err(Problems(e.to_string()).into()),
         Err(e) => return Err(e.into()),
     };
-    println!(
+    crate::cli::terminal::outln!(
         "approved {} ({} footer variant(s), sha256 {}) by {}",
         approval.campaign,
         approval.variants,
@@ -97,12 +97,9 @@ pub async fn run_preview(
     let address = EmailAddress::parse(to).map_err(|e| BadInput(format!("--to: {e}")))?;
     let message = preview(config, store, secret, file, &address, &mut show).await?;
     match format {
-        PreviewFormat::Eml => {
-            use std::io::Write;
-            std::io::stdout().write_all(&message.bytes)?;
-        }
-        PreviewFormat::Text => print!("{}", message.text),
-        PreviewFormat::Html => print!("{}", message.html),
+        PreviewFormat::Eml => crate::cli::terminal::write_bytes(&message.bytes),
+        PreviewFormat::Text => crate::cli::terminal::write_bytes(message.text.as_bytes()),
+        PreviewFormat::Html => crate::cli::terminal::write_bytes(message.html.as_bytes()),
     }
     Ok(())
 }

@@ -100,9 +100,11 @@ async fn send_test(
 ) -> anyhow::Result<()> {
     let to = EmailAddress::parse(to).map_err(|e| BadInput(format!("--test-to {to}: {e}")))?;
     let mut on_sent = |sent: TestSent| {
-        println!(
+        crate::cli::terminal::outln!(
             "test message {} (as {}) sent to {to}: {}",
-            sent.number, sent.as_contact, sent.reply
+            sent.number,
+            sent.as_contact,
+            sent.reply
         );
     };
     let request = TestRequest {
@@ -160,14 +162,14 @@ fn progress_display() -> ProgressFn {
 
 fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
     if json {
-        println!(
+        crate::cli::terminal::outln!(
             "{}",
             serde_json::to_string_pretty(report).unwrap_or_default()
         );
         return;
     }
     let verb = if report.dry_run { "would send" } else { "sent" };
-    println!(
+    crate::cli::terminal::outln!(
         "campaign {} via {transport}: {verb} {}, deferred {}, failed {}, suppressed {}",
         report.campaign,
         plural(report.sent, "message", "messages"),
@@ -176,17 +178,19 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
         report.suppressed
     );
     if nothing_was_due(report) {
-        println!(
+        crate::cli::terminal::outln!(
             "  nothing was due: every eligible recipient already has this campaign, or there is \
              none (`fairsend status {}` counts them; `fairsend check` says who is excluded and why)",
             report.campaign
         );
     }
     if report.cancelled {
-        println!("  the campaign was cancelled: the messages not yet sent will never be sent");
+        crate::cli::terminal::outln!(
+            "  the campaign was cancelled: the messages not yet sent will never be sent"
+        );
     }
     if let Some(at) = report.window_opens_at {
-        println!(
+        crate::cli::terminal::outln!(
             "  outside the campaign's send window: nothing more is sent until {} (run `send` again then, or without --no-wait to wait)",
             crate::cli::output::format_millis(at)
         );
@@ -197,7 +201,7 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
         + report.interrupted_uncertain
         > 0
     {
-        println!(
+        crate::cli::terminal::outln!(
             "  an earlier run was interrupted: {} found delivered, {} requeued, {} marked failed (not resent), {} uncertain (another transport kind)",
             report.interrupted_sent,
             report.interrupted_requeued,
@@ -206,13 +210,13 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
         );
     }
     if report.uncertain_requeued > 0 {
-        println!(
+        crate::cli::terminal::outln!(
             "  {} uncertain message(s) requeued by --resend-uncertain",
             report.uncertain_requeued
         );
     }
     if report.uncertain + report.interrupted_uncertain > 0 {
-        println!(
+        crate::cli::terminal::outln!(
             "  {} message(s) uncertain: the connection failed after the data was sent, so the server may have accepted them; \
              they are not resent (list them with `fairsend status {}`, resend with `fairsend send --resend-uncertain`)",
             report.uncertain + report.interrupted_uncertain,
@@ -223,7 +227,7 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
         let when = chrono::DateTime::from_timestamp_millis(at)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_default();
-        println!(
+        crate::cli::terminal::outln!(
             "  A/B test phase sent; the winner is chosen at {when}: run `fairsend send` again then (without --no-wait it waits)"
         );
     } else if report.waiting_for_retry > 0 {
@@ -232,7 +236,7 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
             .and_then(chrono::DateTime::from_timestamp_millis)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_else(|| "later".into());
-        println!(
+        crate::cli::terminal::outln!(
             "  {} message(s) wait for a retry (next due {when}); run `fairsend send` again then",
             report.waiting_for_retry
         );

@@ -63,9 +63,9 @@ async fn unlock_secret(config: &ConfigDir, store: &Store) -> anyhow::Result<Secr
 pub fn init(dir: &Path) -> anyhow::Result<()> {
     let written = fairsend::config::write_starter(dir).map_err(|e| BadInput(e.to_string()))?;
     for path in &written {
-        println!("wrote {}", path.display());
+        crate::cli::terminal::outln!("wrote {}", path.display());
     }
-    println!(
+    crate::cli::terminal::outln!(
         "next: fill in the values marked FILL IN, add contacts to {}, then run\n  \
          fairsend --config {} check {}",
         dir.join("contacts/customers.csv").display(),
@@ -80,13 +80,13 @@ pub async fn keys(config: &ConfigDir, store: &Store, action: KeysAction) -> anyh
     match action {
         KeysAction::Show => {
             let keys = fairsend::app::keys::show(config, store).await?;
-            println!(
+            crate::cli::terminal::outln!(
                 "pinned master fingerprint: {}",
                 keys.pinned
                     .as_deref()
                     .unwrap_or("(none yet: pinned by the first command)")
             );
-            println!("current master ({}):   {}", keys.var, keys.current);
+            crate::cli::terminal::outln!("current master ({}):   {}", keys.var, keys.current);
             if !keys.opens() {
                 return Err(Problems(format!(
                     "{} does not open this database: see `fairsend keys rotate --help`",
@@ -101,7 +101,7 @@ pub async fn keys(config: &ConfigDir, store: &Store, action: KeysAction) -> anyh
         } => {
             let fingerprint =
                 fairsend::app::keys::rotate(config, store, from_development_key).await?;
-            println!(
+            crate::cli::terminal::outln!(
                 "keys rotated: the database now opens with {} (fingerprint {fingerprint}); \
                  hashes, suppressions and links already sent are unchanged",
                 config.settings.signing_secret_env

@@ -59,7 +59,7 @@ fn status_json(named: bool, all: &[CampaignStatus]) -> serde_json::Value {
 
 fn print_status(all: &[CampaignStatus]) {
     if all.is_empty() {
-        println!("no campaigns yet");
+        crate::cli::terminal::outln!("no campaigns yet");
     }
     for s in all {
         let c = &s.counts;
@@ -67,7 +67,7 @@ fn print_status(all: &[CampaignStatus]) {
             .iter()
             .map(|st| format!("{} {}", st.as_str(), c.count(*st)))
             .collect();
-        println!(
+        crate::cli::terminal::outln!(
             "{}: {} recipients — {}",
             c.campaign,
             c.total(),
@@ -84,7 +84,7 @@ fn print_status(all: &[CampaignStatus]) {
 fn print_workers(workers: &[WorkerStatus]) {
     for w in workers {
         let ago = (fairsend::now_millis() - w.record.heartbeat_at).max(0) as f64 / 1000.0;
-        println!(
+        crate::cli::terminal::outln!(
             "  worker {} (host {}, pid {}): claimed {}, sent {}, last heartbeat {ago:.1} s ago{}",
             w.record.worker,
             w.record.host,
@@ -102,13 +102,13 @@ fn print_workers(workers: &[WorkerStatus]) {
 
 /// The A/B test's phase, each variant's figures and the decision, from the `"ab"` object.
 fn print_ab(ab: &serde_json::Value) {
-    println!(
+    crate::cli::terminal::outln!(
         "  A/B ({}), phase {}:",
         ab["metric"].as_str().unwrap_or(""),
         ab["phase"].as_str().unwrap_or("")
     );
     for v in ab["variants"].as_array().into_iter().flatten() {
-        println!(
+        crate::cli::terminal::outln!(
             "    {:<50} group {:>5}, sent {:>5}, events {:>4}, rate {:.3}",
             v["subject"].as_str().unwrap_or(""),
             v["group_size"],
@@ -119,7 +119,7 @@ fn print_ab(ab: &serde_json::Value) {
     }
     if !ab["decision"].is_null() {
         let d = &ab["decision"];
-        println!(
+        crate::cli::terminal::outln!(
             "    winner: {} (z = {:.3}, p = {:.4}{})",
             d["subject"].as_str().unwrap_or(""),
             d["statistic"].as_f64().unwrap_or(0.0),
@@ -138,7 +138,7 @@ fn print_uncertain(campaign: &str, rows: &[UncertainRow]) {
     if rows.is_empty() {
         return;
     }
-    println!(
+    crate::cli::terminal::outln!(
         "  uncertain ({}): the server may have accepted these; not resent unless you run `fairsend send CAMPAIGN --resend-uncertain` for {campaign}",
         rows.len()
     );
@@ -146,7 +146,7 @@ fn print_uncertain(campaign: &str, rows: &[UncertainRow]) {
         let when = chrono::DateTime::from_timestamp_millis(row.at)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
             .unwrap_or_default();
-        println!("    {} ({when}): {}", row.email, row.reason);
+        crate::cli::terminal::outln!("    {} ({when}): {}", row.email, row.reason);
     }
 }
 
@@ -165,16 +165,19 @@ fn print_recipients(state: Option<OutboxState>, rows: &[RecipientOutcome], json:
         return;
     }
     if rows.is_empty() {
-        println!(
+        crate::cli::terminal::outln!(
             "no recipients{}",
             state
                 .map(|s| format!(" in state {}", s.as_str()))
                 .unwrap_or_default()
         );
     } else {
-        println!(
+        crate::cli::terminal::outln!(
             "{:<40} {:<10} {:>8} {:<20}  last reply",
-            "recipient", "state", "attempts", "updated"
+            "recipient",
+            "state",
+            "attempts",
+            "updated"
         );
     }
     for r in rows {

@@ -44,8 +44,46 @@ fn escape(text: &str, keep: impl Fn(char) -> bool) -> Cow<'_, str> {
 /// [`printable`], so no field can be forgotten.
 macro_rules! say {
     ($($arg:tt)*) => {
-        println!("{}", $crate::cli::terminal::printable(&format!($($arg)*)))
+        $crate::cli::terminal::write_line(format_args!("{}", $crate::cli::terminal::printable(&format!($($arg)*))))
     };
+}
+
+/// `println!` that does not panic when the reader of standard output has gone (`fairsend
+/// status --json | head`): the command ends quietly, as `cat` or `grep` would.
+macro_rules! outln {
+    () => {
+        $crate::cli::terminal::write_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::terminal::write_line(format_args!($($arg)*))
+    };
+}
+
+/// Bytes to standard output as they are, with [`write_line`]'s handling of a closed pipe.
+pub fn write_bytes(bytes: &[u8]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        ended_output(e);
+    }
+}
+
+fn ended_output(e: std::io::Error) -> ! {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::process::exit(0);
+    }
+    eprintln!("error: cannot write to standard output: {e}");
+    std::process::exit(1);
+}
+
+/// One line to standard output; a closed pipe ends the process with success (nothing is left
+/// to tell anyone), any other write error is reported on standard error.
+pub fn write_line(args: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.write_all(b"\n")) {
+        ended_output(e);
+    }
 }
 
 /// `eprintln!` through [`printable_lines`].
@@ -55,7 +93,7 @@ macro_rules! tell {
     };
 }
 
-pub(crate) use {say, tell};
+pub(crate) use {outln, say, tell};
 
 #[cfg(test)]
 mod tests {
