@@ -860,3 +860,61 @@ fn bounce_operations_refuse_unknown_reasons_classes_and_bounces() {
         (404, "no such decision\n".to_string())
     );
 }
+
+/// The campaign page's Pause, Resume and Cancel: the same use case as the command line,
+/// behind the session and its CSRF token, audited with the operator's name; a cancel needs
+/// its confirmation and cannot be undone.
+#[test]
+fn the_campaign_page_pauses_resumes_and_cancels_with_csrf_and_audit() {
+    if !common::require(&[common::Tool::Aiosmtpd]) {
+        return;
+    }
+    let (scratch, _server) = sent(3);
+    let serve = ServeProcess::start_with_env(&scratch, &ADMIN);
+    let cookie = login(&serve);
+    let page_url = format!("{}/admin/campaigns/test-campaign", serve.base);
+    let page = || http_with("GET", &page_url, None, Some(&cookie)).2;
+    let first = page();
+    assert!(first.contains("id=\"run-state\">active<"), "{first}");
+    let csrf = csrf_from(&first);
+    let post = |action: &str, body: String| {
+        http_with(
+            "POST",
+            &format!("{page_url}/{action}"),
+            Some(("application/x-www-form-urlencoded", &body)),
+            Some(&cookie),
+        )
+        .0
+    };
+    assert_eq!(post("pause", "csrf=forged&by=Maija".to_string()), 403);
+    assert!(page().contains("id=\"run-state\">active<"));
+    assert_eq!(post("pause", format!("csrf={csrf}&by=")), 400);
+    assert_eq!(post("pause", format!("csrf={csrf}&by=Maija")), 303);
+    assert!(page().contains("id=\"run-state\">paused<"));
+    let cli = scratch.run(&["pause", "test-campaign"]);
+    assert!(stdout(&cli).contains("already paused"), "{}", stdout(&cli));
+    assert_eq!(post("resume", format!("csrf={csrf}&by=Maija")), 303);
+    assert!(page().contains("id=\"run-state\">active<"));
+    assert_eq!(
+        post("cancel", format!("csrf={csrf}&by=Maija")),
+        400,
+        "unconfirmed"
+    );
+    assert!(page().contains("id=\"run-state\">active<"));
+    assert_eq!(
+        post("cancel", format!("csrf={csrf}&by=Maija&confirm=yes")),
+        303
+    );
+    assert!(page().contains("id=\"run-state\">cancelled<"));
+    assert_eq!(
+        post("resume", format!("csrf={csrf}&by=Maija")),
+        409,
+        "a cancel is final"
+    );
+    assert_eq!(post("dance", format!("csrf={csrf}&by=Maija")), 404);
+    let audited = common::text_occurrences(&scratch.db_url(), "admin: Maija");
+    assert!(
+        audited.contains(&("audit_log".to_string(), "actor".to_string())),
+        "{audited:?}"
+    );
+}

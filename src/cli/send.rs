@@ -195,6 +195,12 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
             crate::cli::output::format_millis(at)
         );
     }
+    print_interruptions(report);
+    print_what_comes_next(report);
+}
+
+/// What an earlier, interrupted run left and how this one resolved it.
+fn print_interruptions(report: &SendReport) {
     if report.interrupted_sent
         + report.interrupted_requeued
         + report.interrupted_failed
@@ -223,6 +229,10 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
             report.campaign
         );
     }
+}
+
+/// When the campaign goes on: the A/B decision, or the next retry.
+fn print_what_comes_next(report: &SendReport) {
     if let Some(at) = report.ab_decision_at {
         let when = chrono::DateTime::from_timestamp_millis(at)
             .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())

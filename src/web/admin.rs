@@ -18,7 +18,7 @@ use super::AppState;
 use crate::app::bounces::{BounceFilter, BouncesError};
 use crate::compliance::{FooterVariant, footer_variants};
 use crate::config::Campaign;
-use crate::model::EmailAddress;
+use crate::model::{EmailAddress, RunState};
 use crate::suppress::{mac_hex, verify_mac_hex};
 
 const COOKIE: &str = "fs_admin";
@@ -384,13 +384,60 @@ pub async fn campaign(
     use crate::app::report::{ReportError, campaign_report};
     let s = open_or_return!(app, headers);
     let delivered_after = app.config.settings.delivered_after;
+    let run_state = match app.store.find_campaign_id(&name).await {
+        Ok(Some(id)) => app.store.run_state(id).await.unwrap_or(RunState::Active),
+        _ => RunState::Active,
+    };
     match campaign_report(&app.store, &name, delivered_after, crate::now_millis()).await {
-        Ok(report) => match super::campaign_page::page(report, csrf(&app, &s)) {
+        Ok(report) => match super::campaign_page::page(report, csrf(&app, &s), run_state) {
             Ok(page) => render(page),
             Err(e) => server_error(e),
         },
         Err(ReportError::UnknownCampaign(_)) => {
             (StatusCode::NOT_FOUND, "no such campaign\n").into_response()
+        }
+        Err(e) => server_error(e),
+    }
+}
+
+/// `POST /admin/campaigns/NAME/{pause,resume,cancel}`: the same use case as the command line,
+/// audited with the operator's name; a cancel must be confirmed (it cannot be undone).
+pub async fn campaign_run_state(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((name, action)): Path<(String, String)>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    use crate::app::lifecycle::{Action, change};
+    let s = open_or_return!(app, headers);
+    if !csrf_ok(&app, &s, &form) {
+        return forbidden();
+    }
+    let action = match action.as_str() {
+        "pause" => Action::Pause,
+        "resume" => Action::Resume,
+        "cancel" => Action::Cancel,
+        _ => return (StatusCode::NOT_FOUND, "no such action\n").into_response(),
+    };
+    let by = form.get("by").map(|b| b.trim()).unwrap_or("");
+    if by.is_empty() || by.chars().any(char::is_control) || by.len() > 200 {
+        return (StatusCode::BAD_REQUEST, "give your name\n").into_response();
+    }
+    if action == Action::Cancel && form.get("confirm").map(String::as_str) != Some("yes") {
+        return (
+            StatusCode::BAD_REQUEST,
+            "tick the box to confirm: a cancel cannot be undone\n",
+        )
+            .into_response();
+    }
+    let actor = format!("admin: {by}");
+    match change(&app.config, &app.store, &name, action, &actor).await {
+        Ok(_) => Redirect::to(&format!("/admin/campaigns/{name}")).into_response(),
+        Err(crate::app::AppError::BadInput(_)) => {
+            (StatusCode::NOT_FOUND, "no such campaign\n").into_response()
+        }
+        Err(crate::app::AppError::Refused(why)) => {
+            (StatusCode::CONFLICT, format!("{why}\n")).into_response()
         }
         Err(e) => server_error(e),
     }

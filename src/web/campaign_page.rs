@@ -52,6 +52,8 @@ pub struct CampaignPage {
     pub complaint_rate: String,
     pub optout_rate: String,
     pub links: Vec<(i64, String, i64, String)>,
+    /// `active`, `paused` or `cancelled`: which of pause, resume and cancel the page offers.
+    pub run_state: &'static str,
 }
 
 fn pct(x: f64) -> String {
@@ -88,7 +90,11 @@ fn time(ms: i64, bucket: &str) -> String {
 }
 
 /// The page for `report`, with the session's CSRF token for the header's forms.
-pub fn page(report: CampaignReport, csrf: String) -> Result<CampaignPage, ChartError> {
+pub fn page(
+    report: CampaignReport,
+    csrf: String,
+    run_state: crate::model::RunState,
+) -> Result<CampaignPage, ChartError> {
     let bucket = report.timeline.bucket;
     let timeline_rows: Vec<TimeRow> = report
         .timeline
@@ -121,6 +127,7 @@ pub fn page(report: CampaignReport, csrf: String) -> Result<CampaignPage, ChartE
             .map(|b| row(format!("Register {}", b.name), &b.results)),
     );
     Ok(CampaignPage {
+        run_state: run_state.as_str(),
         title: format!("Campaign {}", report.campaign),
         csrf,
         refresh: false,

@@ -96,6 +96,10 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(admin::metrics_with_token))
         .route("/admin", get(admin::campaigns))
         .route("/admin/campaigns/{name}", get(admin::campaign))
+        .route(
+            "/admin/campaigns/{name}/{action}",
+            post(admin::campaign_run_state),
+        )
         .route("/admin/login", get(admin::login_page).post(admin::login))
         .route("/admin/logout", post(admin::logout))
         .route("/admin/bounces", get(admin::bounces))
