@@ -428,14 +428,6 @@ impl InboundTx {
         subject: &str,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(self.now)
-            .bind(actor)
-            .bind(action)
-            .bind(subject)
-            .bind(detail)
-            .execute(&mut *self.tx)
-            .await?;
-        Ok(())
+        super::ops::write_audit(&mut self.tx, self.now, actor, action, subject, detail).await
     }
 }

@@ -65,16 +65,16 @@ impl Store {
         .await?
         .rows_affected();
         if done == 1 {
-            sqlx::query(
-                "INSERT INTO audit_log (created_at, actor, action, subject, detail)
-                 VALUES ($1, 'keys rotate', 'key_rotated', 'key pin', $2)",
+            let detail = format!("master fingerprint {old_fingerprint} → {}", pin.fingerprint);
+            let now = crate::now_millis();
+            super::ops::write_audit(
+                &mut tx,
+                now,
+                "keys rotate",
+                "key_rotated",
+                "key pin",
+                Some(&detail),
             )
-            .bind(crate::now_millis())
-            .bind(format!(
-                "master fingerprint {old_fingerprint} → {}",
-                pin.fingerprint
-            ))
-            .execute(&mut *tx)
             .await?;
         }
         tx.commit().await?;

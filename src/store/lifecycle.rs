@@ -161,15 +161,6 @@ async fn audit(
     campaign: &str,
     detail: Option<&str>,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(crate::now_millis())
-    .bind(actor)
-    .bind(action)
-    .bind(format!("campaign {campaign}"))
-    .bind(detail)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+    let subject = format!("campaign {campaign}");
+    super::ops::write_audit(tx, crate::now_millis(), actor, action, &subject, detail).await
 }

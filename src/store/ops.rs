@@ -24,6 +24,29 @@ pub struct Metrics {
     pub queue_depth: i64,
 }
 
+/// One row of the audit log, on the caller's connection (inside its transaction when it has
+/// one): every writer of the log goes through here.
+pub(super) async fn write_audit(
+    conn: &mut sqlx::AnyConnection,
+    now: i64,
+    actor: &str,
+    action: &str,
+    subject: &str,
+    detail: Option<&str>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(now)
+    .bind(actor)
+    .bind(action)
+    .bind(subject)
+    .bind(detail)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Records an operator's action.
     pub async fn audit(
@@ -33,15 +56,16 @@ impl Store {
         subject: &str,
         detail: Option<&str>,
     ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)")
-            .bind(crate::now_millis())
-            .bind(actor)
-            .bind(action)
-            .bind(subject)
-            .bind(detail)
-            .execute(self.pool())
-            .await?;
-        Ok(())
+        let mut conn = self.pool().acquire().await?;
+        write_audit(
+            &mut conn,
+            crate::now_millis(),
+            actor,
+            action,
+            subject,
+            detail,
+        )
+        .await
     }
 
     /// Messages of a campaign sent in the last `seconds`.

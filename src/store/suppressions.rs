@@ -190,15 +190,6 @@ async fn audit(
     detail: &str,
     now: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_log (created_at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(now)
-    .bind(actor)
-    .bind(action)
-    .bind(audit_subject(email_hash))
-    .bind(detail)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    let subject = audit_subject(email_hash);
+    super::ops::write_audit(conn, now, actor, action, &subject, Some(detail)).await
 }
