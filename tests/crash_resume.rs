@@ -74,8 +74,10 @@ fn killed_smtp_send_resumes_without_duplicates() {
     let sent = s["sent"].as_u64().unwrap() as usize;
     let failed = s["failed"].as_u64().unwrap() as usize;
     assert_eq!(sent + failed, emails.len(), "every row ended: {s}");
-    // Rows caught mid-transaction (at most the concurrency) are failed as interrupted, never resent.
-    assert!(failed <= 4, "{s}");
+    // Rows caught in `sending` are failed as interrupted, never resent: at most twice the
+    // concurrency (4) — the transactions on the wire, and the next row of each lane, committed
+    // to `sending` while the lane's current message was on the wire.
+    assert!(failed <= 2 * 4, "{s}");
     assert!(received.len() >= sent, "every row marked sent was received");
     if failed > 0 {
         assert!(

@@ -163,7 +163,7 @@ async fn refuse_unsendable(
         campaign,
         composer,
         store,
-        Depth::AudienceAndApproval,
+        Depth::ErrorsBeforeSending,
     )
     .await?;
     let dns_findings = dns_preflight(

@@ -45,10 +45,14 @@ impl CheckReport {
 }
 
 /// How much `check` does: `send` relies on the per-message gate at send time and skips the
-/// full render; the `check` command renders every message.
+/// full render, and it skips the passes that can only warn (it shows no warnings: an error
+/// refuses it, and `check` is where warnings are read); the `check` command renders every
+/// message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
-    AudienceAndApproval,
+    /// What may refuse a send: every error rule, no warning-only pass.
+    ErrorsBeforeSending,
+    /// Every rule, each message rendered and gated.
     EveryMessage,
 }
 
@@ -97,7 +101,10 @@ pub async fn check_campaign(
     findings.extend(
         super::audience::segment_findings(store, campaign, report.audience.selected).await?,
     );
-    retention_findings(config, campaign, store, findings).await?;
+    if depth == Depth::EveryMessage {
+        // Warnings only (AUD008/AUD009), and a pass over every entry's history.
+        retention_findings(config, campaign, store, findings).await?;
+    }
     match variants.finish(config, campaign) {
         Err(e) => findings.push(Finding::new(
             "APR004",

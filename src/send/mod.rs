@@ -11,7 +11,9 @@
 //! same no-duplicate rule as a restarted single run. This module decides what happens to a
 //! row; `store` records it.
 
+mod ledger;
 mod pacer;
+mod pipeline;
 pub mod transport;
 
 use std::sync::Arc;
@@ -31,9 +33,10 @@ use crate::config::{Campaign, ConfigDir};
 use crate::model::Phase;
 use crate::model::RunState;
 use crate::store::{
-    Grouping, InFlightRow, OutboxState, RecipientGate, Store, StoreError, TransportKind,
-    UngroupedRow, WorkerRecord,
+    Grouping, InFlightRow, OutboxState, RecipientGate, SentRecord, Store, StoreError,
+    TransportKind, UngroupedRow, WorkerRecord,
 };
+use ledger::Ledger;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SendError {
@@ -258,6 +261,7 @@ pub async fn run_campaign(
         counters,
         done: AtomicU64::new(0),
         today,
+        lanes: tokio::sync::Semaphore::new(config.settings.transport.concurrency),
     };
     let result = run.run().await;
     if let Some(heartbeat) = heartbeat {
@@ -299,6 +303,8 @@ struct Run<'a> {
     done: AtomicU64,
     /// The day eligibility is judged on.
     today: chrono::NaiveDate,
+    /// One permit per transaction the mail server may see at once (`concurrency`).
+    lanes: tokio::sync::Semaphore,
 }
 
 impl Run<'_> {
@@ -442,34 +448,33 @@ impl Run<'_> {
         report: &mut SendReport,
         phase: Option<Phase>,
     ) -> Result<(), SendError> {
+        if self.options.dry_run {
+            return self.dry_run_phase(report, phase).await;
+        }
+        self.pipelined_phase(report, phase).await
+    }
+
+    /// A dry run changes no state, so it pages through the rows instead of claiming them.
+    async fn dry_run_phase(
+        &self,
+        report: &SendReport,
+        phase: Option<Phase>,
+    ) -> Result<(), SendError> {
         let batch = self.batch_size();
-        let mut dry_run_after = 0i64;
+        let mut after = 0i64;
         loop {
             if self.options.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            if !self.options.dry_run && !self.wait_until_it_may_send(report).await? {
+            let page = self
+                .store
+                .rows_to_send(self.campaign_id, after, batch, phase)
+                .await?;
+            let Some(last) = page.last().copied() else {
                 return Ok(());
-            }
-            let now = crate::now_millis();
-            let due = if self.options.dry_run {
-                // A dry run changes no state, so it pages through the rows instead.
-                let page = self
-                    .store
-                    .rows_to_send(self.campaign_id, dry_run_after, batch, phase)
-                    .await?;
-                dry_run_after = page.last().copied().unwrap_or(i64::MAX);
-                page
-            } else {
-                self.claim(report, now, batch, phase).await?
             };
-            if due.is_empty() {
-                if self.options.dry_run || !self.wait_for_due(now, phase).await? {
-                    return Ok(());
-                }
-                continue;
-            }
-            self.send_batch(report, &due).await?;
+            after = last;
+            self.dry_run_batch(report, &page).await?;
         }
     }
 
@@ -555,9 +560,6 @@ impl Run<'_> {
                 phase,
             )
             .await?;
-        self.counters
-            .claimed
-            .fetch_add(rows.len() as u64, Ordering::Relaxed);
         Ok(rows)
     }
 
@@ -582,40 +584,17 @@ impl Run<'_> {
         }
     }
 
-    /// Sends (or, in a dry run, composes and gates) one batch of rows, `concurrency` at a
-    /// time, recording each outcome.
-    async fn send_batch(&self, report: &SendReport, due: &[i64]) -> Result<(), SendError> {
-        let (store, options) = (self.store, self.options);
+    /// Composes and gates one page of rows, `concurrency` at a time, and counts what would
+    /// happen to each.
+    async fn dry_run_batch(&self, shown: &SendReport, due: &[i64]) -> Result<(), SendError> {
         let concurrency = self.config.settings.transport.concurrency;
-        let mut gates = store.recipients(due).await?;
-        let rows: Vec<(i64, Option<RecipientGate>)> =
-            due.iter().map(|id| (*id, gates.remove(id))).collect();
-        let recorder = SentRecorder::start(store, concurrency * 4);
-        let recording = &recorder;
-        let starter = SendingStarter::start(store, self.worker, self.transport.kind());
-        let starting = &starter;
-        futures_util::stream::iter(rows)
+        let mut gates = self.store.recipients(due).await?;
+        futures_util::stream::iter(due.iter().map(|id| (*id, gates.remove(id))))
             .for_each_concurrent(concurrency, |(outbox_id, gate)| async move {
-                if options.stop.load(Ordering::SeqCst) {
-                    return;
-                }
-                // The window may close during a batch: the rest stay leased, for the next.
-                if !options.dry_run && !options.schedule.is_open(chrono::Utc::now()) {
-                    return;
-                }
-                let outcome = if options.dry_run {
-                    Ok(dry_run_one(self, outbox_id, gate))
-                } else {
-                    send_one(self, starting, recording, outbox_id, gate).await
-                };
-                self.tally(report, outbox_id, outcome);
+                let outcome = Ok(dry_run_one(self, outbox_id, gate));
+                self.tally(shown, outbox_id, outcome);
             })
             .await;
-        starter.finish().await;
-        if let Err(e) = recorder.finish().await {
-            options.stop.store(true, Ordering::SeqCst);
-            return Err(e.into());
-        }
         Ok(())
     }
 
@@ -849,8 +828,7 @@ async fn resolve_interrupted(
 /// on those facts, and only then does a byte go out.
 async fn send_one(
     run: &Run<'_>,
-    starter: &SendingStarter,
-    recorder: &SentRecorder,
+    ledger: &Ledger,
     outbox_id: i64,
     gate: Option<RecipientGate>,
 ) -> Result<Option<OutboxState>, StoreError> {
@@ -858,7 +836,7 @@ async fn send_one(
     if let Some(pacer) = &run.pacer {
         pacer.wait().await?;
     }
-    let Some(row) = starter.begin(outbox_id).await? else {
+    let Some(row) = ledger.begin(outbox_id).await? else {
         return Ok(None);
     };
     let fail = |state: OutboxState, why: String| async move {
@@ -884,7 +862,7 @@ async fn send_one(
             return fail(OutboxState::Failed, e).await;
         }
     };
-    deliver(run, recorder, &row, message).await
+    deliver(run, ledger, &row, message).await
 }
 
 /// The recipient's message, through the compliance gate.
@@ -918,7 +896,7 @@ fn refusal(verdict: Eligibility) -> Option<(OutboxState, String)> {
 /// uncertain, or deferred with backoff (failed once the attempts are used up).
 async fn deliver(
     run: &Run<'_>,
-    recorder: &SentRecorder,
+    ledger: &Ledger,
     row: &crate::store::SendingRow,
     message: GatedMessage,
 ) -> Result<Option<OutboxState>, StoreError> {
@@ -927,14 +905,19 @@ async fn deliver(
         store.mark_unsent(outbox_id, state, 0, &why).await?;
         Ok::<_, StoreError>(Some(state))
     };
+    // Committed to `sending` already; now wait for a lane to the server (see pipeline.rs).
+    let lane = run.lanes.acquire().await;
     let started = std::time::Instant::now();
-    match run.transport.deliver(&run.campaign.name, &message).await {
+    let delivered = run.transport.deliver(&run.campaign.name, &message).await;
+    drop(lane);
+    match delivered {
         Ok(reply) => {
-            let latency = started.elapsed().as_millis() as i64;
-            let message_id = message.message_id().to_string();
-            recorder
-                .record(outbox_id, reply, message_id, latency)
-                .await?;
+            ledger.record(SentRecord {
+                outbox_id,
+                reply,
+                message_id: message.message_id().to_string(),
+                latency_ms: Some(started.elapsed().as_millis() as i64),
+            })?;
             Ok(Some(OutboxState::Sent))
         }
         Err(DeliveryFailure::Permanent(reason)) => {
@@ -960,122 +943,6 @@ async fn deliver(
                 .mark_unsent(outbox_id, OutboxState::Deferred, at, &reason)
                 .await?;
             Ok(Some(OutboxState::Deferred))
-        }
-    }
-}
-
-/// Moves rows to `sending` for the concurrent senders of one worker, all the rows asked for
-/// while the previous statement ran in one statement (group commit). Each row is still moved
-/// only when its own transaction is about to start, so no more rows are ever in `sending` than
-/// transactions in flight.
-struct SendingStarter {
-    sender: tokio::sync::mpsc::UnboundedSender<StartRequest>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-type StartRequest = (
-    i64,
-    tokio::sync::oneshot::Sender<Result<Option<crate::store::SendingRow>, String>>,
-);
-
-impl SendingStarter {
-    fn start(store: &Store, worker: &str, transport: TransportKind) -> Self {
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<StartRequest>();
-        let (store, worker) = (store.clone(), worker.to_string());
-        let task = tokio::spawn(async move {
-            let mut batch = Vec::new();
-            while let Some(first) = receiver.recv().await {
-                batch.push(first);
-                while let Ok(next) = receiver.try_recv() {
-                    batch.push(next);
-                }
-                let ids: Vec<i64> = batch.iter().map(|(id, _)| *id).collect();
-                match store.begin_sending(&ids, &worker, transport).await {
-                    Ok(mut started) => {
-                        for (id, reply) in batch.drain(..) {
-                            let _ = reply.send(Ok(started.remove(&id)));
-                        }
-                    }
-                    Err(e) => {
-                        for (_, reply) in batch.drain(..) {
-                            let _ = reply.send(Err(e.to_string()));
-                        }
-                    }
-                }
-            }
-        });
-        Self { sender, task }
-    }
-
-    async fn begin(&self, outbox_id: i64) -> Result<Option<crate::store::SendingRow>, StoreError> {
-        let lost = || StoreError::Sql(sqlx::Error::Protocol("the sending starter stopped".into()));
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        self.sender.send((outbox_id, reply)).map_err(|_| lost())?;
-        answer
-            .await
-            .map_err(|_| lost())?
-            .map_err(|e| StoreError::Sql(sqlx::Error::Protocol(e)))
-    }
-
-    async fn finish(self) {
-        drop(self.sender);
-        let _ = self.task.await;
-    }
-}
-
-/// Records delivered messages off the SMTP path: a task commits them many per statement,
-/// as fast as they come. A message whose record has not been committed when the process dies
-/// is left in `sending` and resolved like any interrupted transaction (never resent blindly);
-/// the channel holds at most a few times the concurrency of them.
-struct SentRecorder {
-    sender: tokio::sync::mpsc::Sender<(i64, String, String, Option<i64>)>,
-    task: tokio::task::JoinHandle<Result<(), StoreError>>,
-}
-
-impl SentRecorder {
-    fn start(store: &Store, capacity: usize) -> Self {
-        let (sender, mut receiver) =
-            tokio::sync::mpsc::channel::<(i64, String, String, Option<i64>)>(capacity);
-        let store = store.clone();
-        let task = tokio::spawn(async move {
-            let mut batch = Vec::new();
-            while let Some(first) = receiver.recv().await {
-                batch.push(first);
-                while batch.len() < 200 {
-                    match receiver.try_recv() {
-                        Ok(next) => batch.push(next),
-                        Err(_) => break,
-                    }
-                }
-                store.mark_sent_batch(&batch).await?;
-                batch.clear();
-            }
-            Ok(())
-        });
-        Self { sender, task }
-    }
-
-    async fn record(
-        &self,
-        outbox_id: i64,
-        reply: String,
-        message_id: String,
-        latency_ms: i64,
-    ) -> Result<(), StoreError> {
-        self.sender
-            .send((outbox_id, reply, message_id, Some(latency_ms)))
-            .await
-            .map_err(|_| StoreError::Sql(sqlx::Error::PoolClosed))
-    }
-
-    /// Waits until everything recorded is committed.
-    async fn finish(self) -> Result<(), StoreError> {
-        drop(self.sender);
-        match self.task.await {
-            Ok(result) => result,
-            Err(e) => Err(StoreError::Sql(sqlx::Error::Protocol(format!(
-                "the recorder of sent messages stopped: {e}"
-            )))),
         }
     }
 }

@@ -308,62 +308,39 @@ impl Store {
         worker: &str,
         transport: TransportKind,
     ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
+        self.advance_outbox(&[], outbox_ids, worker, transport)
+            .await
+    }
+
+    /// Records a batch of delivered messages.
+    pub async fn mark_sent_batch(&self, sent: &[SentRecord]) -> Result<(), StoreError> {
+        self.advance_outbox(sent, &[], "", TransportKind::Smtp)
+            .await
+            .map(drop)
+    }
+
+    /// One step of a worker's send loop, committed at once: the delivered messages in `sent`
+    /// are recorded and the rows of `begin` move to `sending` (as [`Store::begin_sending`]
+    /// says), in one transaction — one commit where there would be two, on the path every
+    /// message takes.
+    pub async fn advance_outbox(
+        &self,
+        sent: &[SentRecord],
+        begin: &[i64],
+        worker: &str,
+        transport: TransportKind,
+    ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
         let _turn = self.write_turn().await;
-        let mut started = BTreeMap::new();
-        for chunk in outbox_ids.chunks(500) {
-            let placeholders = (0..chunk.len())
-                .map(|i| format!("${}", i + 4))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "UPDATE outbox SET state = 'sending', claimed_by = $1, attempts = attempts + 1,
-                        updated_at = $2, transport = $3
-                  WHERE id IN ({placeholders}) AND lease_owner = $1 AND state IN ('queued', 'deferred')
-                    AND (SELECT k.run_state FROM campaigns k WHERE k.id = outbox.campaign_id) = 'active'
-                 RETURNING id, attempts,
-                        (SELECT c.status FROM contacts c WHERE c.id = outbox.contact_id) AS status,
-                        (SELECT s.reason FROM contacts c JOIN suppressions s ON s.email_hash = c.email_hash
-                          WHERE c.id = outbox.contact_id) AS reason"
-            );
-            let mut query = sqlx::query(&sql)
-                .bind(worker)
-                .bind(crate::now_millis())
-                .bind(transport.as_str());
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(self.pool()).await? {
-                let id: i64 = row.get("id");
-                let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
-                    table: "contacts/suppressions",
-                    column,
-                    id,
-                    value,
-                };
-                let status: Option<String> = row.get("status");
-                let status = match status {
-                    None => None,
-                    Some(s) => {
-                        Some(ContactStatus::parse(&s).ok_or_else(|| corrupt("status", s.clone()))?)
-                    }
-                };
-                let reason: Option<String> = row.get("reason");
-                let suppressed = match reason {
-                    None => None,
-                    Some(r) => Some(
-                        SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?,
-                    ),
-                };
-                started.insert(
-                    id,
-                    SendingRow {
-                        attempts: row.get("attempts"),
-                        status,
-                        suppressed,
-                    },
-                );
-            }
+        if sent.is_empty() || begin.is_empty() {
+            // One statement commits itself: no BEGIN and COMMIT to wait for.
+            let mut conn = self.pool().acquire().await?;
+            record_sent(&mut conn, sent).await?;
+            return start_sending(&mut conn, begin, worker, transport).await;
         }
+        let mut tx = self.begin_write().await?;
+        record_sent(&mut tx, sent).await?;
+        let started = start_sending(&mut tx, begin, worker, transport).await?;
+        tx.commit().await?;
         Ok(started)
     }
 
@@ -400,44 +377,6 @@ impl Store {
             }
         }
         Ok(found)
-    }
-
-    /// Records a batch of delivered messages in one statement:
-    /// (outbox id, SMTP reply, Message-ID, latency in ms).
-    pub async fn mark_sent_batch(
-        &self,
-        sent: &[(i64, String, String, Option<i64>)],
-    ) -> Result<(), StoreError> {
-        let _turn = self.write_turn().await;
-        let now = crate::now_millis();
-        for chunk in sent.chunks(64) {
-            let values = (0..chunk.len())
-                .map(|i| {
-                    format!(
-                        "(${}, ${}, ${}, ${})",
-                        4 * i + 2,
-                        4 * i + 3,
-                        4 * i + 4,
-                        4 * i + 5
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
-            // VALUES columns are column1… on both engines.
-            let sql = format!(
-                "UPDATE outbox SET state = 'sent', smtp_reply = v.column2, message_id = v.column3,
-                        last_error = NULL, latency_ms = v.column4, sent_at = $1, updated_at = $1,
-                        lease_owner = NULL, lease_until = NULL
-                   FROM (VALUES {values}) AS v
-                  WHERE outbox.id = v.column1"
-            );
-            let mut query = sqlx::query(&sql).bind(now);
-            for (id, reply, message_id, latency) in chunk {
-                query = query.bind(id).bind(reply).bind(message_id).bind(latency);
-            }
-            query.execute(self.pool()).await?;
-        }
-        Ok(())
     }
 
     /// The recipient of a row with its status and suppression, read fresh.
@@ -799,4 +738,115 @@ impl Store {
         .fetch_optional(self.pool())
         .await?)
     }
+}
+
+/// A delivered message, as recorded: its row, the server's reply, its Message-ID and how
+/// long the transaction took.
+#[derive(Debug, Clone)]
+pub struct SentRecord {
+    pub outbox_id: i64,
+    pub reply: String,
+    pub message_id: String,
+    pub latency_ms: Option<i64>,
+}
+
+/// `UPDATE … FROM (VALUES …)`, 64 rows per statement.
+async fn record_sent(
+    conn: &mut sqlx::AnyConnection,
+    sent: &[SentRecord],
+) -> Result<(), StoreError> {
+    let now = crate::now_millis();
+    for chunk in sent.chunks(64) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                format!(
+                    "(${}, ${}, ${}, ${})",
+                    4 * i + 2,
+                    4 * i + 3,
+                    4 * i + 4,
+                    4 * i + 5
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // VALUES columns are column1… on both engines.
+        let sql = format!(
+            "UPDATE outbox SET state = 'sent', smtp_reply = v.column2, message_id = v.column3,
+                    last_error = NULL, latency_ms = v.column4, sent_at = $1, updated_at = $1,
+                    lease_owner = NULL, lease_until = NULL
+               FROM (VALUES {values}) AS v
+              WHERE outbox.id = v.column1"
+        );
+        let mut query = sqlx::query(&sql).bind(now);
+        for record in chunk {
+            query = query
+                .bind(record.outbox_id)
+                .bind(&record.reply)
+                .bind(&record.message_id)
+                .bind(record.latency_ms);
+        }
+        query.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The statement of [`Store::begin_sending`], 500 rows at a time.
+async fn start_sending(
+    conn: &mut sqlx::AnyConnection,
+    outbox_ids: &[i64],
+    worker: &str,
+    transport: TransportKind,
+) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
+    let mut started = BTreeMap::new();
+    for chunk in outbox_ids.chunks(500) {
+        let placeholders = (0..chunk.len())
+            .map(|i| format!("${}", i + 4))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "UPDATE outbox SET state = 'sending', claimed_by = $1, attempts = attempts + 1,
+                    updated_at = $2, transport = $3
+              WHERE id IN ({placeholders}) AND lease_owner = $1 AND state IN ('queued', 'deferred')
+                AND (SELECT k.run_state FROM campaigns k WHERE k.id = outbox.campaign_id) = 'active'
+             RETURNING id, attempts,
+                    (SELECT c.status FROM contacts c WHERE c.id = outbox.contact_id) AS status,
+                    (SELECT s.reason FROM contacts c JOIN suppressions s ON s.email_hash = c.email_hash
+                      WHERE c.id = outbox.contact_id) AS reason"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(worker)
+            .bind(crate::now_millis())
+            .bind(transport.as_str());
+        for id in chunk {
+            query = query.bind(id);
+        }
+        for row in query.fetch_all(&mut *conn).await? {
+            let id: i64 = row.get("id");
+            started.insert(id, sending_row(&row, id)?);
+        }
+    }
+    Ok(started)
+}
+
+/// A row of [`start_sending`]'s answer.
+fn sending_row(row: &sqlx::any::AnyRow, id: i64) -> Result<SendingRow, StoreError> {
+    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+        table: "contacts/suppressions",
+        column,
+        id,
+        value,
+    };
+    let status = match row.get::<Option<String>, _>("status") {
+        None => None,
+        Some(s) => Some(ContactStatus::parse(&s).ok_or_else(|| corrupt("status", s.clone()))?),
+    };
+    let suppressed = match row.get::<Option<String>, _>("reason") {
+        None => None,
+        Some(r) => Some(SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?),
+    };
+    Ok(SendingRow {
+        attempts: row.get("attempts"),
+        status,
+        suppressed,
+    })
 }

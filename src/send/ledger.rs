@@ -1,0 +1,121 @@
+//! The one writer of a worker's outbox transitions on the send path: rows moved to `sending`
+//! just before their transactions, and delivered messages recorded. Every request that
+//! arrives while the previous commit runs goes into the next one, both kinds in one
+//! transaction (group commit), so the database costs one commit per burst of messages, not
+//! two per message. It decides nothing: the send loop says what to write, `store` writes it.
+
+use std::collections::BTreeMap;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{SendingRow, SentRecord, Store, StoreError, TransportKind};
+
+type Started = Result<Option<SendingRow>, String>;
+
+enum Entry {
+    /// Move this row to `sending`; the answer says whether it may be sent and what was read.
+    Begin(i64, oneshot::Sender<Started>),
+    /// This message was delivered.
+    Sent(SentRecord),
+}
+
+/// A handle to the writer task of one batch of a worker's run.
+pub(super) struct Ledger {
+    sender: mpsc::UnboundedSender<Entry>,
+    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+}
+
+impl Ledger {
+    /// The channel needs no bound of its own: every sender waits for a `begin` before it
+    /// delivers, and each commit takes every record waiting, so no more records are pending
+    /// than messages in flight.
+    pub(super) fn start(store: &Store, worker: &str, transport: TransportKind) -> Self {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let (store, worker) = (store.clone(), worker.to_string());
+        let task = tokio::spawn(write_loop(store, worker, transport, receiver));
+        Self { sender, task }
+    }
+
+    /// Moves `outbox_id` to `sending`, committed before this returns. `None`: the row is no
+    /// longer this worker's to send, or the campaign was paused or cancelled.
+    pub(super) async fn begin(&self, outbox_id: i64) -> Result<Option<SendingRow>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.sender
+            .send(Entry::Begin(outbox_id, reply))
+            .map_err(|_| stopped())?;
+        answer
+            .await
+            .map_err(|_| stopped())?
+            .map_err(|e| StoreError::Sql(sqlx::Error::Protocol(e)))
+    }
+
+    /// Records a delivered message with the next commit. A record not yet committed when the
+    /// process dies leaves its row in `sending`, resolved like any interrupted transaction
+    /// (never resent blindly).
+    pub(super) fn record(&self, sent: SentRecord) -> Result<(), StoreError> {
+        self.sender.send(Entry::Sent(sent)).map_err(|_| stopped())
+    }
+
+    /// Waits until everything recorded is committed.
+    pub(super) async fn finish(self) -> Result<(), StoreError> {
+        drop(self.sender);
+        match self.task.await {
+            Ok(result) => result,
+            Err(e) => Err(StoreError::Sql(sqlx::Error::Protocol(format!(
+                "the writer of the outbox stopped: {e}"
+            )))),
+        }
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Sql(sqlx::Error::Protocol(
+        "the writer of the outbox stopped".into(),
+    ))
+}
+
+/// Takes everything waiting, commits it in one transaction, answers, and again. A failed
+/// commit fails the rows it would have started; a failed record ends the loop with the error
+/// (the run stops; the unrecorded rows stay in `sending`).
+async fn write_loop(
+    store: Store,
+    worker: String,
+    transport: TransportKind,
+    mut receiver: mpsc::UnboundedReceiver<Entry>,
+) -> Result<(), StoreError> {
+    let (mut sent, mut begin) = (Vec::new(), Vec::new());
+    while let Some(first) = receiver.recv().await {
+        let mut next = Some(first);
+        while let Some(entry) = next {
+            match entry {
+                Entry::Begin(id, reply) => begin.push((id, reply)),
+                Entry::Sent(record) => sent.push(record),
+            }
+            next = receiver.try_recv().ok();
+        }
+        let ids: Vec<i64> = begin.iter().map(|(id, _)| *id).collect();
+        match store.advance_outbox(&sent, &ids, &worker, transport).await {
+            Ok(started) => answer(&mut begin, started),
+            Err(e) => {
+                let why = e.to_string();
+                for (_, reply) in begin.drain(..) {
+                    let _ = reply.send(Err(why.clone()));
+                }
+                if !sent.is_empty() {
+                    return Err(e);
+                }
+            }
+        }
+        sent.clear();
+    }
+    Ok(())
+}
+
+fn answer(
+    begin: &mut Vec<(i64, oneshot::Sender<Started>)>,
+    mut started: BTreeMap<i64, SendingRow>,
+) {
+    for (id, reply) in begin.drain(..) {
+        let _ = reply.send(Ok(started.remove(&id)));
+    }
+}
