@@ -190,9 +190,12 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
         );
     }
     if let Some(at) = report.window_opens_at {
+        let when = report
+            .window_opens_local
+            .clone()
+            .unwrap_or_else(|| crate::cli::output::format_millis(at));
         crate::cli::terminal::outln!(
-            "  outside the campaign's send window: nothing more is sent until {} (run `send` again then, or without --no-wait to wait)",
-            crate::cli::output::format_millis(at)
+            "  outside the campaign's send window: nothing more is sent until {when} (run `send` again then, or without --no-wait to wait)"
         );
     }
     print_interruptions(report);
