@@ -26,6 +26,8 @@ Environment variables:
                            and test_connect (a test CA for the SNS certificate); never in production
   FAIRSEND_TEST_CRASH_AFTER_COMMIT  debug builds only, fairsend's own tests: `bounces poll`
                            aborts after N committed messages (a crash before the IMAP move)
+  FAIRSEND_TEST_NOW        debug builds only, fairsend's own tests: the moment (RFC 3339) the
+                           clock of send windows starts from (`send`, `status`)
   SMTP and IMAP credentials, the DKIM key and the provider webhooks' secrets come from the
   variables that fairsend.toml names ([transport] and [bounces.imap] username_env /
   password_env, [dkim] private_key_env, [webhooks.*] *_env).";
