@@ -307,3 +307,48 @@ fn status_shows_a_cancelled_campaign() {
     assert_eq!(json["run_state"], "cancelled");
     assert_eq!(json["states"]["cancelled"], 3, "{json:#}");
 }
+
+/// Ctrl-C ends a run that waits for its window even when nothing reads its stderr any more
+/// (a closed pipe): the stop is not lost to a failed write.
+#[test]
+fn ctrl_c_ends_a_run_waiting_for_its_window_with_stderr_closed() {
+    use std::io::BufRead;
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.contacts("config/contacts/customers.csv", 2);
+    let campaign = format!(
+        "{}\n[schedule]\ntimezone = \"Europe/Helsinki\"\nwindow = \"Mon-Fri 08:00-17:00\"\n",
+        common::CAMPAIGN
+    );
+    scratch.write("config/campaigns/test.toml", &campaign);
+    let mut send = scratch
+        .command(&["send", "config/campaigns/test.toml"])
+        .env("FAIRSEND_TEST_NOW", SATURDAY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn send");
+    let mut stderr = std::io::BufReader::new(send.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains("waiting for it to open") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read") > 0,
+            "send ended early"
+        );
+    }
+    drop(stderr);
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &send.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while send.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = send.kill();
+            panic!("Ctrl-C did not end the waiting run");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(common::states(&scratch, "test-campaign")["queued"], 2);
+}
