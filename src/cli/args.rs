@@ -411,8 +411,9 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
-    /// Per-state counts of one campaign or of all; with --recipients, who each row went to
-    /// and how it ended.
+    /// Per-state counts of one campaign or of all, its run state (active, paused, cancelled)
+    /// and when its send window next opens; with --recipients, who each row went to and how
+    /// it ended.
     Status {
         /// The campaign's name or its file (campaigns/NAME.toml); all campaigns when omitted.
         campaign: Option<String>,
