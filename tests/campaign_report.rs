@@ -5,7 +5,9 @@
 //! (and `--csv`) must give, per variant and per register, exactly the counts this test
 //! computes itself from the SMTP server's log and what it sent back. In real Chromium, the
 //! admin campaign page draws its charts as SVG with one bar per figure, carries the same
-//! numbers in tables, and passes axe-core without serious or critical violations.
+//! numbers in tables, and passes axe-core without serious or critical violations; and, while a
+//! `send` runs, its Pause, Resume and Cancel buttons stop, restart and end the run, the
+//! database agreeing after each click.
 //! On PostgreSQL too when FAIRSEND_TEST_POSTGRES is set.
 
 mod common;
@@ -613,4 +615,215 @@ fn the_campaign_page_charts_its_results_and_passes_axe() {
     assert!(serious.is_empty(), "axe-core: {serious:?}");
     eprintln!("axe-core, minor and moderate: {}", seen["axe_violations"]);
     assert!(seen["axe_passes"].as_i64().unwrap() > 10, "axe ran: {seen}");
+}
+
+/// `browser.py lifecycle`: one JSON line per step of the page; the test checks the database
+/// between steps, then lets the browser go on.
+struct BrowserSteps {
+    child: std::process::Child,
+    lines: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl BrowserSteps {
+    fn start(base: &str, campaign: &str) -> Self {
+        use std::io::BufRead;
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/browser.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .args(["lifecycle", base, ADMIN_PASSWORD, campaign])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let stdout = child.stdout.take().expect("browser stdout");
+        Self {
+            child,
+            lines: std::io::BufReader::new(stdout).lines(),
+        }
+    }
+
+    /// What the page showed after step `name`, with no serious or critical axe-core finding.
+    fn seen(&mut self, name: &str) -> serde_json::Value {
+        let line = self
+            .lines
+            .next()
+            .unwrap_or_else(|| {
+                panic!("the browser stopped before step {name} (its stderr is above)")
+            })
+            .expect("browser output");
+        let seen: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+        assert_eq!(seen["step"], name, "{seen}");
+        let serious: Vec<&serde_json::Value> = seen["axe"]["violations"]
+            .as_array()
+            .expect("axe violations")
+            .iter()
+            .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+            .collect();
+        assert!(serious.is_empty(), "axe-core after {name}: {serious:?}");
+        assert!(
+            seen["axe"]["passes"].as_i64().unwrap_or(0) > 10,
+            "axe ran: {seen}"
+        );
+        seen
+    }
+
+    fn go_on(&mut self) {
+        use std::io::Write;
+        let stdin = self.child.stdin.as_mut().expect("browser stdin");
+        stdin.write_all(b"\n").expect("tell the browser to go on");
+        stdin.flush().expect("flush");
+    }
+}
+
+impl Drop for BrowserSteps {
+    fn drop(&mut self) {
+        // A failed assertion leaves the browser waiting for its next line: end it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status_of(scratch: &Scratch) -> serde_json::Value {
+    let out = scratch.run(&["status", "test-campaign", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("status JSON")
+}
+
+/// In real Chromium, while a rate-limited `send` is running: the campaign page draws its
+/// charts, Pause stops the worker (the database says paused, no message arrives), Resume lets
+/// it go on, Cancel asks for its confirmation and then leaves no row sendable; axe-core finds
+/// nothing serious after any of it. On PostgreSQL too when FAIRSEND_TEST_POSTGRES is set.
+#[test]
+fn in_a_browser_the_campaign_page_pauses_resumes_and_cancels_a_running_campaign() {
+    if !common::require(&[common::Tool::Aiosmtpd, common::Tool::Browser]) {
+        return;
+    }
+    const RECIPIENTS: u64 = 200;
+    let server_dir = tempfile::tempdir().expect("tempdir");
+    let server = SmtpServer::start(server_dir.path(), &[]);
+    let scratch = Scratch::new(&server.url());
+    // Slow enough that the run is still going when the browser has started.
+    scratch.write(
+        "config/fairsend.toml",
+        &common::fairsend_toml(&server.url()).replace("rate_per_second = 0", "rate_per_second = 2"),
+    );
+    scratch.contacts("config/contacts/customers.csv", RECIPIENTS as usize);
+    let worker = scratch
+        .command(&["send", "--json", "config/campaigns/test.toml"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn send");
+    assert!(server.wait_for_messages(3, Duration::from_secs(60)) >= 3);
+    let serve =
+        ServeProcess::start_with_env(&scratch, &[("FAIRSEND_ADMIN_PASSWORD", ADMIN_PASSWORD)]);
+    let mut browser = BrowserSteps::start(&serve.base, "test-campaign");
+
+    let loaded = browser.seen("loaded");
+    assert!(
+        loaded["login_url"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with("/admin/login"),
+        "{loaded}"
+    );
+    assert_eq!(loaded["h1"], "Campaign test-campaign: results");
+    assert_eq!(loaded["run_state"], "active");
+    assert_eq!(loaded["buttons"], serde_json::json!(["pause", "cancel"]));
+    let charts = loaded["svgs"].as_array().expect("svgs");
+    let ids: Vec<&str> = charts.iter().filter_map(|c| c["id"].as_str()).collect();
+    assert_eq!(ids, ["chart-timeline", "chart-variants"], "{loaded}");
+    assert!(
+        charts
+            .iter()
+            .all(|c| c["role"] == "img" && c["width"].as_f64() > Some(200.0))
+    );
+    assert!(
+        charts[0]["sends_bars"].as_i64() >= Some(1),
+        "sends are drawn: {loaded}"
+    );
+    browser.go_on();
+
+    let paused = browser.seen("paused");
+    assert_eq!(paused["run_state"], "paused", "{paused}");
+    assert_eq!(paused["buttons"], serde_json::json!(["resume", "cancel"]));
+    assert_eq!(status_of(&scratch)["run_state"], "paused");
+    // The worker waits: once what was on the wire has landed, nothing more arrives.
+    std::thread::sleep(Duration::from_millis(1500));
+    let during_pause = server.messages().len();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(server.messages().len(), during_pause, "sent while paused");
+    assert!((during_pause as u64) < RECIPIENTS);
+    browser.go_on();
+
+    let resumed = browser.seen("resumed");
+    assert_eq!(resumed["run_state"], "active", "{resumed}");
+    assert_eq!(status_of(&scratch)["run_state"], "active");
+    assert!(
+        server.wait_for_messages(during_pause + 2, Duration::from_secs(20)) >= during_pause + 2,
+        "the worker went on after the resume"
+    );
+    browser.go_on();
+
+    let unconfirmed = browser.seen("cancel_unconfirmed");
+    assert_eq!(unconfirmed["confirm_missing"], true, "{unconfirmed}");
+    assert_eq!(unconfirmed["still_here"], true, "{unconfirmed}");
+    assert_eq!(unconfirmed["run_state"], "active");
+    assert!(
+        unconfirmed["confirm_label"]
+            .as_str()
+            .unwrap_or("")
+            .contains("never be sent"),
+        "{unconfirmed}"
+    );
+    let status = status_of(&scratch);
+    assert_eq!(
+        (
+            status["run_state"].as_str(),
+            status["states"]["cancelled"].as_u64()
+        ),
+        (Some("active"), Some(0))
+    );
+    browser.go_on();
+
+    let cancelled = browser.seen("cancelled");
+    assert_eq!(cancelled["run_state"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["forms"], 0, "nothing to click after a cancel");
+    assert!(
+        cancelled["sending"]
+            .as_str()
+            .unwrap_or("")
+            .contains("will never be sent")
+    );
+    let out = worker.wait_with_output().expect("the worker ends");
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("send report");
+    assert_eq!(report["cancelled"], true, "{report}");
+    let status = status_of(&scratch);
+    let states = &status["states"];
+    assert_eq!(status["run_state"], "cancelled");
+    for unsent in ["queued", "deferred", "sending"] {
+        assert_eq!(states[unsent], 0, "{unsent}: {states}");
+    }
+    let received = server.messages().len() as u64;
+    assert_eq!(states["sent"], received, "{states}");
+    assert_eq!(
+        states["cancelled"].as_u64(),
+        Some(RECIPIENTS - received),
+        "{states}"
+    );
+    // Each click is in the audit log under the operator's name.
+    let audited = common::text_occurrences(&scratch.db_url(), "Maija Markkinoija");
+    assert!(
+        audited.contains(&("audit_log".to_string(), "actor".to_string())),
+        "{audited:?}"
+    );
+    // The report counts what was sent, not what was cancelled.
+    assert_eq!(report_of(&scratch)["total"]["sent"], received);
+}
+
+fn report_of(scratch: &Scratch) -> serde_json::Value {
+    let out = scratch.run(&["report", "test-campaign", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_json::from_str(&stdout(&out)).expect("report JSON")
 }

@@ -172,58 +172,183 @@ fn a_cancel_leaves_no_row_sendable_and_cannot_be_undone() {
     assert_eq!(server.messages().len() as u64, received);
 }
 
-/// Today's weekday in Helsinki and another one, as the window language writes them.
-fn helsinki_weekdays() -> (String, String) {
-    use chrono::Datelike;
-    let today = chrono::Utc::now()
-        .with_timezone(&chrono_tz::Europe::Helsinki)
-        .weekday();
-    let name = |d: chrono::Weekday| format!("{d}");
-    (name(today), name(today.succ().succ()))
+/// A run of `fairsend ARGS` whose clock for send windows reads `now` (FAIRSEND_TEST_NOW, which
+/// only debug builds honour): the schedule is tested at a chosen moment, without sleeping.
+fn at_moment(scratch: &Scratch, now: &str, args: &[&str]) -> std::process::Output {
+    let out = scratch
+        .command(args)
+        .env("FAIRSEND_TEST_NOW", now)
+        .output()
+        .expect("run fairsend");
+    assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    out
 }
 
+fn status_json(scratch: &Scratch, now: &str) -> serde_json::Value {
+    let out = at_moment(scratch, now, &["status", "test-campaign", "--json"]);
+    serde_json::from_str(&stdout(&out)).expect("status JSON")
+}
+
+/// Saturday 10:00 in Helsinki (winter time, +02:00), and the Monday after it.
+const SATURDAY: &str = "2026-12-05T10:00:00+02:00";
+const MONDAY_0830: &str = "2026-12-07T08:30:00+02:00";
+
 #[test]
-fn outside_its_window_a_campaign_sends_nothing_and_says_when_it_opens() {
+fn outside_its_window_a_campaign_sends_nothing_and_status_says_when_it_opens() {
     if !common::require(&[common::Tool::Aiosmtpd]) {
         return;
     }
     let server_dir = tempfile::tempdir().expect("tempdir");
     let server = SmtpServer::start(server_dir.path(), &[]);
     let scratch = rate_limited(&server, 5);
-    let (_, other_day) = helsinki_weekdays();
     let campaign = format!(
-        "{}\n[schedule]\ntimezone = \"Europe/Helsinki\"\nwindow = \"{other_day} 08:00-17:00\"\n",
+        "{}\n[schedule]\ntimezone = \"Europe/Helsinki\"\nwindow = \"Mon-Fri 08:00-17:00\"\n",
         common::CAMPAIGN
     );
     scratch.write("config/campaigns/test.toml", &campaign);
-    let out = scratch.run(&["send", "--no-wait", "config/campaigns/test.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+
+    // Saturday morning: nothing goes out; the run says when the window opens, in the
+    // campaign's zone, named.
+    let send = ["send", "--no-wait", "config/campaigns/test.toml"];
+    let out = at_moment(&scratch, SATURDAY, &send);
+    let text = stdout(&out);
     assert!(
-        stdout(&out).contains("outside the campaign's send window"),
-        "{}",
-        stdout(&out)
+        text.contains("outside the campaign's send window")
+            && text.contains("until Mon 2026-12-07 08:00 EET (Europe/Helsinki)")
+            && !text.contains("retry"),
+        "{text}"
     );
     assert_eq!(server.messages().len(), 0);
-    let states = common::states(&scratch, "test-campaign");
-    assert_eq!(states["queued"], 5, "{states:#}");
+    assert_eq!(common::states(&scratch, "test-campaign")["queued"], 5);
 
-    // Around the clock but not before --at: the run waits for it, then sends.
-    scratch.write("config/campaigns/test.toml", common::CAMPAIGN);
-    let start = chrono::Utc::now() + chrono::Duration::seconds(3);
-    let at = start
-        .with_timezone(&chrono_tz::Europe::Helsinki)
-        .format("%Y-%m-%dT%H:%M:%S")
-        .to_string();
-    let out = scratch.run(&["send", "--at", &at, "config/campaigns/test.toml"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let first = server
-        .messages()
-        .iter()
-        .filter_map(|m| m["at"].as_f64())
-        .fold(f64::MAX, f64::min);
-    assert!(first >= start.timestamp() as f64, "sent before --at");
+    // `status` at the same moment: the run state and the next opening.
+    let human = stdout(&at_moment(&scratch, SATURDAY, &["status", "test-campaign"]));
+    assert!(
+        human.contains(
+            "sending: active; window Mon-Fri 08:00-17:00: closed now, next opens Mon 2026-12-07 08:00 EET (Europe/Helsinki)"
+        ),
+        "{human}"
+    );
+    let json = status_json(&scratch, SATURDAY);
+    assert_eq!(json["run_state"], "active", "{json:#}");
+    let schedule = &json["schedule"];
+    assert_eq!(schedule["timezone"], "Europe/Helsinki");
+    assert_eq!(schedule["window"], "Mon-Fri 08:00-17:00");
+    assert_eq!(schedule["open_now"], false);
+    assert_eq!(schedule["next_open"], "2026-12-07T08:00:00+02:00");
+    assert!(schedule["open_until"].is_null(), "{schedule:#}");
+
+    // Paused, status says so (and still when the window opens); resumed, active again.
+    assert!(scratch.run(&["pause", "test-campaign"]).status.success());
+    let human = stdout(&at_moment(&scratch, SATURDAY, &["status", "test-campaign"]));
+    assert!(
+        human.contains("sending: paused (`fairsend resume test-campaign` lets it go on); window"),
+        "{human}"
+    );
+    assert_eq!(status_json(&scratch, SATURDAY)["run_state"], "paused");
+    assert!(scratch.run(&["resume", "test-campaign"]).status.success());
+
+    // Monday 08:30 with --at 09:00: still nothing, until 09:00.
+    let at = [
+        "send",
+        "--no-wait",
+        "--at",
+        "2026-12-07T09:00",
+        "config/campaigns/test.toml",
+    ];
+    let text = stdout(&at_moment(&scratch, MONDAY_0830, &at));
+    assert!(
+        text.contains("until Mon 2026-12-07 09:00 EET (Europe/Helsinki)"),
+        "{text}"
+    );
+    assert_eq!(server.messages().len(), 0);
+
+    // Monday 08:30: the window is open; everything goes, and status says until when.
+    at_moment(&scratch, MONDAY_0830, &send);
     assert_eq!(server.messages().len(), 5);
+    assert_eq!(common::states(&scratch, "test-campaign")["sent"], 5);
+    let human = stdout(&at_moment(
+        &scratch,
+        MONDAY_0830,
+        &["status", "test-campaign"],
+    ));
+    assert!(
+        human.contains("sending: active; window Mon-Fri 08:00-17:00: now, window open until 17:00 EET (Europe/Helsinki)"),
+        "{human}"
+    );
+    let json = status_json(&scratch, MONDAY_0830);
+    assert_eq!(json["schedule"]["open_now"], true);
+    assert_eq!(json["schedule"]["open_until"], "2026-12-07T17:00:00+02:00");
+
     let bad = scratch.run(&["send", "--at", "tomorrow 9", "config/campaigns/test.toml"]);
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("--at"), "{}", stderr(&bad));
+}
+
+/// A campaign without a [schedule]: status shows the run state only, and a cancel.
+#[test]
+fn status_shows_a_cancelled_campaign() {
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.contacts("config/contacts/customers.csv", 3);
+    let out = scratch.run(&["send", "--dry-run", "config/campaigns/test.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let human = stdout(&scratch.run(&["status", "test-campaign"]));
+    assert!(human.contains("\n  sending: active\n"), "{human}");
+    let json = status_json(&scratch, SATURDAY);
+    assert_eq!(json["run_state"], "active");
+    assert!(json["schedule"].is_null(), "{json:#}");
+    assert!(scratch.run(&["cancel", "test-campaign"]).status.success());
+    let human = stdout(&scratch.run(&["status", "test-campaign"]));
+    assert!(
+        human.contains("sending: cancelled (the messages not yet sent will never be sent)"),
+        "{human}"
+    );
+    let json = status_json(&scratch, SATURDAY);
+    assert_eq!(json["run_state"], "cancelled");
+    assert_eq!(json["states"]["cancelled"], 3, "{json:#}");
+}
+
+/// Ctrl-C ends a run that waits for its window even when nothing reads its stderr any more
+/// (a closed pipe): the stop is not lost to a failed write.
+#[test]
+fn ctrl_c_ends_a_run_waiting_for_its_window_with_stderr_closed() {
+    use std::io::BufRead;
+    let scratch = Scratch::new("outbox:outbox");
+    scratch.contacts("config/contacts/customers.csv", 2);
+    let campaign = format!(
+        "{}\n[schedule]\ntimezone = \"Europe/Helsinki\"\nwindow = \"Mon-Fri 08:00-17:00\"\n",
+        common::CAMPAIGN
+    );
+    scratch.write("config/campaigns/test.toml", &campaign);
+    let mut send = scratch
+        .command(&["send", "config/campaigns/test.toml"])
+        .env("FAIRSEND_TEST_NOW", SATURDAY)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn send");
+    let mut stderr = std::io::BufReader::new(send.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.contains("waiting for it to open") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).expect("read") > 0,
+            "send ended early"
+        );
+    }
+    drop(stderr);
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &send.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while send.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = send.kill();
+            panic!("Ctrl-C did not end the waiting run");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(common::states(&scratch, "test-campaign")["queued"], 2);
 }

@@ -7,16 +7,43 @@ use std::path::Path;
 
 use super::AppError;
 use crate::config::{Campaign, ConfigDir};
+use crate::model::{RunState, Schedule, SendTime};
 use crate::send::WorkerStatus;
 use crate::store::{CampaignCounts, OutboxState, RecipientOutcome, Store, UncertainRow};
 
 /// One campaign as `status` shows it.
 pub struct CampaignStatus {
     pub counts: CampaignCounts,
+    /// Whether its workers may start transactions (pause, resume, cancel).
+    pub run_state: RunState,
+    /// When it may send, for a campaign whose file has a `[schedule]` start or window.
+    pub window: Option<WindowStatus>,
     /// The `"ab"` object of `status --json`, for an A/B campaign whose file is found.
     pub ab: Option<serde_json::Value>,
     pub workers: Vec<WorkerStatus>,
     pub uncertain: Vec<UncertainRow>,
+}
+
+/// A campaign's `[schedule]` and what it means at the moment `status` ran.
+pub struct WindowStatus {
+    pub schedule: Schedule,
+    /// Sending may happen now (until when), or from when.
+    pub next: SendTime,
+}
+
+impl WindowStatus {
+    /// The schedule of `campaign` at `now`, if it holds sending back at all (a start or a
+    /// window; a time zone alone does not).
+    pub fn of(campaign: &Campaign, now: chrono::DateTime<chrono::Utc>) -> Option<Self> {
+        let schedule = &campaign.schedule;
+        if schedule.start.is_none() && schedule.window.is_none() {
+            return None;
+        }
+        Some(Self {
+            next: schedule.send_time(now),
+            schedule: schedule.clone(),
+        })
+    }
 }
 
 /// A campaign named on the command line by its name or by its file.
@@ -55,11 +82,19 @@ async fn campaign_status(
     store: &Store,
     counts: CampaignCounts,
 ) -> Result<CampaignStatus, AppError> {
-    let ab = match campaign_named(config, &counts.campaign) {
-        Some(file) => ab_status(store, &file).await?,
+    let file = campaign_named(config, &counts.campaign);
+    let ab = match &file {
+        Some(file) => ab_status(store, file).await?,
         None => None,
     };
+    let window = file
+        .as_ref()
+        .and_then(|f| WindowStatus::of(f, crate::schedule_now()));
     let id = store.find_campaign_id(&counts.campaign).await?;
+    let run_state = match id {
+        Some(id) => store.run_state(id).await?,
+        None => RunState::Active,
+    };
     let workers = match id {
         Some(id) => {
             crate::send::campaign_workers(store, id, config.settings.database.lease).await?
@@ -72,6 +107,8 @@ async fn campaign_status(
     };
     Ok(CampaignStatus {
         counts,
+        run_state,
+        window,
         ab,
         workers,
         uncertain,

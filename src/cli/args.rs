@@ -26,6 +26,8 @@ Environment variables:
                            and test_connect (a test CA for the SNS certificate); never in production
   FAIRSEND_TEST_CRASH_AFTER_COMMIT  debug builds only, fairsend's own tests: `bounces poll`
                            aborts after N committed messages (a crash before the IMAP move)
+  FAIRSEND_TEST_NOW        debug builds only, fairsend's own tests: the moment (RFC 3339) the
+                           clock of send windows starts from (`send`, `status`)
   SMTP and IMAP credentials, the DKIM key and the provider webhooks' secrets come from the
   variables that fairsend.toml names ([transport] and [bounces.imap] username_env /
   password_env, [dkim] private_key_env, [webhooks.*] *_env).";
@@ -409,8 +411,9 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
-    /// Per-state counts of one campaign or of all; with --recipients, who each row went to
-    /// and how it ended.
+    /// Per-state counts of one campaign or of all, its run state (active, paused, cancelled)
+    /// and when its send window next opens; with --recipients, who each row went to and how
+    /// it ended.
     Status {
         /// The campaign's name or its file (campaigns/NAME.toml); all campaigns when omitted.
         campaign: Option<String>,

@@ -3,6 +3,7 @@
 //! (bad rows, suppressed rows, findings, overrides). Human text goes through the terminal
 //! module's escaping; nothing here decides anything.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -90,10 +91,13 @@ pub fn show(notice: Notice<'_>) {
 fn stop_on_ctrl_c(stop: Arc<AtomicBool>) {
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!(
+            // Stop first: eprintln! would panic on a closed stderr, and the run would then
+            // never stop.
+            stop.store(true, Ordering::SeqCst);
+            let _ = writeln!(
+                std::io::stderr(),
                 "stopping: finishing the messages in flight (run `fairsend send` again to resume)"
             );
-            stop.store(true, Ordering::SeqCst);
         }
     });
 }

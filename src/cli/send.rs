@@ -190,9 +190,12 @@ fn print_report(report: &SendReport, transport: &TransportUrl, json: bool) {
         );
     }
     if let Some(at) = report.window_opens_at {
+        let when = report
+            .window_opens_local
+            .clone()
+            .unwrap_or_else(|| crate::cli::output::format_millis(at));
         crate::cli::terminal::outln!(
-            "  outside the campaign's send window: nothing more is sent until {} (run `send` again then, or without --no-wait to wait)",
-            crate::cli::output::format_millis(at)
+            "  outside the campaign's send window: nothing more is sent until {when} (run `send` again then, or without --no-wait to wait)"
         );
     }
     print_interruptions(report);
@@ -240,16 +243,24 @@ fn print_what_comes_next(report: &SendReport) {
         crate::cli::terminal::outln!(
             "  A/B test phase sent; the winner is chosen at {when}: run `fairsend send` again then (without --no-wait it waits)"
         );
-    } else if report.waiting_for_retry > 0 {
-        let when = report
+    } else if report.waiting_for_retry > 0 && report.window_opens_at.is_none() {
+        // (Outside the window, the window's line already says when the rest goes.)
+        match report
             .next_retry_at
+            .filter(|at| *at > fairsend::now_millis())
             .and_then(chrono::DateTime::from_timestamp_millis)
-            .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
-            .unwrap_or_else(|| "later".into());
-        crate::cli::terminal::outln!(
-            "  {} message(s) wait for a retry (next due {when}); run `fairsend send` again then",
-            report.waiting_for_retry
-        );
+        {
+            Some(t) => crate::cli::terminal::outln!(
+                "  {} message(s) wait for a retry (next due {}); run `fairsend send` again then",
+                report.waiting_for_retry,
+                t.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+            // Due already: the run was stopped (Ctrl-C) or is paused, not waiting for a retry.
+            None => crate::cli::terminal::outln!(
+                "  {} message(s) not sent yet; `fairsend send` goes on with them",
+                report.waiting_for_retry
+            ),
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //! figures, or one campaign's recipients, as text or JSON (the JSON shape is a contract:
 //! tests and scripts read it). It prints what `app::status` returns.
 
-use fairsend::app::status::{CampaignStatus, campaign_name_of, recipients, status};
+use fairsend::app::status::{CampaignStatus, WindowStatus, campaign_name_of, recipients, status};
 use fairsend::config::ConfigDir;
+use fairsend::model::{RunState, SendTime};
 use fairsend::send::WorkerStatus;
 use fairsend::store::{OutboxState, RecipientOutcome, Store, UncertainRow};
 
@@ -44,7 +45,7 @@ fn status_json(named: bool, all: &[CampaignStatus]) -> serde_json::Value {
         .iter()
         .map(|s| {
             let c = &s.counts;
-            let mut object = serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total(), "workers": s.workers, "uncertain": s.uncertain});
+            let mut object = serde_json::json!({"campaign": c.campaign, "states": c.states, "total": c.total(), "run_state": s.run_state, "schedule": s.window.as_ref().map(window_json), "workers": s.workers, "uncertain": s.uncertain});
             if let Some(ab) = &s.ab {
                 object["ab"] = ab.clone();
             }
@@ -55,6 +56,63 @@ fn status_json(named: bool, all: &[CampaignStatus]) -> serde_json::Value {
         (true, [one]) => one.clone(),
         _ => serde_json::Value::Array(objects),
     }
+}
+
+/// The `"schedule"` object: the window and start as written, and whether the campaign may
+/// send now (until when) or when it next may, in the campaign's time zone.
+fn window_json(w: &WindowStatus) -> serde_json::Value {
+    let s = &w.schedule;
+    let (open_now, open_until, next_open) = match w.next {
+        SendTime::Anytime => (true, None, None),
+        SendTime::OpenUntil(until) => (true, until.map(|u| s.local_rfc3339(u)), None),
+        SendTime::OpensAt(at) => (false, None, Some(s.local_rfc3339(at))),
+    };
+    serde_json::json!({
+        "timezone": s.timezone.name(),
+        "window": s.window.as_ref().map(|w| w.to_string()),
+        "start": s.start.map(|t| s.local_rfc3339(t)),
+        "open_now": open_now,
+        "open_until": open_until,
+        "next_open": next_open,
+    })
+}
+
+/// "sending: active — now, window open until 17:00 EET (Europe/Helsinki)", or when it opens.
+fn sending_line(s: &CampaignStatus) -> String {
+    let state = match s.run_state {
+        RunState::Active => "active".to_string(),
+        RunState::Paused => format!(
+            "paused (`fairsend resume {}` lets it go on)",
+            s.counts.campaign
+        ),
+        RunState::Cancelled => {
+            return "sending: cancelled (the messages not yet sent will never be sent)".into();
+        }
+    };
+    let Some(w) = &s.window else {
+        return format!("sending: {state}");
+    };
+    let sched = &w.schedule;
+    let rule = match (&sched.window, sched.start) {
+        (Some(window), _) => format!("window {window}"),
+        (None, Some(start)) => format!("start {}", sched.local_text(start)),
+        (None, None) => String::new(),
+    };
+    let when = match w.next {
+        SendTime::OpensAt(at) => format!("closed now, next opens {}", sched.local_text(at)),
+        SendTime::OpenUntil(Some(until)) => {
+            let local = until.with_timezone(&sched.timezone);
+            format!(
+                "now, window open until {} ({})",
+                local.format("%H:%M %Z"),
+                sched.timezone
+            )
+        }
+        SendTime::OpenUntil(None) | SendTime::Anytime => {
+            format!("now (times in {})", sched.timezone)
+        }
+    };
+    format!("sending: {state}; {rule}: {when}")
 }
 
 fn print_status(all: &[CampaignStatus]) {
@@ -73,6 +131,7 @@ fn print_status(all: &[CampaignStatus]) {
             c.total(),
             states.join(", ")
         );
+        crate::cli::terminal::outln!("  {}", sending_line(s));
         print_workers(&s.workers);
         print_uncertain(&c.campaign, &s.uncertain);
         if let Some(ab) = &s.ab {

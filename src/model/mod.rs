@@ -23,6 +23,6 @@ pub use contact::{ContactRecord, ContactStatus, Recipient, STANDARD_FIELDS};
 pub use finding::{Finding, Severity};
 pub use lifecycle::RunState;
 pub use locale::{LegalBasis, Locale};
-pub use schedule::{Schedule, ScheduleError, SendWindow, parse_timezone};
+pub use schedule::{Schedule, ScheduleError, SendTime, SendWindow, parse_timezone};
 pub use segment::{Condition, Field, Filter, SEGMENT_STANDARD_FIELDS, Segment, SegmentError, Test};
 pub use suppression::{OptOutSource, SuppressionReason};

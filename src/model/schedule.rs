@@ -46,6 +46,19 @@ impl Default for Schedule {
     }
 }
 
+/// Whether a campaign may send at a given moment, and until or from when: what `status`
+/// shows as the next window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendTime {
+    /// Neither a start nor a window holds sending back.
+    Anytime,
+    /// Sending may happen now; the window closes at `until` (`None`: only a start, which has
+    /// passed, so it never closes).
+    OpenUntil(Option<DateTime<Utc>>),
+    /// Nothing is sent before this moment: the start, or the window's next opening.
+    OpensAt(DateTime<Utc>),
+}
+
 /// Why a window or a time could not be read, for the field's error message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -91,6 +104,54 @@ impl SendWindow {
         spans.sort();
         spans
     }
+}
+
+/// The window as the campaign file writes it: `Mon-Fri 08:00-17:00, Sat 10:00-14:00`.
+impl std::fmt::Display for SendWindow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, span) in self.spans.iter().enumerate() {
+            let separator = if i == 0 { "" } else { ", " };
+            let closes = if span.closes == NaiveTime::from_hms_opt(23, 59, 59).unwrap_or_default() {
+                "24:00".to_string()
+            } else {
+                span.closes.format("%H:%M").to_string()
+            };
+            write!(
+                f,
+                "{separator}{} {}-{closes}",
+                day_runs(&span.days),
+                span.opens.format("%H:%M")
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs of consecutive days as `Mon-Fri+Sun`.
+fn day_runs(days: &[bool; 7]) -> String {
+    let name = |i: usize| {
+        let d = DAYS[i];
+        format!("{}{}", d[..1].to_ascii_uppercase(), &d[1..])
+    };
+    let mut runs = Vec::new();
+    let mut i = 0;
+    while i < 7 {
+        if !days[i] {
+            i += 1;
+            continue;
+        }
+        let first = i;
+        while i + 1 < 7 && days[i + 1] {
+            i += 1;
+        }
+        runs.push(if first == i {
+            name(i)
+        } else {
+            format!("{}-{}", name(first), name(i))
+        });
+        i += 1;
+    }
+    runs.join("+")
 }
 
 impl WeeklySpan {
@@ -189,6 +250,33 @@ impl Schedule {
                     .filter_map(move |(opens, _)| self.moment(day, opens))
             })
             .find(|opening| *opening >= at)
+    }
+
+    /// A moment as the campaign's people read it: `Mon 2026-12-07 08:00 EET (Europe/Helsinki)`.
+    pub fn local_text(&self, at: DateTime<Utc>) -> String {
+        let local = at.with_timezone(&self.timezone);
+        format!(
+            "{} ({})",
+            local.format("%a %Y-%m-%d %H:%M %Z"),
+            self.timezone
+        )
+    }
+
+    /// A moment as RFC 3339 with the zone's offset: `2026-12-07T08:00:00+02:00`.
+    pub fn local_rfc3339(&self, at: DateTime<Utc>) -> String {
+        at.with_timezone(&self.timezone)
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+
+    /// Whether sending may happen at `now`, and until when, or when it next may.
+    pub fn send_time(&self, now: DateTime<Utc>) -> SendTime {
+        if self.start.is_none() && self.window.is_none() {
+            return SendTime::Anytime;
+        }
+        match self.next_open(now) {
+            Some(opens) if opens > now => SendTime::OpensAt(opens),
+            _ => SendTime::OpenUntil(self.closes_after(now)),
+        }
     }
 
     /// When the window that is open at `at` closes (`None` when it never closes).
@@ -379,6 +467,107 @@ mod tests {
         assert_eq!(
             s.open_time_between(finished, s.decision_time(finished, Duration::hours(4))),
             Duration::hours(4)
+        );
+    }
+
+    #[test]
+    fn the_next_send_time_over_a_weekend() {
+        let s = helsinki("Mon-Fri 08:00-17:00");
+        // Saturday 2026-12-05 10:00 in Helsinki (+02:00): closed until Monday 08:00 local.
+        assert_eq!(
+            s.send_time(utc("2026-12-05T08:00:00Z")),
+            SendTime::OpensAt(utc("2026-12-07T06:00:00Z"))
+        );
+        // Friday 17:00 sharp is closed already.
+        assert_eq!(
+            s.send_time(utc("2026-12-11T15:00:00Z")),
+            SendTime::OpensAt(utc("2026-12-14T06:00:00Z"))
+        );
+        // Monday 08:30: open now, until 17:00 local.
+        assert_eq!(
+            s.send_time(utc("2026-12-07T06:30:00Z")),
+            SendTime::OpenUntil(Some(utc("2026-12-07T15:00:00Z")))
+        );
+        // Early Monday, before 08:00: the same day's opening.
+        assert_eq!(
+            s.send_time(utc("2026-12-07T04:00:00Z")),
+            SendTime::OpensAt(utc("2026-12-07T06:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn the_next_send_time_across_daylight_saving_changes() {
+        let s = helsinki("Mon-Fri 08:00-17:00");
+        // Friday 2026-03-27 18:00 local (+02:00); clocks go forward on Sunday, so Monday
+        // 08:00 local is 05:00 UTC.
+        assert_eq!(
+            s.send_time(utc("2026-03-27T16:00:00Z")),
+            SendTime::OpensAt(utc("2026-03-30T05:00:00Z"))
+        );
+        // Friday 2026-10-23 18:00 local (+03:00); clocks go back on Sunday, so Monday 08:00
+        // local is 06:00 UTC.
+        assert_eq!(
+            s.send_time(utc("2026-10-23T15:00:00Z")),
+            SendTime::OpensAt(utc("2026-10-26T06:00:00Z"))
+        );
+        // Monday after the change, 16:30 local (+02:00): open until 17:00 local = 15:00 UTC.
+        assert_eq!(
+            s.send_time(utc("2026-10-26T14:30:00Z")),
+            SendTime::OpenUntil(Some(utc("2026-10-26T15:00:00Z")))
+        );
+    }
+
+    #[test]
+    fn the_next_send_time_with_a_start_and_without_a_window() {
+        let mut s = Schedule::default();
+        assert_eq!(s.send_time(utc("2026-12-05T08:00:00Z")), SendTime::Anytime);
+        s.start = Some(utc("2026-12-09T07:00:00Z"));
+        assert_eq!(
+            s.send_time(utc("2026-12-05T08:00:00Z")),
+            SendTime::OpensAt(utc("2026-12-09T07:00:00Z"))
+        );
+        assert_eq!(
+            s.send_time(utc("2026-12-09T07:00:00Z")),
+            SendTime::OpenUntil(None)
+        );
+        // A start on a Saturday, with office hours: the first opening after the start.
+        let mut office = helsinki("Mon-Fri 08:00-17:00");
+        office.start = Some(utc("2026-12-05T08:00:00Z"));
+        assert_eq!(
+            office.send_time(utc("2026-12-01T08:00:00Z")),
+            SendTime::OpensAt(utc("2026-12-07T06:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn moments_are_shown_in_the_campaigns_zone() {
+        let s = helsinki("Mon-Fri 08:00-17:00");
+        assert_eq!(
+            s.local_text(utc("2026-12-07T06:00:00Z")),
+            "Mon 2026-12-07 08:00 EET (Europe/Helsinki)"
+        );
+        assert_eq!(
+            s.local_text(utc("2026-06-08T05:00:00Z")),
+            "Mon 2026-06-08 08:00 EEST (Europe/Helsinki)"
+        );
+        assert_eq!(
+            s.local_rfc3339(utc("2026-12-07T06:00:00Z")),
+            "2026-12-07T08:00:00+02:00"
+        );
+    }
+
+    #[test]
+    fn a_window_is_shown_as_written() {
+        for text in [
+            "Mon-Fri 08:00-17:00",
+            "Mon-Thu 08:00-17:00, Fri 08:00-14:00",
+            "Mon+Wed+Fri-Sun 00:00-24:00",
+        ] {
+            assert_eq!(SendWindow::parse(text).expect(text).to_string(), text);
+        }
+        assert_eq!(
+            SendWindow::parse("monday-wed 9:00-12:00").map(|w| w.to_string()),
+            Ok("Mon-Wed 09:00-12:00".to_string())
         );
     }
 

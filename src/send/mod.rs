@@ -99,6 +99,8 @@ pub struct SendReport {
     pub cancelled: bool,
     /// The run ended outside the campaign's send window (`--no-wait`); it opens then.
     pub window_opens_at: Option<i64>,
+    /// The same moment in the campaign's time zone, as people read it.
+    pub window_opens_local: Option<String>,
 }
 
 /// Called after each message with the running report and the number of rows processed.
@@ -493,11 +495,13 @@ impl Run<'_> {
                 }
                 RunState::Paused => Waiting::Resume,
                 RunState::Active => {
-                    let now = chrono::Utc::now();
+                    let now = crate::schedule_now();
                     match self.options.schedule.next_open(now) {
                         Some(opens) if opens <= now => return Ok(true),
                         Some(opens) if self.options.no_wait => {
                             report.window_opens_at = Some(opens.timestamp_millis());
+                            report.window_opens_local =
+                                Some(self.options.schedule.local_text(opens));
                             return Ok(false);
                         }
                         Some(opens) => Waiting::Window(opens),
@@ -521,8 +525,8 @@ impl Run<'_> {
                 tracing::warn!(campaign = %name, "the campaign is paused: waiting (`fairsend resume {name}` continues, Ctrl-C stops)")
             }
             Waiting::Window(opens) => {
-                let local = opens.with_timezone(&self.options.schedule.timezone);
-                tracing::info!(campaign = %name, opens = %local.format("%Y-%m-%d %H:%M %Z"), "outside the send window: waiting for it to open (Ctrl-C stops)");
+                let opens = self.options.schedule.local_text(opens);
+                tracing::info!(campaign = %name, opens = %opens, "outside the send window: waiting for it to open (Ctrl-C stops)");
             }
         }
     }

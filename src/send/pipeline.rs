@@ -160,7 +160,7 @@ impl Run<'_> {
             // A stopped run, or a window that closed, leaves the row leased and unsent: the
             // next claim (after the window opens) takes it up again.
             let go = !self.options.stop.load(Ordering::SeqCst)
-                && self.options.schedule.is_open(chrono::Utc::now());
+                && self.options.schedule.is_open(crate::schedule_now());
             if go {
                 let outcome = send_one(self, ledger, outbox_id, gate).await;
                 self.tally(shown, outbox_id, outcome);

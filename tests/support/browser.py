@@ -9,11 +9,17 @@
                                  log in, open /admin/campaigns/CAMPAIGN, read its charts (bars
                                  per colour, title, desc) and tables, run axe-core on the page
 
+    browser.py lifecycle BASE PASSWORD CAMPAIGN
+                                 log in, open /admin/campaigns/CAMPAIGN, read its charts, click
+                                 Pause, Resume, Cancel unconfirmed, Cancel confirmed; after each
+                                 step print a JSON line (what the page says, axe-core's findings)
+                                 and wait for a line on stdin (the test checks the database)
+
     browser.py signup URL EMAIL NAME COMPANY
                                  open a signup form, read it and its notice, fill it in, submit
     browser.py confirm URL       open a signup confirmation link, read it, confirm, read the result
 
-Prints one JSON object: what a person saw before and after the click.
+Prints one JSON object: what a person saw before and after the click (lifecycle: one per step).
 """
 import json
 import sys
@@ -270,6 +276,88 @@ def report(base, password, campaign, shot):
             driver.quit()
 
 
+def axe_findings(driver):
+    """axe-core over the page as it is now: its violations (id, impact, nodes) and passes."""
+    from axe_selenium_python import Axe
+    axe = Axe(driver)
+    axe.inject()
+    results = axe.run()
+    return {"violations": [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+                            "nodes": len(v["nodes"])} for v in results["violations"]],
+            "passes": len(results["passes"])}
+
+
+def lifecycle(base, password, campaign):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def submit(button):
+        button.click()
+        WebDriverWait(driver, 10).until(gone(button))
+
+    def page_state():
+        svgs = driver.find_elements(By.TAG_NAME, "svg")
+        return {"url": driver.current_url,
+                "h1": driver.find_element(By.TAG_NAME, "h1").text,
+                "run_state": driver.find_element(By.ID, "run-state").text,
+                "sending": driver.find_element(By.ID, "sending").text,
+                "buttons": [b.get_attribute("id") for b in
+                            driver.find_elements(By.CSS_SELECTOR, "#sending button")],
+                "svgs": [{"id": svg.get_attribute("id"), "role": svg.get_attribute("role"),
+                          "width": svg.size["width"],
+                          "sends_bars": len(svg.find_elements(By.CSS_SELECTOR, "rect[fill='#1D4ED8']"))}
+                         for svg in svgs]}
+
+    def step(name, seen):
+        # One line per step; the test checks the database, then answers with a line.
+        seen["step"] = name
+        seen["axe"] = axe_findings(driver)
+        print(json.dumps(seen), flush=True)
+        sys.stdin.readline()
+
+    with tempfile.TemporaryDirectory() as profile:
+        driver = browser(profile)
+        driver.set_window_size(1200, 900)
+        try:
+            url = base + "/admin/campaigns/" + campaign
+            driver.get(url)
+            login_url = driver.current_url
+            driver.find_element(By.ID, "password").send_keys(password)
+            submit(driver.find_element(By.ID, "login"))
+            driver.get(url)
+            step("loaded", dict(page_state(), login_url=login_url))
+
+            driver.find_element(By.ID, "by-run").send_keys("Maija Markkinoija")
+            submit(driver.find_element(By.ID, "pause"))
+            step("paused", page_state())
+
+            driver.find_element(By.ID, "by-run").send_keys("Maija Markkinoija")
+            submit(driver.find_element(By.ID, "resume"))
+            step("resumed", page_state())
+
+            # Cancel without ticking the confirmation: the browser keeps the form.
+            driver.find_element(By.ID, "by-cancel").send_keys("Maija Markkinoija")
+            confirm = driver.find_element(By.ID, "confirm-cancel")
+            button = driver.find_element(By.ID, "cancel")
+            button.click()
+            time.sleep(0.5)
+            unconfirmed = dict(page_state(),
+                               confirm_missing=driver.execute_script(
+                                   "return arguments[0].validity.valueMissing", confirm),
+                               confirm_label=driver.find_element(
+                                   By.CSS_SELECTOR, "label[for=confirm-cancel]").text,
+                               still_here=not gone(button)(driver))
+            step("cancel_unconfirmed", unconfirmed)
+
+            confirm.click()
+            submit(button)
+            seen = page_state()
+            seen["forms"] = len(driver.find_elements(By.CSS_SELECTOR, "#sending form"))
+            step("cancelled", seen)
+            return
+        finally:
+            driver.quit()
+
+
 if __name__ == "__main__":
     command = sys.argv[1]
     if command == "unsubscribe":
@@ -281,6 +369,8 @@ if __name__ == "__main__":
         print(json.dumps(signup(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5])))
     elif command == "confirm":
         print(json.dumps(confirm(sys.argv[2])))
+    elif command == "lifecycle":
+        lifecycle(sys.argv[2], sys.argv[3], sys.argv[4])
     elif command == "report":
         shot = sys.argv[5] if len(sys.argv) > 5 else None
         print(json.dumps(report(sys.argv[2], sys.argv[3], sys.argv[4], shot)))
