@@ -181,5 +181,6 @@ fn absorb(report: &mut SendReport, found: SendReport) {
     report.cancelled |= found.cancelled;
     if found.window_opens_at.is_some() {
         report.window_opens_at = found.window_opens_at;
+        report.window_opens_local = found.window_opens_local;
     }
 }
