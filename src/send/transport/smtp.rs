@@ -407,17 +407,20 @@ fn refused(peer: &str, what: &str, r: Reply) -> Attempt {
 /// The message as it goes on the wire after DATA, in one buffer: every line that starts with
 /// a dot gets another (RFC 5321 §4.5.2), the last line ends with CRLF, then `.` CRLF.
 fn dot_stuffed(message: &[u8]) -> Vec<u8> {
-    let dots = message.windows(3).filter(|w| w == b"\r\n.").count()
-        + usize::from(message.first() == Some(&b'.'));
+    // Copied a line-run at a time between the rare lines that start with a dot (found with
+    // memchr), not byte by byte: this runs once per message on the send path.
+    let dots = memchr::memmem::find_iter(message, b"\n.").count() + 1;
     let mut out = Vec::with_capacity(message.len() + dots + 5);
-    let mut at_line_start = true;
-    for &byte in message {
-        if at_line_start && byte == b'.' {
-            out.push(b'.');
-        }
-        out.push(byte);
-        at_line_start = byte == b'\n';
+    let mut from = 0;
+    if message.first() == Some(&b'.') {
+        out.push(b'.');
     }
+    for newline in memchr::memmem::find_iter(message, b"\n.") {
+        out.extend_from_slice(&message[from..=newline]);
+        out.push(b'.');
+        from = newline + 1;
+    }
+    out.extend_from_slice(&message[from..]);
     if !message.is_empty() && !message.ends_with(b"\r\n") {
         out.extend_from_slice(b"\r\n");
     }
