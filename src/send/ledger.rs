@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{SendingRow, SentRecord, Store, StoreError, TransportKind};
+use crate::store::{OutboxWriter, SendingRow, SentRecord, Store, StoreError, TransportKind};
 
 type Started = Result<Option<SendingRow>, String>;
 
@@ -84,6 +84,8 @@ async fn write_loop(
     mut receiver: mpsc::UnboundedReceiver<Entry>,
 ) -> Result<(), StoreError> {
     let (mut sent, mut begin) = (Vec::new(), Vec::new());
+    // A connection of its own, taken when there is something to write.
+    let mut writer: Option<OutboxWriter> = None;
     while let Some(first) = receiver.recv().await {
         let mut next = Some(first);
         while let Some(entry) = next {
@@ -94,7 +96,18 @@ async fn write_loop(
             next = receiver.try_recv().ok();
         }
         let ids: Vec<i64> = begin.iter().map(|(id, _)| *id).collect();
-        match store.advance_outbox(&sent, &ids, &worker, transport).await {
+        let advanced = match &mut writer {
+            Some(writer) => writer.advance(&sent, &ids, &worker, transport).await,
+            None => match store.outbox_writer().await {
+                Ok(mut new) => {
+                    let advanced = new.advance(&sent, &ids, &worker, transport).await;
+                    writer = Some(new);
+                    advanced
+                }
+                Err(e) => Err(e),
+            },
+        };
+        match advanced {
             Ok(started) => answer(&mut begin, started),
             Err(e) => {
                 let why = e.to_string();

@@ -46,8 +46,8 @@ pub use mailbox::MailboxMessage;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{
-    Approval, CampaignCounts, InFlightRow, OutboxState, RecipientGate, SendingRow, SentRecord,
-    TransportKind, UncertainRow,
+    Approval, CampaignCounts, InFlightRow, OutboxState, OutboxWriter, RecipientGate, SendingRow,
+    SentRecord, TransportKind, UncertainRow,
 };
 pub use report::RecipientOutcome;
 pub use segment::AudienceScope;

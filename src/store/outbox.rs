@@ -319,10 +319,7 @@ impl Store {
             .map(drop)
     }
 
-    /// One step of a worker's send loop, committed at once: the delivered messages in `sent`
-    /// are recorded and the rows of `begin` move to `sending` (as [`Store::begin_sending`]
-    /// says), in one transaction — one commit where there would be two, on the path every
-    /// message takes.
+    /// One step of a worker's send loop; see [`OutboxWriter::advance`].
     pub async fn advance_outbox(
         &self,
         sent: &[SentRecord],
@@ -330,18 +327,16 @@ impl Store {
         worker: &str,
         transport: TransportKind,
     ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
-        let _turn = self.write_turn().await;
-        if sent.is_empty() || begin.is_empty() {
-            // One statement commits itself: no BEGIN and COMMIT to wait for.
-            let mut conn = self.pool().acquire().await?;
-            record_sent(&mut conn, sent).await?;
-            return start_sending(&mut conn, begin, worker, transport).await;
-        }
-        let mut tx = self.begin_write().await?;
-        record_sent(&mut tx, sent).await?;
-        let started = start_sending(&mut tx, begin, worker, transport).await?;
-        tx.commit().await?;
-        Ok(started)
+        let mut writer = self.outbox_writer().await?;
+        writer.advance(sent, begin, worker, transport).await
+    }
+
+    /// A writer of a worker's outbox transitions on a connection of its own.
+    pub async fn outbox_writer(&self) -> Result<OutboxWriter, StoreError> {
+        Ok(OutboxWriter {
+            conn: self.pool().acquire().await?,
+            store: self.clone(),
+        })
     }
 
     /// The recipients of `outbox_ids` (rows whose contact no longer exists are left out), read
@@ -737,6 +732,40 @@ impl Store {
         .bind(email.as_str())
         .fetch_optional(self.pool())
         .await?)
+    }
+}
+
+/// The writer of one worker's send loop. It keeps one connection for as long as the loop runs:
+/// SQLite's page cache belongs to a connection, and every write through another connection
+/// would make this one read its pages again.
+pub struct OutboxWriter {
+    conn: sqlx::pool::PoolConnection<sqlx::Any>,
+    store: Store,
+}
+
+impl OutboxWriter {
+    /// The delivered messages in `sent` are recorded and the rows of `begin` move to `sending`
+    /// (as [`Store::begin_sending`] says), in one transaction — one commit where there would be
+    /// two, on the path every message takes.
+    pub async fn advance(
+        &mut self,
+        sent: &[SentRecord],
+        begin: &[i64],
+        worker: &str,
+        transport: TransportKind,
+    ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
+        let _turn = self.store.write_turn().await;
+        if sent.is_empty() || begin.is_empty() {
+            // One statement commits itself: no BEGIN and COMMIT to wait for.
+            record_sent(&mut self.conn, sent).await?;
+            return start_sending(&mut self.conn, begin, worker, transport).await;
+        }
+        let begin_write = self.store.backend.begin_write();
+        let mut tx = sqlx::Connection::begin_with(&mut *self.conn, begin_write).await?;
+        record_sent(&mut tx, sent).await?;
+        let started = start_sending(&mut tx, begin, worker, transport).await?;
+        tx.commit().await?;
+        Ok(started)
     }
 }
 
