@@ -119,8 +119,9 @@ fn three_workers_one_killed_every_recipient_once_under_one_rate_limit() {
     );
     assert_eq!(sent + failed, RECIPIENTS, "{states}");
     assert!(
-        failed <= 4,
-        "at most the killed worker's concurrency is interrupted: {states}"
+        failed <= 2 * 4,
+        "at most twice the killed worker's concurrency (its transactions on the wire and the \
+         next row of each lane) is interrupted: {states}"
     );
     assert!(per_rcpt.len() >= sent && per_rcpt.len() <= RECIPIENTS);
     assert!(per_rcpt.keys().all(|r| emails.contains(r)));

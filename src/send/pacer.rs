@@ -30,9 +30,12 @@ impl Pacer {
         }
     }
 
-    /// Waits for this caller's slot. An idle period does not bank slots for a later burst.
+    /// Waits for this caller's slot. An idle period does not bank slots for a later burst, and
+    /// neither does a stall: a reserved slot already more than [`LATE`] past is dropped, not
+    /// spent, so a process that fell behind (a busy CPU, a slow database) cannot catch up in a
+    /// burst above the limit.
     pub async fn wait(&self) -> Result<(), StoreError> {
-        let slot = {
+        let slot = loop {
             let mut reserved = self.reserved.lock().await;
             if reserved.1 == 0 {
                 let first = self
@@ -43,7 +46,9 @@ impl Pacer {
             }
             let slot = reserved.0;
             *reserved = (slot + self.interval_us, reserved.1 - 1);
-            slot
+            if now_us() - slot <= LATE.max(self.interval_us) {
+                break slot;
+            }
         };
         let wait = slot - now_us();
         if wait > 0 {
@@ -52,6 +57,9 @@ impl Pacer {
         Ok(())
     }
 }
+
+/// How late a reserved slot may still be used, in microseconds.
+const LATE: i64 = 20_000;
 
 fn now_us() -> i64 {
     std::time::SystemTime::now()
