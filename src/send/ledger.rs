@@ -1,7 +1,7 @@
 //! The one writer of a worker's outbox transitions on the send path: rows moved to `sending`
 //! just before their transactions, and delivered messages recorded. Every request that
-//! arrives while the previous commit runs goes into the next one, both kinds in one
-//! transaction (group commit), so the database costs one commit per burst of messages, not
+//! arrives while the previous write runs goes into the next one (group commit): two
+//! statements per burst of messages, on one connection kept for the whole run, rather than
 //! two per message. It decides nothing: the send loop says what to write, `store` writes it.
 
 use std::collections::BTreeMap;
