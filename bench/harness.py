@@ -1,8 +1,12 @@
 #!/usr/bin/env python3
 """fairsend benchmark harness: throughput and memory against the limits of the machine.
 
-Run through bench/run.sh (which installs the tools and builds the release binaries). Prints one
-table; every figure is measured in this run. See bench/README.md for what each row means.
+Run through bench/run.sh (which installs the tools and builds the release binaries). Prints a
+table of single figures (render, import, send per audience size, the unsubscribe page, slow
+clients) and tables of instruments: figures measured in interleaved rounds beside a reference
+on the same machine at the same moment (the send ratio against `smtp-source -d`, with and
+without DKIM; PostgreSQL workers against one SQLite process), each with its median and spread.
+Every figure is measured in this run. See bench/README.md for what each row means.
 """
 import argparse
 import json
@@ -227,7 +231,11 @@ def sent_count(out):
 def ratio_row(work, sink, csv, messages, concurrency, rounds, dkim=None, label="no DKIM", target=0.8):
     """`fairsend send` and `smtp-source -d` into the same sink, interleaved: `rounds` rounds,
     each a fresh campaign of the same `messages` contacts (one SQLite database per row), the
-    order of the pair alternating between rounds so that a drift of the machine hits both."""
+    order of the pair alternating between rounds so that a drift of the machine hits both.
+    smtp-source is 3-5 times faster: sending as many messages, its run would be a fraction of
+    a second, and one burst of another process's work would halve its figure. So it sends as
+    many as it can in the time the send took (from its last rate; at least `messages`): the
+    two sides are measured over windows of the same length."""
     d = os.path.join(work, f"ratio-{label.replace(' ', '-')}-c{concurrency}")
     os.makedirs(d)
     names = [f"ratio-r{r}" for r in range(rounds)]
@@ -241,20 +249,33 @@ def ratio_row(work, sink, csv, messages, concurrency, rounds, dkim=None, label="
     first = os.path.join(config, "campaigns", f"{names[0]}.toml")
     size = mean_message_size(config, db, first, "etu0.suku0@yritys0.example")
     extra = ["--allow-dns-problems"] if dkim else []
+    source_rate = smtp_source_rate(sink, concurrency, messages, size)  # a first estimate
+    window = None
     for r, name in enumerate(names):
         campaign = os.path.join(config, "campaigns", f"{name}.toml")
         if r % 2 == 0:
             ours, sent, _ = timed_send(config, db, campaign, sink, *extra)
-            theirs = smtp_source_rate(sink, concurrency, messages, size)
-        else:
-            theirs = smtp_source_rate(sink, concurrency, messages, size)
+            window = messages / ours if ours else window
+        count = source_count(messages, source_rate, window)
+        theirs = smtp_source_rate(sink, concurrency, count, size)
+        source_rate = theirs or source_rate
+        if r % 2 == 1:
             ours, sent, _ = timed_send(config, db, campaign, sink, *extra)
+            window = messages / ours if ours else window
         if sent != messages:
             ours = None
         row.add(ours, theirs)
         log(f"   {label} c={concurrency} round {r + 1}/{rounds}: send {ours or 0:.0f}/s ({sent} sent), "
-            f"smtp-source {theirs or 0:.0f}/s ({size} bytes), ratio {row.ratios[-1] or 0:.3f}")
+            f"smtp-source {theirs or 0:.0f}/s ({count} messages of {size} B), ratio {row.ratios[-1] or 0:.3f}")
     return row
+
+
+def source_count(messages, rate, window):
+    """How many messages smtp-source sends to run about `window` seconds at `rate`: at least
+    `messages`, at most 20 times as many."""
+    if not rate or not window:
+        return messages
+    return max(messages, min(20 * messages, round(rate * window)))
 
 
 def ratio_rows(work, sink, messages, rounds, concurrencies, dkim_concurrencies=(), dkim_algorithms=()):
@@ -341,7 +362,8 @@ def parse_args(argv=None):
     p.add_argument("--concurrency", default="1,8,32", help="concurrencies of the ratio rows without DKIM")
     p.add_argument("--dkim-concurrency", default="8,32", help="concurrencies of the DKIM ratio rows")
     p.add_argument("--postgres", help="admin URL of a PostgreSQL server: also measure 1, 2 and 4 workers")
-    p.add_argument("--workers-audience", type=int, default=20000)
+    p.add_argument("--workers-audience", type=int, default=20000,
+                   help="messages per round of the PostgreSQL rows (default 20000)")
     p.add_argument("--only", help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default: all; "
                                   "postgres only with --postgres)")
     p.add_argument("--bin", default=BIN, help="the fairsend binary (default target/release/fairsend)")
@@ -458,6 +480,8 @@ def unsubscribe_rows(d, config, db, campaign, size, label, rows):
                              env=env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     base = serve.stdout.readline().decode().strip().removeprefix("listening on ")
     try:
+        if not shutil.which("wrk"):
+            raise FileNotFoundError("wrk")
         rps, p99, p50 = wrk(base, paths_file, 32, 10)
         rows.append(("unsubscribe page, max throughput", label, rps, "requests/s", "-", None))
         rows.append(("  p99 latency at max throughput", label, p99, "ms", "-", None))
@@ -465,6 +489,8 @@ def unsubscribe_rows(d, config, db, campaign, size, label, rows):
         rows.append(("unsubscribe page at 500 req/s: achieved", label, rps, "requests/s", "-", None))
         rows.append(("  p99 latency at 500 req/s", label, p99, "ms", "< 20", p99 is not None and p99 < 20))
         rows.append(("  p50 latency at 500 req/s", label, p50, "ms", "-", None))
+    except FileNotFoundError:
+        log("wrk is not installed (bench/run.sh installs it): no unsubscribe page rows")
     finally:
         serve.send_signal(signal.SIGTERM)
         serve.wait()
@@ -475,6 +501,7 @@ def slow_client_rows(config, db, paths, label, rows):
     """bench/slow_clients.py: 2,000 slow connections (from 8 addresses, then from 2,000) while
     other clients request the unsubscribe page; serve with its default limits, ulimit -n 1024."""
     import slow_clients
+    slow_clients.BIN = BIN
     for addresses in (8, 2000):
         log(f"== {label}: 2,000 slow connections from {addresses} addresses, unsubscribe page at 50/s")
         r = slow_clients.measure(config, db, paths, connections=2000, addresses=addresses)
@@ -578,11 +605,11 @@ def print_table(rows, elapsed):
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     if not rows:
         return
-    print(f"{'measure':<42} {'audience':>8} {'figure':>12} {'unit':<12} {'target':<10} met")
-    print("-" * 94)
+    print(f"{'measure':<46} {'audience':>8} {'figure':>12} {'unit':<12} {'target':<10} met")
+    print("-" * 98)
     for measure, audience, figure, unit, target, met in rows:
         mark = {True: "yes", False: "NO", None: ""}[met]
-        print(f"{measure:<42} {audience:>8} {shown(figure):>12} {unit:<12} {target:<10} {mark}")
+        print(f"{measure:<46} {audience:>8} {shown(figure):>12} {unit:<12} {target:<10} {mark}")
 
 
 def print_instruments(title, ours_name, theirs_name, rows):
