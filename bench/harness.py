@@ -21,7 +21,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "fairsend")
@@ -367,6 +366,7 @@ def parse_args(argv=None):
     p.add_argument("--only", help=f"comma-separated sections to run, of {','.join(SECTIONS)} (default: all; "
                                   "postgres only with --postgres)")
     p.add_argument("--bin", default=BIN, help="the fairsend binary (default target/release/fairsend)")
+    p.add_argument("--json", metavar="FILE", help="also write every figure, and each round of the instruments, to FILE")
     p.add_argument("--keep", action="store_true", help="keep the work directory")
     args = p.parse_args(argv)
     args.sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (
@@ -423,6 +423,26 @@ def main():
             f"PostgreSQL: N `send` workers on one campaign (c=8 each) / one SQLite `send` (c=8), "
             f"{args.rounds} interleaved rounds of {args.workers_audience:,} messages, {os.cpu_count()} cores",
             "figure/s", "SQLite/s", workers)
+    if args.json:
+        write_json(args.json, rows, ratios + workers)
+
+
+def write_json(path, rows, instruments):
+    """The tables as data, with the figures of every round (for the closing note of a run)."""
+    keys = ("measure", "audience", "figure", "unit", "target", "met")
+    data = {
+        "cores": os.cpu_count(),
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "bin": BIN,
+        "figures": [dict(zip(keys, row)) for row in rows],
+        "instruments": [{
+            "measure": i.measure, "concurrency": i.concurrency, "messages": i.messages,
+            "target": i.target, "met": i.met(), "ours": i.ours, "theirs": i.theirs, "ratios": i.ratios,
+            "ratio": dict(zip(("median", "min", "max", "spread_pct"), spread(i.ratios))),
+        } for i in instruments],
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2)
 
 
 def render_rows(rows):
@@ -616,9 +636,9 @@ def print_instruments(title, ours_name, theirs_name, rows):
     """Medians of each side, the ratio's median, min–max and ± % of its median; a row whose
     spread exceeds ±10 % says so (a longer run, --messages, narrows it)."""
     print(f"\n{title}")
-    print(f"{'measure':<44} {'c':>3} {ours_name:>10} {theirs_name:>14} {'ratio':>6} {'min–max':>12} "
+    print(f"{'measure':<44} {'c':>3} {ours_name:>10} {theirs_name:>14} {'ratio':>6} {'min–max':>13} "
           f"{'spread':>8} {'target':<7} {'met':<4} note")
-    print("-" * 124)
+    print("-" * 125)
     for row in rows:
         ours, theirs = spread(row.ours)[0], spread(row.theirs)[0]
         median, low, high, pct = spread(row.ratios)
@@ -629,12 +649,12 @@ def print_instruments(title, ours_name, theirs_name, rows):
         if pct is not None and pct > 10:
             notes.append(f"spread > ±10 %: run longer ({row.longer})")
         ratio = f"{median:.3f}" if median is not None else "failed"
-        span = f"{low:.2f}–{high:.2f}" if median is not None else "-"
+        span = f"{low:.3f}–{high:.3f}" if median is not None else "-"
         pct_shown = f"±{pct:.1f} %" if pct is not None else "-"
         target = f">= {row.target}" if row.target is not None else "-"
         mark = {True: "yes", False: "NO", None: ""}[row.met()]
         print(f"{row.measure:<44} {row.concurrency:>3} {shown(ours):>10} {shown(theirs):>14} {ratio:>6} "
-              f"{span:>12} {pct_shown:>8} {target:<7} {mark:<4} {'; '.join(notes)}")
+              f"{span:>13} {pct_shown:>8} {target:<7} {mark:<4} {'; '.join(notes)}")
 
 
 if __name__ == "__main__":
