@@ -567,12 +567,16 @@ def workers_rows(args, work, sink):
     try:
         for r, name in enumerate(names):
             campaign = lambda key: os.path.join(configs[key], "campaigns", f"{name}.toml")  # noqa: E731
-            sqlite, sent, _ = timed_send(configs[0], setups[0][0], campaign(0), sink)
-            sqlite = sqlite if sent == n else None
+            # SQLite, 1, 2, 4 workers; the next round in the reverse order (a drift hits all).
+            order = [0, 1, 2, 4] if r % 2 == 0 else [4, 2, 1, 0]
+            rates = {}
+            for key in order:
+                log(f"== PostgreSQL round {r + 1}/{rounds}: "
+                    + ("one SQLite send" if key == 0 else f"{key} worker(s)") + f", {n} recipients")
+                rates[key] = workers_rate(configs[key], setups[key][0], campaign(key), sink, max(key, 1), n)
+            sqlite = rates[0]
             for row, workers in zip(rows, (1, 2, 4)):
-                log(f"== PostgreSQL round {r + 1}/{rounds}: {workers} worker(s), {n} recipients")
-                rate = workers_rate(configs[workers], setups[workers][0], campaign(workers), sink, workers, n)
-                row.add(rate, sqlite)
+                row.add(rates[workers], sqlite)
             per_core.add(rows[2].ours[-1] / min(4, cores) if rows[2].ours[-1] else None, sqlite)
             log(f"   SQLite {sqlite or 0:.0f}/s; PostgreSQL " + ", ".join(
                 f"{w}: {row.ours[-1] or 0:.0f}/s" for w, row in zip((1, 2, 4), rows)))
