@@ -235,7 +235,7 @@ def ratio_row(work, sink, csv, messages, concurrency, rounds, dkim=None, label="
     a second, and one burst of another process's work would halve its figure. So it sends as
     many as it can in the time the send took (from its last rate; at least `messages`): the
     two sides are measured over windows of the same length."""
-    d = os.path.join(work, f"ratio-{label.replace(' ', '-')}-c{concurrency}")
+    d = os.path.join(work, f"ratio-{label.replace(' ', '-')}-c{concurrency}-{messages}")
     os.makedirs(d)
     names = [f"ratio-r{r}" for r in range(rounds)]
     config = make_config(d, concurrency, names, dkim)
@@ -277,22 +277,39 @@ def source_count(messages, rate, window):
     return max(messages, min(20 * messages, round(rate * window)))
 
 
-def ratio_rows(work, sink, messages, rounds, concurrencies, dkim_concurrencies=(), dkim_algorithms=()):
+def ratio_rows(work, sink, messages, rounds, concurrencies, dkim_concurrencies=(), dkim_algorithms=(),
+               max_messages=None):
     """The send-ratio rows: no DKIM at each concurrency, then each DKIM algorithm at its own."""
-    csv = os.path.join(work, f"ratio-{messages}.csv")
-    write_contacts(csv, messages)
-    rows = []
-    for c in concurrencies:
-        log(f"== send ratio, no DKIM, concurrency {c}: {rounds} rounds of {messages} messages")
-        rows.append(ratio_row(work, sink, csv, messages, c, rounds))
+    specs = [(c, None, "no DKIM", 0.8) for c in concurrencies]
     for algorithm in dkim_algorithms:
         key = make_dkim_key(work, algorithm)
         label, target = DKIM_ROWS[algorithm]
-        for c in dkim_concurrencies:
-            log(f"== send ratio, {label}, concurrency {c}: {rounds} rounds of {messages} messages")
-            rows.append(ratio_row(work, sink, csv, messages, c, rounds, (algorithm, key), label, target))
-    return rows
+        specs += [(c, (algorithm, key), label, target) for c in dkim_concurrencies]
+    return [steady_ratio_row(work, sink, messages, rounds, max_messages or messages, *spec) for spec in specs]
 
+
+def steady_ratio_row(work, sink, messages, rounds, max_messages, concurrency, dkim, label, target):
+    """One ratio row; while its spread exceeds the limit and twice the messages stay within
+    max_messages, measured again with twice as many (a longer run averages more noise out)."""
+    while True:
+        log(f"== send ratio, {label}, concurrency {concurrency}: {rounds} rounds of {messages} messages")
+        row = ratio_row(work, sink, contacts_file(work, messages), messages, concurrency, rounds, dkim, label, target)
+        pct = spread(row.ratios)[3]
+        if pct is None or pct <= SPREAD_LIMIT or messages * 2 > max_messages:
+            return row
+        log(f"   spread ±{pct:.1f} % > ±{SPREAD_LIMIT} %: again with {messages * 2} messages per round")
+        messages *= 2
+
+
+def contacts_file(work, n):
+    path = os.path.join(work, f"contacts-{n}.csv")
+    if not os.path.exists(path):
+        write_contacts(path, n)
+    return path
+
+
+# The spread (± % of the median) beyond which an instrument row is not to be trusted (issue 21).
+SPREAD_LIMIT = 10
 
 # The DKIM rows: the label in the table and the ratio target (issue 21: >= 0.6 with ed25519;
 # RSA-2048 is measured beside it, without a target).
@@ -357,6 +374,9 @@ def parse_args(argv=None):
     p.add_argument("--sizes", help="comma-separated audience sizes (default 10000,100000,1000000)")
     p.add_argument("--messages", type=int,
                    help="messages per round of the ratio rows (default 20000; 5000 with --quick)")
+    p.add_argument("--max-messages", type=int,
+                   help="while a ratio row's spread exceeds ±10 %%, measure it again with twice the messages, "
+                        "up to this many (default: --messages, i.e. never)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per ratio row (default 3)")
     p.add_argument("--concurrency", default="1,8,32", help="concurrencies of the ratio rows without DKIM")
     p.add_argument("--dkim-concurrency", default="8,32", help="concurrencies of the DKIM ratio rows")
@@ -405,7 +425,7 @@ def main():
                 work, sink, args.messages, args.rounds,
                 args.concurrency if "ratio" in args.only else [],
                 args.dkim_concurrency if "dkim" in args.only else [],
-                list(DKIM_ROWS) if "dkim" in args.only else [])
+                list(DKIM_ROWS) if "dkim" in args.only else [], args.max_messages)
         if args.postgres and "postgres" in args.only:
             workers = workers_rows(args, work, sink)
     finally:
@@ -416,12 +436,12 @@ def main():
     if ratios:
         print_instruments(
             f"send ratio: `fairsend send` / `smtp-source -d` into the same smtp-sink, SQLite, "
-            f"{args.rounds} interleaved rounds of {args.messages:,} messages",
+            f"{args.rounds} interleaved rounds of `messages` each",
             "send/s", "smtp-source/s", ratios)
     if workers:
         print_instruments(
             f"PostgreSQL: N `send` workers on one campaign (c=8 each) / one SQLite `send` (c=8), "
-            f"{args.rounds} interleaved rounds of {args.workers_audience:,} messages, {os.cpu_count()} cores",
+            f"{args.rounds} interleaved rounds of `messages` each, {os.cpu_count()} cores",
             "figure/s", "SQLite/s", workers)
     if args.json:
         write_json(args.json, rows, ratios + workers)
@@ -640,9 +660,9 @@ def print_instruments(title, ours_name, theirs_name, rows):
     """Medians of each side, the ratio's median, min–max and ± % of its median; a row whose
     spread exceeds ±10 % says so (a longer run, --messages, narrows it)."""
     print(f"\n{title}")
-    print(f"{'measure':<44} {'c':>3} {ours_name:>10} {theirs_name:>14} {'ratio':>6} {'min–max':>13} "
+    print(f"{'measure':<44} {'c':>3} {'messages':>8} {ours_name:>10} {theirs_name:>14} {'ratio':>6} {'min–max':>13} "
           f"{'spread':>8} {'target':<7} {'met':<4} note")
-    print("-" * 125)
+    print("-" * 134)
     for row in rows:
         ours, theirs = spread(row.ours)[0], spread(row.theirs)[0]
         median, low, high, pct = spread(row.ratios)
@@ -650,14 +670,14 @@ def print_instruments(title, ours_name, theirs_name, rows):
         notes = [row.note] if row.note else []
         if failed:
             notes.append(f"{row.ratios.count(None)} round(s) failed")
-        if pct is not None and pct > 10:
-            notes.append(f"spread > ±10 %: run longer ({row.longer})")
+        if pct is not None and pct > SPREAD_LIMIT:
+            notes.append(f"spread > ±{SPREAD_LIMIT} %: run longer ({row.longer})")
         ratio = f"{median:.3f}" if median is not None else "failed"
         span = f"{low:.3f}–{high:.3f}" if median is not None else "-"
         pct_shown = f"±{pct:.1f} %" if pct is not None else "-"
         target = f">= {row.target}" if row.target is not None else "-"
         mark = {True: "yes", False: "NO", None: ""}[row.met()]
-        print(f"{row.measure:<44} {row.concurrency:>3} {shown(ours):>10} {shown(theirs):>14} {ratio:>6} "
+        print(f"{row.measure:<44} {row.concurrency:>3} {row.messages:>8,} {shown(ours):>10} {shown(theirs):>14} {ratio:>6} "
               f"{span:>13} {pct_shown:>8} {target:<7} {mark:<4} {'; '.join(notes)}")
 
 

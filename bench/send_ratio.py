@@ -4,7 +4,7 @@ the same `smtp-sink`, interleaved, several rounds per concurrency; prints the me
 its spread — the ratio rows of bench/run.sh's table, without the rest. Uses bench/harness.py
 (run bench/run.sh once first: it installs postfix and builds the release binary).
 
-    python3 bench/send_ratio.py [--messages 20000] [--rounds 3] [--concurrency 1,8,32]
+    python3 bench/send_ratio.py [--messages 20000] [--max-messages N] [--rounds 3] [--concurrency 1,8,32]
                                 [--dkim ed25519-sha256,rsa-sha256] [--dkim-concurrency 8,32]
                                 [--bin target/release/fairsend] [--label NAME]
 
@@ -25,6 +25,8 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--messages", type=int, default=20000, help="messages per round (default 20000)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds per row (default 3)")
+    p.add_argument("--max-messages", type=int,
+                   help="while a row's spread exceeds ±10 %%, measure it again with twice the messages, up to this many")
     p.add_argument("--concurrency", default="1,8,32", help="concurrencies without DKIM ('' for none)")
     p.add_argument("--dkim", default="", help=f"DKIM algorithms to measure too, of {','.join(harness.DKIM_ROWS)}")
     p.add_argument("--dkim-concurrency", default="8,32")
@@ -42,13 +44,13 @@ def main():
         rows = harness.ratio_rows(
             work, sink, args.messages, args.rounds,
             [int(c) for c in args.concurrency.split(",") if c],
-            [int(c) for c in args.dkim_concurrency.split(",") if c], algorithms)
+            [int(c) for c in args.dkim_concurrency.split(",") if c], algorithms, args.max_messages)
     finally:
         sink.stop()
         shutil.rmtree(work, ignore_errors=True)
     harness.print_instruments(
         f"{args.label}: `fairsend send` / `smtp-source -d` into the same smtp-sink, SQLite, "
-        f"{args.rounds} interleaved rounds of {args.messages:,} messages",
+        f"{args.rounds} interleaved rounds of `messages` each",
         "send/s", "smtp-source/s", rows)
 
 
