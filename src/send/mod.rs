@@ -837,6 +837,11 @@ async fn send_one(
     gate: Option<RecipientGate>,
 ) -> Result<Option<OutboxState>, StoreError> {
     let composed = gate.as_ref().map(|gate| compose_and_gate(run, gate));
+    // The rate limit's slot before the move to `sending`: a pause then holds every row not
+    // yet due, instead of letting rows committed ahead of their slots trickle out after it.
+    if let Some(pacer) = &run.pacer {
+        pacer.wait().await?;
+    }
     let Some(row) = ledger.begin(outbox_id).await? else {
         return Ok(None);
     };
@@ -906,18 +911,8 @@ async fn deliver(
         store.mark_unsent(outbox_id, state, 0, &why).await?;
         Ok::<_, StoreError>(Some(state))
     };
-    // Committed to `sending` already; now wait for a lane to the server (see pipeline.rs), and
-    // then for the rate limit's slot, so that the slot's time is when the message goes out.
+    // Committed to `sending` already; now wait for a lane to the server (see pipeline.rs).
     let lane = run.lanes.acquire().await;
-    if let Some(pacer) = &run.pacer
-        && let Err(e) = pacer.wait().await
-    {
-        // Nothing was sent: the row goes back to be sent later; the error stops the run.
-        let why = format!("the rate limit's next slot could not be reserved: {e}");
-        let _ =
-            (store.mark_unsent(outbox_id, OutboxState::Deferred, crate::now_millis(), &why)).await;
-        return Err(e);
-    }
     let started = std::time::Instant::now();
     let delivered = run.transport.deliver(&run.campaign.name, &message).await;
     drop(lane);
