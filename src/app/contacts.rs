@@ -7,9 +7,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::audience::{ImportError, RowError, parse_contacts_csv};
+use crate::audience::{ContactReader, EmailAddress, ImportError, RowError, merge_rows};
 use crate::config::{ConfigDir, Register};
-use crate::store::{ImportOutcome, Store, StoreError};
+use crate::store::{ImportOutcome, ImportStaging, Store, StoreError};
 use crate::suppress::{Secret, address_hash};
 
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +79,8 @@ impl ImportReport {
 }
 
 /// Imports or updates the contacts of `file` into a register; a suppressed address is
-/// refused, never resurrected.
+/// refused, never resurrected. The file is read as a stream and staged in the database in
+/// batches, so memory does not grow with the file; nothing is applied until all of it is read.
 pub async fn import(
     config: &ConfigDir,
     store: &Store,
@@ -88,29 +89,106 @@ pub async fn import(
     register_name: &str,
     mode: BadRows,
 ) -> Result<ImportReport, ContactsError> {
+    import_in_batches(
+        config,
+        store,
+        secret,
+        file,
+        register_name,
+        mode,
+        batch_rows(),
+    )
+    .await
+}
+
+/// Rows read and staged at a time: enough that a statement's cost is shared by many rows,
+/// few enough that a batch is a few megabytes.
+const BATCH_ROWS: usize = 10_000;
+
+/// [`BATCH_ROWS`]; a debug build takes `FAIRSEND_IMPORT_BATCH_ROWS` instead, so that tests can
+/// spread an address's rows over several batches with a small file.
+fn batch_rows() -> usize {
+    if cfg!(debug_assertions) {
+        if let Some(n) = std::env::var("FAIRSEND_IMPORT_BATCH_ROWS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+        {
+            return n;
+        }
+    }
+    BATCH_ROWS
+}
+
+/// [`import`], reading and staging `batch` rows at a time (and merging as many addresses).
+pub async fn import_in_batches(
+    config: &ConfigDir,
+    store: &Store,
+    secret: &Secret,
+    file: &Path,
+    register_name: &str,
+    mode: BadRows,
+    batch: usize,
+) -> Result<ImportReport, ContactsError> {
     let register = register(config, register_name)?;
-    let parsed = parse_contacts_csv(file, register)?;
+    let hash = |a: &EmailAddress| address_hash(secret, a);
+    let mut reader = ContactReader::open(file, register)?;
+    let mut staging = store.stage_import().await?;
+    loop {
+        let rows = reader.next_batch(batch)?;
+        if rows.is_empty() {
+            break;
+        }
+        staging.add(&rows, hash).await?;
+    }
+    let parsed = reader.finish();
     if mode == BadRows::Strict && !parsed.errors.is_empty() {
         return Err(ContactsError::Strict {
             file: file.to_path_buf(),
             errors: parsed.errors,
         });
     }
+    staging.index().await?;
+    let merged_duplicates = merge_duplicates(&mut staging, batch, hash).await?;
     let rejected_file = match mode {
         BadRows::SetAside => parsed.write_rejected(file)?,
         _ => None,
     };
-    let outcome = store
-        .import_contacts(register_name, &parsed.records, |a| address_hash(secret, a))
-        .await?;
+    let outcome = staging.apply(register_name).await?;
     Ok(ImportReport {
         file: file.to_path_buf(),
         register: register_name.to_string(),
         errors: parsed.errors,
-        merged_duplicates: parsed.merged_duplicates,
+        merged_duplicates,
         outcome,
         rejected_file,
     })
+}
+
+/// Merges the staged rows of each address that repeats into one, `page` addresses at a time,
+/// as an in-memory import merges them; returns how many rows were merged into another.
+async fn merge_duplicates(
+    staging: &mut ImportStaging,
+    page: usize,
+    hash: impl Fn(&EmailAddress) -> String,
+) -> Result<usize, StoreError> {
+    let mut merged_rows = 0;
+    let mut after = String::new();
+    loop {
+        let groups = staging.duplicates(&after, page).await?;
+        let Some(last) = groups.last() else {
+            return Ok(merged_rows);
+        };
+        after = last.rows[0].email.as_str().to_string();
+        let mut merged = Vec::with_capacity(groups.len());
+        for group in groups {
+            merged_rows += group.rows.len().saturating_sub(1);
+            if let Some(record) = merge_rows(group.rows) {
+                merged.push((group.first_seq, record));
+            }
+        }
+        staging.replace(&merged, &hash).await?;
+    }
 }
 
 fn register<'c>(config: &'c ConfigDir, name: &str) -> Result<&'c Register, ContactsError> {
