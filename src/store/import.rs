@@ -119,7 +119,7 @@ impl ImportStaging {
         .await?;
         let mut groups: Vec<DuplicateGroup> = Vec::with_capacity(emails.len());
         for row in &rows {
-            let (seq, record) = record_of(row, "import_staging")?;
+            let (seq, record) = record_of(row)?;
             match groups.last_mut() {
                 Some(group) if group.rows[0].email == record.email => group.rows.push(record),
                 _ => groups.push(DuplicateGroup {
@@ -305,14 +305,11 @@ fn bind_record<'q>(
 }
 
 /// A staged row back as the record it was staged from.
-fn record_of(
-    row: &sqlx::any::AnyRow,
-    table: &'static str,
-) -> Result<(i64, ContactRecord), StoreError> {
+fn record_of(row: &sqlx::any::AnyRow) -> Result<(i64, ContactRecord), StoreError> {
     let seq: i64 = row.get("seq");
     let text = |column: &str| -> String { row.get(column) };
     let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
-        table,
+        table: "import_staging",
         column,
         id: seq,
         value,
@@ -342,22 +339,4 @@ fn record_of(
             source: text("source"),
         },
     ))
-}
-
-impl Store {
-    /// One register's contacts as stored, in contact id order: what the imports left there.
-    pub async fn register_members(&self, register: &str) -> Result<Vec<ContactRecord>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT c.id AS seq, c.email, m.first_name, m.last_name, m.company, m.business_id,
-                    m.title, m.locale, m.legal_basis, m.consent_at, m.fields, m.source
-               FROM memberships m JOIN contacts c ON c.id = m.contact_id
-              WHERE m.register = $1 ORDER BY c.id",
-        )
-        .bind(register)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|row| record_of(row, "memberships").map(|(_, record)| record))
-            .collect()
-    }
 }
