@@ -108,16 +108,17 @@ const BATCH_ROWS: usize = 10_000;
 /// [`BATCH_ROWS`]; a debug build takes `FAIRSEND_IMPORT_BATCH_ROWS` instead, so that tests can
 /// spread an address's rows over several batches with a small file.
 fn batch_rows() -> usize {
-    if cfg!(debug_assertions) {
-        if let Some(n) = std::env::var("FAIRSEND_IMPORT_BATCH_ROWS")
+    let from_env = || {
+        std::env::var("FAIRSEND_IMPORT_BATCH_ROWS")
+            .ok()?
+            .parse::<usize>()
             .ok()
-            .and_then(|v| v.parse::<usize>().ok())
             .filter(|n| *n > 0)
-        {
-            return n;
-        }
+    };
+    match cfg!(debug_assertions) {
+        true => from_env().unwrap_or(BATCH_ROWS),
+        false => BATCH_ROWS,
     }
-    BATCH_ROWS
 }
 
 /// [`import`], reading and staging `batch` rows at a time (and merging as many addresses).
