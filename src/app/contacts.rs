@@ -7,7 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::audience::{ContactReader, EmailAddress, ImportError, RowError, merge_rows};
+use tokio::task::JoinHandle;
+
+use crate::audience::{
+    ContactReader, ContactRecord, EmailAddress, ImportError, ParsedImport, RowError, merge_rows,
+};
 use crate::config::{ConfigDir, Register};
 use crate::store::{ImportOutcome, ImportStaging, Store, StoreError};
 use crate::suppress::{Secret, address_hash};
@@ -133,16 +137,14 @@ pub async fn import_in_batches(
 ) -> Result<ImportReport, ContactsError> {
     let register = register(config, register_name)?;
     let hash = |a: &EmailAddress| address_hash(secret, a);
-    let mut reader = ContactReader::open(file, register)?;
+    let (mut batches, reader) = read_in_background(file, register, secret, batch);
     let mut staging = store.stage_import().await?;
-    loop {
-        let rows = reader.next_batch(batch)?;
-        if rows.is_empty() {
-            break;
-        }
-        staging.add(&rows, hash).await?;
+    while let Some(rows) = batches.recv().await {
+        staging.add(&rows).await?;
     }
-    let parsed = reader.finish();
+    let parsed = reader
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
     if mode == BadRows::Strict && !parsed.errors.is_empty() {
         return Err(ContactsError::Strict {
             file: file.to_path_buf(),
@@ -164,6 +166,44 @@ pub async fn import_in_batches(
         outcome,
         rejected_file,
     })
+}
+
+/// Valid rows, each with its address's keyed hash, `batch` at a time.
+type Batches = tokio::sync::mpsc::Receiver<Vec<(ContactRecord, String)>>;
+
+/// Reads `file` on a thread of its own and hands over its valid rows `batch` at a time, each
+/// with its address's keyed hash: the parsing and hashing take one core while the database
+/// takes the other. Two batches wait at most, so memory stays a few batches whatever the
+/// file's size. The thread ends with the bad rows, or the file's error.
+fn read_in_background(
+    file: &Path,
+    register: &Register,
+    secret: &Secret,
+    batch: usize,
+) -> (Batches, JoinHandle<Result<ParsedImport, ImportError>>) {
+    let (sender, batches) = tokio::sync::mpsc::channel(2);
+    let (file, register, secret) = (file.to_path_buf(), register.clone(), secret.clone());
+    let reader = tokio::task::spawn_blocking(move || {
+        let mut reader = ContactReader::open(&file, &register)?;
+        loop {
+            let rows = reader.next_batch(batch)?;
+            if rows.is_empty() {
+                return Ok(reader.finish());
+            }
+            let hashed = rows
+                .into_iter()
+                .map(|row| {
+                    let hash = address_hash(&secret, &row.email);
+                    (row, hash)
+                })
+                .collect();
+            // A closed channel: the import failed on the database side and says so itself.
+            if sender.blocking_send(hashed).is_err() {
+                return Ok(reader.finish());
+            }
+        }
+    });
+    (batches, reader)
 }
 
 /// Merges the staged rows of each address that repeats into one, `page` addresses at a time,

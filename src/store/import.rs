@@ -60,11 +60,7 @@ impl Store {
 
 impl ImportStaging {
     /// Stages valid rows, in file order, each with its address's keyed hash.
-    pub async fn add(
-        &mut self,
-        records: &[ContactRecord],
-        address_hash: impl Fn(&EmailAddress) -> String,
-    ) -> Result<(), StoreError> {
+    pub async fn add(&mut self, records: &[(ContactRecord, String)]) -> Result<(), StoreError> {
         for chunk in records.chunks(STAGE_ROWS) {
             let values = (0..chunk.len())
                 .map(|i| format!("({})", placeholders(self.backend, 13 * i + 1, 13)))
@@ -72,8 +68,8 @@ impl ImportStaging {
                 .join(", ");
             let sql = format!("INSERT INTO import_staging ({COLUMNS}) VALUES {values}");
             let mut query = sqlx::query(&sql);
-            for record in chunk {
-                query = bind_record(query, self.staged, record, address_hash(&record.email));
+            for (record, hash) in chunk {
+                query = bind_record(query, self.staged, record, hash.clone());
                 self.staged += 1;
             }
             query.execute(&mut *self.conn).await?;
