@@ -77,11 +77,13 @@ impl ImportStaging {
         Ok(())
     }
 
-    /// Ends the staging: indexes the rows by address for the merges that follow.
+    /// Ends the staging: indexes the rows by address for the merges that follow, and gives
+    /// the planner the table's statistics (nothing analyses a temporary table by itself).
     pub async fn index(&mut self) -> Result<(), StoreError> {
         self.conn
             .execute("CREATE INDEX import_staging_email ON import_staging (email, seq)")
             .await?;
+        self.conn.execute("ANALYZE import_staging").await?;
         Ok(())
     }
 
