@@ -19,10 +19,13 @@ const STAGE_ROWS: usize = 1_000;
 /// Staged rows by address, with the staging order of each row. `seq` orders the rows as the
 /// file did, and the final inserts follow it, so contact ids are given in file order.
 const CREATE: &str = "CREATE TEMP TABLE import_staging (
-    seq BIGINT NOT NULL, email TEXT NOT NULL, email_hash TEXT NOT NULL,
+    seq INTEGER PRIMARY KEY, email TEXT NOT NULL, email_hash TEXT NOT NULL,
     first_name TEXT NOT NULL, last_name TEXT NOT NULL, company TEXT NOT NULL,
     business_id TEXT NOT NULL, title TEXT NOT NULL, locale TEXT NULL,
     legal_basis TEXT NOT NULL, consent_at TEXT NULL, fields TEXT NOT NULL, source TEXT NOT NULL)";
+
+/// SQLite's page cache for the import's connection: 32 MiB (negative: in KiB).
+const IMPORT_CACHE: &str = "PRAGMA cache_size = -32768";
 
 const COLUMNS: &str = "seq, email, email_hash, first_name, last_name, company, business_id, \
                        title, locale, legal_basis, consent_at, fields, source";
@@ -49,6 +52,12 @@ impl Store {
         let mut conn = self.pool.acquire().await?;
         // Never back to the pool: the staging table, and the data in it, go with it.
         conn.close_on_drop();
+        if self.backend == Backend::Sqlite {
+            // The final inserts grow two unique indexes of contacts in random order; with
+            // SQLite's default 2 MB cache they read and write the same pages again and again
+            // (that INSERT took 6 s of a 1M import's 15). The connection is closed afterwards.
+            conn.execute(IMPORT_CACHE).await?;
+        }
         conn.execute(CREATE).await?;
         Ok(ImportStaging {
             conn,
