@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use tokio::task::JoinHandle;
 
 use crate::audience::{
-    ContactReader, ContactRecord, EmailAddress, ImportError, ParsedImport, RowError, merge_rows,
+    ContactReader, ContactRecord, ImportError, ParsedImport, RowError, merge_into,
 };
 use crate::config::{ConfigDir, Register};
 use crate::store::{ImportOutcome, ImportStaging, Store, StoreError};
@@ -136,7 +136,6 @@ pub async fn import_in_batches(
     batch: usize,
 ) -> Result<ImportReport, ContactsError> {
     let register = register(config, register_name)?;
-    let hash = |a: &EmailAddress| address_hash(secret, a);
     let (mut batches, reader) = read_in_background(file, register, secret, batch);
     let mut staging = store.stage_import().await?;
     while let Some(rows) = batches.recv().await {
@@ -152,7 +151,7 @@ pub async fn import_in_batches(
         });
     }
     staging.index().await?;
-    let merged_duplicates = merge_duplicates(&mut staging, batch, hash).await?;
+    let merged_duplicates = merge_duplicates(&mut staging, batch).await?;
     let rejected_file = match mode {
         BadRows::SetAside => parsed.write_rejected(file)?,
         _ => None,
@@ -208,27 +207,17 @@ fn read_in_background(
 
 /// Merges the staged rows of each address that repeats into one, `page` addresses at a time,
 /// as an in-memory import merges them; returns how many rows were merged into another.
-async fn merge_duplicates(
-    staging: &mut ImportStaging,
-    page: usize,
-    hash: impl Fn(&EmailAddress) -> String,
-) -> Result<usize, StoreError> {
+async fn merge_duplicates(staging: &mut ImportStaging, page: usize) -> Result<usize, StoreError> {
     let mut merged_rows = 0;
     let mut after = String::new();
     loop {
-        let groups = staging.duplicates(&after, page).await?;
+        let groups = staging.duplicates(&after, page, merge_into).await?;
         let Some(last) = groups.last() else {
             return Ok(merged_rows);
         };
-        after = last.rows[0].email.as_str().to_string();
-        let mut merged = Vec::with_capacity(groups.len());
-        for group in groups {
-            merged_rows += group.rows.len().saturating_sub(1);
-            if let Some(record) = merge_rows(group.rows) {
-                merged.push((group.first_seq, record));
-            }
-        }
-        staging.replace(&merged, &hash).await?;
+        after = last.merged.email.as_str().to_string();
+        merged_rows += groups.iter().map(|g| g.rows - 1).sum::<usize>();
+        staging.replace(&groups).await?;
     }
 }
 

@@ -385,7 +385,7 @@ pub fn parse_contacts_csv(file: &Path, register: &Register) -> Result<ParsedImpo
 const READ_BATCH: usize = 10_000;
 
 /// A contacts CSV read as a stream of valid rows, in file order and with duplicates as they
-/// are (see [`merge_rows`]); the bad rows are kept for [`ContactReader::finish`].
+/// are (see [`merge_into`]); the bad rows are kept for [`ContactReader::finish`].
 pub struct ContactReader<'r> {
     rows: CsvStream,
     register: &'r Register,
@@ -498,17 +498,6 @@ fn row_of(
         let cells = record.iter().map(str::to_string).collect();
         reject(Some(column), message, cells)
     })
-}
-
-/// The rows of one address, in file order, as one contact: what [`parse_contacts_csv`] keeps.
-/// `None` for no rows.
-pub fn merge_rows(rows: impl IntoIterator<Item = ContactRecord>) -> Option<ContactRecord> {
-    let mut rows = rows.into_iter();
-    let mut merged = rows.next()?;
-    for later in rows {
-        merge_into(&mut merged, later);
-    }
-    Some(merged)
 }
 
 /// The column separator of a contact file, from its header line: `;` when the header has
@@ -664,8 +653,9 @@ fn consent_at(legal_basis: LegalBasis, text: &str) -> Result<Option<String>, Cel
     }
 }
 
-/// A later row for the same address fills in and overrides what the earlier one said.
-fn merge_into(target: &mut ContactRecord, later: ContactRecord) {
+/// A later row for the same address fills in and overrides what the earlier one said: what
+/// an import keeps of an address that repeats, however the file is read.
+pub fn merge_into(target: &mut ContactRecord, later: ContactRecord) {
     fn take(into: &mut String, from: String) {
         if !from.is_empty() {
             *into = from;

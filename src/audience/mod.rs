@@ -10,7 +10,7 @@ pub use crate::model::{
     Recipient, STANDARD_FIELDS, y_tunnus_check_digit,
 };
 pub use import::{
-    ContactReader, ImportError, MAX_RECORD_BYTES, ParsedImport, RowError, merge_rows,
+    ContactReader, ImportError, MAX_RECORD_BYTES, ParsedImport, RowError, merge_into,
     parse_contacts_csv, rejected_path,
 };
 pub use rules::{is_freemail, is_role_account};

@@ -38,12 +38,15 @@ pub struct ImportStaging {
     staged: i64,
 }
 
-/// The rows of one address staged more than once, in file order.
+/// The rows of one address staged more than once, merged into one.
 #[derive(Debug)]
 pub struct DuplicateGroup {
     /// The first row's place: the merged row takes it.
     pub first_seq: i64,
-    pub rows: Vec<ContactRecord>,
+    pub email_hash: String,
+    pub merged: ContactRecord,
+    /// How many rows were merged.
+    pub rows: usize,
 }
 
 impl Store {
@@ -97,11 +100,13 @@ impl ImportStaging {
     }
 
     /// Up to `max` addresses staged more than once, those after `after` in address order,
-    /// each with its rows. Empty when there are no more.
+    /// each with its rows folded into one by `merge` (earlier row, later row) in file order.
+    /// Empty when there are no more. The rows are streamed: memory holds one row per address.
     pub async fn duplicates(
         &mut self,
         after: &str,
         max: usize,
+        merge: impl Fn(&mut ContactRecord, ContactRecord),
     ) -> Result<Vec<DuplicateGroup>, StoreError> {
         let emails: Vec<String> = sqlx::query_scalar(
             "SELECT email FROM import_staging WHERE email > $1
@@ -114,45 +119,47 @@ impl ImportStaging {
         let Some(last) = emails.last() else {
             return Ok(Vec::new());
         };
-        let rows = sqlx::query(&format!(
+        let sql = format!(
             "SELECT {COLUMNS} FROM import_staging s
               WHERE email > $1 AND email <= $2
                 AND EXISTS (SELECT 1 FROM import_staging d WHERE d.email = s.email AND d.seq <> s.seq)
               ORDER BY email, seq"
-        ))
-        .bind(after)
-        .bind(last.as_str())
-        .fetch_all(&mut *self.conn)
-        .await?;
+        );
+        let mut rows = sqlx::query(&sql)
+            .bind(after)
+            .bind(last.as_str())
+            .fetch(&mut *self.conn);
         let mut groups: Vec<DuplicateGroup> = Vec::with_capacity(emails.len());
-        for row in &rows {
-            let (seq, record) = record_of(row)?;
+        use futures_util::TryStreamExt;
+        while let Some(row) = rows.try_next().await? {
+            let (seq, record) = record_of(&row)?;
             match groups.last_mut() {
-                Some(group) if group.rows[0].email == record.email => group.rows.push(record),
+                Some(group) if group.merged.email == record.email => {
+                    merge(&mut group.merged, record);
+                    group.rows += 1;
+                }
                 _ => groups.push(DuplicateGroup {
                     first_seq: seq,
-                    rows: vec![record],
+                    email_hash: row.get("email_hash"),
+                    merged: record,
+                    rows: 1,
                 }),
             }
         }
         Ok(groups)
     }
 
-    /// Replaces the rows of each address in `merged` by its one merged row, in the place of
+    /// Replaces the rows of each address of `groups` by its one merged row, in the place of
     /// its first row.
-    pub async fn replace(
-        &mut self,
-        merged: &[(i64, ContactRecord)],
-        address_hash: impl Fn(&EmailAddress) -> String,
-    ) -> Result<(), StoreError> {
-        for chunk in merged.chunks(STAGE_ROWS) {
+    pub async fn replace(&mut self, groups: &[DuplicateGroup]) -> Result<(), StoreError> {
+        for chunk in groups.chunks(STAGE_ROWS) {
             let sql = format!(
                 "DELETE FROM import_staging WHERE email IN ({})",
                 placeholders(self.backend, 1, chunk.len())
             );
             let mut delete = sqlx::query(&sql);
-            for (_, record) in chunk {
-                delete = delete.bind(record.email.as_str());
+            for group in chunk {
+                delete = delete.bind(group.merged.email.as_str());
             }
             delete.execute(&mut *self.conn).await?;
             let values = (0..chunk.len())
@@ -161,8 +168,13 @@ impl ImportStaging {
                 .join(", ");
             let sql = format!("INSERT INTO import_staging ({COLUMNS}) VALUES {values}");
             let mut insert = sqlx::query(&sql);
-            for (seq, record) in chunk {
-                insert = bind_record(insert, *seq, record, address_hash(&record.email));
+            for group in chunk {
+                insert = bind_record(
+                    insert,
+                    group.first_seq,
+                    &group.merged,
+                    group.email_hash.clone(),
+                );
             }
             insert.execute(&mut *self.conn).await?;
         }
