@@ -351,83 +351,153 @@ impl CsvStream {
     }
 }
 
-/// Reads a contacts CSV for `register`. Rows take the register's default legal basis when
-/// their own `legal_basis` cell is empty.
+/// Reads a contacts CSV for `register` into memory, duplicates merged. Rows take the
+/// register's default legal basis when their own `legal_basis` cell is empty. For files too
+/// large to hold, [`ContactReader`] hands out the rows in batches instead.
 pub fn parse_contacts_csv(file: &Path, register: &Register) -> Result<ParsedImport, ImportError> {
-    let (mut rows, raw_headers) = CsvStream::open(file)?;
-    let display = file.display().to_string();
-    let headers: Vec<String> = raw_headers.iter().map(|h| h.to_lowercase()).collect();
-    let column_of = column_index(&headers).map_err(|message| ImportError::Header {
-        file: file.to_path_buf(),
-        message,
-    })?;
-    let mut parsed = ParsedImport {
-        headers: raw_headers,
-        ..Default::default()
-    };
+    let mut reader = ContactReader::open(file, register)?;
+    let mut records: Vec<ContactRecord> = Vec::new();
+    let mut merged_duplicates = 0;
     let mut index_of: HashMap<EmailAddress, usize> = HashMap::new();
-    while let Some((line, raw)) = rows.next_record()? {
-        // The cells as text are needed only for a rejected row's line in the rejected file.
-        let cells = |raw: &csv::ByteRecord| -> Vec<String> {
-            raw.iter()
-                .map(|c| String::from_utf8_lossy(c).into_owned())
-                .collect()
-        };
-        let mut reject = |column: Option<&str>, message: String, cells: Vec<String>| {
-            parsed.errors.push(RowError {
-                file: display.clone(),
-                line,
-                column: column.map(str::to_string),
-                message,
-                cells,
-            })
-        };
-        if raw.iter().all(<[u8]>::is_empty) {
-            continue;
+    loop {
+        let batch = reader.next_batch(READ_BATCH)?;
+        if batch.is_empty() {
+            break;
         }
-        if raw.len() != headers.len() {
-            let (len, expected) = (raw.len(), headers.len());
-            reject(
-                None,
-                format!("has {len} fields; the header has {expected}"),
-                cells(raw),
-            );
-            continue;
-        }
-        let record = match csv::StringRecord::from_byte_record(raw.clone()) {
-            Ok(record) => record,
-            Err(e) => {
-                reject(
-                    None,
-                    "is not valid UTF-8 text".to_string(),
-                    cells(&e.into_byte_record()),
-                );
-                continue;
-            }
-        };
-        match parse_row(
-            &headers,
-            &column_of,
-            &record,
-            register,
-            &format!("{display}:{line}"),
-        ) {
-            Ok(contact) => {
-                if let Some(&existing) = index_of.get(&contact.email) {
-                    merge_into(&mut parsed.records[existing], contact);
-                    parsed.merged_duplicates += 1;
-                } else {
-                    index_of.insert(contact.email.clone(), parsed.records.len());
-                    parsed.records.push(contact);
-                }
-            }
-            Err((column, message)) => {
-                let cells = record.iter().map(str::to_string).collect();
-                reject(Some(column), message, cells)
+        for contact in batch {
+            if let Some(&existing) = index_of.get(&contact.email) {
+                merge_into(&mut records[existing], contact);
+                merged_duplicates += 1;
+            } else {
+                index_of.insert(contact.email.clone(), records.len());
+                records.push(contact);
             }
         }
     }
-    Ok(parsed)
+    Ok(ParsedImport {
+        records,
+        merged_duplicates,
+        ..reader.finish()
+    })
+}
+
+/// Rows parsed per [`ContactReader::next_batch`] call of [`parse_contacts_csv`].
+const READ_BATCH: usize = 10_000;
+
+/// A contacts CSV read as a stream of valid rows, in file order and with duplicates as they
+/// are (see [`merge_into`]); the bad rows are kept for [`ContactReader::finish`].
+pub struct ContactReader<'r> {
+    rows: CsvStream,
+    register: &'r Register,
+    display: String,
+    headers: Vec<String>,
+    column_of: HashMap<String, usize>,
+    parsed: ParsedImport,
+}
+
+impl<'r> ContactReader<'r> {
+    /// Opens `file` and checks its header row.
+    pub fn open(file: &Path, register: &'r Register) -> Result<Self, ImportError> {
+        let (rows, raw_headers) = CsvStream::open(file)?;
+        let headers: Vec<String> = raw_headers.iter().map(|h| h.to_lowercase()).collect();
+        let column_of = column_index(&headers).map_err(|message| ImportError::Header {
+            file: file.to_path_buf(),
+            message,
+        })?;
+        Ok(Self {
+            rows,
+            register,
+            display: file.display().to_string(),
+            headers,
+            column_of,
+            parsed: ParsedImport {
+                headers: raw_headers,
+                ..Default::default()
+            },
+        })
+    }
+
+    /// Up to `max` more valid rows; empty at the end of the file. Bad rows are set aside.
+    pub fn next_batch(&mut self, max: usize) -> Result<Vec<ContactRecord>, ImportError> {
+        let mut batch = Vec::with_capacity(max.min(READ_BATCH));
+        while batch.len() < max {
+            let Some((line, raw)) = self.rows.next_record()? else {
+                break;
+            };
+            match row_of(
+                &self.headers,
+                &self.column_of,
+                self.register,
+                &self.display,
+                line,
+                raw,
+            ) {
+                Ok(Some(contact)) => batch.push(contact),
+                Ok(None) => {}
+                Err(error) => self.parsed.errors.push(error),
+            }
+        }
+        Ok(batch)
+    }
+
+    /// The bad rows and the header, with no records: what is left once every batch is read.
+    pub fn finish(self) -> ParsedImport {
+        self.parsed
+    }
+}
+
+/// One record as a contact; `None` for a blank row.
+fn row_of(
+    headers: &[String],
+    column_of: &HashMap<String, usize>,
+    register: &Register,
+    display: &str,
+    line: u64,
+    raw: &csv::ByteRecord,
+) -> Result<Option<ContactRecord>, RowError> {
+    // The cells as text are needed only for a rejected row's line in the rejected file.
+    let cells = |raw: &csv::ByteRecord| -> Vec<String> {
+        raw.iter()
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect()
+    };
+    let reject = |column: Option<&str>, message: String, cells: Vec<String>| RowError {
+        file: display.to_string(),
+        line,
+        column: column.map(str::to_string),
+        message,
+        cells,
+    };
+    if raw.iter().all(<[u8]>::is_empty) {
+        return Ok(None);
+    }
+    if raw.len() != headers.len() {
+        let (len, expected) = (raw.len(), headers.len());
+        return Err(reject(
+            None,
+            format!("has {len} fields; the header has {expected}"),
+            cells(raw),
+        ));
+    }
+    let record = csv::StringRecord::from_byte_record(raw.clone()).map_err(|e| {
+        reject(
+            None,
+            "is not valid UTF-8 text".to_string(),
+            cells(&e.into_byte_record()),
+        )
+    })?;
+    parse_row(
+        headers,
+        column_of,
+        &record,
+        register,
+        &format!("{display}:{line}"),
+    )
+    .map(Some)
+    .map_err(|(column, message)| {
+        let cells = record.iter().map(str::to_string).collect();
+        reject(Some(column), message, cells)
+    })
 }
 
 /// The column separator of a contact file, from its header line: `;` when the header has
@@ -444,10 +514,10 @@ fn sniff_delimiter(start: &[u8]) -> u8 {
 
 /// Each column's index by its (lower-cased) name; refuses duplicates, names a template
 /// cannot use, and names that would hide a standard field.
-fn column_index(headers: &[String]) -> Result<HashMap<&str, usize>, String> {
-    let mut column_of: HashMap<&str, usize> = HashMap::new();
+fn column_index(headers: &[String]) -> Result<HashMap<String, usize>, String> {
+    let mut column_of: HashMap<String, usize> = HashMap::new();
     for (i, h) in headers.iter().enumerate() {
-        if column_of.insert(h.as_str(), i).is_some() {
+        if column_of.insert(h.clone(), i).is_some() {
             return Err(format!("column '{h}' appears twice"));
         }
         if !KNOWN.contains(&h.as_str()) && !is_rejected_column(h) {
@@ -474,7 +544,7 @@ type CellError = (&'static str, String);
 
 fn parse_row(
     headers: &[String],
-    column_of: &HashMap<&str, usize>,
+    column_of: &HashMap<String, usize>,
     record: &csv::StringRecord,
     register: &Register,
     source: &str,
@@ -583,8 +653,9 @@ fn consent_at(legal_basis: LegalBasis, text: &str) -> Result<Option<String>, Cel
     }
 }
 
-/// A later row for the same address fills in and overrides what the earlier one said.
-fn merge_into(target: &mut ContactRecord, later: ContactRecord) {
+/// A later row for the same address fills in and overrides what the earlier one said: what
+/// an import keeps of an address that repeats, however the file is read.
+pub fn merge_into(target: &mut ContactRecord, later: ContactRecord) {
     fn take(into: &mut String, from: String) {
         if !from.is_empty() {
             *into = from;

@@ -10,6 +10,7 @@ pub use crate::model::{
     Recipient, STANDARD_FIELDS, y_tunnus_check_digit,
 };
 pub use import::{
-    ImportError, MAX_RECORD_BYTES, ParsedImport, RowError, parse_contacts_csv, rejected_path,
+    ContactReader, ImportError, MAX_RECORD_BYTES, ParsedImport, RowError, merge_into,
+    parse_contacts_csv, rejected_path,
 };
 pub use rules::{is_freemail, is_role_account};

@@ -10,6 +10,7 @@ mod ab;
 mod campaign_report;
 mod consent;
 mod hygiene;
+mod import;
 mod inbound;
 mod keys;
 mod lifecycle;
@@ -36,6 +37,7 @@ pub use ab::{AbState, Grouping, UngroupedRow};
 pub use campaign_report::{GroupCount, SentCount};
 pub use consent::{Confirmation, ConsentProof, NewSignup, PendingSignup, Reservation};
 pub use hygiene::{EntryAge, PurgeOutcome, RegisterCounts};
+pub use import::{DuplicateGroup, ImportStaging};
 pub use inbound::{
     AppliedInbound, BounceDecision, BounceEntry, BounceRecord, DecisionOutcome, InboundEffects,
     InboundTx, OptOutRecord, SoftBounceHistory, StoredBounce,
