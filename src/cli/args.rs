@@ -28,6 +28,8 @@ Environment variables:
                            aborts after N committed messages (a crash before the IMAP move)
   FAIRSEND_TEST_NOW        debug builds only, fairsend's own tests: the moment (RFC 3339) the
                            clock of send windows starts from (`send`, `status`)
+  FAIRSEND_IMPORT_BATCH_ROWS  debug builds only, fairsend's own tests: rows per batch of
+                           `import` (batch boundaries inside a test's small file)
   SMTP and IMAP credentials, the DKIM key and the provider webhooks' secrets come from the
   variables that fairsend.toml names ([transport] and [bounces.imap] username_env /
   password_env, [dkim] private_key_env, [webhooks.*] *_env).";
