@@ -198,7 +198,7 @@ impl ImportStaging {
             .bind(now),
         )
         .await?;
-        tx.execute(sqlx::query(UPSERT_MEMBERSHIPS).bind(register).bind(now))
+        tx.execute(sqlx::query(&upsert_memberships()).bind(register).bind(now))
             .await?;
         tx.commit().await?;
         Ok(ImportOutcome {
@@ -210,31 +210,20 @@ impl ImportStaging {
     }
 }
 
-/// The memberships of the staged rows: an identical row is left untouched, so re-importing
-/// a file changes nothing.
-const UPSERT_MEMBERSHIPS: &str = "INSERT INTO memberships (contact_id, register, first_name,
-        last_name, company, business_id, title, locale, legal_basis, consent_at, fields, source,
-        created_at, updated_at)
-     SELECT c.id, $1, s.first_name, s.last_name, s.company, s.business_id, s.title, s.locale,
-            s.legal_basis, s.consent_at, s.fields, s.source, $2, $2
-       FROM import_staging s JOIN contacts c ON c.email = s.email
-      WHERE true ORDER BY s.seq
-     ON CONFLICT (contact_id, register) DO UPDATE SET
-        first_name = excluded.first_name, last_name = excluded.last_name,
-        company = excluded.company, business_id = excluded.business_id,
-        title = excluded.title, locale = excluded.locale,
-        legal_basis = excluded.legal_basis, consent_at = excluded.consent_at,
-        fields = excluded.fields, source = excluded.source,
-        updated_at = excluded.updated_at
-     WHERE memberships.first_name IS DISTINCT FROM excluded.first_name
-        OR memberships.last_name IS DISTINCT FROM excluded.last_name
-        OR memberships.company IS DISTINCT FROM excluded.company
-        OR memberships.business_id IS DISTINCT FROM excluded.business_id
-        OR memberships.title IS DISTINCT FROM excluded.title
-        OR memberships.locale IS DISTINCT FROM excluded.locale
-        OR memberships.legal_basis IS DISTINCT FROM excluded.legal_basis
-        OR memberships.consent_at IS DISTINCT FROM excluded.consent_at
-        OR memberships.fields IS DISTINCT FROM excluded.fields";
+/// The memberships of the staged rows, upserted as [`super::MEMBERSHIP_CHANGES_ONLY`] says.
+fn upsert_memberships() -> String {
+    format!(
+        "INSERT INTO memberships (contact_id, register, first_name,
+            last_name, company, business_id, title, locale, legal_basis, consent_at, fields, source,
+            created_at, updated_at)
+         SELECT c.id, $1, s.first_name, s.last_name, s.company, s.business_id, s.title, s.locale,
+                s.legal_basis, s.consent_at, s.fields, s.source, $2, $2
+           FROM import_staging s JOIN contacts c ON c.email = s.email
+          WHERE true ORDER BY s.seq
+         {}",
+        super::MEMBERSHIP_CHANGES_ONLY
+    )
+}
 
 /// Takes the suppressed addresses out of the staging table and returns their rows'
 /// `FILE:LINE`, in file order, each with its weightiest reason: erased, opted-out, complained

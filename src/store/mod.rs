@@ -484,6 +484,25 @@ async fn upsert_contacts(
         .collect())
 }
 
+/// The conflict clause of every membership upsert: an existing entry is updated only where a
+/// field differs, so re-importing a file changes nothing (and counts nothing as updated).
+pub(super) const MEMBERSHIP_CHANGES_ONLY: &str = "ON CONFLICT (contact_id, register) DO UPDATE SET
+        first_name = excluded.first_name, last_name = excluded.last_name,
+        company = excluded.company, business_id = excluded.business_id,
+        title = excluded.title, locale = excluded.locale,
+        legal_basis = excluded.legal_basis, consent_at = excluded.consent_at,
+        fields = excluded.fields, source = excluded.source,
+        updated_at = excluded.updated_at
+     WHERE memberships.first_name IS DISTINCT FROM excluded.first_name
+        OR memberships.last_name IS DISTINCT FROM excluded.last_name
+        OR memberships.company IS DISTINCT FROM excluded.company
+        OR memberships.business_id IS DISTINCT FROM excluded.business_id
+        OR memberships.title IS DISTINCT FROM excluded.title
+        OR memberships.locale IS DISTINCT FROM excluded.locale
+        OR memberships.legal_basis IS DISTINCT FROM excluded.legal_basis
+        OR memberships.consent_at IS DISTINCT FROM excluded.consent_at
+        OR memberships.fields IS DISTINCT FROM excluded.fields";
+
 /// Upserts the batch's memberships of `register`. The WHERE leaves an identical row untouched,
 /// so re-importing the same file changes nothing; returns the contact ids whose row was
 /// inserted or changed.
@@ -505,22 +524,7 @@ async fn upsert_memberships(
             business_id, title, locale, legal_basis, consent_at, fields, source,
             created_at, updated_at)
          VALUES {values}
-         ON CONFLICT (contact_id, register) DO UPDATE SET
-            first_name = excluded.first_name, last_name = excluded.last_name,
-            company = excluded.company, business_id = excluded.business_id,
-            title = excluded.title, locale = excluded.locale,
-            legal_basis = excluded.legal_basis, consent_at = excluded.consent_at,
-            fields = excluded.fields, source = excluded.source,
-            updated_at = excluded.updated_at
-         WHERE memberships.first_name IS DISTINCT FROM excluded.first_name
-            OR memberships.last_name IS DISTINCT FROM excluded.last_name
-            OR memberships.company IS DISTINCT FROM excluded.company
-            OR memberships.business_id IS DISTINCT FROM excluded.business_id
-            OR memberships.title IS DISTINCT FROM excluded.title
-            OR memberships.locale IS DISTINCT FROM excluded.locale
-            OR memberships.legal_basis IS DISTINCT FROM excluded.legal_basis
-            OR memberships.consent_at IS DISTINCT FROM excluded.consent_at
-            OR memberships.fields IS DISTINCT FROM excluded.fields
+         {MEMBERSHIP_CHANGES_ONLY}
          RETURNING contact_id"
     );
     let mut query = sqlx::query_scalar::<_, i64>(&sql);
