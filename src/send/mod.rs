@@ -595,6 +595,9 @@ impl Run<'_> {
         let mut gates = self.store.recipients(due).await?;
         futures_util::stream::iter(due.iter().map(|id| (*id, gates.remove(id))))
             .for_each_concurrent(concurrency, |(outbox_id, gate)| async move {
+                if self.options.stop.load(Ordering::SeqCst) {
+                    return;
+                }
                 let outcome = Ok(dry_run_one(self, outbox_id, gate));
                 self.tally(shown, outbox_id, outcome);
             })

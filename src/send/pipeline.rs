@@ -78,13 +78,13 @@ impl Run<'_> {
         let ledger = Ledger::start(self.store, self.worker, self.transport.kind());
         let in_pipeline = InPipeline::default();
         let (rows, queue) = mpsc::channel(batch as usize);
+        // The senders show progress from a copy; the feeding side records in the report what
+        // it finds (dead workers' rows resolved, a cancellation, the next window).
         let shown = report.clone();
-        let mut found = SendReport::default();
         let (fed, ()) = tokio::join!(
-            self.feed(&mut found, phase, &in_pipeline, rows),
+            self.feed(report, phase, &in_pipeline, rows),
             self.deliver_all(&shown, queue, &ledger, &in_pipeline),
         );
-        absorb(report, found);
         let recorded = ledger.finish().await;
         if recorded.is_err() {
             self.options.stop.store(true, Ordering::SeqCst);
@@ -98,7 +98,7 @@ impl Run<'_> {
     /// send (paused: waits; cancelled or outside its window with `--no-wait`: ends).
     async fn feed(
         &self,
-        found: &mut SendReport,
+        report: &mut SendReport,
         phase: Option<Phase>,
         in_pipeline: &InPipeline,
         rows: mpsc::Sender<Row>,
@@ -108,7 +108,7 @@ impl Run<'_> {
             if self.options.stop.load(Ordering::SeqCst) {
                 return Ok(());
             }
-            if !self.wait_until_it_may_send(found).await? {
+            if !self.wait_until_it_may_send(report).await? {
                 return Ok(());
             }
             // Keep between half a batch and a batch in the pipeline: enough that the senders
@@ -119,7 +119,7 @@ impl Run<'_> {
             }
             let now = crate::now_millis();
             let held = in_pipeline.len();
-            let claimed = self.claim(found, now, batch, phase).await?;
+            let claimed = self.claim(report, now, batch, phase).await?;
             let due = in_pipeline.admit(claimed);
             self.counters
                 .claimed
@@ -168,19 +168,5 @@ impl Run<'_> {
             in_pipeline.leave(outbox_id);
         })
         .await;
-    }
-}
-
-/// What the feeding side of a phase found: rows of dead workers resolved, a cancellation, the
-/// next window.
-fn absorb(report: &mut SendReport, found: SendReport) {
-    report.interrupted_sent += found.interrupted_sent;
-    report.interrupted_requeued += found.interrupted_requeued;
-    report.interrupted_failed += found.interrupted_failed;
-    report.interrupted_uncertain += found.interrupted_uncertain;
-    report.cancelled |= found.cancelled;
-    if found.window_opens_at.is_some() {
-        report.window_opens_at = found.window_opens_at;
-        report.window_opens_local = found.window_opens_local;
     }
 }
