@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::AppError;
 use crate::audience::{ParsedImport, RowError, parse_contacts_csv};
@@ -172,14 +173,14 @@ pub async fn apply_campaign_contacts(
 }
 
 /// Imports the campaign's contact files (as `send` would) and prepares its composer.
-pub async fn prepare<'c>(
-    config: &'c ConfigDir,
+pub async fn prepare(
+    config: &ConfigDir,
     store: &Store,
-    campaign: &'c Campaign,
+    campaign: &Campaign,
     secret: &Secret,
     skip_invalid: bool,
     notify: Notify<'_>,
-) -> Result<Composer<'c>, AppError> {
+) -> Result<Composer, AppError> {
     let pending = parse_campaign_contacts(config, campaign, skip_invalid, notify)?;
     let composer = Composer::new(config, campaign, secret.clone())?;
     apply_campaign_contacts(store, pending, secret, notify).await?;
@@ -188,11 +189,11 @@ pub async fn prepare<'c>(
 
 /// Fixes the campaign's trackable links (the first send stores them; the redirect endpoint
 /// allows only these) and makes the composer rewrite them.
-pub async fn with_tracking<'c>(
-    composer: Composer<'c>,
+pub async fn with_tracking(
+    composer: Composer,
     store: &Store,
     campaign: &Campaign,
-) -> Result<Composer<'c>, AppError> {
+) -> Result<Composer, AppError> {
     if !campaign.tracks_clicks() {
         return Ok(composer);
     }
@@ -204,13 +205,14 @@ pub async fn with_tracking<'c>(
 }
 
 /// The DKIM signing key of `[dkim]`, if one is configured.
-pub fn load_dkim(config: &ConfigDir) -> Result<Option<DkimSigning>, AppError> {
+pub fn load_dkim(config: &ConfigDir) -> Result<Option<Arc<DkimSigning>>, AppError> {
     Ok(config
         .settings
         .dkim
         .as_ref()
         .map(DkimSigning::load)
-        .transpose()?)
+        .transpose()?
+        .map(Arc::new))
 }
 
 /// The resolver `--resolver` names, else `[dns] resolver`, else the system's.

@@ -26,7 +26,7 @@ pub async fn check(
     let dkim = load_dkim(config)?;
     let composer = prepare(config, store, campaign, secret, skip_invalid, notify)
         .await?
-        .with_dkim(dkim.as_ref());
+        .with_dkim(dkim.clone());
     let mut report =
         check_campaign(config, campaign, &composer, store, Depth::EveryMessage).await?;
     let transport = &config.settings.transport.url;
@@ -35,7 +35,7 @@ pub async fn check(
         .extend(insecure_link_findings(&config.settings, transport));
     report
         .findings
-        .extend(dns_preflight(config, campaign, transport, resolver, dkim.as_ref()).await?);
+        .extend(dns_preflight(config, campaign, transport, resolver, dkim.as_deref()).await?);
     Ok(report)
 }
 
@@ -83,7 +83,7 @@ pub async fn dns_check(
         &campaign,
         &config.settings.transport.url,
         &dns,
-        dkim.as_ref(),
+        dkim.as_deref(),
     )
     .await)
 }

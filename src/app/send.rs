@@ -63,13 +63,13 @@ pub async fn send(
     }
     let dkim = load_dkim(config)?;
     let pending = parse_campaign_contacts(config, &campaign, request.skip_invalid, notify)?;
-    let composer = Composer::new(config, &campaign, secret.clone())?.with_dkim(dkim.as_ref());
+    let composer = Composer::new(config, &campaign, secret.clone())?.with_dkim(dkim.clone());
     composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
     apply_campaign_contacts(store, pending, secret, notify).await?;
     let composer = with_tracking(composer, store, &campaign).await?;
     let preflight = Preflight {
         transport: &transport_url,
-        dkim: dkim.as_ref(),
+        dkim: dkim.as_deref(),
         request,
     };
     refuse_unsendable(config, store, &campaign, &composer, preflight, notify).await?;
@@ -154,7 +154,7 @@ async fn refuse_unsendable(
     config: &ConfigDir,
     store: &Store,
     campaign: &Campaign,
-    composer: &Composer<'_>,
+    composer: &Composer,
     preflight: Preflight<'_>,
     notify: Notify<'_>,
 ) -> Result<(), AppError> {

@@ -45,7 +45,7 @@ pub enum SignupError {
 /// What sends confirmation messages: the configured transport (and the DKIM key, if any).
 pub struct Mailer {
     pub transport: Box<dyn Transport>,
-    pub dkim: Option<crate::dns::DkimSigning>,
+    pub dkim: Option<std::sync::Arc<crate::dns::DkimSigning>>,
 }
 
 /// What the use cases need, shared by every request of `serve`.

@@ -9,13 +9,13 @@ use fairsend::suppress::Secret;
 use super::output::show;
 
 /// Imports the campaign's contact files (as `send` would) and prepares its composer.
-pub async fn prepare<'c>(
-    config: &'c ConfigDir,
+pub async fn prepare(
+    config: &ConfigDir,
     store: &Store,
-    campaign: &'c Campaign,
+    campaign: &Campaign,
     secret: &Secret,
     skip_invalid: bool,
-) -> anyhow::Result<Composer<'c>> {
+) -> anyhow::Result<Composer> {
     Ok(
         fairsend::app::campaign::prepare(config, store, campaign, secret, skip_invalid, &mut show)
             .await?,

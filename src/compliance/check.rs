@@ -60,7 +60,7 @@ pub enum Depth {
 pub async fn check_campaign(
     config: &ConfigDir,
     campaign: &Campaign,
-    composer: &Composer<'_>,
+    composer: &Composer,
     store: &Store,
     depth: Depth,
 ) -> Result<CheckReport, StoreError> {
@@ -151,7 +151,7 @@ fn expired_register_findings(
 async fn content_findings(
     config: &ConfigDir,
     campaign: &Campaign,
-    composer: &Composer<'_>,
+    composer: &Composer,
     store: &Store,
     findings: &mut Vec<Finding>,
 ) -> Result<(), StoreError> {
@@ -184,7 +184,7 @@ async fn content_findings(
 struct AudiencePass<'a> {
     config: &'a ConfigDir,
     campaign: &'a Campaign,
-    composer: &'a Composer<'a>,
+    composer: &'a Composer,
     today: chrono::NaiveDate,
     every_message: bool,
     counts: AudienceCounts,

@@ -175,31 +175,61 @@ fn body_problems(message: &ComposedMessage, settings: &Settings) -> Vec<String> 
 
 /// One `To`, no `Cc`/`Bcc`.
 fn recipient_problems(bytes: &[u8]) -> Vec<String> {
+    recipient_problems_of(&HeaderNames::of(bytes))
+}
+
+fn recipient_problems_of(names: &HeaderNames<'_>) -> Vec<String> {
     let mut problems = Vec::new();
-    if header_count(bytes, "to:") != 1 {
+    if names.count("to") != 1 {
         problems.push("the message must have exactly one To header".into());
     }
-    if header_count(bytes, "cc:") + header_count(bytes, "bcc:") > 0 {
+    if names.count("cc") + names.count("bcc") > 0 {
         problems.push("the message must not have Cc or Bcc headers".into());
     }
     problems
 }
 
-/// How many header lines of the message start with `name` (lower case, with the colon).
-fn header_count(bytes: &[u8], name: &str) -> usize {
-    let head_end = find(bytes, b"\r\n\r\n").unwrap_or(bytes.len());
-    let head = String::from_utf8_lossy(&bytes[..head_end]).to_ascii_lowercase();
-    head.split("\r\n").filter(|l| l.starts_with(name)).count()
-}
-
 /// One `To`, no `Cc`/`Bcc`, and the one-click unsubscribe headers once each.
 fn header_problems(bytes: &[u8]) -> Vec<String> {
-    let mut problems = recipient_problems(bytes);
-    let header_count = |name: &str| header_count(bytes, name);
-    if header_count("list-unsubscribe:") != 1 || header_count("list-unsubscribe-post:") != 1 {
+    let names = HeaderNames::of(bytes);
+    let mut problems = recipient_problems_of(&names);
+    if names.count("list-unsubscribe") != 1 || names.count("list-unsubscribe-post") != 1 {
         problems.push("List-Unsubscribe and List-Unsubscribe-Post must each appear once".into());
     }
     problems
+}
+
+/// The field names of a message's header, read once (every message is gated, so the header
+/// is not searched again for each name asked about).
+struct HeaderNames<'a>(Vec<&'a [u8]>);
+
+impl<'a> HeaderNames<'a> {
+    /// Each field's name up to its colon (trailing blanks dropped, as the obsolete syntax of
+    /// RFC 5322 §4.5 allows them); folded continuation lines are not fields; the header ends
+    /// at the first empty line.
+    fn of(bytes: &'a [u8]) -> Self {
+        let mut names = Vec::new();
+        for line in bytes.split(|&b| b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            match line.first() {
+                None => break,
+                Some(b' ' | b'\t') => continue,
+                Some(_) => {}
+            }
+            if let Some(colon) = memchr::memchr(b':', line) {
+                names.push(line[..colon].trim_ascii_end());
+            }
+        }
+        Self(names)
+    }
+
+    /// How many fields are called `name` (case-insensitive).
+    fn count(&self, name: &str) -> usize {
+        self.0
+            .iter()
+            .filter(|field| field.eq_ignore_ascii_case(name.as_bytes()))
+            .count()
+    }
 }
 
 fn html_escape(s: &str) -> String {
@@ -210,6 +240,41 @@ fn html_escape(s: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &[u8] = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: a long\r\n\
+        \tsubject folded; To: not a field\r\nLIST-UNSUBSCRIBE: <https://x/u/1>\r\n\
+        List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n\r\nTo: in the body\r\n";
+
+    #[test]
+    fn header_names_are_counted_once_each_case_insensitively() {
+        let names = HeaderNames::of(HEAD);
+        assert_eq!(
+            names.count("to"),
+            1,
+            "a folded line and the body are not fields"
+        );
+        assert_eq!(names.count("list-unsubscribe"), 1);
+        assert_eq!(names.count("list-unsubscribe-post"), 1);
+        assert_eq!(names.count("cc"), 0);
+        assert!(header_problems(HEAD).is_empty());
+    }
+
+    #[test]
+    fn a_second_recipient_header_is_a_problem() {
+        let with_cc = [b"Cc : c@example.com\r\n".as_slice(), HEAD].concat();
+        assert_eq!(
+            header_problems(&with_cc),
+            vec!["the message must not have Cc or Bcc headers".to_string()]
+        );
+        let two_to = [b"to: c@example.com\n".as_slice(), HEAD].concat();
+        assert_eq!(
+            recipient_problems(&two_to),
+            vec!["the message must have exactly one To header".to_string()]
+        );
+        let no_one_click = b"To: b@example.com\r\n\r\n";
+        assert_eq!(header_problems(no_one_click).len(), 1);
+    }
 }

@@ -40,6 +40,7 @@ pub struct EmptyField {
 }
 
 /// The compiled body (and subject) of one campaign: parsed once, rendered per recipient.
+#[derive(Clone)]
 pub struct BodyTemplate {
     env: Environment<'static>,
     /// The same templates with undefined values allowed in tests (`{% if field %}`): rendering

@@ -13,6 +13,7 @@ mod wording;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use askama::Template;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
@@ -67,13 +68,15 @@ pub struct ComposedMessage {
     pub bytes: Vec<u8>,
 }
 
-/// Everything needed to compose one campaign's messages, prepared once.
-pub struct Composer<'a> {
-    config: &'a ConfigDir,
-    campaign: &'a Campaign,
+/// Everything needed to compose one campaign's messages, prepared once. It owns what it
+/// needs (shared, not copied, by its clones), so that a clone can compose on another thread
+/// while the send loop's thread keeps the wire busy.
+pub struct Composer {
+    config: Arc<ConfigDir>,
+    campaign: Arc<Campaign>,
     body: BodyTemplate,
     secret: Secret,
-    dkim: Option<&'a crate::dns::DkimSigning>,
+    dkim: Option<Arc<crate::dns::DkimSigning>>,
     /// The body's trackable links (by index), when the campaign tracks clicks.
     links: Vec<String>,
     /// Identity, source and privacy blocks per footer variant (register, locale, legal
@@ -103,22 +106,42 @@ struct HtmlLayout<'a> {
     blocks: &'a RenderedBlocks,
 }
 
-impl<'a> Composer<'a> {
+impl Clone for Composer {
+    /// A composer of the same messages; its cache of shared blocks starts empty.
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+            campaign: self.campaign.clone(),
+            body: self.body.clone(),
+            secret: self.secret.clone(),
+            dkim: self.dkim.clone(),
+            links: self.links.clone(),
+            shared_blocks: std::sync::Mutex::new(SharedBlocks::new()),
+        }
+    }
+}
+
+impl Composer {
     pub fn new(
-        config: &'a ConfigDir,
-        campaign: &'a Campaign,
+        config: &ConfigDir,
+        campaign: &Campaign,
         secret: Secret,
     ) -> Result<Self, ComposeError> {
         let body = BodyTemplate::load(&campaign.body, &campaign.subjects(), &campaign.file)?;
         Ok(Self {
-            config,
-            campaign,
+            config: Arc::new(config.clone()),
+            campaign: Arc::new(campaign.clone()),
             body,
             secret,
             dkim: None,
             links: Vec::new(),
             shared_blocks: std::sync::Mutex::new(SharedBlocks::new()),
         })
+    }
+
+    /// The settings the messages are composed (and gated) under.
+    pub fn settings(&self) -> &crate::config::Settings {
+        &self.config.settings
     }
 
     pub(crate) fn secret(&self) -> &Secret {
@@ -137,7 +160,7 @@ impl<'a> Composer<'a> {
     }
 
     /// Signs every composed message with this DKIM key.
-    pub fn with_dkim(mut self, dkim: Option<&'a crate::dns::DkimSigning>) -> Self {
+    pub fn with_dkim(mut self, dkim: Option<Arc<crate::dns::DkimSigning>>) -> Self {
         self.dkim = dkim;
         self
     }
@@ -162,7 +185,7 @@ impl<'a> Composer<'a> {
     }
 
     pub fn locale_for(&self, recipient: &Recipient, register: &Register) -> Locale {
-        recipient_locale(recipient.contact.locale, self.campaign, register)
+        recipient_locale(recipient.contact.locale, &self.campaign, register)
     }
 
     pub fn compose(&self, recipient: &Recipient) -> Result<ComposedMessage, ComposeError> {
@@ -335,7 +358,7 @@ impl<'a> Composer<'a> {
 
     /// The formatted message, DKIM-signed when a key is configured.
     fn signed(&self, formatted: Vec<u8>) -> Result<Vec<u8>, ComposeError> {
-        match self.dkim {
+        match &self.dkim {
             Some(dkim) => dkim
                 .signed(&formatted)
                 .map_err(|e| ComposeError::Build(e.to_string())),
@@ -388,7 +411,7 @@ fn quoted_printable_part(content_type: ContentType, text: &str) -> SinglePart {
         ))
 }
 
-impl Composer<'_> {
+impl Composer {
     /// The four blocks in text and HTML for one recipient: the shared three from the cache
     /// (rendered on first use), the objection block with the recipient's own link.
     fn blocks_for(

@@ -74,9 +74,10 @@ fn stopped() -> StoreError {
     ))
 }
 
-/// Takes everything waiting, commits it in one transaction, answers, and again. A failed
-/// commit fails the rows it would have started; a failed record ends the loop with the error
-/// (the run stops; the unrecorded rows stay in `sending`).
+/// Takes everything waiting: the rows to begin first, answered as soon as they are committed
+/// (their senders wait for that), then the records (nobody waits for those), and again. A
+/// failed move to `sending` fails the rows it would have started; a failed record ends the
+/// loop with the error (the run stops; the unrecorded rows stay in `sending`).
 async fn write_loop(
     store: Store,
     worker: String,
@@ -95,33 +96,39 @@ async fn write_loop(
             }
             next = receiver.try_recv().ok();
         }
-        let ids: Vec<i64> = begin.iter().map(|(id, _)| *id).collect();
-        let advanced = match &mut writer {
-            Some(writer) => writer.advance(&sent, &ids, &worker, transport).await,
+        let writer = match &mut writer {
+            Some(writer) => writer,
             None => match store.outbox_writer().await {
-                Ok(mut new) => {
-                    let advanced = new.advance(&sent, &ids, &worker, transport).await;
-                    writer = Some(new);
-                    advanced
+                Ok(new) => writer.insert(new),
+                Err(e) => {
+                    fail_all(&mut begin, &e);
+                    if !sent.is_empty() {
+                        return Err(e);
+                    }
+                    continue;
                 }
-                Err(e) => Err(e),
             },
         };
-        match advanced {
-            Ok(started) => answer(&mut begin, started),
-            Err(e) => {
-                let why = e.to_string();
-                for (_, reply) in begin.drain(..) {
-                    let _ = reply.send(Err(why.clone()));
-                }
-                if !sent.is_empty() {
-                    return Err(e);
-                }
+        if !begin.is_empty() {
+            let ids: Vec<i64> = begin.iter().map(|(id, _)| *id).collect();
+            match writer.start_sending(&ids, &worker, transport).await {
+                Ok(started) => answer(&mut begin, started),
+                Err(e) => fail_all(&mut begin, &e),
             }
         }
-        sent.clear();
+        if !sent.is_empty() {
+            writer.record_sent(&sent).await?;
+            sent.clear();
+        }
     }
     Ok(())
+}
+
+fn fail_all(begin: &mut Vec<(i64, oneshot::Sender<Started>)>, e: &StoreError) {
+    let why = e.to_string();
+    for (_, reply) in begin.drain(..) {
+        let _ = reply.send(Err(why.clone()));
+    }
 }
 
 fn answer(

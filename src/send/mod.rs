@@ -64,6 +64,8 @@ pub enum SendError {
         recorded: String,
         current: &'static str,
     },
+    #[error("the thread composing the messages stopped: {0}")]
+    Composing(String),
 }
 
 /// What one run did.
@@ -213,7 +215,7 @@ struct Counters {
 pub async fn run_campaign(
     config: &ConfigDir,
     campaign: &Campaign,
-    composer: &Composer<'_>,
+    composer: &Composer,
     store: &Store,
     transport: &dyn Transport,
     options: &SendOptions,
@@ -293,7 +295,7 @@ struct Run<'a> {
     config: &'a ConfigDir,
     campaign: &'a Campaign,
     campaign_id: i64,
-    composer: &'a Composer<'a>,
+    composer: &'a Composer,
     store: &'a Store,
     transport: &'a dyn Transport,
     options: &'a SendOptions,
@@ -838,8 +840,8 @@ async fn send_one(
     ledger: &Ledger,
     outbox_id: i64,
     gate: Option<RecipientGate>,
+    composed: Option<Result<GatedMessage, String>>,
 ) -> Result<Option<OutboxState>, StoreError> {
-    let composed = gate.as_ref().map(|gate| compose_and_gate(run, gate));
     // The rate limit's slot before the move to `sending`: a pause then holds every row not
     // yet due, instead of letting rows committed ahead of their slots trickle out after it.
     if let Some(pacer) = &run.pacer {
@@ -875,11 +877,11 @@ async fn send_one(
 }
 
 /// The recipient's message, through the compliance gate.
-fn compose_and_gate(run: &Run<'_>, gate: &RecipientGate) -> Result<GatedMessage, String> {
-    run.composer
+fn compose_and_gate(composer: &Composer, gate: &RecipientGate) -> Result<GatedMessage, String> {
+    composer
         .compose(&gate.recipient)
         .map_err(|e| e.to_string())
-        .and_then(|m| compliance::gate(m, &run.config.settings).map_err(|e| e.to_string()))
+        .and_then(|m| compliance::gate(m, composer.settings()).map_err(|e| e.to_string()))
 }
 
 /// The state a row ends in when its contact may not be sent to, and why.
@@ -965,7 +967,7 @@ fn dry_run_one(run: &Run<'_>, outbox_id: i64, gate: Option<RecipientGate>) -> Op
     )) {
         return Some(state);
     }
-    match compose_and_gate(run, &gate) {
+    match compose_and_gate(run.composer, &gate) {
         Ok(_) => Some(OutboxState::Sent),
         Err(e) => {
             tracing::error!(outbox_id, error = %e, "this message would not be sent");

@@ -2,22 +2,85 @@
 //! batch ahead; the other composes, gates and delivers them, twice as many at once as there
 //! are lanes to the mail server, so that while one message of a lane is on the wire the next
 //! is composed and its row committed to `sending`. Nothing waits at a batch's end for the
-//! slowest transaction, and the server never waits for the database. What happens to each
-//! row is still decided by `send_one`; this module only keeps the rows flowing.
+//! slowest transaction, and the server never waits for the database. Messages are composed
+//! and gated on a thread of their own, a few rows at a time, as the rows are handed on:
+//! composing is a third of a message's CPU, and on the loop's thread it would hold the wire
+//! up. What happens to each row is still decided by `send_one` (eligibility again at the
+//! move to `sending`); this module only keeps the rows flowing.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use futures_util::StreamExt;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::ledger::Ledger;
-use super::{Run, SendError, SendReport, send_one};
+use super::{Run, SendError, SendReport, compose_and_gate, send_one};
+use crate::compliance::GatedMessage;
+use crate::compose::Composer;
 use crate::model::Phase;
 use crate::store::RecipientGate;
 
-type Row = (i64, Option<RecipientGate>);
+/// A row handed to the senders: its recipient as read at the claim (none if the contact is
+/// gone) and its message, composed and gated.
+struct Row {
+    outbox_id: i64,
+    gate: Option<RecipientGate>,
+    composed: Option<Result<GatedMessage, String>>,
+}
+
+/// Rows composed per hand-off to the composing thread: small enough that the first of a batch
+/// reach the senders at once, large enough that the hand-offs cost little.
+const COMPOSE_CHUNK: usize = 16;
+
+/// The thread that composes and gates messages, with a composer of its own.
+struct Composing {
+    jobs: std::sync::mpsc::Sender<ComposeJob>,
+}
+
+struct ComposeJob {
+    rows: Vec<(i64, Option<RecipientGate>)>,
+    done: oneshot::Sender<Vec<Row>>,
+}
+
+impl Composing {
+    fn start(composer: Composer) -> Result<Self, SendError> {
+        let (jobs, queue) = std::sync::mpsc::channel::<ComposeJob>();
+        std::thread::Builder::new()
+            .name("fairsend-compose".into())
+            .spawn(move || {
+                for job in queue {
+                    let rows = job.rows.into_iter().map(|(outbox_id, gate)| Row {
+                        composed: gate.as_ref().map(|gate| compose_and_gate(&composer, gate)),
+                        outbox_id,
+                        gate,
+                    });
+                    // The run may have ended meanwhile; then nobody wants these.
+                    let _ = job.done.send(rows.collect());
+                }
+            })
+            .map_err(|e| SendError::Composing(e.to_string()))?;
+        Ok(Self { jobs })
+    }
+
+    /// Hands `rows` over in chunks, in order: each receiver yields its chunk composed.
+    fn compose(
+        &self,
+        mut rows: Vec<(i64, Option<RecipientGate>)>,
+    ) -> Vec<oneshot::Receiver<Vec<Row>>> {
+        let mut chunks = Vec::new();
+        while !rows.is_empty() {
+            let rest = rows.split_off(rows.len().min(COMPOSE_CHUNK));
+            let (done, composed) = oneshot::channel();
+            // A send fails only if the thread is gone; the receiver then says so.
+            let _ = self.jobs.send(ComposeJob { rows, done });
+            chunks.push(composed);
+            rows = rest;
+        }
+        chunks
+    }
+}
 
 /// The rows between their claim and their outcome. A claim may return rows of this worker's
 /// own leases (rows a pause or a closed window left unsent are taken up again that way), so
@@ -76,13 +139,14 @@ impl Run<'_> {
     ) -> Result<(), SendError> {
         let batch = self.batch_size();
         let ledger = Ledger::start(self.store, self.worker, self.transport.kind());
+        let composing = Composing::start(self.composer.clone())?;
         let in_pipeline = InPipeline::default();
         let (rows, queue) = mpsc::channel(batch as usize);
         // The senders show progress from a copy; the feeding side records in the report what
         // it finds (dead workers' rows resolved, a cancellation, the next window).
         let shown = report.clone();
         let (fed, ()) = tokio::join!(
-            self.feed(report, phase, &in_pipeline, rows),
+            self.feed(report, phase, &in_pipeline, &composing, rows),
             self.deliver_all(&shown, queue, &ledger, &in_pipeline),
         );
         let recorded = ledger.finish().await;
@@ -101,6 +165,7 @@ impl Run<'_> {
         report: &mut SendReport,
         phase: Option<Phase>,
         in_pipeline: &InPipeline,
+        composing: &Composing,
         rows: mpsc::Sender<Row>,
     ) -> Result<(), SendError> {
         let batch = self.batch_size();
@@ -136,9 +201,15 @@ impl Run<'_> {
                 continue;
             }
             let mut gates = self.store.recipients(&due).await?;
-            for id in due {
-                if rows.send((id, gates.remove(&id))).await.is_err() {
-                    return Ok(());
+            let due = due.into_iter().map(|id| (id, gates.remove(&id))).collect();
+            for chunk in composing.compose(due) {
+                let chunk = chunk
+                    .await
+                    .map_err(|_| SendError::Composing("it ended without a reply".into()))?;
+                for row in chunk {
+                    if rows.send(row).await.is_err() {
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -156,13 +227,14 @@ impl Run<'_> {
         let rows = futures_util::stream::unfold(queue, |mut queue| async move {
             queue.recv().await.map(|row| (row, queue))
         });
-        rows.for_each_concurrent(depth, |(outbox_id, gate)| async move {
+        rows.for_each_concurrent(depth, |row| async move {
+            let outbox_id = row.outbox_id;
             // A stopped run, or a window that closed, leaves the row leased and unsent: the
             // next claim (after the window opens) takes it up again.
             let go = !self.options.stop.load(Ordering::SeqCst)
                 && self.options.schedule.is_open(crate::schedule_now());
             if go {
-                let outcome = send_one(self, ledger, outbox_id, gate).await;
+                let outcome = send_one(self, ledger, outbox_id, row.gate, row.composed).await;
                 self.tally(shown, outbox_id, outcome);
             }
             in_pipeline.leave(outbox_id);

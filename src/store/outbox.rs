@@ -708,25 +708,28 @@ pub struct OutboxWriter {
 }
 
 impl OutboxWriter {
-    /// The delivered messages in `sent` are recorded, then the rows of `begin` move to
-    /// `sending`, committed before any byte goes to the mail server, so a crash can never lead
-    /// to a blind resend; the same statement reads what may still forbid each transaction (the
-    /// contact's status and any suppression, as of this instant). A paused or cancelled
-    /// campaign starts no transaction: its rows stay as they are. Rows missing from the answer
-    /// are no longer this worker's to send (the lease ran out and another worker took the row,
-    /// or it reached a final state). Each statement commits itself: the two
-    /// need no common transaction, and on SQLite two commits cost less than the extra round
-    /// trips of BEGIN and COMMIT (measured: 20,000 messages 10–15 % faster).
-    pub async fn advance(
+    /// The rows of `begin` move to `sending`, committed before any byte goes to the mail
+    /// server, so a crash can never lead to a blind resend; the same statement reads what may
+    /// still forbid each transaction (the contact's status and any suppression, as of this
+    /// instant). A paused or cancelled campaign starts no transaction: its rows stay as they
+    /// are. Rows missing from the answer are no longer this worker's to send (the lease ran
+    /// out and another worker took the row, or it reached a final state). The statement
+    /// commits itself: on SQLite a statement's own commit costs less than the round trips of
+    /// BEGIN and COMMIT (measured: 20,000 messages 10–15 % faster).
+    pub async fn start_sending(
         &mut self,
-        sent: &[SentRecord],
         begin: &[i64],
         worker: &str,
         transport: TransportKind,
     ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
         let _turn = self.store.write_turn().await;
-        record_sent(&mut self.conn, sent).await?;
         start_sending(&mut self.conn, begin, worker, transport).await
+    }
+
+    /// The delivered messages in `sent` are recorded, committed by the statement itself.
+    pub async fn record_sent(&mut self, sent: &[SentRecord]) -> Result<(), StoreError> {
+        let _turn = self.store.write_turn().await;
+        record_sent(&mut self.conn, sent).await
     }
 }
 
