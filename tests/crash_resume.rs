@@ -74,10 +74,11 @@ fn killed_smtp_send_resumes_without_duplicates() {
     let sent = s["sent"].as_u64().unwrap() as usize;
     let failed = s["failed"].as_u64().unwrap() as usize;
     assert_eq!(sent + failed, emails.len(), "every row ended: {s}");
-    // Rows caught in `sending` are failed as interrupted, never resent: at most twice the
-    // concurrency (4) — the transactions on the wire, and the next row of each lane, committed
-    // to `sending` while the lane's current message was on the wire.
-    assert!(failed <= 2 * 4, "{s}");
+    // Rows caught in `sending` are failed as interrupted, never resent: at most three times
+    // the concurrency (4) — per lane the transaction on the wire, the next row, committed to
+    // `sending` while it was on the wire, and the last delivered row until its record is
+    // committed (a row keeps its place in the pipeline until then).
+    assert!(failed <= 3 * 4, "{s}");
     assert!(received.len() >= sent, "every row marked sent was received");
     if failed > 0 {
         assert!(

@@ -15,8 +15,8 @@ type Started = Result<Option<SendingRow>, String>;
 enum Entry {
     /// Move this row to `sending`; the answer says whether it may be sent and what was read.
     Begin(i64, oneshot::Sender<Started>),
-    /// This message was delivered.
-    Sent(SentRecord),
+    /// This message was delivered; the answer comes once that is committed.
+    Sent(SentRecord, oneshot::Sender<()>),
 }
 
 /// A handle to the writer task of one batch of a worker's run.
@@ -26,9 +26,8 @@ pub(super) struct Ledger {
 }
 
 impl Ledger {
-    /// The channel needs no bound of its own: every sender waits for a `begin` before it
-    /// delivers, and each commit takes every record waiting, so no more records are pending
-    /// than messages in flight.
+    /// The channel needs no bound of its own: every sender waits for its `begin` and its
+    /// record, so no more entries are pending than rows in the pipeline.
     pub(super) fn start(store: &Store, worker: &str, transport: TransportKind) -> Self {
         let (sender, receiver) = mpsc::unbounded_channel();
         let (store, worker) = (store.clone(), worker.to_string());
@@ -49,11 +48,17 @@ impl Ledger {
             .map_err(|e| StoreError::Sql(sqlx::Error::Protocol(e)))
     }
 
-    /// Records a delivered message with the next commit. A record not yet committed when the
+    /// Records a delivered message with the next commit, and returns once it is committed:
+    /// until then the row holds its place in the pipeline, so that the rows a kill can leave
+    /// in `sending` stay within the pipeline's depth. A record not yet committed when the
     /// process dies leaves its row in `sending`, resolved like any interrupted transaction
     /// (never resent blindly).
-    pub(super) fn record(&self, sent: SentRecord) -> Result<(), StoreError> {
-        self.sender.send(Entry::Sent(sent)).map_err(|_| stopped())
+    pub(super) async fn record(&self, sent: SentRecord) -> Result<(), StoreError> {
+        let (reply, committed) = oneshot::channel();
+        self.sender
+            .send(Entry::Sent(sent, reply))
+            .map_err(|_| stopped())?;
+        committed.await.map_err(|_| stopped())
     }
 
     /// Waits until everything recorded is committed.
@@ -84,7 +89,7 @@ async fn write_loop(
     transport: TransportKind,
     mut receiver: mpsc::UnboundedReceiver<Entry>,
 ) -> Result<(), StoreError> {
-    let (mut sent, mut begin) = (Vec::new(), Vec::new());
+    let (mut sent, mut begin, mut recorded) = (Vec::new(), Vec::new(), Vec::new());
     // A connection of its own, taken when there is something to write.
     let mut writer: Option<OutboxWriter> = None;
     while let Some(first) = receiver.recv().await {
@@ -92,7 +97,10 @@ async fn write_loop(
         while let Some(entry) = next {
             match entry {
                 Entry::Begin(id, reply) => begin.push((id, reply)),
-                Entry::Sent(record) => sent.push(record),
+                Entry::Sent(record, reply) => {
+                    sent.push(record);
+                    recorded.push(reply);
+                }
             }
             next = receiver.try_recv().ok();
         }
@@ -109,16 +117,20 @@ async fn write_loop(
                 }
             },
         };
+        // Records first: each frees its row's place in the pipeline for a row to begin.
+        if !sent.is_empty() {
+            writer.record_sent(&sent).await?;
+            sent.clear();
+            for reply in recorded.drain(..) {
+                let _ = reply.send(());
+            }
+        }
         if !begin.is_empty() {
             let ids: Vec<i64> = begin.iter().map(|(id, _)| *id).collect();
             match writer.start_sending(&ids, &worker, transport).await {
                 Ok(started) => answer(&mut begin, started),
                 Err(e) => fail_all(&mut begin, &e),
             }
-        }
-        if !sent.is_empty() {
-            writer.record_sent(&sent).await?;
-            sent.clear();
         }
     }
     Ok(())

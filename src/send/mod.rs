@@ -923,12 +923,14 @@ async fn deliver(
     drop(lane);
     match delivered {
         Ok(reply) => {
-            ledger.record(SentRecord {
-                outbox_id,
-                reply,
-                message_id: message.message_id().to_string(),
-                latency_ms: Some(started.elapsed().as_millis() as i64),
-            })?;
+            ledger
+                .record(SentRecord {
+                    outbox_id,
+                    reply,
+                    message_id: message.message_id().to_string(),
+                    latency_ms: Some(started.elapsed().as_millis() as i64),
+                })
+                .await?;
             Ok(Some(OutboxState::Sent))
         }
         Err(DeliveryFailure::Permanent(reason)) => {

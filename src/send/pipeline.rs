@@ -1,7 +1,9 @@
 //! A worker's send loop as a pipeline: one side claims due rows and reads their recipients a
-//! batch ahead; the other composes, gates and delivers them, twice as many at once as there
-//! are lanes to the mail server, so that while one message of a lane is on the wire the next
-//! is composed and its row committed to `sending`. Nothing waits at a batch's end for the
+//! batch ahead; the other delivers them, three times as many at once as there are lanes to the
+//! mail server, so that while one message of a lane is on the wire the next row is committed
+//! to `sending` and the one before has its delivery recorded. A row keeps its place until its
+//! record is committed, so a kill -9 can leave at most three times `concurrency` rows in
+//! `sending` (see `deliver_all`). Nothing waits at a batch's end for the
 //! slowest transaction, and the server never waits for the database. Messages are composed
 //! and gated on a thread of their own, a few rows at a time, as the rows are handed on:
 //! composing is a third of a message's CPU, and on the loop's thread it would hold the wire
@@ -223,7 +225,9 @@ impl Run<'_> {
         ledger: &Ledger,
         in_pipeline: &InPipeline,
     ) {
-        let depth = 2 * self.config.settings.transport.concurrency;
+        // The bound of rows in `sending` (README, "Crash safety"): per lane, one on the wire,
+        // the next committed ahead, and the last delivered one until its record is committed.
+        let depth = 3 * self.config.settings.transport.concurrency;
         let rows = futures_util::stream::unfold(queue, |mut queue| async move {
             queue.recv().await.map(|row| (row, queue))
         });
