@@ -534,7 +534,10 @@ impl Run<'_> {
     }
 
     /// Enough rows per claim to keep the database out of the way, few enough that a
-    /// rate-limited campaign's rows spread over its workers (about two seconds' worth).
+    /// rate-limited campaign's rows spread over its workers: two seconds' worth per claim.
+    /// The pipeline claims again when half a batch is still held, so a worker holds up to a
+    /// batch and a half (about three seconds' worth) at a time; the other workers wait for the
+    /// rest.
     fn batch_size(&self) -> i64 {
         let transport = &self.config.settings.transport;
         let concurrency = transport.concurrency as i64;
