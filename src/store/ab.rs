@@ -330,10 +330,7 @@ pub(super) async fn exclude_rows(
 ) -> Result<(), StoreError> {
     let now = crate::now_millis();
     for chunk in outbox_ids.chunks(500) {
-        let placeholders = (0..chunk.len())
-            .map(|i| format!("${}", i + 2))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let placeholders = super::numbered_placeholders(2, chunk.len());
         let sql = format!(
             "UPDATE outbox SET state = 'suppressed', last_error = 'not eligible when the A/B groups were formed', updated_at = $1
               WHERE id IN ({placeholders}) AND phase IS NULL AND state = 'queued'"

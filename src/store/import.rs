@@ -210,7 +210,7 @@ impl ImportStaging {
     }
 }
 
-/// The memberships of the staged rows, upserted as [`super::MEMBERSHIP_CHANGES_ONLY`] says.
+/// The memberships of the staged rows, upserted as [`super::membership_changes_only`] says.
 fn upsert_memberships() -> String {
     format!(
         "INSERT INTO memberships (contact_id, register, first_name,
@@ -221,7 +221,7 @@ fn upsert_memberships() -> String {
            FROM import_staging s JOIN contacts c ON c.email = s.email
           WHERE true ORDER BY s.seq
          {}",
-        super::MEMBERSHIP_CHANGES_ONLY
+        super::membership_changes_only()
     )
 }
 
@@ -263,25 +263,19 @@ async fn count_changes(
     tx: &mut sqlx::Transaction<'_, Any>,
     register: &str,
 ) -> Result<(usize, usize, usize), StoreError> {
-    let row = sqlx::query(
+    let sql = format!(
         "SELECT COUNT(*) AS total,
                 COUNT(m.contact_id) AS existing,
-                COUNT(CASE WHEN m.first_name IS DISTINCT FROM s.first_name
-                             OR m.last_name IS DISTINCT FROM s.last_name
-                             OR m.company IS DISTINCT FROM s.company
-                             OR m.business_id IS DISTINCT FROM s.business_id
-                             OR m.title IS DISTINCT FROM s.title
-                             OR m.locale IS DISTINCT FROM s.locale
-                             OR m.legal_basis IS DISTINCT FROM s.legal_basis
-                             OR m.consent_at IS DISTINCT FROM s.consent_at
-                             OR m.fields IS DISTINCT FROM s.fields THEN 1 END) AS changed
+                COUNT(CASE WHEN {} THEN 1 END) AS changed
            FROM import_staging s
            LEFT JOIN contacts c ON c.email = s.email
            LEFT JOIN memberships m ON m.contact_id = c.id AND m.register = $1",
-    )
-    .bind(register)
-    .fetch_one(&mut **tx)
-    .await?;
+        super::membership_differs("m", "s")
+    );
+    let row = sqlx::query(&sql)
+        .bind(register)
+        .fetch_one(&mut **tx)
+        .await?;
     let count = |name: &str| usize::try_from(row.get::<i64, _>(name)).unwrap_or(0);
     let (total, existing) = (count("total"), count("existing"));
     // A new membership differs from its (missing) row too: changed counts it.

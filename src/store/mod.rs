@@ -452,6 +452,16 @@ fn placeholders(backend: Backend, from: usize, count: usize) -> String {
         .join(", ")
 }
 
+/// `$from, …` for `count` values: numbered placeholders, on both engines, for statements that
+/// also use one parameter twice (SQLite's `?` of [`placeholders`] cannot be repeated). SQLite
+/// numbers `$n` in the order of first appearance, so the numbers must first appear in order.
+fn numbered_placeholders(from: usize, count: usize) -> String {
+    (from..from + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Inserts the batch's contacts that are new; returns every contact's id by address.
 async fn upsert_contacts(
     backend: Backend,
@@ -484,24 +494,46 @@ async fn upsert_contacts(
         .collect())
 }
 
+/// The membership columns an import compares: an entry whose values all equal the file's is
+/// unchanged (`source` and `updated_at` are written with a change but do not make one).
+const MEMBERSHIP_COMPARED: [&str; 9] = [
+    "first_name",
+    "last_name",
+    "company",
+    "business_id",
+    "title",
+    "locale",
+    "legal_basis",
+    "consent_at",
+    "fields",
+];
+
+/// `old.column IS DISTINCT FROM new.column OR …` over the compared membership columns: the
+/// one test of "this entry changed", for the upsert and for the import's counts alike.
+pub(super) fn membership_differs(old: &str, new: &str) -> String {
+    MEMBERSHIP_COMPARED
+        .iter()
+        .map(|column| format!("{old}.{column} IS DISTINCT FROM {new}.{column}"))
+        .collect::<Vec<_>>()
+        .join("\n        OR ")
+}
+
 /// The conflict clause of every membership upsert: an existing entry is updated only where a
-/// field differs, so re-importing a file changes nothing (and counts nothing as updated).
-pub(super) const MEMBERSHIP_CHANGES_ONLY: &str = "ON CONFLICT (contact_id, register) DO UPDATE SET
+/// compared field differs, so re-importing a file changes nothing (and counts nothing as
+/// updated).
+pub(super) fn membership_changes_only() -> String {
+    format!(
+        "ON CONFLICT (contact_id, register) DO UPDATE SET
         first_name = excluded.first_name, last_name = excluded.last_name,
         company = excluded.company, business_id = excluded.business_id,
         title = excluded.title, locale = excluded.locale,
         legal_basis = excluded.legal_basis, consent_at = excluded.consent_at,
         fields = excluded.fields, source = excluded.source,
         updated_at = excluded.updated_at
-     WHERE memberships.first_name IS DISTINCT FROM excluded.first_name
-        OR memberships.last_name IS DISTINCT FROM excluded.last_name
-        OR memberships.company IS DISTINCT FROM excluded.company
-        OR memberships.business_id IS DISTINCT FROM excluded.business_id
-        OR memberships.title IS DISTINCT FROM excluded.title
-        OR memberships.locale IS DISTINCT FROM excluded.locale
-        OR memberships.legal_basis IS DISTINCT FROM excluded.legal_basis
-        OR memberships.consent_at IS DISTINCT FROM excluded.consent_at
-        OR memberships.fields IS DISTINCT FROM excluded.fields";
+     WHERE {}",
+        membership_differs("memberships", "excluded")
+    )
+}
 
 /// Upserts the batch's memberships of `register`. The WHERE leaves an identical row untouched,
 /// so re-importing the same file changes nothing; returns the contact ids whose row was
@@ -524,8 +556,9 @@ async fn upsert_memberships(
             business_id, title, locale, legal_basis, consent_at, fields, source,
             created_at, updated_at)
          VALUES {values}
-         {MEMBERSHIP_CHANGES_ONLY}
-         RETURNING contact_id"
+         {}
+         RETURNING contact_id",
+        membership_changes_only()
     );
     let mut query = sqlx::query_scalar::<_, i64>(&sql);
     for (record, _) in batch {

@@ -258,7 +258,7 @@ impl Store {
     /// Leases up to `limit` due rows (of `phase`, if given) to `worker` until `lease_until`:
     /// rows that are queued or deferred, due by `now`, and not under another live lease.
     /// Returns their ids, oldest first. Leasing sends nothing; each row is still moved to
-    /// `sending` by [`OutboxWriter::advance`] before its transaction.
+    /// `sending` by [`OutboxWriter::start_sending`] before its transaction.
     pub async fn claim_batch(
         &self,
         campaign_id: i64,
@@ -305,7 +305,7 @@ impl Store {
 
     /// The recipients of `outbox_ids` (rows whose contact no longer exists are left out), read
     /// once per claimed batch; what can change between then and the transaction (status,
-    /// suppression) is read again by [`OutboxWriter::advance`].
+    /// suppression) is read again by [`OutboxWriter::start_sending`].
     pub async fn recipients(
         &self,
         outbox_ids: &[i64],
@@ -751,15 +751,7 @@ async fn record_sent(
     let now = crate::now_millis();
     for chunk in sent.chunks(64) {
         let values = (0..chunk.len())
-            .map(|i| {
-                format!(
-                    "(${}, ${}, ${}, ${})",
-                    4 * i + 2,
-                    4 * i + 3,
-                    4 * i + 4,
-                    4 * i + 5
-                )
-            })
+            .map(|i| format!("({})", super::numbered_placeholders(4 * i + 2, 4)))
             .collect::<Vec<_>>()
             .join(", ");
         // VALUES columns are column1… on both engines.
@@ -783,7 +775,7 @@ async fn record_sent(
     Ok(())
 }
 
-/// The move to `sending` of [`OutboxWriter::advance`], 500 rows at a time.
+/// The move to `sending` of [`OutboxWriter::start_sending`], 500 rows at a time.
 async fn start_sending(
     conn: &mut sqlx::AnyConnection,
     outbox_ids: &[i64],
@@ -792,10 +784,7 @@ async fn start_sending(
 ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
     let mut started = BTreeMap::new();
     for chunk in outbox_ids.chunks(500) {
-        let placeholders = (0..chunk.len())
-            .map(|i| format!("${}", i + 4))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let placeholders = super::numbered_placeholders(4, chunk.len());
         let sql = format!(
             "UPDATE outbox SET state = 'sending', claimed_by = $1, attempts = attempts + 1,
                     updated_at = $2, transport = $3
