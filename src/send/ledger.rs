@@ -1,7 +1,7 @@
 //! The one writer of a worker's outbox transitions on the send path: rows moved to `sending`
 //! just before their transactions, and delivered messages recorded. Every request that
-//! arrives while the previous write runs goes into the next one (group commit): two
-//! statements per burst of messages, on one connection kept for the whole run, rather than
+//! arrives while the previous write runs goes into the next one (group commit): one
+//! statement per burst of messages, on one connection kept for the whole run, rather than
 //! two per message. It decides nothing: the send loop says what to write, `store` writes it.
 
 use std::collections::BTreeMap;
@@ -79,10 +79,10 @@ fn stopped() -> StoreError {
     ))
 }
 
-/// Takes everything waiting: the rows to begin first, answered as soon as they are committed
-/// (their senders wait for that), then the records (nobody waits for those), and again. A
-/// failed move to `sending` fails the rows it would have started; a failed record ends the
-/// loop with the error (the run stops; the unrecorded rows stay in `sending`).
+/// Takes everything waiting, writes it in one statement and answers every sender once it is
+/// committed, and again. A failed write fails the rows it would have started; if it carried
+/// records it also ends the loop with the error (the run stops; the unrecorded rows stay in
+/// `sending`).
 async fn write_loop(
     store: Store,
     worker: String,
@@ -117,20 +117,21 @@ async fn write_loop(
                 }
             },
         };
-        // Records first: each frees its row's place in the pipeline for a row to begin.
-        if !sent.is_empty() {
-            writer.record_sent(&sent).await?;
-            sent.clear();
-            for reply in recorded.drain(..) {
-                let _ = reply.send(());
+        // One statement for both: a record frees its row's place in the pipeline, a begin
+        // takes one, and one commit carries them.
+        let ids: Vec<i64> = begin.iter().map(|(id, _)| *id).collect();
+        match writer.write(&sent, &ids, &worker, transport).await {
+            Ok(started) => answer(&mut begin, started),
+            Err(e) => {
+                fail_all(&mut begin, &e);
+                if !sent.is_empty() {
+                    return Err(e);
+                }
             }
         }
-        if !begin.is_empty() {
-            let ids: Vec<i64> = begin.iter().map(|(id, _)| *id).collect();
-            match writer.start_sending(&ids, &worker, transport).await {
-                Ok(started) => answer(&mut begin, started),
-                Err(e) => fail_all(&mut begin, &e),
-            }
+        sent.clear();
+        for reply in recorded.drain(..) {
+            let _ = reply.send(());
         }
     }
     Ok(())
