@@ -120,6 +120,62 @@ fn pipelined_transactions_keep_every_rule() {
     assert_eq!(s["deferred"], 0, "{s}");
 }
 
+/// On one busy connection the next transaction's MAIL FROM, RCPT TO and DATA go out behind
+/// the message before it (RFC 2920: message content may open a group), one round trip per
+/// message; and when the message before fails, the one whose commands rode behind it is sent
+/// again on a fresh connection, not lost and not doubled.
+#[test]
+fn the_next_transaction_goes_out_behind_the_message_before_it() {
+    let scratch = Scratch::new("outbox:unused");
+    scratch.write(
+        "config/fairsend.toml",
+        &common::fairsend_toml("outbox:unused").replace("concurrency = 4", "concurrency = 1"),
+    );
+    let emails = scratch.contacts("config/contacts/customers.csv", 30);
+    let (soft, hard) = (emails[5].clone(), emails[12].clone());
+    let dropped = [emails[8].clone(), emails[20].clone()];
+    let server = SmtpServer::start(
+        scratch.dir.path(),
+        &[
+            "--pipelining",
+            "--tempfail",
+            &regex_escape(&soft),
+            "--permfail",
+            &regex_escape(&hard),
+            "--drop-after-data",
+            &format!(
+                "{}|{}",
+                regex_escape(&dropped[0]),
+                regex_escape(&dropped[1])
+            ),
+        ],
+    );
+    let out = scratch.run(&[
+        "send",
+        "config/campaigns/test.toml",
+        "--transport",
+        &server.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let messages = server.messages();
+    let behind = messages
+        .iter()
+        .filter(|m| m["commands_behind"] == true)
+        .count();
+    assert!(
+        behind >= messages.len() / 3,
+        "{behind} of {} messages had the next transaction's commands behind them",
+        messages.len()
+    );
+    let delivered: Vec<String> = emails.iter().filter(|e| **e != hard).cloned().collect();
+    assert_one_transaction_per_recipient(&server, &delivered);
+    let s = states(&scratch, "test-campaign");
+    assert_eq!(s["sent"], 27, "{s}");
+    assert_eq!(s["failed"], 1, "{s}");
+    assert_eq!(s["uncertain"], 2, "{s}");
+    assert_eq!(s["deferred"], 0, "{s}");
+}
+
 #[test]
 fn temporary_failure_is_retried_and_permanent_failure_fails_one_recipient() {
     if !common::require(&[common::Tool::Aiosmtpd]) {

@@ -265,7 +265,7 @@ pub async fn run_campaign(
         counters,
         done: AtomicU64::new(0),
         today,
-        lanes: tokio::sync::Semaphore::new(config.settings.transport.concurrency),
+        lanes: tokio::sync::Semaphore::new(2 * config.settings.transport.concurrency),
     };
     let result = run.run().await;
     if let Some(heartbeat) = heartbeat {
@@ -307,7 +307,9 @@ struct Run<'a> {
     done: AtomicU64,
     /// The day eligibility is judged on.
     today: chrono::NaiveDate,
-    /// One permit per transaction the mail server may see at once (`concurrency`).
+    /// Deliveries handed to the transport at once: two per connection (`concurrency`), one
+    /// on the wire and the next ready for its commands to go out behind it (the SMTP pool
+    /// itself keeps to `concurrency` connections).
     lanes: tokio::sync::Semaphore,
 }
 

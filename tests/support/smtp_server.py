@@ -24,7 +24,9 @@ killed before it reads the reply. Behaviours for tests:
   --auth USER:PASSWORD  require AUTH (PLAIN or LOGIN, only after STARTTLS) with these
                      credentials; each attempt is logged as an "auth" event (user, ok)
   --pipelining       offer ESMTP PIPELINING (RFC 2920); each message is logged with
-                     "pipelined": whether DATA had already arrived when RCPT TO was handled
+                     "pipelined": whether DATA had already arrived when RCPT TO was handled,
+                     and "commands_behind": whether the next transaction's MAIL FROM had
+                     already arrived behind this message's end-of-data dot
 
 Prints "PORT <n>" on stdout once it is listening; runs until killed.
 """
@@ -110,6 +112,8 @@ class Recorder:
             "rcpt_tos": envelope.rcpt_tos,
             "data": envelope.content.decode("utf-8", errors="replace"),
             "pipelined": getattr(envelope, "pipelined", False),
+            # What the client wrote after the end-of-data dot and the server has not read yet.
+            "commands_behind": b"MAIL FROM" in bytes(getattr(server._reader, "_buffer", b"")),
             "tls": session.ssl is not None
                    or server.transport.get_extra_info("ssl_object") is not None,
             "at": time.time(),

@@ -1,8 +1,9 @@
 //! The SMTP client of the send path, our own over tokio (lettre still builds the messages): a
 //! pool of reusable connections, EHLO, STARTTLS or TLS from the first byte (tokio-rustls,
-//! aws-lc-rs), AUTH PLAIN/LOGIN, ESMTP PIPELINING (RFC 2920), the message written in one
-//! buffered write with its dot-stuffing done in the same pass, and the time-outs of RFC 5321
-//! §4.5.3.2.
+//! aws-lc-rs), AUTH PLAIN/LOGIN, ESMTP PIPELINING (RFC 2920) within a transaction and from
+//! one transaction to the next (the next envelope behind the end-of-data dot), the message
+//! written in one buffered write with its dot-stuffing done in the same pass, and the
+//! time-outs of RFC 5321 §4.5.3.2.
 //!
 //! Why our own: a failure is judged by the phase of the transaction it happened in, and only
 //! the client that does the writes knows that phase exactly — before `MAIL FROM` is accepted
@@ -19,6 +20,7 @@ use tokio::io::{
     AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf,
 };
 use tokio::net::TcpStream;
+use tokio::sync::oneshot;
 
 use futures_util::future::BoxFuture;
 
@@ -102,6 +104,12 @@ impl Transport for SmtpPool {
     }
 }
 
+/// The connections to one server, at most `max_connections` of them. A delivery takes an
+/// idle connection, opens one while there is room, or waits in line for one to be handed on.
+/// A message whose connection has a delivery waiting in line goes out with that delivery's
+/// MAIL FROM, RCPT TO and DATA behind its end-of-data dot (RFC 2920 allows the message
+/// content as the first command of a group), so a busy connection carries one round trip
+/// per message instead of two.
 pub struct SmtpPool {
     host: String,
     port: u16,
@@ -109,9 +117,41 @@ pub struct SmtpPool {
     credentials: Option<Credentials>,
     timeouts: Timeouts,
     hello: String,
-    /// Idle connections, ready for the next transaction.
-    idle: Mutex<Vec<Connection>>,
-    max_idle: usize,
+    places: Mutex<Places>,
+    max_connections: usize,
+}
+
+/// Who has which of the pool's places (a place: the right to hold one connection).
+#[derive(Default)]
+struct Places {
+    /// Connections ready for the next transaction.
+    idle: Vec<Connection>,
+    /// Places taken: idle connections, connections in use, connections being opened.
+    taken: usize,
+    /// Deliveries waiting for a place, first come first served.
+    waiting: std::collections::VecDeque<Waiter>,
+}
+
+/// A delivery in line for a place: what its MAIL FROM needs, and where its place goes.
+struct Waiter {
+    from: String,
+    to: String,
+    ascii_message: bool,
+    handoff: oneshot::Sender<Handoff>,
+}
+
+/// A place handed to a waiting delivery.
+enum Handoff {
+    /// A connection with nothing of this delivery written on it yet.
+    Ready(Connection),
+    /// A connection on which this delivery's MAIL FROM, RCPT TO and DATA went out behind the
+    /// previous message: their replies are the next to read.
+    Pipelined(Connection),
+    /// No connection: open one.
+    Connect,
+    /// This delivery's MAIL FROM, RCPT TO and DATA went out behind the previous message on a
+    /// connection that then failed, before any of this message: open a fresh one.
+    Lost(String),
 }
 
 /// How one attempt of a transaction ended without delivery.
@@ -123,6 +163,32 @@ enum Attempt {
     Ended(DeliveryFailure),
 }
 
+/// The envelope of one transaction.
+struct Envelope<'a> {
+    from: &'a str,
+    to: &'a str,
+    message: &'a [u8],
+}
+
+/// A place held by one delivery, with its connection once there is one. Dropped without
+/// handing its connection on (an error, a cancelled delivery), it gives the place to the
+/// next delivery in line, which opens a connection of its own.
+struct Lease<'a> {
+    pool: &'a SmtpPool,
+    conn: Option<Connection>,
+    /// False once the place itself has been handed on.
+    holds_place: bool,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if self.holds_place {
+            self.conn = None;
+            self.pool.place_freed(None);
+        }
+    }
+}
+
 impl SmtpPool {
     pub fn new(
         host: String,
@@ -130,7 +196,7 @@ impl SmtpPool {
         security: Security,
         credentials: Option<Credentials>,
         timeouts: Timeouts,
-        max_idle: usize,
+        max_connections: usize,
     ) -> Self {
         let hello = hostname::get()
             .ok()
@@ -144,15 +210,15 @@ impl SmtpPool {
             credentials,
             timeouts,
             hello,
-            idle: Mutex::new(Vec::new()),
-            max_idle,
+            places: Mutex::new(Places::default()),
+            max_connections: max_connections.max(1),
         }
     }
 
     /// One transaction, `MAIL FROM:<from>`, one `RCPT TO:<to>`, the message, on a pooled
-    /// connection (a new one if none is idle). A connection that saw any error is dropped, not
-    /// reused. A failure before MAIL FROM is accepted is tried again at once on a fresh
-    /// connection, once: it says nothing about the message.
+    /// connection (a new one if none is idle and there is room). A connection that saw any
+    /// error is dropped, not reused. A failure before MAIL FROM is accepted is tried again at
+    /// once on a fresh connection, once: it says nothing about the message.
     pub async fn send(
         &self,
         from: &str,
@@ -171,10 +237,24 @@ impl SmtpPool {
                 )));
             }
         }
-        let pooled = self.idle.lock().map(|mut idle| idle.pop()).unwrap_or(None);
-        let first = match pooled {
-            Some(conn) => self.transaction(conn, from, to, message).await,
-            None => self.fresh_transaction(from, to, message).await,
+        let envelope = Envelope { from, to, message };
+        let handoff = self.place(&envelope).await?;
+        let mut lease = Lease {
+            pool: self,
+            conn: None,
+            holds_place: true,
+        };
+        let first = match handoff {
+            Handoff::Ready(conn) => {
+                lease.conn = Some(conn);
+                self.transaction(&mut lease, &envelope, false).await
+            }
+            Handoff::Pipelined(conn) => {
+                lease.conn = Some(conn);
+                self.transaction(&mut lease, &envelope, true).await
+            }
+            Handoff::Connect => self.fresh_transaction(&mut lease, &envelope).await,
+            Handoff::Lost(reason) => Err(Attempt::Fresh(reason)),
         };
         let reason = match first {
             Ok(reply) => return Ok(reply),
@@ -182,7 +262,7 @@ impl SmtpPool {
             Err(Attempt::Fresh(reason)) => reason,
         };
         tracing::info!(%reason, "the connection failed before MAIL FROM was accepted; trying once more on a fresh connection");
-        match self.fresh_transaction(from, to, message).await {
+        match self.fresh_transaction(&mut lease, &envelope).await {
             Ok(reply) => Ok(reply),
             Err(Attempt::Ended(failure)) => Err(failure),
             Err(Attempt::Fresh(again)) => Err(DeliveryFailure::Transient(format!(
@@ -191,60 +271,165 @@ impl SmtpPool {
         }
     }
 
+    /// A place for `envelope`'s transaction: an idle connection, room for a new one, or a
+    /// place handed on by a transaction that ends.
+    async fn place(&self, envelope: &Envelope<'_>) -> Result<Handoff, DeliveryFailure> {
+        let handed = {
+            let mut places = self.lock();
+            if let Some(conn) = places.idle.pop() {
+                return Ok(Handoff::Ready(conn));
+            }
+            if places.taken < self.max_connections {
+                places.taken += 1;
+                return Ok(Handoff::Connect);
+            }
+            let (handoff, handed) = oneshot::channel();
+            places.waiting.push_back(Waiter {
+                from: envelope.from.to_string(),
+                to: envelope.to.to_string(),
+                ascii_message: envelope.message.is_ascii(),
+                handoff,
+            });
+            handed
+        };
+        handed.await.map_err(|_| {
+            DeliveryFailure::Transient(format!("the connections to {} were closed", self.peer()))
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Places> {
+        // A panic while the lock was held cannot leave the places inconsistent: every change
+        // under it is one push, pop or count.
+        self.places.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Gives a place up: its connection (if still good) to the first in line or to the idle
+    /// ones, else the place itself to the first in line, else back to the pool.
+    fn place_freed(&self, conn: Option<Connection>) {
+        let mut places = self.lock();
+        let mut conn = conn;
+        while let Some(waiter) = places.waiting.pop_front() {
+            let handoff = match conn.take() {
+                Some(conn) => Handoff::Ready(conn),
+                None => Handoff::Connect,
+            };
+            match waiter.handoff.send(handoff) {
+                Ok(()) => return,
+                // That delivery is gone; the next in line gets the place.
+                Err(Handoff::Ready(back)) => conn = Some(back),
+                Err(_) => {}
+            }
+        }
+        match conn {
+            Some(conn) => places.idle.push(conn),
+            None => places.taken -= 1,
+        }
+    }
+
+    /// The first delivery in line whose MAIL FROM this connection can carry, to go out behind
+    /// the message about to be written.
+    fn next_in_line(&self, conn: &Connection) -> Option<(Waiter, String)> {
+        if !conn.pipelining {
+            return None;
+        }
+        let mut places = self.lock();
+        let waiter = places.waiting.pop_front()?;
+        match conn.mail_line(&waiter.from, &waiter.to, waiter.ascii_message) {
+            Ok(mail) => {
+                let commands = format!("{mail}RCPT TO:<{}>\r\nDATA\r\n", waiter.to);
+                Some((waiter, commands))
+            }
+            // It cannot go on this connection; it waits for a place of its own and fails there.
+            Err(_) => {
+                places.waiting.push_front(waiter);
+                None
+            }
+        }
+    }
+
     async fn fresh_transaction(
         &self,
-        from: &str,
-        to: &str,
-        message: &[u8],
+        lease: &mut Lease<'_>,
+        envelope: &Envelope<'_>,
     ) -> Result<Reply, Attempt> {
-        let conn = self.connect().await.map_err(Attempt::Fresh)?;
-        self.transaction(conn, from, to, message).await
+        lease.conn = None;
+        lease.conn = Some(self.connect().await.map_err(Attempt::Fresh)?);
+        self.transaction(lease, envelope, false).await
     }
 
     fn peer(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
 
-    /// MAIL FROM, RCPT TO and DATA (in one write when the server offers PIPELINING), then the
-    /// message and its end-of-data dot in one write; each failure judged by its phase. The
-    /// connection goes back to the pool only after a clean transaction.
+    /// MAIL FROM, RCPT TO and DATA (in one write when the server offers PIPELINING; already
+    /// written if `pipelined`), then the message and its end-of-data dot in one write, with
+    /// the next delivery's MAIL FROM, RCPT TO and DATA behind it when one is waiting; each
+    /// failure judged by its phase. The connection is handed on only after a clean
+    /// transaction.
     async fn transaction(
         &self,
-        mut conn: Connection,
-        from: &str,
-        to: &str,
-        message: &[u8],
+        lease: &mut Lease<'_>,
+        envelope: &Envelope<'_>,
+        pipelined: bool,
     ) -> Result<Reply, Attempt> {
         let peer = self.peer();
-        self.envelope(&mut conn, &peer, from, to, message).await?;
-        let answer = self.message_data(&mut conn, &peer, message).await?;
-        if let Ok(mut idle) = self.idle.lock()
-            && idle.len() < self.max_idle
-        {
-            idle.push(conn);
+        let Some(conn) = lease.conn.as_mut() else {
+            return Err(Attempt::Fresh(format!("no connection to {peer}")));
+        };
+        self.envelope(conn, &peer, envelope, pipelined).await?;
+        let next = self.next_in_line(conn);
+        let commands = next.as_ref().map(|(_, commands)| commands.as_str());
+        let outcome = self
+            .message_data(conn, &peer, envelope.message, commands)
+            .await;
+        let conn = lease.conn.take();
+        let Some((waiter, _)) = next else {
+            let answer = outcome?;
+            lease.holds_place = false;
+            self.place_freed(conn);
+            return Ok(answer);
+        };
+        // The place goes to the delivery whose commands went out on this connection: with the
+        // connection after a clean transaction, else without it.
+        lease.holds_place = false;
+        let handoff = match (conn, &outcome) {
+            (Some(conn), Ok(_)) => Handoff::Pipelined(conn),
+            _ => Handoff::Lost(format!(
+                "MAIL FROM on {peer}: written behind a message whose transaction failed; \
+                 no byte of this message went out"
+            )),
+        };
+        if waiter.handoff.send(handoff).is_err() {
+            // That delivery is gone. Its DATA may have been accepted with no message behind
+            // it: only closing the connection ends that transaction without a message.
+            self.place_freed(None);
         }
-        Ok(answer)
+        outcome
     }
 
-    /// MAIL FROM, RCPT TO and DATA, up to the server's go-ahead (354).
+    /// MAIL FROM, RCPT TO and DATA, up to the server's go-ahead (354). With `written`, the
+    /// commands already went out; only their replies are read.
     async fn envelope(
         &self,
         conn: &mut Connection,
         peer: &str,
-        from: &str,
-        to: &str,
-        message: &[u8],
+        envelope: &Envelope<'_>,
+        written: bool,
     ) -> Result<(), Attempt> {
         let reply = self.timeouts.reply;
-        let mail = conn.mail_command(from, to, message)?;
-        let rcpt = format!("RCPT TO:<{to}>\r\n");
+        let mail = conn.mail_line(envelope.from, envelope.to, envelope.message.is_ascii())?;
+        let rcpt = format!("RCPT TO:<{}>\r\n", envelope.to);
         // Until MAIL FROM is accepted, a silent connection is a stale one.
         let stale = |e: String| Attempt::Fresh(silent(peer, "MAIL FROM", e));
-        if conn.pipelining {
-            let batch = format!("{mail}{rcpt}DATA\r\n");
-            conn.write(batch.as_bytes(), reply).await.map_err(stale)?;
-        } else {
-            conn.write(mail.as_bytes(), reply).await.map_err(stale)?;
+        if !written {
+            let commands = if conn.pipelining {
+                format!("{mail}{rcpt}DATA\r\n")
+            } else {
+                mail
+            };
+            conn.write(commands.as_bytes(), reply)
+                .await
+                .map_err(stale)?;
         }
         let answer = conn.read_reply(reply).await.map_err(stale)?;
         match answer.code {
@@ -273,23 +458,33 @@ impl SmtpPool {
         Ok(())
     }
 
-    /// The message and its end-of-data dot in one write, then the server's verdict.
+    /// The message and its end-of-data dot in one write (with the next transaction's
+    /// `commands` behind it), then the server's verdict.
     async fn message_data(
         &self,
         conn: &mut Connection,
         peer: &str,
         message: &[u8],
+        commands: Option<&str>,
     ) -> Result<Reply, Attempt> {
-        conn.write(&dot_stuffed(message), self.timeouts.reply)
-            .await
-            .map_err(|e| not_sent(peer, "the message data", e))?;
+        let mut wire = dot_stuffed(message);
+        let content = wire.len();
+        if let Some(commands) = commands {
+            wire.extend_from_slice(commands.as_bytes());
+        }
+        if let Err((written, e)) = conn.write_counted(&wire, self.timeouts.reply).await {
+            // Until the end-of-data dot has left, the server cannot have the message.
+            return Err(if written < content {
+                not_sent(peer, "the message data", e)
+            } else {
+                uncertain(peer, e)
+            });
+        }
         // The dot has left: from here on, silence means nobody knows.
-        let answer = conn.read_reply(self.timeouts.data).await.map_err(|e| {
-            Attempt::Ended(DeliveryFailure::Uncertain(format!(
-                "{}, after the message data was sent: the server may have accepted it",
-                silent(peer, "end of data", e)
-            )))
-        })?;
+        let answer = conn
+            .read_reply(self.timeouts.data)
+            .await
+            .map_err(|e| uncertain(peer, e))?;
         if !answer.is_positive() {
             return Err(refused(peer, "the message", answer));
         }
@@ -387,6 +582,14 @@ impl SmtpPool {
 
 fn silent(peer: &str, what: &str, e: String) -> String {
     format!("{what} on {peer}: {e}")
+}
+
+/// The end-of-data dot has left and no verdict came back: nobody knows (RFC 5321 §6.1).
+fn uncertain(peer: &str, e: String) -> Attempt {
+    Attempt::Ended(DeliveryFailure::Uncertain(format!(
+        "{}, after the message data was sent: the server may have accepted it",
+        silent(peer, "end of data", e)
+    )))
 }
 
 /// Until the end-of-data dot has left, the server cannot have the message: try again later.
@@ -582,7 +785,7 @@ impl Connection {
 
     /// MAIL FROM with the parameters the message needs (8BITMIME, SMTPUTF8), refused here if
     /// the server does not offer them.
-    fn mail_command(&self, from: &str, to: &str, message: &[u8]) -> Result<String, Attempt> {
+    fn mail_line(&self, from: &str, to: &str, ascii_message: bool) -> Result<String, Attempt> {
         let mut command = format!("MAIL FROM:<{from}>");
         if !(from.is_ascii() && to.is_ascii()) {
             if !self.has("SMTPUTF8") {
@@ -592,7 +795,7 @@ impl Connection {
             }
             command.push_str(" SMTPUTF8");
         }
-        if !message.is_ascii() {
+        if !ascii_message {
             if !self.has("8BITMIME") {
                 return Err(Attempt::Ended(DeliveryFailure::Permanent(
                     "the message is not ASCII and the server does not offer 8BITMIME".into(),
@@ -612,15 +815,34 @@ impl Connection {
     /// Writes and flushes `bytes` within `limit`: once this returns `Ok`, they have left
     /// this process.
     async fn write(&mut self, bytes: &[u8], limit: Duration) -> Result<(), String> {
+        self.write_counted(bytes, limit).await.map_err(|(_, e)| e)
+    }
+
+    /// Writes and flushes `bytes` within `limit`; on failure, also how many bytes this
+    /// process had handed to the connection by then (for TLS: to its encryption), so the
+    /// caller knows whether a given byte may have left.
+    async fn write_counted(
+        &mut self,
+        bytes: &[u8],
+        limit: Duration,
+    ) -> Result<(), (usize, String)> {
         let socket = self.stream.get_mut();
+        let mut written = 0;
         let writing = async {
-            socket.write_all(bytes).await?;
+            while written < bytes.len() {
+                match socket.write(&bytes[written..]).await {
+                    Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                    Ok(n) => written += n,
+                    Err(e) => return Err(e),
+                }
+            }
             socket.flush().await
         };
-        match tokio::time::timeout(limit, writing).await {
+        let outcome = tokio::time::timeout(limit, writing).await;
+        match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(format!("cannot write: {e}")),
-            Err(_) => Err(format!("cannot write within {limit:?}")),
+            Ok(Err(e)) => Err((written, format!("cannot write: {e}"))),
+            Err(_) => Err((written, format!("cannot write within {limit:?}"))),
         }
     }
 
