@@ -233,7 +233,8 @@ impl Run<'_> {
         in_pipeline: &InPipeline,
     ) {
         // The bound of rows in `sending` (README, "Crash safety"): per lane, one on the wire,
-        // the next committed ahead, and the last delivered one until its record is committed.
+        // the next committed ahead (its commands may already ride behind the one on the
+        // wire), and the last delivered one until its record is committed.
         let depth = 3 * self.config.settings.transport.concurrency;
         let rows = futures_util::stream::unfold(queue, |mut queue| async move {
             queue.recv().await.map(|row| (row, queue))

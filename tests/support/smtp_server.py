@@ -8,6 +8,8 @@ killed before it reads the reply. Behaviours for tests:
   --tempfail REGEX   answer 451 to RCPT TO the first time an address matching REGEX is seen
   --permfail REGEX   answer 550 5.1.1 to RCPT TO for addresses matching REGEX
   --delay SECONDS    wait this long in DATA before accepting (a slow server)
+  --rcpt-delay SECONDS  wait this long before answering each RCPT TO (a server slow to
+                     answer the envelope: meanwhile the client has its next message ready)
   --drop-after-data REGEX  the first transaction to an address matching REGEX: log the message
                      as accepted ("dropped": true), then close the connection without replying
                      (RFC 5321 §6.1: the client cannot know the message arrived)
@@ -50,6 +52,7 @@ class Recorder:
         self.tempfail = re.compile(args.tempfail) if args.tempfail else None
         self.permfail = re.compile(args.permfail) if args.permfail else None
         self.delay = args.delay
+        self.rcpt_delay = args.rcpt_delay
         self.tempfailed = set()
         self.drop_after_data = re.compile(args.drop_after_data) if args.drop_after_data else None
         self.hang_after_data = re.compile(args.hang_after_data) if args.hang_after_data else None
@@ -70,6 +73,8 @@ class Recorder:
             f.flush()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_delay:
+            await asyncio.sleep(self.rcpt_delay)
         if self.permfail and self.permfail.search(address):
             self.event({"event": "rcpt_refused", "code": 550, "rcpt": address, "at": time.time()})
             return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
@@ -147,6 +152,7 @@ def main():
     p.add_argument("--tempfail")
     p.add_argument("--permfail")
     p.add_argument("--delay", type=float, default=0.0)
+    p.add_argument("--rcpt-delay", type=float, default=0.0)
     p.add_argument("--drop-after-data")
     p.add_argument("--hang-after-data")
     p.add_argument("--drop-at-rcpt")

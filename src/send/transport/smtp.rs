@@ -189,6 +189,34 @@ impl Drop for Lease<'_> {
     }
 }
 
+/// A delivery's wait in line. Dropped before the handoff is read (the delivery was
+/// cancelled), it gives back whatever was handed to it, so no place is lost.
+struct InLine<'a> {
+    pool: &'a SmtpPool,
+    handed: oneshot::Receiver<Handoff>,
+}
+
+impl InLine<'_> {
+    /// The handoff, or `None` if the transaction that took it in stopped without one.
+    async fn wait(mut self) -> Option<Handoff> {
+        (&mut self.handed).await.ok()
+    }
+}
+
+impl Drop for InLine<'_> {
+    fn drop(&mut self) {
+        self.handed.close();
+        match self.handed.try_recv() {
+            Ok(Handoff::Ready(conn)) => self.pool.place_freed(Some(conn)),
+            // A connection with this delivery's DATA open is only ever closed.
+            Ok(Handoff::Pipelined(_) | Handoff::Connect | Handoff::Lost(_)) => {
+                self.pool.place_freed(None)
+            }
+            Err(_) => {}
+        }
+    }
+}
+
 impl SmtpPool {
     pub fn new(
         host: String,
@@ -238,7 +266,7 @@ impl SmtpPool {
             }
         }
         let envelope = Envelope { from, to, message };
-        let handoff = self.place(&envelope).await?;
+        let handoff = self.place(&envelope).await;
         let mut lease = Lease {
             pool: self,
             conn: None,
@@ -272,29 +300,33 @@ impl SmtpPool {
     }
 
     /// A place for `envelope`'s transaction: an idle connection, room for a new one, or a
-    /// place handed on by a transaction that ends.
-    async fn place(&self, envelope: &Envelope<'_>) -> Result<Handoff, DeliveryFailure> {
-        let handed = {
-            let mut places = self.lock();
-            if let Some(conn) = places.idle.pop() {
-                return Ok(Handoff::Ready(conn));
+    /// place handed on by a transaction that ends. A transaction that took this delivery's
+    /// commands and then stopped without a word (its own delivery was cancelled) puts it
+    /// back in line.
+    async fn place(&self, envelope: &Envelope<'_>) -> Handoff {
+        loop {
+            let handed = {
+                let mut places = self.lock();
+                if let Some(conn) = places.idle.pop() {
+                    return Handoff::Ready(conn);
+                }
+                if places.taken < self.max_connections {
+                    places.taken += 1;
+                    return Handoff::Connect;
+                }
+                let (handoff, handed) = oneshot::channel();
+                places.waiting.push_back(Waiter {
+                    from: envelope.from.to_string(),
+                    to: envelope.to.to_string(),
+                    ascii_message: envelope.message.is_ascii(),
+                    handoff,
+                });
+                InLine { pool: self, handed }
+            };
+            if let Some(handoff) = handed.wait().await {
+                return handoff;
             }
-            if places.taken < self.max_connections {
-                places.taken += 1;
-                return Ok(Handoff::Connect);
-            }
-            let (handoff, handed) = oneshot::channel();
-            places.waiting.push_back(Waiter {
-                from: envelope.from.to_string(),
-                to: envelope.to.to_string(),
-                ascii_message: envelope.message.is_ascii(),
-                handoff,
-            });
-            handed
-        };
-        handed.await.map_err(|_| {
-            DeliveryFailure::Transient(format!("the connections to {} were closed", self.peer()))
-        })
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Places> {
@@ -327,24 +359,25 @@ impl SmtpPool {
     }
 
     /// The first delivery in line whose MAIL FROM this connection can carry, to go out behind
-    /// the message about to be written.
+    /// the message about to be written. Deliveries no longer waiting are dropped from the
+    /// line; one this connection cannot carry (no SMTPUTF8 or 8BITMIME) keeps its place.
     fn next_in_line(&self, conn: &Connection) -> Option<(Waiter, String)> {
         if !conn.pipelining {
             return None;
         }
         let mut places = self.lock();
-        let waiter = places.waiting.pop_front()?;
-        match conn.mail_line(&waiter.from, &waiter.to, waiter.ascii_message) {
-            Ok(mail) => {
-                let commands = format!("{mail}RCPT TO:<{}>\r\nDATA\r\n", waiter.to);
-                Some((waiter, commands))
-            }
-            // It cannot go on this connection; it waits for a place of its own and fails there.
-            Err(_) => {
-                places.waiting.push_front(waiter);
-                None
-            }
-        }
+        places.waiting.retain(|waiter| !waiter.handoff.is_closed());
+        let (index, mail) = places
+            .waiting
+            .iter()
+            .enumerate()
+            .find_map(|(index, waiter)| {
+                let mail = conn.mail_line(&waiter.from, &waiter.to, waiter.ascii_message);
+                mail.ok().map(|mail| (index, mail))
+            })?;
+        let waiter = places.waiting.remove(index)?;
+        let commands = format!("{mail}RCPT TO:<{}>\r\nDATA\r\n", waiter.to);
+        Some((waiter, commands))
     }
 
     async fn fresh_transaction(
@@ -376,6 +409,15 @@ impl SmtpPool {
         let Some(conn) = lease.conn.as_mut() else {
             return Err(Attempt::Fresh(format!("no connection to {peer}")));
         };
+        if !pipelined
+            && let Err(refusal) =
+                conn.mail_line(envelope.from, envelope.to, envelope.message.is_ascii())
+        {
+            // Nothing was written: the connection is as good as it was, for the next in line.
+            lease.holds_place = false;
+            self.place_freed(lease.conn.take());
+            return Err(refusal);
+        }
         self.envelope(conn, &peer, envelope, pipelined).await?;
         let next = self.next_in_line(conn);
         let commands = next.as_ref().map(|(_, commands)| commands.as_str());
@@ -818,14 +860,15 @@ impl Connection {
         self.write_counted(bytes, limit).await.map_err(|(_, e)| e)
     }
 
-    /// Writes and flushes `bytes` within `limit`; on failure, also how many bytes this
-    /// process had handed to the connection by then (for TLS: to its encryption), so the
-    /// caller knows whether a given byte may have left.
+    /// Writes and flushes `bytes` within `limit`; on failure, also how many of them may have
+    /// left this process. On plain TCP that is what the socket took; TLS can put bytes on the
+    /// wire in a write that then fails, so after any failure on TLS every byte may have left.
     async fn write_counted(
         &mut self,
         bytes: &[u8],
         limit: Duration,
     ) -> Result<(), (usize, String)> {
+        let tls = matches!(self.stream.get_ref(), Socket::Tls(_));
         let socket = self.stream.get_mut();
         let mut written = 0;
         let writing = async {
@@ -839,10 +882,11 @@ impl Connection {
             socket.flush().await
         };
         let outcome = tokio::time::timeout(limit, writing).await;
+        let may_have_left = if tls { bytes.len() } else { written };
         match outcome {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err((written, format!("cannot write: {e}"))),
-            Err(_) => Err((written, format!("cannot write within {limit:?}"))),
+            Ok(Err(e)) => Err((may_have_left, format!("cannot write: {e}"))),
+            Err(_) => Err((may_have_left, format!("cannot write within {limit:?}"))),
         }
     }
 
