@@ -824,7 +824,7 @@ async fn write_ledger_chunk(
         };
     }
     for row in query.fetch_all(&mut *conn).await? {
-        if row.get::<String, _>("state") == "sending" {
+        if row.get::<String, _>("state") == OutboxState::Sending.as_str() {
             let id: i64 = row.get("id");
             started.insert(id, sending_row(&row, id)?);
         }

@@ -376,7 +376,7 @@ impl SmtpPool {
                 mail.ok().map(|mail| (index, mail))
             })?;
         let waiter = places.waiting.remove(index)?;
-        let commands = format!("{mail}RCPT TO:<{}>\r\nDATA\r\n", waiter.to);
+        let commands = envelope_group(&mail, &rcpt_line(&waiter.to));
         Some((waiter, commands))
     }
 
@@ -409,16 +409,21 @@ impl SmtpPool {
         let Some(conn) = lease.conn.as_mut() else {
             return Err(Attempt::Fresh(format!("no connection to {peer}")));
         };
-        if !pipelined
-            && let Err(refusal) =
-                conn.mail_line(envelope.from, envelope.to, envelope.message.is_ascii())
-        {
-            // Nothing was written: the connection is as good as it was, for the next in line.
-            lease.holds_place = false;
-            self.place_freed(lease.conn.take());
-            return Err(refusal);
-        }
-        self.envelope(conn, &peer, envelope, pipelined).await?;
+        let mail = if pipelined {
+            None
+        } else {
+            match conn.mail_line(envelope.from, envelope.to, envelope.message.is_ascii()) {
+                Ok(mail) => Some(mail),
+                Err(refusal) => {
+                    // Nothing was written: the connection is as good as it was, for the next
+                    // in line.
+                    lease.holds_place = false;
+                    self.place_freed(lease.conn.take());
+                    return Err(refusal);
+                }
+            }
+        };
+        self.envelope(conn, &peer, envelope.to, mail).await?;
         let next = self.next_in_line(conn);
         let commands = next.as_ref().map(|(_, commands)| commands.as_str());
         let outcome = self
@@ -449,23 +454,23 @@ impl SmtpPool {
         outcome
     }
 
-    /// MAIL FROM, RCPT TO and DATA, up to the server's go-ahead (354). With `written`, the
-    /// commands already went out; only their replies are read.
+    /// MAIL FROM (the line `mail`), RCPT TO and DATA, up to the server's go-ahead (354).
+    /// Without `mail`, the commands already went out behind the previous message; only their
+    /// replies are read.
     async fn envelope(
         &self,
         conn: &mut Connection,
         peer: &str,
-        envelope: &Envelope<'_>,
-        written: bool,
+        to: &str,
+        mail: Option<String>,
     ) -> Result<(), Attempt> {
         let reply = self.timeouts.reply;
-        let mail = conn.mail_line(envelope.from, envelope.to, envelope.message.is_ascii())?;
-        let rcpt = format!("RCPT TO:<{}>\r\n", envelope.to);
+        let rcpt = rcpt_line(to);
         // Until MAIL FROM is accepted, a silent connection is a stale one.
         let stale = |e: String| Attempt::Fresh(silent(peer, "MAIL FROM", e));
-        if !written {
+        if let Some(mail) = mail {
             let commands = if conn.pipelining {
-                format!("{mail}{rcpt}DATA\r\n")
+                envelope_group(&mail, &rcpt)
             } else {
                 mail
             };
@@ -624,6 +629,16 @@ impl SmtpPool {
 
 fn silent(peer: &str, what: &str, e: String) -> String {
     format!("{what} on {peer}: {e}")
+}
+
+/// `RCPT TO:<to>` as written.
+fn rcpt_line(to: &str) -> String {
+    format!("RCPT TO:<{to}>\r\n")
+}
+
+/// MAIL FROM, RCPT TO and DATA as one pipelined group (RFC 2920: DATA ends a group).
+fn envelope_group(mail: &str, rcpt: &str) -> String {
+    format!("{mail}{rcpt}DATA\r\n")
 }
 
 /// The end-of-data dot has left and no verdict came back: nobody knows (RFC 5321 §6.1).
