@@ -82,11 +82,7 @@ fn an_operator_uses_the_admin_pages() {
     }
     use std::io::Write;
 
-    let scratch = Scratch::new("outbox:unused");
-    scratch.write(
-        "config/fairsend.toml",
-        &common::fairsend_toml("outbox:unused").replace("concurrency = 4", "concurrency = 1"),
-    );
+    let scratch = Scratch::new("outbox:unused").on_one_connection();
     scratch.write(
         "config/campaigns/test.toml",
         &common::CAMPAIGN.replace("require_approval = false", "require_approval = true"),

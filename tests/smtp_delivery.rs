@@ -147,11 +147,7 @@ fn the_next_transaction_goes_out_behind_the_message_before_it() {
     if !common::require(&[common::Tool::Aiosmtpd]) {
         return;
     }
-    let scratch = Scratch::new("outbox:unused");
-    scratch.write(
-        "config/fairsend.toml",
-        &common::fairsend_toml("outbox:unused").replace("concurrency = 4", "concurrency = 1"),
-    );
+    let scratch = Scratch::new("outbox:unused").on_one_connection();
     let emails = scratch.contacts("config/contacts/customers.csv", 30);
     let (soft, hard) = (emails[5].clone(), emails[12].clone());
     // The server takes 50 ms to answer each RCPT TO: by then the next message is always in

@@ -231,11 +231,7 @@ fn one_click_during_a_running_campaign_stops_later_messages() {
     if !common::require(&[common::Tool::Aiosmtpd]) {
         return;
     }
-    let scratch = Scratch::new("outbox:unused");
-    scratch.write(
-        "config/fairsend.toml",
-        &common::fairsend_toml("outbox:unused").replace("concurrency = 4", "concurrency = 1"),
-    );
+    let scratch = Scratch::new("outbox:unused").on_one_connection();
     let emails = scratch.contacts("config/contacts/customers.csv", 40);
     let target = emails.last().unwrap().clone();
     let server = SmtpServer::start(scratch.dir.path(), &["--delay", "0.05"]);

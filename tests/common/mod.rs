@@ -186,6 +186,18 @@ impl Scratch {
         std::fs::write(path, text).expect("write");
     }
 
+    /// This scratch with `concurrency = 1`: one connection to the mail server, messages in
+    /// the order they are sent.
+    pub fn on_one_connection(self) -> Self {
+        let settings = std::fs::read_to_string(self.path("config/fairsend.toml")).expect("read");
+        assert!(settings.contains("concurrency = 4"), "{settings}");
+        self.write(
+            "config/fairsend.toml",
+            &settings.replace("concurrency = 4", "concurrency = 1"),
+        );
+        self
+    }
+
     /// Runs this scratch's commands with the development key (no `FAIRSEND_SECRET`).
     pub fn with_development_key(mut self) -> Self {
         self.secret = None;
