@@ -21,6 +21,7 @@ mod outbox;
 mod report;
 mod segment;
 mod sessions;
+mod sqlite_memory;
 mod suppressions;
 mod webhooks;
 mod workers;
@@ -195,6 +196,9 @@ impl Store {
             url: redact(url),
             source,
         };
+        if backend == Backend::Sqlite {
+            sqlite_memory::use_global_allocator();
+        }
         let connect_url = match backend {
             // Create the file on first use (the embedded default needs no setup).
             Backend::Sqlite if !url.contains('?') => format!("{url}?mode=rwc"),
