@@ -15,8 +15,8 @@ type Started = Result<Option<SendingRow>, String>;
 enum Entry {
     /// Move this row to `sending`; the answer says whether it may be sent and what was read.
     Begin(i64, oneshot::Sender<Started>),
-    /// This message was delivered; the answer comes once that is committed.
-    Sent(SentRecord, oneshot::Sender<()>),
+    /// This message was delivered: record it with the next commit.
+    Sent(SentRecord),
 }
 
 /// A handle to the writer task of one batch of a worker's run.
@@ -48,17 +48,16 @@ impl Ledger {
             .map_err(|e| StoreError::Sql(sqlx::Error::Protocol(e)))
     }
 
-    /// Records a delivered message with the next commit, and returns once it is committed:
-    /// until then the row holds its place in the pipeline, so that the rows a kill can leave
-    /// in `sending` stay within the pipeline's depth. A record not yet committed when the
-    /// process dies leaves its row in `sending`, resolved like any interrupted transaction
-    /// (never resent blindly).
-    pub(super) async fn record(&self, sent: SentRecord) -> Result<(), StoreError> {
-        let (reply, committed) = oneshot::channel();
-        self.sender
-            .send(Entry::Sent(sent, reply))
-            .map_err(|_| stopped())?;
-        committed.await.map_err(|_| stopped())
+    /// Records a delivered message with the next commit, without waiting for it. The place
+    /// the row held in the pipeline passes on at once, and the rows a kill can leave in
+    /// `sending` still stay within the pipeline's depth: entries are written in the order they
+    /// arrive, so the move to `sending` of the row that takes this place is committed with
+    /// this record or after it. Every row unrecorded at a commit therefore belongs to a place
+    /// that was taken when the commit began. A record not yet committed when the process dies
+    /// leaves its row in `sending`, resolved like any interrupted transaction (never resent
+    /// blindly).
+    pub(super) fn record(&self, sent: SentRecord) -> Result<(), StoreError> {
+        self.sender.send(Entry::Sent(sent)).map_err(|_| stopped())
     }
 
     /// Waits until everything recorded is committed.
@@ -79,8 +78,8 @@ fn stopped() -> StoreError {
     ))
 }
 
-/// Takes everything waiting, writes it in one statement and answers every sender once it is
-/// committed, and again. A failed write fails the rows it would have started; if it carried
+/// Takes everything waiting, writes it in one statement and answers every move to `sending`
+/// once it is committed, and again. A failed write fails the rows it would have started; if it carried
 /// records it also ends the loop with the error (the run stops; the unrecorded rows stay in
 /// `sending`).
 async fn write_loop(
@@ -89,7 +88,7 @@ async fn write_loop(
     transport: TransportKind,
     mut receiver: mpsc::UnboundedReceiver<Entry>,
 ) -> Result<(), StoreError> {
-    let (mut sent, mut begin, mut recorded) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut sent, mut begin) = (Vec::new(), Vec::new());
     // A connection of its own, taken when there is something to write.
     let mut writer: Option<OutboxWriter> = None;
     while let Some(first) = receiver.recv().await {
@@ -97,10 +96,7 @@ async fn write_loop(
         while let Some(entry) = next {
             match entry {
                 Entry::Begin(id, reply) => begin.push((id, reply)),
-                Entry::Sent(record, reply) => {
-                    sent.push(record);
-                    recorded.push(reply);
-                }
+                Entry::Sent(record) => sent.push(record),
             }
             next = receiver.try_recv().ok();
         }
@@ -130,9 +126,6 @@ async fn write_loop(
             }
         }
         sent.clear();
-        for reply in recorded.drain(..) {
-            let _ = reply.send(());
-        }
     }
     Ok(())
 }

@@ -928,14 +928,12 @@ async fn deliver(
     drop(lane);
     match delivered {
         Ok(reply) => {
-            ledger
-                .record(SentRecord {
-                    outbox_id,
-                    reply,
-                    message_id: message.message_id().to_string(),
-                    latency_ms: Some(started.elapsed().as_millis() as i64),
-                })
-                .await?;
+            ledger.record(SentRecord {
+                outbox_id,
+                reply,
+                message_id: message.message_id().to_string(),
+                latency_ms: Some(started.elapsed().as_millis() as i64),
+            })?;
             Ok(Some(OutboxState::Sent))
         }
         Err(DeliveryFailure::Permanent(reason)) => {

@@ -2,8 +2,9 @@
 //! batch ahead; the other delivers them, three times as many at once as there are lanes to the
 //! mail server, so that while one message of a lane is on the wire the next row is committed
 //! to `sending` and the one before has its delivery recorded. A row keeps its place until its
-//! record is committed, so a kill -9 can leave at most three times `concurrency` rows in
-//! `sending` (see `deliver_all`). Nothing waits at a batch's end for the
+//! record is handed to the writer, which commits it with the move to `sending` of the row that
+//! takes the place or before it, so a kill -9 can leave at most three times `concurrency` rows
+//! in `sending` (see `deliver_all` and `Ledger::record`). Nothing waits at a batch's end for the
 //! slowest transaction, and the server never waits for the database. Messages are composed
 //! and gated on a thread of their own, a few rows at a time, as the rows are handed on:
 //! composing is a third of a message's CPU, and on the loop's thread it would hold the wire
@@ -234,7 +235,8 @@ impl Run<'_> {
     ) {
         // The bound of rows in `sending` (README, "Crash safety"): per lane, one on the wire,
         // the next committed ahead (its commands may already ride behind the one on the
-        // wire), and the last delivered one until its record is committed.
+        // wire), and the last delivered one until its record is handed to the writer (which
+        // commits it no later than the move of the row that takes the place).
         let depth = 3 * self.config.settings.transport.concurrency;
         let rows = futures_util::stream::unfold(queue, |mut queue| async move {
             queue.recv().await.map(|row| (row, queue))
