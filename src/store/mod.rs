@@ -18,9 +18,11 @@ mod mailbox;
 mod ops;
 mod optout;
 mod outbox;
+mod outbox_writer;
 mod report;
 mod segment;
 mod sessions;
+mod sqlite_ledger;
 mod sqlite_memory;
 mod suppressions;
 mod webhooks;
@@ -49,9 +51,10 @@ pub use mailbox::MailboxMessage;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{
-    Approval, CampaignCounts, InFlightRow, OutboxState, OutboxWriter, RecipientGate, SendingRow,
-    SentRecord, TransportKind, UncertainRow,
+    Approval, CampaignCounts, InFlightRow, OutboxState, RecipientGate, SendingRow, SentRecord,
+    TransportKind, UncertainRow,
 };
+pub use outbox_writer::OutboxWriter;
 pub use report::RecipientOutcome;
 pub use segment::AudienceScope;
 pub use sessions::LoginFailures;
@@ -74,6 +77,9 @@ pub enum StoreError {
     /// line each (`error = %e`) at the places that survive them.
     #[error("database error: {0}")]
     Sql(sqlx::Error),
+    /// An error of the send loop's own SQLite connection (store/sqlite_ledger.rs).
+    #[error("database error: {0}")]
+    Native(String),
     #[error("database holds an invalid value in {table}.{column} (row {id}): '{value}'")]
     Corrupt {
         table: &'static str,

@@ -1,0 +1,168 @@
+//! The send loop's writer on an SQLite file, on a thread of its own with a connection of its
+//! own: each burst of the ledger is one transaction of prepared single-row statements, handed
+//! to the thread once and answered once. Through sqlx each statement went to a connection's
+//! worker thread and each returned row came back on its own, and the statement was the large
+//! `UPDATE … FROM (VALUES …)` the PostgreSQL path needs to save round trips; here a write is
+//! two thread hand-offs whatever its size. It writes what `OutboxWriter::write` writes, with the
+//! same conditions: nothing else.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags, params};
+use tokio::sync::oneshot;
+
+use super::StoreError;
+use super::outbox::{SendingRow, SentRecord, TransportKind};
+use crate::model::{ContactStatus, SuppressionReason};
+
+/// A delivered message: the row leaves `sending` whatever state it is in now (the record is
+/// the truth about the transaction), as in the shared statement.
+const RECORD_SENT: &str = "UPDATE outbox SET state = 'sent', smtp_reply = ?1, message_id = ?2,
+        latency_ms = ?3, sent_at = ?4, last_error = NULL, lease_owner = NULL,
+        lease_until = NULL, updated_at = ?4
+  WHERE id = ?5";
+
+/// A row moves to `sending` only under this worker's lease, from a due state, while its
+/// campaign is active; the answer carries what may still forbid the transaction.
+const BEGIN_SENDING: &str = "UPDATE outbox SET state = 'sending', claimed_by = ?1,
+        attempts = attempts + 1, transport = ?2, updated_at = ?3
+  WHERE id = ?4 AND lease_owner = ?1 AND state IN ('queued', 'deferred')
+    AND (SELECT k.run_state FROM campaigns k WHERE k.id = outbox.campaign_id) = 'active'
+ RETURNING attempts,
+        (SELECT c.status FROM contacts c WHERE c.id = outbox.contact_id),
+        (SELECT s.reason FROM contacts c JOIN suppressions s ON s.email_hash = c.email_hash
+          WHERE c.id = outbox.contact_id)";
+
+struct Job {
+    sent: Vec<SentRecord>,
+    begin: Vec<i64>,
+    worker: String,
+    transport: TransportKind,
+    now: i64,
+    answer: oneshot::Sender<Result<BTreeMap<i64, SendingRow>, StoreError>>,
+}
+
+/// The handle of the writing thread; the thread ends when this is dropped.
+pub(super) struct SqliteLedger {
+    jobs: std::sync::mpsc::Sender<Job>,
+}
+
+impl SqliteLedger {
+    /// Opens the database file at `path` (already created and migrated by the pool) with the
+    /// pool's settings, and starts the thread.
+    pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(native)?;
+        conn.execute_batch(
+            "PRAGMA busy_timeout = 30000; PRAGMA synchronous = NORMAL; \
+             PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
+        )
+        .map_err(native)?;
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("fairsend-ledger".into())
+            .spawn(move || {
+                let mut conn = conn;
+                for job in queue {
+                    let written = write(&mut conn, &job);
+                    // The run may have ended meanwhile; then nobody waits for the answer.
+                    let _ = job.answer.send(written);
+                }
+            })
+            .map_err(|e| StoreError::Native(format!("cannot start the ledger's thread: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Writes `sent` and `begin` in one transaction on the thread; see `OutboxWriter::write`.
+    pub(super) async fn write(
+        &self,
+        sent: &[SentRecord],
+        begin: &[i64],
+        worker: &str,
+        transport: TransportKind,
+    ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
+        let (answer, written) = oneshot::channel();
+        let job = Job {
+            sent: sent.to_vec(),
+            begin: begin.to_vec(),
+            worker: worker.to_string(),
+            transport,
+            now: crate::now_millis(),
+            answer,
+        };
+        let gone = || StoreError::Native("the ledger's thread stopped".into());
+        self.jobs.send(job).map_err(|_| gone())?;
+        written.await.map_err(|_| gone())?
+    }
+}
+
+/// One transaction: every record, then every move to `sending`; rolled back whole on an error.
+fn write(conn: &mut Connection, job: &Job) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .map_err(native)?;
+    let mut started = BTreeMap::new();
+    {
+        let mut record = tx.prepare_cached(RECORD_SENT).map_err(native)?;
+        for sent in &job.sent {
+            record
+                .execute(params![
+                    sent.reply,
+                    sent.message_id,
+                    sent.latency_ms,
+                    job.now,
+                    sent.outbox_id
+                ])
+                .map_err(native)?;
+        }
+        let mut begin = tx.prepare_cached(BEGIN_SENDING).map_err(native)?;
+        for &id in &job.begin {
+            let mut rows = begin
+                .query(params![job.worker, job.transport.as_str(), job.now, id])
+                .map_err(native)?;
+            if let Some(row) = rows.next().map_err(native)? {
+                let status: Option<String> = row.get(1).map_err(native)?;
+                let reason: Option<String> = row.get(2).map_err(native)?;
+                started.insert(
+                    id,
+                    SendingRow {
+                        attempts: row.get(0).map_err(native)?,
+                        status: parse_status(status, id)?,
+                        suppressed: parse_reason(reason, id)?,
+                    },
+                );
+            }
+        }
+    }
+    tx.commit().map_err(native)?;
+    Ok(started)
+}
+
+fn parse_status(value: Option<String>, id: i64) -> Result<Option<ContactStatus>, StoreError> {
+    value
+        .map(|s| ContactStatus::parse(&s).ok_or_else(|| corrupt("status", id, s)))
+        .transpose()
+}
+
+fn parse_reason(value: Option<String>, id: i64) -> Result<Option<SuppressionReason>, StoreError> {
+    value
+        .map(|r| SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", id, r)))
+        .transpose()
+}
+
+fn corrupt(column: &'static str, id: i64, value: String) -> StoreError {
+    StoreError::Corrupt {
+        table: "contacts/suppressions",
+        column,
+        id,
+        value,
+    }
+}
+
+fn native(e: rusqlite::Error) -> StoreError {
+    StoreError::Native(e.to_string())
+}
