@@ -46,8 +46,9 @@ impl CheckReport {
 
 /// How much `check` does: `send` relies on the per-message gate at send time and skips the
 /// full render, and it skips the passes that can only warn (it shows no warnings: an error
-/// refuses it, and `check` is where warnings are read); the `check` command renders every
-/// message.
+/// refuses it, and `check` is where warnings are read) and the template-fields rule (CNT001),
+/// which it applies itself just before, with the campaign's own contact files counted
+/// (`app::send`); the `check` command renders every message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Depth {
     /// What may refuse a send: every error rule, no warning-only pass.
@@ -70,7 +71,15 @@ pub async fn check_campaign(
     };
     let today = chrono::Utc::now().date_naive();
     report.findings = expired_register_findings(config, campaign, today);
-    content_findings(config, campaign, composer, store, &mut report.findings).await?;
+    content_findings(
+        config,
+        campaign,
+        composer,
+        store,
+        depth,
+        &mut report.findings,
+    )
+    .await?;
     let mut pass = AudiencePass {
         config,
         campaign,
@@ -153,6 +162,7 @@ async fn content_findings(
     campaign: &Campaign,
     composer: &Composer,
     store: &Store,
+    depth: Depth,
     findings: &mut Vec<Finding>,
 ) -> Result<(), StoreError> {
     if (campaign.tracks_clicks() || campaign.tracks_opens())
@@ -167,6 +177,9 @@ async fn content_findings(
                 if campaign.tracks_clicks() { "link clicks" } else { "opens" }
             ),
         ));
+    }
+    if depth == Depth::ErrorsBeforeSending {
+        return Ok(());
     }
     if let Err(e) = composer.check_fields(&store.common_fields(&campaign.registers).await?) {
         findings.push(Finding::new(

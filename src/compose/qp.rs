@@ -26,13 +26,33 @@ pub fn encode(text: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(text.len() + text.len() / 8 + 16);
     let mut lines = text.split('\n').peekable();
     while let Some(line) = lines.next() {
-        let line = line.strip_suffix('\r').unwrap_or(line).as_bytes();
-        encode_line(line, &mut out);
-        if lines.peek().is_some() {
+        // A CR ends a line only before an LF; at the very end it is text like any other.
+        let ended = lines.peek().is_some();
+        let line = match line.strip_suffix('\r') {
+            Some(line) if ended => line,
+            _ => line,
+        };
+        encode_line(line.as_bytes(), &mut out);
+        if ended {
             out.extend_from_slice(b"\r\n");
         }
     }
     out
+}
+
+const ONES: u64 = u64::from_le_bytes([0x01; 8]);
+const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
+
+/// Whether all eight bytes of `word` are printable ASCII other than `=` (bytes 0x20–0x7E but
+/// 0x3D): each test is exact for the word as a whole, as in "Bit Twiddling Hacks" (hasless,
+/// hasmore, haszero). A tab is literal too, but rare: the byte-wise loop takes it.
+fn all_printable(word: u64) -> bool {
+    let below_space = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    // hasmore(word, 0x7E): adding 127 − 0x7E = 1 to each byte sets the high bit of 0x7F.
+    let above_tilde = (word.wrapping_add(ONES) | word) & HIGHS;
+    let equals = word ^ (ONES * u64::from(b'='));
+    let has_equals = equals.wrapping_sub(ONES) & !equals & HIGHS;
+    below_space | above_tilde | has_equals == 0
 }
 
 /// One line without its end: runs of literal bytes are copied whole.
@@ -48,6 +68,14 @@ fn encode_line(line: &[u8], out: &mut Vec<u8>) {
             // a space or tab.
             let end = n.min(i + (MAX_LINE - 1 - len));
             let mut j = i;
+            // Eight bytes at a time while all are printable: most of a message.
+            while let Some(word) = line.get(j..j + 8).filter(|_| j + 8 <= end) {
+                let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+                if !all_printable(word) {
+                    break;
+                }
+                j += 8;
+            }
             while j < end && LITERAL[line[j] as usize] {
                 j += 1;
             }
@@ -86,6 +114,48 @@ mod tests {
             .parse(&message)
             .expect("parse");
         parsed.body_text(0).expect("text").into_owned()
+    }
+
+    #[test]
+    fn a_word_is_printable_exactly_when_each_byte_is() {
+        let printable = |b: u8| (0x20..=0x7E).contains(&b) && b != b'=';
+        for b in 0..=255u8 {
+            for position in 0..8 {
+                let mut bytes = *b"abcdefgh";
+                bytes[position] = b;
+                assert_eq!(
+                    all_printable(u64::from_le_bytes(bytes)),
+                    printable(b),
+                    "byte {b:#04x} at {position}"
+                );
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_text_round_trips_in_short_lines(text in "[ -~\t\r\näöÅ€=]{0,400}") {
+            assert_encoded_well(&text);
+        }
+    }
+
+    fn assert_encoded_well(sample: &str) {
+        let encoded = encode(sample);
+        for line in encoded.split(|b| *b == b'\n') {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            assert!(
+                line.len() <= MAX_LINE,
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+            assert!(!line.ends_with(b" ") && !line.ends_with(b"\t"));
+            assert!(line.iter().all(|b| (32..127).contains(b) || *b == b'\t'));
+        }
+        // A lone CR is not a line end: it is encoded, and decodes as itself.
+        assert_eq!(
+            decode(&encoded).replace("\r\n", "\n"),
+            sample.replace("\r\n", "\n")
+        );
     }
 
     #[test]
