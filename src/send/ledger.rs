@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{OutboxWriter, SendingRow, SentRecord, Store, StoreError, TransportKind};
+use crate::store::{
+    NativeOutboxWriter, OutboxWriter, SendingRow, SentRecord, Store, StoreError, TransportKind,
+};
 
 type Started = Result<Option<SendingRow>, String>;
 
@@ -19,20 +21,52 @@ enum Entry {
     Sent(SentRecord),
 }
 
-/// A handle to the writer task of one batch of a worker's run.
+/// A handle to the writer of one phase of a worker's run.
 pub(super) struct Ledger {
     sender: mpsc::UnboundedSender<Entry>,
-    task: tokio::task::JoinHandle<Result<(), StoreError>>,
+    writer: Writer,
+}
+
+/// Where the writer runs: on an SQLite file a thread of its own, whose writes block it and
+/// nothing else (a burst goes from the senders to the database and back in one hand-off each
+/// way); otherwise a task on the runtime, writing through the pool.
+enum Writer {
+    Thread(oneshot::Receiver<Result<(), StoreError>>),
+    Task(tokio::task::JoinHandle<Result<(), StoreError>>),
 }
 
 impl Ledger {
-    /// The channel needs no bound of its own: every sender waits for its `begin` and its
-    /// record, so no more entries are pending than rows in the pipeline.
-    pub(super) fn start(store: &Store, worker: &str, transport: TransportKind) -> Self {
+    /// The channel needs no bound of its own: every sender waits for its `begin`, and a
+    /// place's record goes before the `begin` of the row that takes the place, so no more
+    /// entries are pending than twice the rows in the pipeline.
+    pub(super) async fn start(
+        store: &Store,
+        worker: &str,
+        transport: TransportKind,
+    ) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::unbounded_channel();
-        let (store, worker) = (store.clone(), worker.to_string());
-        let task = tokio::spawn(write_loop(store, worker, transport, receiver));
-        Self { sender, task }
+        let worker = worker.to_string();
+        let writer = match store.native_outbox_writer().await? {
+            Some(native) => {
+                let (done, finished) = oneshot::channel();
+                std::thread::Builder::new()
+                    .name("fairsend-ledger".into())
+                    .spawn(move || {
+                        let _ = done.send(write_on_thread(native, worker, transport, receiver));
+                    })
+                    .map_err(|e| {
+                        StoreError::Native(format!("cannot start the outbox writer's thread: {e}"))
+                    })?;
+                Writer::Thread(finished)
+            }
+            None => Writer::Task(tokio::spawn(write_loop(
+                store.clone(),
+                worker,
+                transport,
+                receiver,
+            ))),
+        };
+        Ok(Self { sender, writer })
     }
 
     /// Moves `outbox_id` to `sending`, committed before this returns. `None`: the row is no
@@ -63,11 +97,14 @@ impl Ledger {
     /// Waits until everything recorded is committed.
     pub(super) async fn finish(self) -> Result<(), StoreError> {
         drop(self.sender);
-        match self.task.await {
-            Ok(result) => result,
-            Err(e) => Err(StoreError::Sql(sqlx::Error::Protocol(format!(
+        let stopped_early = |e: String| {
+            StoreError::Sql(sqlx::Error::Protocol(format!(
                 "the writer of the outbox stopped: {e}"
-            )))),
+            )))
+        };
+        match self.writer {
+            Writer::Thread(finished) => finished.await.map_err(|e| stopped_early(e.to_string()))?,
+            Writer::Task(task) => task.await.map_err(|e| stopped_early(e.to_string()))?,
         }
     }
 }
@@ -78,54 +115,95 @@ fn stopped() -> StoreError {
     ))
 }
 
-/// Takes everything waiting, writes it in one statement and answers every move to `sending`
-/// once it is committed, and again. A failed write fails the rows it would have started; if it carried
-/// records it also ends the loop with the error (the run stops; the unrecorded rows stay in
-/// `sending`).
+/// The entries of one write: everything waiting when the writer got to it.
+#[derive(Default)]
+struct Burst {
+    sent: Vec<SentRecord>,
+    begin: Vec<(i64, oneshot::Sender<Started>)>,
+}
+
+impl Burst {
+    /// `first` and everything else already waiting.
+    fn gather(&mut self, first: Entry, receiver: &mut mpsc::UnboundedReceiver<Entry>) {
+        let mut next = Some(first);
+        while let Some(entry) = next {
+            match entry {
+                Entry::Begin(id, reply) => self.begin.push((id, reply)),
+                Entry::Sent(record) => self.sent.push(record),
+            }
+            next = receiver.try_recv().ok();
+        }
+    }
+
+    fn begin_ids(&self) -> Vec<i64> {
+        self.begin.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// Answers every move to `sending` with what the write did. A failed write fails the rows
+    /// it would have started; if it carried records it ends the writer with the error (the
+    /// run stops; the unrecorded rows stay in `sending`).
+    fn settle(
+        &mut self,
+        written: Result<BTreeMap<i64, SendingRow>, StoreError>,
+    ) -> Result<(), StoreError> {
+        let recorded_any = !self.sent.is_empty();
+        self.sent.clear();
+        match written {
+            Ok(started) => answer(&mut self.begin, started),
+            Err(e) => {
+                fail_all(&mut self.begin, &e);
+                if recorded_any {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The writer's loop on a thread of its own (an SQLite file): takes everything waiting,
+/// writes it in one transaction, answers every move to `sending` once it is committed, and
+/// again.
+fn write_on_thread(
+    mut writer: NativeOutboxWriter,
+    worker: String,
+    transport: TransportKind,
+    mut receiver: mpsc::UnboundedReceiver<Entry>,
+) -> Result<(), StoreError> {
+    let mut burst = Burst::default();
+    while let Some(first) = receiver.blocking_recv() {
+        burst.gather(first, &mut receiver);
+        let written = writer.write(&burst.sent, &burst.begin_ids(), &worker, transport);
+        burst.settle(written)?;
+    }
+    Ok(())
+}
+
+/// The same loop as a task writing through the pool (one statement per burst).
 async fn write_loop(
     store: Store,
     worker: String,
     transport: TransportKind,
     mut receiver: mpsc::UnboundedReceiver<Entry>,
 ) -> Result<(), StoreError> {
-    let (mut sent, mut begin) = (Vec::new(), Vec::new());
+    let mut burst = Burst::default();
     // A connection of its own, taken when there is something to write.
     let mut writer: Option<OutboxWriter> = None;
     while let Some(first) = receiver.recv().await {
-        let mut next = Some(first);
-        while let Some(entry) = next {
-            match entry {
-                Entry::Begin(id, reply) => begin.push((id, reply)),
-                Entry::Sent(record) => sent.push(record),
-            }
-            next = receiver.try_recv().ok();
-        }
-        let writer = match &mut writer {
-            Some(writer) => writer,
-            None => match store.outbox_writer().await {
-                Ok(new) => writer.insert(new),
-                Err(e) => {
-                    fail_all(&mut begin, &e);
-                    if !sent.is_empty() {
-                        return Err(e);
-                    }
-                    continue;
-                }
-            },
+        burst.gather(first, &mut receiver);
+        let written = match &mut writer {
+            Some(writer) => Ok(writer),
+            None => store.outbox_writer().await.map(|new| writer.insert(new)),
         };
-        // One statement for both: a record frees its row's place in the pipeline, a begin
-        // takes one, and one commit carries them.
-        let ids: Vec<i64> = begin.iter().map(|(id, _)| *id).collect();
-        match writer.write(&sent, &ids, &worker, transport).await {
-            Ok(started) => answer(&mut begin, started),
-            Err(e) => {
-                fail_all(&mut begin, &e);
-                if !sent.is_empty() {
-                    return Err(e);
-                }
+        let written = match written {
+            Ok(writer) => {
+                writer
+                    .write(&burst.sent, &burst.begin_ids(), &worker, transport)
+                    .await
             }
-        }
-        sent.clear();
+            Err(e) => Err(e),
+        };
+        burst.settle(written)?;
     }
     Ok(())
 }

@@ -136,7 +136,7 @@ impl Run<'_> {
         report: &mut SendReport,
         phase: Option<Phase>,
     ) -> Result<(), SendError> {
-        let ledger = Ledger::start(self.store, self.worker, self.transport.kind());
+        let ledger = Ledger::start(self.store, self.worker, self.transport.kind()).await?;
         let composing = Composing::start(self.composer.clone())?;
         let in_pipeline = InPipeline::default();
         // Composed rows waiting for a sender: no more than the composing thread keeps ahead.

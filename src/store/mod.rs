@@ -58,6 +58,7 @@ pub use outbox_writer::OutboxWriter;
 pub use report::RecipientOutcome;
 pub use segment::AudienceScope;
 pub use sessions::LoginFailures;
+pub use sqlite_ledger::NativeOutboxWriter;
 pub use suppressions::NewReason;
 pub use workers::WorkerRecord;
 

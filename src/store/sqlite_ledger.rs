@@ -1,16 +1,16 @@
-//! The send loop's writer on an SQLite file, on a thread of its own with a connection of its
-//! own: each burst of the ledger is one transaction of prepared single-row statements, handed
-//! to the thread once and answered once. Through sqlx each statement went to a connection's
-//! worker thread and each returned row came back on its own, and the statement was the large
-//! `UPDATE … FROM (VALUES …)` the PostgreSQL path needs to save round trips; here a write is
-//! two thread hand-offs whatever its size. It writes what `OutboxWriter::write` writes, with the
-//! same conditions: nothing else.
+//! The send loop's writer on an SQLite file, through a connection of its own that blocks its
+//! caller (the send loop runs it on a thread of its own): each burst is one transaction of
+//! prepared single-row statements. Through sqlx each statement went to a connection's worker
+//! thread and each returned row came back on its own, and the statement was the large
+//! `UPDATE … FROM (VALUES …)` the pooled path needs to save round trips; here there is no
+//! round trip to save. It writes what `OutboxWriter::write` writes, with the same conditions:
+//! nothing else.
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags, params};
-use tokio::sync::oneshot;
 
 use super::StoreError;
 use super::outbox::{SendingRow, SentRecord, TransportKind};
@@ -34,24 +34,17 @@ const BEGIN_SENDING: &str = "UPDATE outbox SET state = 'sending', claimed_by = ?
         (SELECT s.reason FROM contacts c JOIN suppressions s ON s.email_hash = c.email_hash
           WHERE c.id = outbox.contact_id)";
 
-struct Job {
-    sent: Vec<SentRecord>,
-    begin: Vec<i64>,
-    worker: String,
-    transport: TransportKind,
-    now: i64,
-    answer: oneshot::Sender<Result<BTreeMap<i64, SendingRow>, StoreError>>,
+/// The send loop's writer on an SQLite file. Its calls block: run it on a thread of its own.
+pub struct NativeOutboxWriter {
+    conn: Connection,
+    /// The store's turn to write (one writer at a time in this process).
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
-/// The handle of the writing thread; the thread ends when this is dropped.
-pub(super) struct SqliteLedger {
-    jobs: std::sync::mpsc::Sender<Job>,
-}
-
-impl SqliteLedger {
+impl NativeOutboxWriter {
     /// Opens the database file at `path` (already created and migrated by the pool) with the
-    /// pool's settings, and starts the thread.
-    pub(super) fn open(path: &Path) -> Result<Self, StoreError> {
+    /// pool's settings.
+    pub(super) fn open(path: &Path, turn: Arc<tokio::sync::Mutex<()>>) -> Result<Self, StoreError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -62,67 +55,53 @@ impl SqliteLedger {
              PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
         )
         .map_err(native)?;
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        std::thread::Builder::new()
-            .name("fairsend-ledger".into())
-            .spawn(move || {
-                let mut conn = conn;
-                for job in queue {
-                    let written = write(&mut conn, &job);
-                    // The run may have ended meanwhile; then nobody waits for the answer.
-                    let _ = job.answer.send(written);
-                }
-            })
-            .map_err(|e| StoreError::Native(format!("cannot start the ledger's thread: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { conn, turn })
     }
 
-    /// Writes `sent` and `begin` in one transaction on the thread; see `OutboxWriter::write`.
-    pub(super) async fn write(
-        &self,
+    /// What [`super::OutboxWriter::write`] writes, with the same conditions and answer, in one
+    /// transaction, blocking until it is committed. Never call it on the async runtime.
+    pub fn write(
+        &mut self,
         sent: &[SentRecord],
         begin: &[i64],
         worker: &str,
         transport: TransportKind,
     ) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
-        let (answer, written) = oneshot::channel();
-        let job = Job {
-            sent: sent.to_vec(),
-            begin: begin.to_vec(),
-            worker: worker.to_string(),
-            transport,
-            now: crate::now_millis(),
-            answer,
-        };
-        let gone = || StoreError::Native("the ledger's thread stopped".into());
-        self.jobs.send(job).map_err(|_| gone())?;
-        written.await.map_err(|_| gone())?
+        let _turn = self.turn.blocking_lock();
+        write(&mut self.conn, sent, begin, worker, transport)
     }
 }
 
 /// One transaction: every record, then every move to `sending`; rolled back whole on an error.
-fn write(conn: &mut Connection, job: &Job) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
+fn write(
+    conn: &mut Connection,
+    sent: &[SentRecord],
+    begin: &[i64],
+    worker: &str,
+    transport: TransportKind,
+) -> Result<BTreeMap<i64, SendingRow>, StoreError> {
+    let now = crate::now_millis();
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
         .map_err(native)?;
     let mut started = BTreeMap::new();
     {
         let mut record = tx.prepare_cached(RECORD_SENT).map_err(native)?;
-        for sent in &job.sent {
+        for sent in sent {
             record
                 .execute(params![
                     sent.reply,
                     sent.message_id,
                     sent.latency_ms,
-                    job.now,
+                    now,
                     sent.outbox_id
                 ])
                 .map_err(native)?;
         }
-        let mut begin = tx.prepare_cached(BEGIN_SENDING).map_err(native)?;
-        for &id in &job.begin {
-            let mut rows = begin
-                .query(params![job.worker, job.transport.as_str(), job.now, id])
+        let mut begin_sending = tx.prepare_cached(BEGIN_SENDING).map_err(native)?;
+        for &id in begin {
+            let mut rows = begin_sending
+                .query(params![worker, transport.as_str(), now, id])
                 .map_err(native)?;
             if let Some(row) = rows.next().map_err(native)? {
                 let status: Option<String> = row.get(1).map_err(native)?;
