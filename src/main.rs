@@ -18,6 +18,24 @@ use cli::{BadInput, Problems};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `arena_eager_commit` off. On Linux it commits its arenas up front by default,
+/// and freed pages then stay in the RSS: a 1M send peaked at 84–96 MiB, against the 100 MB it
+/// must stay under; with arenas committed as used, 65 MiB at the same speed (20,000 at
+/// concurrency 8, 4 alternating runs: 1.96 and 1.94 s). Set before the standard library's
+/// start-up allocates (which reserves the first arena, before `main`): an ELF initialiser.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static COMMIT_ALLOCATOR_MEMORY_LAZILY: extern "C" fn() = commit_allocator_memory_lazily;
+
+extern "C" fn commit_allocator_memory_lazily() {
+    // `mi_option_arena_eager_commit` in mimalloc.h's `mi_option_e` (v2 and v3): libmimalloc-sys
+    // does not name it ("not exposed as constants for stability reasons").
+    const ARENA_EAGER_COMMIT: libmimalloc_sys::mi_option_t = 4;
+    // SAFETY: initialisers run on the one thread there is, before any allocation of this
+    // program (mimalloc's option setters are not thread-safe); it only sets an option's value.
+    unsafe { libmimalloc_sys::mi_option_set(ARENA_EAGER_COMMIT, 0) };
+}
+
 use fairsend::app::contacts::BadRows;
 use fairsend::app::lifecycle::Action;
 use fairsend::config::ConfigDir;
