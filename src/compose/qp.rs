@@ -173,21 +173,7 @@ mod tests {
             "\n\n".to_string(),
         ];
         for sample in samples {
-            let encoded = encode(&sample);
-            for line in encoded.split(|b| *b == b'\n') {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                assert!(
-                    line.len() <= MAX_LINE,
-                    "{:?}",
-                    String::from_utf8_lossy(line)
-                );
-                assert!(!line.ends_with(b" ") && !line.ends_with(b"\t"));
-                assert!(line.iter().all(|b| (32..127).contains(b) || *b == b'\t'));
-            }
-            assert_eq!(
-                decode(&encoded).replace("\r\n", "\n"),
-                sample.replace("\r\n", "\n")
-            );
+            assert_encoded_well(&sample);
         }
     }
 }
