@@ -1,8 +1,8 @@
 //! The one writer of a worker's outbox transitions on the send path: rows moved to `sending`
 //! just before their transactions, and delivered messages recorded. Every request that
-//! arrives while the previous write runs goes into the next one (group commit): one
-//! statement per burst of messages, on one connection kept for the whole run, rather than
-//! two per message. It decides nothing: the send loop says what to write, `store` writes it.
+//! arrives while the previous write runs goes into the next one (group commit): one commit
+//! per burst of messages, on one connection kept for the whole run, rather than two per
+//! message. It decides nothing: the send loop says what to write, `store` writes it.
 
 use std::collections::BTreeMap;
 
