@@ -191,18 +191,15 @@ async fn write_loop(
     let mut writer: Option<OutboxWriter> = None;
     while let Some(first) = receiver.recv().await {
         burst.gather(first, &mut receiver);
-        let written = match &mut writer {
-            Some(writer) => Ok(writer),
-            None => store.outbox_writer().await.map(|new| writer.insert(new)),
+        let written = async {
+            let writer = match &mut writer {
+                Some(writer) => writer,
+                None => writer.insert(store.outbox_writer().await?),
+            };
+            let begin = burst.begin_ids();
+            writer.write(&burst.sent, &begin, &worker, transport).await
         };
-        let written = match written {
-            Ok(writer) => {
-                writer
-                    .write(&burst.sent, &burst.begin_ids(), &worker, transport)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
+        let written = written.await;
         burst.settle(written)?;
     }
     Ok(())

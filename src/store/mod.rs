@@ -159,6 +159,13 @@ impl Backend {
     }
 }
 
+/// The settings of every SQLite connection, the pool's and the send loop's own
+/// (`sqlite_ledger`): NORMAL synchronous is durable across process crashes, which is what the
+/// outbox state machine relies on; secure_delete overwrites deleted records, so an erased
+/// address does not linger in free pages.
+const SQLITE_CONNECTION_PRAGMAS: &str = "PRAGMA busy_timeout = 30000; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;";
+
 /// How to open a [`Store`].
 #[derive(Debug, Clone, Default)]
 pub struct StoreOptions {
@@ -220,16 +227,9 @@ impl Store {
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL lets readers (serve, status) work during a send; NORMAL
-                        // synchronous is durable across process crashes, which is what the
-                        // outbox state machine relies on. secure_delete overwrites deleted
-                        // records, so an erased address does not linger in free pages.
-                        conn.execute(
-                            "PRAGMA busy_timeout = 30000; PRAGMA journal_mode = WAL; \
-                             PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                             PRAGMA secure_delete = ON;",
-                        )
-                        .await?;
+                        // WAL lets readers (serve, status) work during a send.
+                        conn.execute("PRAGMA journal_mode = WAL;").await?;
+                        conn.execute(SQLITE_CONNECTION_PRAGMAS).await?;
                     }
                     Ok(())
                 })

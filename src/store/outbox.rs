@@ -120,6 +120,33 @@ pub struct SendingRow {
     pub suppressed: Option<SuppressionReason>,
 }
 
+impl SendingRow {
+    /// The row `id` as the move to `sending` answered: its attempt number, and the contact's
+    /// status and suppression reason as stored (either writer's answer, same columns).
+    pub(super) fn from_answer(
+        id: i64,
+        attempts: i64,
+        status: Option<String>,
+        reason: Option<String>,
+    ) -> Result<Self, StoreError> {
+        let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+            table: "contacts/suppressions",
+            column,
+            id,
+            value,
+        };
+        Ok(Self {
+            attempts,
+            status: status
+                .map(|s| ContactStatus::parse(&s).ok_or_else(|| corrupt("status", s)))
+                .transpose()?,
+            suppressed: reason
+                .map(|r| SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r)))
+                .transpose()?,
+        })
+    }
+}
+
 /// Per-state counts of one campaign's outbox.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CampaignCounts {

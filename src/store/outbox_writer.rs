@@ -10,7 +10,6 @@ use sqlx::Row;
 use super::outbox::{OutboxState, SendingRow, SentRecord, TransportKind};
 use super::sqlite_ledger::NativeOutboxWriter;
 use super::{Store, StoreError};
-use crate::model::{ContactStatus, SuppressionReason};
 
 impl Store {
     /// A writer of a worker's outbox transitions on a pooled connection of its own.
@@ -159,31 +158,14 @@ async fn write_ledger_chunk(
     for row in query.fetch_all(&mut *conn).await? {
         if row.get::<String, _>("state") == OutboxState::Sending.as_str() {
             let id: i64 = row.get("id");
-            started.insert(id, sending_row(&row, id)?);
+            let answered = SendingRow::from_answer(
+                id,
+                row.get("attempts"),
+                row.get("status"),
+                row.get("reason"),
+            )?;
+            started.insert(id, answered);
         }
     }
     Ok(())
-}
-
-/// A row moved to `sending` by [`OutboxWriter::write`], as answered.
-fn sending_row(row: &sqlx::any::AnyRow, id: i64) -> Result<SendingRow, StoreError> {
-    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
-        table: "contacts/suppressions",
-        column,
-        id,
-        value,
-    };
-    let status = match row.get::<Option<String>, _>("status") {
-        None => None,
-        Some(s) => Some(ContactStatus::parse(&s).ok_or_else(|| corrupt("status", s.clone()))?),
-    };
-    let suppressed = match row.get::<Option<String>, _>("reason") {
-        None => None,
-        Some(r) => Some(SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?),
-    };
-    Ok(SendingRow {
-        attempts: row.get("attempts"),
-        status,
-        suppressed,
-    })
 }

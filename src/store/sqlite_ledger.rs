@@ -14,7 +14,6 @@ use rusqlite::{Connection, OpenFlags, params};
 
 use super::StoreError;
 use super::outbox::{SendingRow, SentRecord, TransportKind};
-use crate::model::{ContactStatus, SuppressionReason};
 
 /// A delivered message: the row leaves `sending` whatever state it is in now (the record is
 /// the truth about the transaction), as in the shared statement.
@@ -42,19 +41,16 @@ pub struct NativeOutboxWriter {
 }
 
 impl NativeOutboxWriter {
-    /// Opens the database file at `path` (already created and migrated by the pool) with the
-    /// pool's settings.
+    /// Opens the database file at `path` (already created and migrated by the pool, in WAL
+    /// mode) with the pool's connection settings.
     pub(super) fn open(path: &Path, turn: Arc<tokio::sync::Mutex<()>>) -> Result<Self, StoreError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(native)?;
-        conn.execute_batch(
-            "PRAGMA busy_timeout = 30000; PRAGMA synchronous = NORMAL; \
-             PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON;",
-        )
-        .map_err(native)?;
+        conn.execute_batch(super::SQLITE_CONNECTION_PRAGMAS)
+            .map_err(native)?;
         Ok(Self { conn, turn })
     }
 
@@ -104,42 +100,18 @@ fn write(
                 .query(params![worker, transport.as_str(), now, id])
                 .map_err(native)?;
             if let Some(row) = rows.next().map_err(native)? {
-                let status: Option<String> = row.get(1).map_err(native)?;
-                let reason: Option<String> = row.get(2).map_err(native)?;
-                started.insert(
+                let answered = SendingRow::from_answer(
                     id,
-                    SendingRow {
-                        attempts: row.get(0).map_err(native)?,
-                        status: parse_status(status, id)?,
-                        suppressed: parse_reason(reason, id)?,
-                    },
-                );
+                    row.get(0).map_err(native)?,
+                    row.get(1).map_err(native)?,
+                    row.get(2).map_err(native)?,
+                )?;
+                started.insert(id, answered);
             }
         }
     }
     tx.commit().map_err(native)?;
     Ok(started)
-}
-
-fn parse_status(value: Option<String>, id: i64) -> Result<Option<ContactStatus>, StoreError> {
-    value
-        .map(|s| ContactStatus::parse(&s).ok_or_else(|| corrupt("status", id, s)))
-        .transpose()
-}
-
-fn parse_reason(value: Option<String>, id: i64) -> Result<Option<SuppressionReason>, StoreError> {
-    value
-        .map(|r| SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", id, r)))
-        .transpose()
-}
-
-fn corrupt(column: &'static str, id: i64, value: String) -> StoreError {
-    StoreError::Corrupt {
-        table: "contacts/suppressions",
-        column,
-        id,
-        value,
-    }
 }
 
 fn native(e: rusqlite::Error) -> StoreError {
