@@ -125,7 +125,7 @@ fn identity_problems(message: &ComposedMessage, settings: &Settings) -> Vec<Stri
             } else {
                 item.to_string()
             };
-            if !body.contains(&escaped) {
+            if !contains(body, &escaped) {
                 problems.push(format!(
                     "the {part} part lacks the sender identity '{item}'"
                 ));
@@ -151,7 +151,7 @@ fn body_problems(message: &ComposedMessage, settings: &Settings) -> Vec<String> 
         ),
         ("HTML", message.html.as_str(), html_url.as_str()),
     ] {
-        if !body.contains(url) {
+        if !contains(body, url) {
             problems.push(format!("the {part} part has no unsubscribe link"));
         }
         for item in identity {
@@ -160,13 +160,13 @@ fn body_problems(message: &ComposedMessage, settings: &Settings) -> Vec<String> 
             } else {
                 item.to_string()
             };
-            if !body.contains(&escaped) {
+            if !contains(body, &escaped) {
                 problems.push(format!(
                     "the {part} part lacks the sender identity '{item}'"
                 ));
             }
         }
-        if !body.contains(settings.sender.privacy_contact.as_str()) {
+        if !contains(body, settings.sender.privacy_contact.as_str()) {
             problems.push(format!("the {part} part lacks the privacy notice contact"));
         }
     }
@@ -230,6 +230,12 @@ impl<'a> HeaderNames<'a> {
             .filter(|field| field.eq_ignore_ascii_case(name.as_bytes()))
             .count()
     }
+}
+
+/// Whether `needle` occurs in `haystack`: the SIMD searcher of `memchr`, since every message
+/// is searched eight times and `str::contains` was a tenth of composing one.
+fn contains(haystack: &str, needle: &str) -> bool {
+    memchr::memmem::find(haystack.as_bytes(), needle.as_bytes()).is_some()
 }
 
 fn html_escape(s: &str) -> String {

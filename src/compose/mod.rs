@@ -336,13 +336,22 @@ impl Composer {
     ) -> Result<lettre::message::MessageBuilder, ComposeError> {
         let list_unsubscribe = format!("<{}>, <{}>", ids.unsubscribe_url, ids.mailto);
         reject_control("List-Unsubscribe", &list_unsubscribe)?;
+        let to = lettre_mailbox(to)?;
+        // Given, lettre does not derive the envelope by parsing the From and To it was just
+        // handed (a tenth of composing a message); the transport uses the message's own.
+        let envelope = lettre::address::Envelope::new(
+            Some(lettre_address(&ids.envelope_from)?),
+            vec![to.email.clone()],
+        )
+        .map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(lettre::Message::builder()
+            .envelope(envelope)
             .from(lettre_mailbox(&self.campaign.from)?)
             .reply_to(lettre_mailbox(&Mailbox {
                 name: None,
                 address: self.campaign.reply_to.clone(),
             })?)
-            .to(lettre_mailbox(to)?)
+            .to(to)
             .subject(subject.to_string())
             .date_now()
             .message_id(Some(ids.message_id.clone()))
@@ -537,10 +546,15 @@ fn address(text: &str) -> Result<EmailAddress, ComposeError> {
 }
 
 fn lettre_mailbox(m: &Mailbox) -> Result<LettreMailbox, ComposeError> {
-    let address = m
-        .address
+    Ok(LettreMailbox::new(
+        m.name.clone(),
+        lettre_address(&m.address)?,
+    ))
+}
+
+fn lettre_address(address: &EmailAddress) -> Result<lettre::Address, ComposeError> {
+    address
         .as_str()
         .parse::<lettre::Address>()
-        .map_err(|e| ComposeError::Build(format!("{}: {e}", m.address)))?;
-    Ok(LettreMailbox::new(m.name.clone(), address))
+        .map_err(|e| ComposeError::Build(format!("{address}: {e}")))
 }
