@@ -11,7 +11,7 @@
 //! up. What happens to each row is still decided by `send_one` (eligibility again at the
 //! move to `sending`); this module only keeps the rows flowing.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
@@ -23,7 +23,7 @@ use super::{Run, SendError, SendReport, compose_and_gate, send_one};
 use crate::compliance::GatedMessage;
 use crate::compose::Composer;
 use crate::model::Phase;
-use crate::store::RecipientGate;
+use crate::store::{NativeRecipientReader, RecipientGate, StoreError};
 
 /// A row handed to the senders: its recipient as read at the claim (none if the contact is
 /// gone) and its message, composed and gated.
@@ -42,41 +42,72 @@ const COMPOSE_CHUNK: usize = 16;
 /// up — a whole batch composed ahead held 40 MiB more on a 1M send.
 const CHUNKS_AHEAD: usize = 2;
 
-/// The thread that composes and gates messages, with a composer of its own.
+/// The thread that composes and gates messages, with a composer of its own; on an SQLite file
+/// it also reads the rows' recipients, through a connection of its own, just before.
 struct Composing {
     jobs: std::sync::mpsc::Sender<ComposeJob>,
+    reads_recipients: bool,
 }
 
 struct ComposeJob {
-    rows: Vec<(i64, Option<RecipientGate>)>,
-    done: oneshot::Sender<Vec<Row>>,
+    outbox_ids: Vec<i64>,
+    /// The rows' recipients, if read already (else the thread reads them).
+    recipients: Option<BTreeMap<i64, RecipientGate>>,
+    done: oneshot::Sender<Result<Vec<Row>, StoreError>>,
 }
 
 impl Composing {
-    fn start(composer: Composer) -> Result<Self, SendError> {
+    fn start(composer: Composer, reader: Option<NativeRecipientReader>) -> Result<Self, SendError> {
         let (jobs, queue) = std::sync::mpsc::channel::<ComposeJob>();
+        let reads_recipients = reader.is_some();
+        let mut reader = reader;
         std::thread::Builder::new()
             .name("fairsend-compose".into())
             .spawn(move || {
                 for job in queue {
-                    let rows = job.rows.into_iter().map(|(outbox_id, gate)| Row {
-                        composed: gate.as_ref().map(|gate| compose_and_gate(&composer, gate)),
-                        outbox_id,
-                        gate,
+                    let recipients = match (job.recipients, reader.as_mut()) {
+                        (Some(read), _) => Ok(read),
+                        (None, Some(reader)) => reader.recipients(&job.outbox_ids),
+                        (None, None) => Ok(BTreeMap::new()),
+                    };
+                    let rows = recipients.map(|mut recipients| {
+                        let composed = job.outbox_ids.into_iter().map(|outbox_id| {
+                            let gate = recipients.remove(&outbox_id);
+                            Row {
+                                composed: gate
+                                    .as_ref()
+                                    .map(|gate| compose_and_gate(&composer, gate)),
+                                outbox_id,
+                                gate,
+                            }
+                        });
+                        composed.collect()
                     });
                     // The run may have ended meanwhile; then nobody wants these.
-                    let _ = job.done.send(rows.collect());
+                    let _ = job.done.send(rows);
                 }
             })
             .map_err(|e| SendError::Composing(e.to_string()))?;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            reads_recipients,
+        })
     }
 
-    /// Hands `rows` to the thread: the receiver yields them composed, in order.
-    fn compose(&self, rows: Vec<(i64, Option<RecipientGate>)>) -> oneshot::Receiver<Vec<Row>> {
+    /// Hands `outbox_ids` to the thread, with their `recipients` unless it reads them itself:
+    /// the receiver yields the rows composed, in order.
+    fn compose(
+        &self,
+        outbox_ids: Vec<i64>,
+        recipients: Option<BTreeMap<i64, RecipientGate>>,
+    ) -> oneshot::Receiver<Result<Vec<Row>, StoreError>> {
         let (done, composed) = oneshot::channel();
         // A send fails only if the thread is gone; the receiver then says so.
-        let _ = self.jobs.send(ComposeJob { rows, done });
+        let _ = self.jobs.send(ComposeJob {
+            outbox_ids,
+            recipients,
+            done,
+        });
         composed
     }
 }
@@ -137,7 +168,10 @@ impl Run<'_> {
         phase: Option<Phase>,
     ) -> Result<(), SendError> {
         let ledger = Ledger::start(self.store, self.worker, self.transport.kind()).await?;
-        let composing = Composing::start(self.composer.clone())?;
+        let composing = Composing::start(
+            self.composer.clone(),
+            self.store.native_recipient_reader().await?,
+        )?;
         let in_pipeline = InPipeline::default();
         // Composed rows waiting for a sender: no more than the composing thread keeps ahead.
         let (rows, queue) = mpsc::channel(CHUNKS_AHEAD * COMPOSE_CHUNK);
@@ -199,23 +233,34 @@ impl Run<'_> {
                 }
                 continue;
             }
-            let mut gates = self.store.recipients(&due).await?;
-            let mut due = due.into_iter().map(|id| (id, gates.remove(&id)));
+            // Read here through the pool, unless the composing thread reads them itself.
+            let mut recipients = match composing.reads_recipients {
+                true => None,
+                false => Some(self.store.recipients(&due).await?),
+            };
+            let mut chunks = due.chunks(COMPOSE_CHUNK).map(|chunk| {
+                let read = recipients.as_mut().map(|recipients| {
+                    chunk
+                        .iter()
+                        .filter_map(|id| recipients.remove_entry(id))
+                        .collect()
+                });
+                (chunk.to_vec(), read)
+            });
             let mut ahead = std::collections::VecDeque::new();
             loop {
                 while ahead.len() < CHUNKS_AHEAD {
-                    let chunk: Vec<_> = due.by_ref().take(COMPOSE_CHUNK).collect();
-                    if chunk.is_empty() {
+                    let Some((chunk, read)) = chunks.next() else {
                         break;
-                    }
-                    ahead.push_back(composing.compose(chunk));
+                    };
+                    ahead.push_back(composing.compose(chunk, read));
                 }
                 let Some(chunk) = ahead.pop_front() else {
                     break;
                 };
                 let chunk = chunk
                     .await
-                    .map_err(|_| SendError::Composing("it ended without a reply".into()))?;
+                    .map_err(|_| SendError::Composing("it ended without a reply".into()))??;
                 for row in chunk {
                     if rows.send(row).await.is_err() {
                         return Ok(());

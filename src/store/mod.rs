@@ -19,6 +19,7 @@ mod ops;
 mod optout;
 mod outbox;
 mod outbox_writer;
+mod recipients;
 mod report;
 mod segment;
 mod sessions;
@@ -51,10 +52,11 @@ pub use mailbox::MailboxMessage;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{
-    Approval, CampaignCounts, InFlightRow, OutboxState, RecipientGate, SendingRow, SentRecord,
-    TransportKind, UncertainRow,
+    Approval, CampaignCounts, InFlightRow, OutboxState, SendingRow, SentRecord, TransportKind,
+    UncertainRow,
 };
 pub use outbox_writer::OutboxWriter;
+pub use recipients::{NativeRecipientReader, RecipientGate};
 pub use report::RecipientOutcome;
 pub use segment::AudienceScope;
 pub use sessions::LoginFailures;
@@ -443,6 +445,19 @@ impl Store {
 
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The database file, on SQLite: what the send loop's own connections open. `None` on
+    /// PostgreSQL and for a database in memory (which another connection could not open).
+    async fn sqlite_file(&self) -> Result<Option<std::path::PathBuf>, StoreError> {
+        if self.backend != Backend::Sqlite {
+            return Ok(None);
+        }
+        let file: Option<String> =
+            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                .fetch_optional(self.pool())
+                .await?;
+        Ok(file.filter(|f| !f.is_empty()).map(std::path::PathBuf::from))
     }
 
     /// Checks that the database answers (for `/healthz`).

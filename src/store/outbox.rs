@@ -9,8 +9,7 @@ use sqlx::Row;
 use super::{AudienceScope, Store, StoreError};
 use crate::model::Phase;
 use crate::model::SuppressionReason;
-use crate::model::{ContactRecord, ContactStatus, EmailAddress, Recipient};
-use crate::model::{LegalBasis, Locale};
+use crate::model::{ContactStatus, EmailAddress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -99,15 +98,6 @@ pub struct UncertainRow {
     /// When the row became uncertain (Unix ms).
     pub at: i64,
     pub reason: String,
-}
-
-/// A recipient as read immediately before its SMTP transaction, with everything that may
-/// forbid the transaction.
-#[derive(Debug, Clone)]
-pub struct RecipientGate {
-    pub recipient: Recipient,
-    pub status: ContactStatus,
-    pub suppressed: Option<SuppressionReason>,
 }
 
 /// A row just moved to `sending`, with what was read in the same statement.
@@ -322,60 +312,6 @@ impl Store {
         Ok(ids)
     }
 
-    /// The recipients of `outbox_ids` (rows whose contact no longer exists are left out), read
-    /// once per claimed batch; what can change between then and the transaction (status,
-    /// suppression) is read again by [`OutboxWriter::write`].
-    pub async fn recipients(
-        &self,
-        outbox_ids: &[i64],
-    ) -> Result<BTreeMap<i64, RecipientGate>, StoreError> {
-        let mut found = BTreeMap::new();
-        for chunk in outbox_ids.chunks(500) {
-            let placeholders = (1..=chunk.len())
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ");
-            let sql = format!(
-                "SELECT o.id, o.register, o.variant, c.email, c.status, m.first_name, m.last_name, m.company,
-                        m.business_id, m.title, m.locale, m.legal_basis, m.consent_at, m.fields,
-                        m.source, s.reason
-                   FROM outbox o
-                   JOIN contacts c ON c.id = o.contact_id
-                   JOIN memberships m ON m.contact_id = o.contact_id AND m.register = o.register
-                   LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-                  WHERE o.id IN ({placeholders})"
-            );
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(self.pool()).await? {
-                let id: i64 = row.get("id");
-                found.insert(id, gate_from_row(&row, id)?);
-            }
-        }
-        Ok(found)
-    }
-
-    /// The recipient of a row with its status and suppression, read fresh.
-    pub async fn recipient(&self, outbox_id: i64) -> Result<Option<RecipientGate>, StoreError> {
-        let row = sqlx::query(
-            "SELECT o.id, o.register, o.variant, c.email, c.status, m.first_name, m.last_name, m.company,
-                    m.business_id, m.title, m.locale, m.legal_basis, m.consent_at, m.fields,
-                    m.source, s.reason
-               FROM outbox o
-               JOIN contacts c ON c.id = o.contact_id
-               JOIN memberships m ON m.contact_id = o.contact_id AND m.register = o.register
-               LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-              WHERE o.id = $1",
-        )
-        .bind(outbox_id)
-        .fetch_optional(self.pool())
-        .await?;
-        let Some(row) = row else { return Ok(None) };
-        gate_from_row(&row, outbox_id).map(Some)
-    }
-
     /// Ends a transaction without delivery: `deferred` (retry at `retry_at`) or a final state.
     /// The lease is released, so any worker may take a deferred row when it comes due.
     pub async fn mark_unsent(
@@ -549,98 +485,7 @@ impl Store {
     }
 }
 
-/// Builds a [`RecipientGate`] from a row of contacts ⋈ memberships ⋈ suppressions.
-fn gate_from_row(row: &sqlx::any::AnyRow, outbox_id: i64) -> Result<RecipientGate, StoreError> {
-    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
-        table: "contacts/memberships",
-        column,
-        id: outbox_id,
-        value,
-    };
-    let email: String = row.get("email");
-    let email = EmailAddress::parse(&email).map_err(|_| corrupt("email", email.clone()))?;
-    let status: String = row.get("status");
-    let status = ContactStatus::parse(&status).ok_or_else(|| corrupt("status", status.clone()))?;
-    let locale: Option<String> = row.get("locale");
-    let locale = match locale {
-        None => None,
-        Some(l) => Some(Locale::parse(&l).ok_or_else(|| corrupt("locale", l.clone()))?),
-    };
-    let basis: String = row.get("legal_basis");
-    let legal_basis =
-        LegalBasis::parse(&basis).ok_or_else(|| corrupt("legal_basis", basis.clone()))?;
-    let fields: String = row.get("fields");
-    let fields: BTreeMap<String, String> =
-        serde_json::from_str(&fields).map_err(|_| corrupt("fields", fields.clone()))?;
-    let suppressed: Option<String> = row.get("reason");
-    let suppressed = match suppressed {
-        None => None,
-        Some(r) => Some(SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?),
-    };
-    Ok(RecipientGate {
-        recipient: Recipient {
-            outbox_id,
-            variant: row.get::<Option<i64>, _>("variant").unwrap_or(0).max(0) as usize,
-            register: row.get("register"),
-            contact: ContactRecord {
-                email,
-                first_name: row.get("first_name"),
-                last_name: row.get("last_name"),
-                company: row.get("company"),
-                business_id: row.get("business_id"),
-                title: row.get("title"),
-                locale,
-                legal_basis,
-                consent_at: row.get("consent_at"),
-                fields,
-                source: row.get("source"),
-            },
-        },
-        status,
-        suppressed,
-    })
-}
-
 impl Store {
-    /// Calls `each` for every contact `registers` select, each once, through the first
-    /// register listed that holds it, with status and suppression: every member, whatever
-    /// a campaign's segment. Outbox ids are 0, as these are not queued rows.
-    pub async fn for_each_audience_member(
-        &self,
-        registers: &[String],
-        each: impl FnMut(RecipientGate),
-    ) -> Result<(), StoreError> {
-        self.for_each_member(&AudienceScope::everyone(registers), each)
-            .await
-    }
-
-    /// Calls `each` for every contact the scope selects, each once, through the register the
-    /// outbox would take it through, with status and suppression: the audience `check`,
-    /// `review`, `approve` and `audience` examine. Rows stream from the database (memory does
-    /// not grow with the audience); outbox ids are 0, as these are not queued rows.
-    pub async fn for_each_member(
-        &self,
-        scope: &AudienceScope<'_>,
-        mut each: impl FnMut(RecipientGate),
-    ) -> Result<(), StoreError> {
-        use futures_util::TryStreamExt;
-        for index in 0..scope.registers.len() {
-            let statement = super::segment::members_through(
-                scope,
-                self.backend,
-                index,
-                "m.register, NULL AS variant, c.email, c.status, m.first_name, m.last_name,
-                 m.company, m.business_id, m.title, m.locale, m.legal_basis, m.consent_at,
-                 m.fields, m.source, s.reason",
-            );
-            let mut rows = statement.query().fetch(self.pool());
-            while let Some(row) = rows.try_next().await? {
-                each(gate_from_row(&row, 0)?);
-            }
-        }
-        Ok(())
-    }
-
     /// Records an approval of a campaign's compliance blocks.
     pub async fn record_approval(
         &self,

@@ -24,18 +24,8 @@ impl Store {
     /// its own that blocks its caller ([`NativeOutboxWriter`]); `None` on PostgreSQL and for a
     /// database in memory (which another connection could not open).
     pub async fn native_outbox_writer(&self) -> Result<Option<NativeOutboxWriter>, StoreError> {
-        if self.backend != super::Backend::Sqlite {
-            return Ok(None);
-        }
-        let file: Option<String> =
-            sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
-                .fetch_optional(self.pool())
-                .await?;
-        match file.filter(|f| !f.is_empty()) {
-            Some(file) => Ok(Some(NativeOutboxWriter::open(
-                std::path::Path::new(&file),
-                self.writer.clone(),
-            )?)),
+        match self.sqlite_file().await? {
+            Some(file) => Ok(Some(NativeOutboxWriter::open(&file, self.writer.clone())?)),
             None => Ok(None),
         }
     }

@@ -44,13 +44,7 @@ impl NativeOutboxWriter {
     /// Opens the database file at `path` (already created and migrated by the pool, in WAL
     /// mode) with the pool's connection settings.
     pub(super) fn open(path: &Path, turn: Arc<tokio::sync::Mutex<()>>) -> Result<Self, StoreError> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(native)?;
-        conn.execute_batch(super::SQLITE_CONNECTION_PRAGMAS)
-            .map_err(native)?;
+        let conn = open_connection(path, OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         Ok(Self { conn, turn })
     }
 
@@ -114,6 +108,16 @@ fn write(
     Ok(started)
 }
 
-fn native(e: rusqlite::Error) -> StoreError {
+/// A connection of the send loop's own to the database file at `path` (already created and
+/// migrated by the pool, in WAL mode), with the pool's connection settings.
+pub(super) fn open_connection(path: &Path, access: OpenFlags) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(path, access | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(native)?;
+    conn.execute_batch(super::SQLITE_CONNECTION_PRAGMAS)
+        .map_err(native)?;
+    Ok(conn)
+}
+
+pub(super) fn native(e: rusqlite::Error) -> StoreError {
     StoreError::Native(e.to_string())
 }
