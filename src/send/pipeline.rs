@@ -1,5 +1,5 @@
-//! A worker's send loop as a pipeline: one side claims due rows and reads their recipients a
-//! batch ahead; the other delivers them, three times as many at once as there are lanes to the
+//! A worker's send loop as a pipeline: one side claims due rows a batch ahead and hands them
+//! on with their recipients; the other delivers them, three times as many at once as there are lanes to the
 //! mail server, so that while one message of a lane is on the wire the next row is committed
 //! to `sending` and the one before has its delivery recorded. A row keeps its place until its
 //! record is handed to the writer, which commits it with the move to `sending` of the row that
@@ -8,7 +8,8 @@
 //! slowest transaction, and the server never waits for the database. Messages are composed
 //! and gated on a thread of their own, a few rows at a time, as the rows are handed on:
 //! composing is a third of a message's CPU, and on the loop's thread it would hold the wire
-//! up. What happens to each row is still decided by `send_one` (eligibility again at the
+//! up. On an SQLite file that thread also reads the rows' recipients, just before composing
+//! them, through a connection of its own (elsewhere the feeding side reads them per batch). What happens to each row is still decided by `send_one` (eligibility again at the
 //! move to `sending`); this module only keeps the rows flowing.
 
 use std::collections::{BTreeMap, HashSet};
