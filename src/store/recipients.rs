@@ -43,8 +43,8 @@ impl Store {
                 query = query.bind(id);
             }
             for row in query.fetch_all(self.pool()).await? {
-                let id: i64 = row.try_get("id")?;
-                found.insert(id, gate_from_row(&row, id)?);
+                let gate = gate_from_row(&row)?;
+                found.insert(gate.recipient.outbox_id, gate);
             }
         }
         Ok(found)
@@ -56,8 +56,7 @@ impl Store {
             .bind(outbox_id)
             .fetch_optional(self.pool())
             .await?;
-        let Some(row) = row else { return Ok(None) };
-        gate_from_row(&row, outbox_id).map(Some)
+        row.map(|row| gate_from_row(&row)).transpose()
     }
 
     /// On an SQLite file, a reader of recipients through a connection of its own that blocks
@@ -111,7 +110,7 @@ impl Store {
         for statement in statements {
             let mut rows = statement.query().fetch(self.pool());
             while let Some(row) = rows.try_next().await? {
-                each(gate_from_row(&row, 0)?);
+                each(gate_from_row(&row)?);
             }
         }
         Ok(())
@@ -143,8 +142,8 @@ impl NativeRecipientReader {
             bind_numbered(&mut statement, chunk.iter())?;
             let mut rows = statement.raw_query();
             while let Some(row) = rows.next().map_err(native)? {
-                let id: i64 = row.get("id").map_err(native)?;
-                found.insert(id, gate_from_row(row, id)?);
+                let gate = gate_from_row(row)?;
+                found.insert(gate.recipient.outbox_id, gate);
             }
         }
         Ok(found)
@@ -168,10 +167,11 @@ fn bind_numbered<T: rusqlite::ToSql>(
     Ok(())
 }
 
-/// The columns of a member as [`gate_from_row`] reads them.
-const MEMBER_COLUMNS: &str = "m.register, NULL AS variant, c.email, c.status, m.first_name,
-     m.last_name, m.company, m.business_id, m.title, m.locale, m.legal_basis, m.consent_at,
-     m.fields, m.source, s.reason";
+/// The columns of a member, in [`Column`]'s order (a member has no outbox row: id 0).
+const MEMBER_COLUMNS: &str =
+    "CAST(0 AS BIGINT) AS id, m.register, NULL AS variant, c.email, c.status,
+     m.first_name, m.last_name, m.company, m.business_id, m.title, m.locale, m.legal_basis,
+     m.consent_at, m.fields, m.source, s.reason";
 
 /// Members handed over at once by [`read_members`].
 const MEMBER_BATCH: usize = 256;
@@ -199,7 +199,7 @@ fn read_members(file: PathBuf, statements: Vec<Generated>) -> Result<MemberBatch
                     let mut rows = prepared.raw_query();
                     let mut batch = Vec::with_capacity(MEMBER_BATCH);
                     while let Some(row) = rows.next().map_err(native)? {
-                        batch.push(gate_from_row(row, 0)?);
+                        batch.push(gate_from_row(row)?);
                         if batch.len() == MEMBER_BATCH && !handed(Ok(std::mem::take(&mut batch))) {
                             return Ok(());
                         }
@@ -219,7 +219,7 @@ fn read_members(file: PathBuf, statements: Vec<Generated>) -> Result<MemberBatch
 }
 
 /// The recipients of `count` outbox rows (`$1` … `$count`): each row's contact, membership and
-/// suppression, as [`gate_from_row`] reads them.
+/// suppression, in [`Column`]'s order.
 fn recipients_query(count: usize) -> String {
     let placeholders = (1..=count)
         .map(|i| format!("${i}"))
@@ -237,69 +237,122 @@ fn recipients_query(count: usize) -> String {
     )
 }
 
+/// The columns of a recipient or member row, in the order both queries select them: read by
+/// position (by name, each value was a search through the column names).
+#[derive(Debug, Clone, Copy)]
+enum Column {
+    Id,
+    Register,
+    Variant,
+    Email,
+    Status,
+    FirstName,
+    LastName,
+    Company,
+    BusinessId,
+    Title,
+    Locale,
+    LegalBasis,
+    ConsentAt,
+    Fields,
+    Source,
+    Reason,
+}
+
+impl Column {
+    fn name(self) -> &'static str {
+        match self {
+            Column::Id => "id",
+            Column::Register => "register",
+            Column::Variant => "variant",
+            Column::Email => "email",
+            Column::Status => "status",
+            Column::FirstName => "first_name",
+            Column::LastName => "last_name",
+            Column::Company => "company",
+            Column::BusinessId => "business_id",
+            Column::Title => "title",
+            Column::Locale => "locale",
+            Column::LegalBasis => "legal_basis",
+            Column::ConsentAt => "consent_at",
+            Column::Fields => "fields",
+            Column::Source => "source",
+            Column::Reason => "reason",
+        }
+    }
+}
+
 /// A row of recipients or members, through sqlx or through a connection of the reader's own:
 /// one decoding for both.
 trait RecipientColumns {
-    fn text(&self, column: &'static str) -> Result<String, StoreError>;
-    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError>;
-    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError>;
+    fn text(&self, column: Column) -> Result<String, StoreError>;
+    fn optional_text(&self, column: Column) -> Result<Option<String>, StoreError>;
+    fn optional_integer(&self, column: Column) -> Result<Option<i64>, StoreError>;
+    fn integer(&self, column: Column) -> Result<i64, StoreError> {
+        self.optional_integer(column)?
+            .ok_or_else(|| StoreError::Native(format!("{} is NULL", column.name())))
+    }
 }
 
 impl RecipientColumns for sqlx::any::AnyRow {
-    fn text(&self, column: &'static str) -> Result<String, StoreError> {
-        Ok(self.try_get(column)?)
+    fn text(&self, column: Column) -> Result<String, StoreError> {
+        Ok(self.try_get(column as usize)?)
     }
-    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
-        Ok(self.try_get(column)?)
+    fn optional_text(&self, column: Column) -> Result<Option<String>, StoreError> {
+        Ok(self.try_get(column as usize)?)
     }
-    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
-        Ok(self.try_get(column)?)
+    fn optional_integer(&self, column: Column) -> Result<Option<i64>, StoreError> {
+        Ok(self.try_get(column as usize)?)
     }
 }
 
 /// Builds a [`RecipientGate`] from a row of contacts ⋈ memberships ⋈ suppressions.
-fn gate_from_row(row: &impl RecipientColumns, outbox_id: i64) -> Result<RecipientGate, StoreError> {
-    let corrupt = |column: &'static str, value: String| StoreError::Corrupt {
+fn gate_from_row(row: &impl RecipientColumns) -> Result<RecipientGate, StoreError> {
+    let outbox_id = row.integer(Column::Id)?;
+    let corrupt = |column: Column, value: String| StoreError::Corrupt {
         table: "contacts/memberships",
-        column,
+        column: column.name(),
         id: outbox_id,
         value,
     };
-    let email = row.text("email")?;
-    let email = EmailAddress::parse(&email).map_err(|_| corrupt("email", email.clone()))?;
-    let status = row.text("status")?;
-    let status = ContactStatus::parse(&status).ok_or_else(|| corrupt("status", status.clone()))?;
-    let locale = match row.optional_text("locale")? {
+    let email = row.text(Column::Email)?;
+    let email = EmailAddress::parse(&email).map_err(|_| corrupt(Column::Email, email.clone()))?;
+    let status = row.text(Column::Status)?;
+    let status =
+        ContactStatus::parse(&status).ok_or_else(|| corrupt(Column::Status, status.clone()))?;
+    let locale = match row.optional_text(Column::Locale)? {
         None => None,
-        Some(l) => Some(Locale::parse(&l).ok_or_else(|| corrupt("locale", l.clone()))?),
+        Some(l) => Some(Locale::parse(&l).ok_or_else(|| corrupt(Column::Locale, l.clone()))?),
     };
-    let basis = row.text("legal_basis")?;
+    let basis = row.text(Column::LegalBasis)?;
     let legal_basis =
-        LegalBasis::parse(&basis).ok_or_else(|| corrupt("legal_basis", basis.clone()))?;
-    let fields = row.text("fields")?;
+        LegalBasis::parse(&basis).ok_or_else(|| corrupt(Column::LegalBasis, basis.clone()))?;
+    let fields = row.text(Column::Fields)?;
     let fields: BTreeMap<String, String> =
-        serde_json::from_str(&fields).map_err(|_| corrupt("fields", fields.clone()))?;
-    let suppressed = match row.optional_text("reason")? {
+        serde_json::from_str(&fields).map_err(|_| corrupt(Column::Fields, fields.clone()))?;
+    let suppressed = match row.optional_text(Column::Reason)? {
         None => None,
-        Some(r) => Some(SuppressionReason::parse(&r).ok_or_else(|| corrupt("reason", r.clone()))?),
+        Some(r) => {
+            Some(SuppressionReason::parse(&r).ok_or_else(|| corrupt(Column::Reason, r.clone()))?)
+        }
     };
     Ok(RecipientGate {
         recipient: Recipient {
             outbox_id,
-            variant: row.optional_integer("variant")?.unwrap_or(0).max(0) as usize,
-            register: row.text("register")?,
+            variant: row.optional_integer(Column::Variant)?.unwrap_or(0).max(0) as usize,
+            register: row.text(Column::Register)?,
             contact: ContactRecord {
                 email,
-                first_name: row.text("first_name")?,
-                last_name: row.text("last_name")?,
-                company: row.text("company")?,
-                business_id: row.text("business_id")?,
-                title: row.text("title")?,
+                first_name: row.text(Column::FirstName)?,
+                last_name: row.text(Column::LastName)?,
+                company: row.text(Column::Company)?,
+                business_id: row.text(Column::BusinessId)?,
+                title: row.text(Column::Title)?,
                 locale,
                 legal_basis,
-                consent_at: row.optional_text("consent_at")?,
+                consent_at: row.optional_text(Column::ConsentAt)?,
                 fields,
-                source: row.text("source")?,
+                source: row.text(Column::Source)?,
             },
         },
         status,
@@ -308,13 +361,13 @@ fn gate_from_row(row: &impl RecipientColumns, outbox_id: i64) -> Result<Recipien
 }
 
 impl RecipientColumns for rusqlite::Row<'_> {
-    fn text(&self, column: &'static str) -> Result<String, StoreError> {
-        self.get(column).map_err(native)
+    fn text(&self, column: Column) -> Result<String, StoreError> {
+        self.get(column as usize).map_err(native)
     }
-    fn optional_text(&self, column: &'static str) -> Result<Option<String>, StoreError> {
-        self.get(column).map_err(native)
+    fn optional_text(&self, column: Column) -> Result<Option<String>, StoreError> {
+        self.get(column as usize).map_err(native)
     }
-    fn optional_integer(&self, column: &'static str) -> Result<Option<i64>, StoreError> {
-        self.get(column).map_err(native)
+    fn optional_integer(&self, column: Column) -> Result<Option<i64>, StoreError> {
+        self.get(column as usize).map_err(native)
     }
 }
