@@ -80,21 +80,51 @@ pub struct Composer {
     /// The body's trackable links (by index), when the campaign tracks clicks.
     links: Vec<String>,
     /// Identity, source and privacy blocks per footer variant (register, locale, legal
-    /// basis), rendered once: they are the same for every recipient of the variant, and
-    /// rendering them was a tenth of composing a message.
+    /// basis), rendered and quoted-printable encoded once: they are the same for every
+    /// recipient of the variant; rendering them was a tenth of composing a message, and
+    /// encoding them again most of its encoding.
     shared_blocks: std::sync::Mutex<SharedBlocks>,
 }
 
-type SharedBlocks = std::collections::HashMap<
-    (String, Locale, crate::model::LegalBasis),
-    (RenderedBlocks, RenderedBlocks),
->;
+type SharedBlocks =
+    std::collections::HashMap<(String, Locale, crate::model::LegalBasis), Arc<Footers>>;
+
+/// A footer variant's shared blocks in both parts.
+struct Footers {
+    text: SharedFooter,
+    html: SharedFooter,
+}
+
+/// The blocks every recipient of a footer variant gets, in one part (text or HTML), each with
+/// its quoted-printable encoding: they are most of a message, and encoding them again for
+/// every message was most of its encoding.
+struct SharedFooter {
+    identity: qp::Encoded,
+    source: qp::Encoded,
+    privacy: qp::Encoded,
+}
+
+impl SharedFooter {
+    fn new(blocks: RenderedBlocks) -> Self {
+        Self {
+            identity: qp::Encoded::new(blocks.identity),
+            source: qp::Encoded::new(blocks.source),
+            privacy: qp::Encoded::new(blocks.privacy),
+        }
+    }
+
+    /// `part` encoded, these blocks copied from their encodings (see [`qp::encode_with`]).
+    fn encode(&self, part: &str) -> Vec<u8> {
+        qp::encode_with(part, &[&self.identity, &self.source, &self.privacy])
+    }
+}
 
 #[derive(Template)]
 #[template(path = "message.txt")]
 struct TextLayout<'a> {
     body: &'a str,
-    blocks: &'a RenderedBlocks,
+    blocks: &'a SharedFooter,
+    objection: &'a str,
 }
 
 #[derive(Template)]
@@ -103,7 +133,8 @@ struct HtmlLayout<'a> {
     lang: &'a str,
     subject: &'a str,
     body: &'a str,
-    blocks: &'a RenderedBlocks,
+    blocks: &'a SharedFooter,
+    objection: &'a str,
 }
 
 impl Clone for Composer {
@@ -222,7 +253,7 @@ impl Composer {
         let locale = self.locale_for(recipient, register);
         let (subject, body_text, body_html) = self.render_body(recipient, locale, test_to)?;
         let ids = self.identifiers(recipient.outbox_id)?;
-        let (text, html) = self.layout(
+        let (text, html, footers) = self.layout(
             recipient,
             register,
             locale,
@@ -232,8 +263,14 @@ impl Composer {
         let to = to_mailbox(recipient, test_to)?;
         let message = self.headers(&to, &subject, &ids)?.multipart(
             MultiPart::alternative()
-                .singlepart(quoted_printable_part(ContentType::TEXT_PLAIN, &text))
-                .singlepart(quoted_printable_part(ContentType::TEXT_HTML, &html)),
+                .singlepart(quoted_printable_part(
+                    ContentType::TEXT_PLAIN,
+                    footers.text.encode(&text),
+                ))
+                .singlepart(quoted_printable_part(
+                    ContentType::TEXT_HTML,
+                    footers.html.encode(&html),
+                )),
         );
         let message = message.map_err(|e| ComposeError::Build(e.to_string()))?;
         Ok(ComposedMessage {
@@ -289,7 +326,8 @@ impl Composer {
         })
     }
 
-    /// The text and HTML layouts around the body, with the recipient's compliance blocks.
+    /// The text and HTML layouts around the body, with the recipient's compliance blocks, and
+    /// the blocks they share with the other recipients of their footer variant.
     fn layout(
         &self,
         recipient: &Recipient,
@@ -297,21 +335,22 @@ impl Composer {
         locale: Locale,
         unsubscribe_url: &str,
         (subject, body_text, body_html): (&str, &str, &str),
-    ) -> Result<(String, String), ComposeError> {
-        let (text_blocks, html_blocks) = self.blocks_for(
-            &BlockInputs {
-                settings: &self.config.settings,
-                register,
-                locale,
-                legal_basis: recipient.contact.legal_basis,
-                unsubscribe_url,
-                reply_to: &self.campaign.reply_to,
-            },
-            &recipient.register,
-        )?;
+    ) -> Result<(String, String, Arc<Footers>), ComposeError> {
+        let inputs = BlockInputs {
+            settings: &self.config.settings,
+            register,
+            locale,
+            legal_basis: recipient.contact.legal_basis,
+            unsubscribe_url,
+            reply_to: &self.campaign.reply_to,
+        };
+        let footers = self.shared_blocks(&inputs, &recipient.register)?;
+        let (objection_text, objection_html) =
+            blocks::render_objection(&inputs).map_err(|e| ComposeError::Layout("text", e))?;
         let text = TextLayout {
             body: body_text.trim_end(),
-            blocks: &text_blocks,
+            blocks: &footers.text,
+            objection: &objection_text,
         }
         .render()
         .map_err(|e| ComposeError::Layout("text", e))?;
@@ -319,11 +358,12 @@ impl Composer {
             lang: locale.as_str(),
             subject,
             body: body_html,
-            blocks: &html_blocks,
+            blocks: &footers.html,
+            objection: &objection_html,
         }
         .render()
         .map_err(|e| ComposeError::Layout("HTML", e))?;
-        Ok((text, html))
+        Ok((text, html, footers))
     }
 
     /// From, Reply-To, the one To, Subject, Date, Message-ID and the one-click unsubscribe
@@ -411,53 +451,50 @@ fn to_mailbox(
 }
 
 /// A text part in UTF-8, quoted-printable: readable where it is ASCII, safe through any relay.
-fn quoted_printable_part(content_type: ContentType, text: &str) -> SinglePart {
+fn quoted_printable_part(content_type: ContentType, encoded: Vec<u8>) -> SinglePart {
     SinglePart::builder()
         .header(content_type)
         .body(Body::dangerous_pre_encoded(
-            qp::encode(text),
+            encoded,
             ContentTransferEncoding::QuotedPrintable,
         ))
 }
 
 impl Composer {
-    /// The four blocks in text and HTML for one recipient: the shared three from the cache
-    /// (rendered on first use), the objection block with the recipient's own link.
-    fn blocks_for(
+    /// The three blocks a footer variant shares (identity, source, privacy), in text and HTML,
+    /// from the cache (rendered and encoded on first use); the objection block carries each
+    /// recipient's own link and is rendered per message.
+    fn shared_blocks(
         &self,
         inputs: &BlockInputs<'_>,
         register: &str,
-    ) -> Result<(RenderedBlocks, RenderedBlocks), ComposeError> {
-        let (objection_text, objection_html) =
-            blocks::render_objection(inputs).map_err(|e| ComposeError::Layout("text", e))?;
+    ) -> Result<Arc<Footers>, ComposeError> {
         let key = (register.to_string(), inputs.locale, inputs.legal_basis);
         let cached = self
             .shared_blocks
             .lock()
             .ok()
             .and_then(|cache| cache.get(&key).cloned());
-        let (mut text, mut html) = match cached {
-            Some(shared) => shared,
-            None => {
-                let blocks =
-                    ComplianceBlocks::new(inputs).map_err(|e| ComposeError::Layout("text", e))?;
-                let shared = (
-                    blocks
-                        .render_text()
-                        .map_err(|e| ComposeError::Layout("text", e))?,
-                    blocks
-                        .render_html()
-                        .map_err(|e| ComposeError::Layout("HTML", e))?,
-                );
-                if let Ok(mut cache) = self.shared_blocks.lock() {
-                    cache.insert(key, shared.clone());
-                }
-                shared
-            }
-        };
-        text.objection = objection_text;
-        html.objection = objection_html;
-        Ok((text, html))
+        if let Some(shared) = cached {
+            return Ok(shared);
+        }
+        let blocks = ComplianceBlocks::new(inputs).map_err(|e| ComposeError::Layout("text", e))?;
+        let shared = Arc::new(Footers {
+            text: SharedFooter::new(
+                blocks
+                    .render_text()
+                    .map_err(|e| ComposeError::Layout("text", e))?,
+            ),
+            html: SharedFooter::new(
+                blocks
+                    .render_html()
+                    .map_err(|e| ComposeError::Layout("HTML", e))?,
+            ),
+        });
+        if let Ok(mut cache) = self.shared_blocks.lock() {
+            cache.insert(key, shared.clone());
+        }
+        Ok(shared)
     }
 
     /// Replaces each trackable link of the body with its signed redirect, and adds the open
@@ -500,7 +537,8 @@ pub fn recipient_locale(
 
 /// The fields a body template sees: the standard ones and the register's extra columns.
 fn template_fields(recipient: &Recipient, locale: Locale) -> Value {
-    Value::from_serialize(template_field_map(recipient, locale))
+    // The map's own strings move into the template's values: no pass through serde.
+    template_field_map(recipient, locale).into_iter().collect()
 }
 
 fn template_field_map(

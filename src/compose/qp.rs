@@ -23,20 +23,83 @@ const LITERAL: [bool; 256] = {
 };
 
 pub fn encode(text: &str) -> Vec<u8> {
-    let text = text.as_bytes();
     let mut out = Vec::with_capacity(text.len() + text.len() / 8 + 16);
+    encode_into(text.as_bytes(), &mut out);
+    out
+}
+
+fn encode_into(text: &[u8], out: &mut Vec<u8>) {
     let mut start = 0;
     // Lines found with memchr's vector search: `str::split` paid more per line than the
     // encoding itself on short HTML lines.
     for newline in memchr::memchr_iter(b'\n', text) {
         // A CR ends a line only before an LF; at the very end it is text like any other.
         let line = &text[start..newline];
-        encode_line(line.strip_suffix(b"\r").unwrap_or(line), &mut out);
+        encode_line(line.strip_suffix(b"\r").unwrap_or(line), out);
         out.extend_from_slice(b"\r\n");
         start = newline + 1;
     }
-    encode_line(&text[start..], &mut out);
+    encode_line(&text[start..], out);
+}
+
+/// A piece of text with its encoding, made once: the compliance blocks a campaign's messages
+/// share.
+#[derive(Debug, Clone)]
+pub struct Encoded {
+    text: String,
+    encoded: Vec<u8>,
+    /// The text's searcher, made once: making one costs as much as a search.
+    finder: memchr::memmem::Finder<'static>,
+}
+
+impl Encoded {
+    pub fn new(text: String) -> Self {
+        let encoded = encode(&text);
+        let finder = memchr::memmem::Finder::new(text.as_bytes()).into_owned();
+        Self {
+            text,
+            encoded,
+            finder,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// What [`encode`] returns for `text`, with the `known` pieces (in the order they occur, each
+/// whole lines of `text`) copied from their encodings instead of encoded again. Encoding is
+/// line by line, so a piece's encoding is the same wherever a line starts; a piece not found
+/// at a line boundary is encoded with the text around it, as `encode` would.
+pub fn encode_with(text: &str, known: &[&Encoded]) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len() + bytes.len() / 8 + 16);
+    let mut done = 0;
+    for piece in known {
+        let Some(found) = piece.finder.find(&bytes[done..]) else {
+            continue;
+        };
+        let (start, end) = (done + found, done + found + piece.text.len());
+        if piece.text.is_empty() || !splits_cleanly(bytes, start) || !splits_cleanly(bytes, end) {
+            continue;
+        }
+        encode_into(&bytes[done..start], &mut out);
+        out.extend_from_slice(&piece.encoded);
+        done = end;
+    }
+    encode_into(&bytes[done..], &mut out);
     out
+}
+
+/// Whether encoding `bytes` in two parts split at `at` gives the encoding of the whole: at either
+/// end, just after a line end, or just before one whose line does not end in a CR (which the
+/// whole would take as part of the line end, and the first part as text).
+fn splits_cleanly(bytes: &[u8], at: usize) -> bool {
+    at == 0
+        || at == bytes.len()
+        || bytes[at - 1] == b'\n'
+        || (bytes[at] == b'\n' && bytes[at - 1] != b'\r')
 }
 
 const ONES: u64 = u64::from_le_bytes([0x01; 8]);
@@ -136,6 +199,38 @@ mod tests {
         fn any_text_round_trips_in_short_lines(text in "[ -~\t\r\näöÅ€=]{0,400}") {
             assert_encoded_well(&text);
         }
+    }
+
+    proptest::proptest! {
+        /// Pieces cut from the text anywhere (at line boundaries or not, with CRs, repeated)
+        /// change nothing in the encoding.
+        #[test]
+        fn known_pieces_encode_as_the_whole_text(
+            text in "[a =\r\nä]{0,300}",
+            cuts in proptest::collection::vec((0usize..300, 0usize..80), 0..4),
+        ) {
+            let chars: Vec<char> = text.chars().collect();
+            let pieces: Vec<Encoded> = cuts
+                .iter()
+                .map(|&(at, len)| {
+                    let at = at.min(chars.len());
+                    let end = (at + len).min(chars.len());
+                    Encoded::new(chars[at..end].iter().collect())
+                })
+                .collect();
+            let known: Vec<&Encoded> = pieces.iter().collect();
+            proptest::prop_assert_eq!(encode_with(&text, &known), encode(&text));
+        }
+    }
+
+    #[test]
+    fn a_piece_on_whole_lines_is_copied_and_one_inside_a_line_is_not() {
+        let block = Encoded::new("Yritys Oy\nY-tunnus 1234567-8".into());
+        let text = "Hei,\n\nYritys Oy\nY-tunnus 1234567-8\n\n--\n";
+        assert_eq!(encode_with(text, &[&block]), encode(text));
+        let inside = "xYritys Oy\nY-tunnus 1234567-8";
+        assert!(!splits_cleanly(inside.as_bytes(), 1));
+        assert_eq!(encode_with(inside, &[&block]), encode(inside));
     }
 
     fn assert_encoded_well(sample: &str) {

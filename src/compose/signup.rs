@@ -383,8 +383,14 @@ fn build(
         .message_id(Some(message_id.to_string()))
         .multipart(
             MultiPart::alternative()
-                .singlepart(quoted_printable_part(ContentType::TEXT_PLAIN, text))
-                .singlepart(quoted_printable_part(ContentType::TEXT_HTML, html)),
+                .singlepart(quoted_printable_part(
+                    ContentType::TEXT_PLAIN,
+                    super::qp::encode(text),
+                ))
+                .singlepart(quoted_printable_part(
+                    ContentType::TEXT_HTML,
+                    super::qp::encode(html),
+                )),
         )
         .map_err(|e| ComposeError::Build(e.to_string()))?;
     Ok(message.formatted())
