@@ -158,22 +158,24 @@ async fn refuse_unsendable(
     preflight: Preflight<'_>,
     notify: Notify<'_>,
 ) -> Result<(), AppError> {
-    let mut report = check_campaign(
-        config,
-        campaign,
-        composer,
-        store,
-        Depth::ErrorsBeforeSending,
-    )
-    .await?;
-    let dns_findings = dns_preflight(
-        config,
-        campaign,
-        preflight.transport,
-        preflight.request.resolver,
-        preflight.dkim,
-    )
-    .await?;
+    // The DNS lookups wait on the network while the audience pass reads the database.
+    let (report, dns_findings) = tokio::join!(
+        check_campaign(
+            config,
+            campaign,
+            composer,
+            store,
+            Depth::ErrorsBeforeSending,
+        ),
+        dns_preflight(
+            config,
+            campaign,
+            preflight.transport,
+            preflight.request.resolver,
+            preflight.dkim,
+        ),
+    );
+    let (mut report, dns_findings) = (report?, dns_findings?);
     let dns_errors = errors_in(&dns_findings);
     if dns_errors > 0 && preflight.request.allow_dns_problems {
         notify(Notice::Findings(&dns_findings));
