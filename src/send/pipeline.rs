@@ -1,16 +1,18 @@
 //! A worker's send loop as a pipeline: one side claims due rows a batch ahead and hands them
-//! on with their recipients; the other delivers them, three times as many at once as there are lanes to the
-//! mail server, so that while one message of a lane is on the wire the next row is committed
-//! to `sending` and the one before has its delivery recorded. A row keeps its place until its
-//! record is handed to the writer, which commits it with the move to `sending` of the row that
-//! takes the place or before it, so a kill -9 can leave at most three times `concurrency` rows
-//! in `sending` (see `deliver_all` and `Ledger::record`). Nothing waits at a batch's end for the
-//! slowest transaction, and the server never waits for the database. Messages are composed
-//! and gated on a thread of their own, a few rows at a time, as the rows are handed on:
-//! composing is a third of a message's CPU, and on the loop's thread it would hold the wire
-//! up. On an SQLite file that thread also reads the rows' recipients, just before composing
-//! them, through a connection of its own (elsewhere the feeding side reads them per batch). What happens to each row is still decided by `send_one` (eligibility again at the
-//! move to `sending`); this module only keeps the rows flowing.
+//! on with their recipients; the other delivers them, three times as many at once as there
+//! are lanes to the mail server, so that while one message of a lane is on the wire the next
+//! row is committed to `sending` and the one before has its delivery recorded. A row keeps its
+//! place until its record is handed to the writer, which commits it with the move to
+//! `sending` of the row that takes the place or before it, so a kill -9 can leave at most three
+//! times `concurrency` rows in `sending` (see `deliver_all` and `Ledger::record`). Nothing
+//! waits at a batch's end for the slowest transaction, and the server never waits for the
+//! database. Messages are composed and gated on a thread of their own, a few rows at a time,
+//! as the rows are handed on: composing is a third of a message's CPU, and on the loop's
+//! thread it would hold the wire up. On an SQLite file that thread also reads the rows'
+//! recipients, just before composing them, through a connection of its own (elsewhere the
+//! feeding side reads them per batch). What happens to each row is still decided by
+//! `send_one` (eligibility again at the move to `sending`); this module only keeps the rows
+//! flowing.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
@@ -26,8 +28,8 @@ use crate::compose::Composer;
 use crate::model::Phase;
 use crate::store::{NativeRecipientReader, RecipientGate, StoreError};
 
-/// A row handed to the senders: its recipient as read at the claim (none if the contact is
-/// gone) and its message, composed and gated.
+/// A row handed to the senders: its recipient as read just before composing (none if the
+/// contact is gone) and its message, composed and gated.
 struct Row {
     outbox_id: i64,
     gate: Option<RecipientGate>,
@@ -69,7 +71,10 @@ impl Composing {
                     let recipients = match (job.recipients, reader.as_mut()) {
                         (Some(read), _) => Ok(read),
                         (None, Some(reader)) => reader.recipients(&job.outbox_ids),
-                        (None, None) => Ok(BTreeMap::new()),
+                        // The feeding side reads them whenever this thread has no reader.
+                        (None, None) => Err(StoreError::Native(
+                            "the recipients of these rows were not read".into(),
+                        )),
                     };
                     let rows = recipients.map(|mut recipients| {
                         let composed = job.outbox_ids.into_iter().map(|outbox_id| {
