@@ -116,21 +116,7 @@ fn identity_problems(message: &ComposedMessage, settings: &Settings) -> Vec<Stri
         ("text", message.text.as_str()),
         ("HTML", message.html.as_str()),
     ] {
-        for item in [
-            settings.sender.legal_name.as_str(),
-            settings.sender.business_id.as_str(),
-        ] {
-            let escaped = if part == "HTML" {
-                html_escape(item)
-            } else {
-                std::borrow::Cow::Borrowed(item)
-            };
-            if !contains(body, &escaped) {
-                problems.push(format!(
-                    "the {part} part lacks the sender identity '{item}'"
-                ));
-            }
-        }
+        missing_identity(part, body, settings, &mut problems);
     }
     problems
 }
@@ -142,10 +128,6 @@ fn body_problems(message: &ComposedMessage, settings: &Settings) -> Vec<String> 
         true => std::borrow::Cow::Owned(message.unsubscribe_url.replace('&', "&amp;")),
         false => std::borrow::Cow::Borrowed(message.unsubscribe_url.as_str()),
     };
-    let identity = [
-        settings.sender.legal_name.as_str(),
-        settings.sender.business_id.as_str(),
-    ];
     for (part, body, url) in [
         (
             "text",
@@ -157,23 +139,32 @@ fn body_problems(message: &ComposedMessage, settings: &Settings) -> Vec<String> 
         if !contains(body, url) {
             problems.push(format!("the {part} part has no unsubscribe link"));
         }
-        for item in identity {
-            let escaped = if part == "HTML" {
-                html_escape(item)
-            } else {
-                std::borrow::Cow::Borrowed(item)
-            };
-            if !contains(body, &escaped) {
-                problems.push(format!(
-                    "the {part} part lacks the sender identity '{item}'"
-                ));
-            }
-        }
+        missing_identity(part, body, settings, &mut problems);
         if !contains(body, settings.sender.privacy_contact.as_str()) {
             problems.push(format!("the {part} part lacks the privacy notice contact"));
         }
     }
     problems
+}
+
+/// The sender identity (legal name, business ID) missing from one part, as that part prints
+/// it (escaped in the HTML part).
+fn missing_identity(part: &str, body: &str, settings: &Settings, problems: &mut Vec<String>) {
+    for item in [
+        settings.sender.legal_name.as_str(),
+        settings.sender.business_id.as_str(),
+    ] {
+        let printed = if part == "HTML" {
+            html_escape(item)
+        } else {
+            std::borrow::Cow::Borrowed(item)
+        };
+        if !contains(body, &printed) {
+            problems.push(format!(
+                "the {part} part lacks the sender identity '{item}'"
+            ));
+        }
+    }
 }
 
 /// One `To`, no `Cc`/`Bcc`.
