@@ -224,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn a_piece_on_whole_lines_is_copied_and_one_inside_a_line_is_not() {
+    fn a_piece_on_whole_lines_or_inside_a_line_encodes_as_the_whole_text() {
         let block = Encoded::new("Yritys Oy\nY-tunnus 1234567-8".into());
         let text = "Hei,\n\nYritys Oy\nY-tunnus 1234567-8\n\n--\n";
         assert_eq!(encode_with(text, &[&block]), encode(text));
