@@ -23,15 +23,21 @@ const RECORD_SENT: &str = "UPDATE outbox SET state = 'sent', smtp_reply = ?1, me
   WHERE id = ?5";
 
 /// A row moves to `sending` only under this worker's lease, from a due state, while its
-/// campaign is active; the answer carries what may still forbid the transaction.
-const BEGIN_SENDING: &str = "UPDATE outbox SET state = 'sending', claimed_by = ?1,
+/// campaign is active. `OR FAIL`: a single-row statement has nothing of its own to undo on an
+/// error (the whole burst is rolled back), so SQLite keeps no statement journal for it.
+const BEGIN_SENDING: &str = "UPDATE OR FAIL outbox SET state = 'sending', claimed_by = ?1,
         attempts = attempts + 1, transport = ?2, updated_at = ?3
   WHERE id = ?4 AND lease_owner = ?1 AND state IN ('queued', 'deferred')
-    AND (SELECT k.run_state FROM campaigns k WHERE k.id = outbox.campaign_id) = 'active'
- RETURNING attempts,
-        (SELECT c.status FROM contacts c WHERE c.id = outbox.contact_id),
+    AND (SELECT k.run_state FROM campaigns k WHERE k.id = outbox.campaign_id) = 'active'";
+
+/// What may still forbid the transaction of a row just moved to `sending`, read in the same
+/// transaction: its attempt number, the contact's status and any suppression of the address.
+/// (A RETURNING clause would read the same, through a temporary table per statement.)
+const SENDING_FACTS: &str = "SELECT o.attempts,
+        (SELECT c.status FROM contacts c WHERE c.id = o.contact_id),
         (SELECT s.reason FROM contacts c JOIN suppressions s ON s.email_hash = c.email_hash
-          WHERE c.id = outbox.contact_id)";
+          WHERE c.id = o.contact_id)
+   FROM outbox o WHERE o.id = ?1";
 
 /// The send loop's writer on an SQLite file. Its calls block: run it on a thread of its own.
 pub struct NativeOutboxWriter {
@@ -89,10 +95,15 @@ fn write(
                 .map_err(native)?;
         }
         let mut begin_sending = tx.prepare_cached(BEGIN_SENDING).map_err(native)?;
+        let mut facts = tx.prepare_cached(SENDING_FACTS).map_err(native)?;
         for &id in begin {
-            let mut rows = begin_sending
-                .query(params![worker, transport.as_str(), now, id])
+            let moved = begin_sending
+                .execute(params![worker, transport.as_str(), now, id])
                 .map_err(native)?;
+            if moved == 0 {
+                continue;
+            }
+            let mut rows = facts.query(params![id]).map_err(native)?;
             if let Some(row) = rows.next().map_err(native)? {
                 let answered = SendingRow::from_answer(
                     id,
