@@ -113,9 +113,14 @@ impl SharedFooter {
         }
     }
 
-    /// `part` encoded, these blocks copied from their encodings (see [`qp::encode_with`]).
-    fn encode(&self, part: &str) -> Vec<u8> {
-        qp::encode_with(part, &[&self.identity, &self.source, &self.privacy])
+    /// `part` encoded, these blocks copied from their encodings (see [`qp::encode_with`]):
+    /// the layouts put them after the body, which is `body_len` bytes long.
+    fn encode(&self, part: &str, body_len: usize) -> Vec<u8> {
+        qp::encode_with(
+            part,
+            &[&self.identity, &self.source, &self.privacy],
+            body_len,
+        )
     }
 }
 
@@ -265,11 +270,11 @@ impl Composer {
             MultiPart::alternative()
                 .singlepart(quoted_printable_part(
                     ContentType::TEXT_PLAIN,
-                    footers.text.encode(&text),
+                    footers.text.encode(&text, body_text.trim_end().len()),
                 ))
                 .singlepart(quoted_printable_part(
                     ContentType::TEXT_HTML,
-                    footers.html.encode(&html),
+                    footers.html.encode(&html, body_html.len()),
                 )),
         );
         let message = message.map_err(|e| ComposeError::Build(e.to_string()))?;
