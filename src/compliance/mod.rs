@@ -17,5 +17,5 @@ pub use eligibility::{
     Blocker, ContactFacts, Eligibility, Exclusion, eligibility, exclusion, expired_registers,
     register_expiry,
 };
-pub use gate::{GateError, GatedMessage, gate, gate_confirmation};
+pub use gate::{Gate, GateError, GatedMessage, gate, gate_confirmation};
 pub use review::{FooterVariant, VariantKey, footer_variants};

@@ -251,6 +251,7 @@ pub async fn run_campaign(
         campaign,
         campaign_id,
         composer,
+        gate: compliance::Gate::new(composer.settings()),
         store,
         transport,
         options,
@@ -296,6 +297,8 @@ struct Run<'a> {
     campaign: &'a Campaign,
     campaign_id: i64,
     composer: &'a Composer,
+    /// The compliance gate of every message of the run, its searches made once.
+    gate: compliance::Gate,
     store: &'a Store,
     transport: &'a dyn Transport,
     options: &'a SendOptions,
@@ -884,11 +887,15 @@ async fn send_one(
 }
 
 /// The recipient's message, through the compliance gate.
-fn compose_and_gate(composer: &Composer, gate: &RecipientGate) -> Result<GatedMessage, String> {
+fn compose_and_gate(
+    composer: &Composer,
+    gate: &compliance::Gate,
+    recipient: &RecipientGate,
+) -> Result<GatedMessage, String> {
     composer
-        .compose(&gate.recipient)
+        .compose(&recipient.recipient)
         .map_err(|e| e.to_string())
-        .and_then(|m| compliance::gate(m, composer.settings()).map_err(|e| e.to_string()))
+        .and_then(|m| gate.check(m).map_err(|e| e.to_string()))
 }
 
 /// The state a row ends in when its contact may not be sent to, and why.
@@ -974,7 +981,7 @@ fn dry_run_one(run: &Run<'_>, outbox_id: i64, gate: Option<RecipientGate>) -> Op
     )) {
         return Some(state);
     }
-    match compose_and_gate(run.composer, &gate) {
+    match compose_and_gate(run.composer, &run.gate, &gate) {
         Ok(_) => Some(OutboxState::Sent),
         Err(e) => {
             tracing::error!(outbox_id, error = %e, "this message would not be sent");

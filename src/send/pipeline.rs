@@ -67,6 +67,7 @@ impl Composing {
         std::thread::Builder::new()
             .name("fairsend-compose".into())
             .spawn(move || {
+                let compliance = crate::compliance::Gate::new(composer.settings());
                 for job in queue {
                     let recipients = match (job.recipients, reader.as_mut()) {
                         (Some(read), _) => Ok(read),
@@ -80,9 +81,9 @@ impl Composing {
                         let composed = job.outbox_ids.into_iter().map(|outbox_id| {
                             let gate = recipients.remove(&outbox_id);
                             Row {
-                                composed: gate
-                                    .as_ref()
-                                    .map(|gate| compose_and_gate(&composer, gate)),
+                                composed: gate.as_ref().map(|recipient| {
+                                    compose_and_gate(&composer, &compliance, recipient)
+                                }),
                                 outbox_id,
                                 gate,
                             }
