@@ -102,12 +102,14 @@ pub fn gate_confirmation(
 /// [`gate`] for every message of a run: the searches for what each message must contain (the
 /// sender identity and the privacy contact, as each part prints them) are made once here,
 /// instead of once per message — making one cost more than the search it makes.
+#[derive(Clone)]
 pub struct Gate {
     text: Needles,
     html: Needles,
 }
 
 /// What one part must contain, as that part prints it (escaped in the HTML part).
+#[derive(Clone)]
 struct Needles {
     name: &'static str,
     /// The legal name and the business ID: each as configured, and its searcher.

@@ -23,7 +23,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::ledger::Ledger;
 use super::{Run, SendError, SendReport, compose_and_gate, send_one};
-use crate::compliance::GatedMessage;
+use crate::compliance::{Gate, GatedMessage};
 use crate::compose::Composer;
 use crate::model::Phase;
 use crate::store::{NativeRecipientReader, RecipientGate, StoreError};
@@ -60,14 +60,17 @@ struct ComposeJob {
 }
 
 impl Composing {
-    fn start(composer: Composer, reader: Option<NativeRecipientReader>) -> Result<Self, SendError> {
+    fn start(
+        composer: Composer,
+        compliance: Gate,
+        reader: Option<NativeRecipientReader>,
+    ) -> Result<Self, SendError> {
         let (jobs, queue) = std::sync::mpsc::channel::<ComposeJob>();
         let reads_recipients = reader.is_some();
         let mut reader = reader;
         std::thread::Builder::new()
             .name("fairsend-compose".into())
             .spawn(move || {
-                let compliance = crate::compliance::Gate::new(composer.settings());
                 for job in queue {
                     let recipients = match (job.recipients, reader.as_mut()) {
                         (Some(read), _) => Ok(read),
@@ -177,6 +180,7 @@ impl Run<'_> {
         let ledger = Ledger::start(self.store, self.worker, self.transport.kind()).await?;
         let composing = Composing::start(
             self.composer.clone(),
+            self.gate.clone(),
             self.store.native_recipient_reader().await?,
         )?;
         let in_pipeline = InPipeline::default();
