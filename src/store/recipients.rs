@@ -13,7 +13,7 @@ use sqlx::Row;
 
 use super::segment::{Bound, Generated};
 use super::sqlite_ledger::{native, open_connection};
-use super::{AudienceScope, Store, StoreError};
+use super::{AudienceScope, Backend, Store, StoreError};
 use crate::model::SuppressionReason;
 use crate::model::{ContactRecord, ContactStatus, EmailAddress, Recipient};
 use crate::model::{LegalBasis, Locale};
@@ -35,17 +35,30 @@ impl Store {
         &self,
         outbox_ids: &[i64],
     ) -> Result<BTreeMap<i64, RecipientGate>, StoreError> {
+        let rows = match self.backend {
+            Backend::Postgres => {
+                sqlx::query(&RECIPIENTS_OF_JSON_LIST)
+                    .bind(json_id_list(outbox_ids))
+                    .fetch_all(self.pool())
+                    .await?
+            }
+            Backend::Sqlite => {
+                let mut rows = Vec::with_capacity(outbox_ids.len());
+                for chunk in outbox_ids.chunks(500) {
+                    let sql = recipients_query(chunk.len());
+                    let mut query = sqlx::query(&sql);
+                    for id in chunk {
+                        query = query.bind(id);
+                    }
+                    rows.extend(query.fetch_all(self.pool()).await?);
+                }
+                rows
+            }
+        };
         let mut found = BTreeMap::new();
-        for chunk in outbox_ids.chunks(500) {
-            let sql = recipients_query(chunk.len());
-            let mut query = sqlx::query(&sql);
-            for id in chunk {
-                query = query.bind(id);
-            }
-            for row in query.fetch_all(self.pool()).await? {
-                let gate = gate_from_row(&row)?;
-                found.insert(gate.recipient.outbox_id, gate);
-            }
+        for row in &rows {
+            let gate = gate_from_row(row)?;
+            found.insert(gate.recipient.outbox_id, gate);
         }
         Ok(found)
     }
@@ -218,6 +231,15 @@ fn read_members(file: PathBuf, statements: Vec<Generated>) -> Result<MemberBatch
     Ok(received)
 }
 
+/// The columns of a recipient, in [`Column`]'s order, and the joins that find them from an
+/// outbox row `o`; a query adds where its rows come from.
+const RECIPIENT_COLUMNS: &str =
+    "o.id, o.register, o.variant, c.email, c.status, m.first_name, m.last_name, m.company,
+     m.business_id, m.title, m.locale, m.legal_basis, m.consent_at, m.fields, m.source, s.reason";
+const RECIPIENT_JOINS: &str = "JOIN contacts c ON c.id = o.contact_id
+     JOIN memberships m ON m.contact_id = o.contact_id AND m.register = o.register
+     LEFT JOIN suppressions s ON s.email_hash = c.email_hash";
+
 /// The recipients of `count` outbox rows (`$1` … `$count`): each row's contact, membership and
 /// suppression, in [`Column`]'s order.
 fn recipients_query(count: usize) -> String {
@@ -226,15 +248,34 @@ fn recipients_query(count: usize) -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "SELECT o.id, o.register, o.variant, c.email, c.status, m.first_name, m.last_name, m.company,
-                m.business_id, m.title, m.locale, m.legal_basis, m.consent_at, m.fields,
-                m.source, s.reason
-           FROM outbox o
-           JOIN contacts c ON c.id = o.contact_id
-           JOIN memberships m ON m.contact_id = o.contact_id AND m.register = o.register
-           LEFT JOIN suppressions s ON s.email_hash = c.email_hash
-          WHERE o.id IN ({placeholders})"
+        "SELECT {RECIPIENT_COLUMNS} FROM outbox o {RECIPIENT_JOINS} WHERE o.id IN ({placeholders})"
     )
+}
+
+/// The same on PostgreSQL for the rows whose ids `$1` lists as a JSON array. One text for any
+/// count, so each connection plans it once; and the planner counts a function's rows as a
+/// few, so it looks each row up by its keys. With `o.id IN (…)` it read the whole of outbox
+/// and contacts for every batch (500 rows of a 20,000-contact campaign: 9.8 ms, plus 2.2 ms
+/// planning each time; this way 3.3 ms).
+static RECIPIENTS_OF_JSON_LIST: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {RECIPIENT_COLUMNS}
+           FROM json_array_elements_text(CAST($1 AS json)) AS ids
+           JOIN outbox o ON o.id = CAST(ids.value AS BIGINT) {RECIPIENT_JOINS}"
+    )
+});
+
+/// `ids` as a JSON array, `[1,2,3]`.
+fn json_id_list(ids: &[i64]) -> String {
+    use std::fmt::Write;
+    let mut list = String::with_capacity(ids.len() * 8 + 2);
+    list.push('[');
+    for (i, id) in ids.iter().enumerate() {
+        let separator = if i == 0 { "" } else { "," };
+        let _ = write!(list, "{separator}{id}");
+    }
+    list.push(']');
+    list
 }
 
 /// The columns of a recipient or member row, in the order both queries select them: read by
