@@ -430,8 +430,14 @@ impl Store {
         )
     }
 
-    /// Registers a campaign by name (idempotent) and returns its id.
+    /// Registers a campaign by name (idempotent) and returns its id. A campaign already
+    /// registered is only read: the upsert locks its row, so every `send` worker starting
+    /// beside another waited here until the other had prepared the whole outbox (it holds the
+    /// row for that transaction).
     pub async fn campaign_id(&self, name: &str) -> Result<i64, StoreError> {
+        if let Some(id) = self.find_campaign_id(name).await? {
+            return Ok(id);
+        }
         let id = sqlx::query_scalar(
             "INSERT INTO campaigns (name, created_at) VALUES ($1, $2)
              ON CONFLICT (name) DO UPDATE SET name = excluded.name RETURNING id",
