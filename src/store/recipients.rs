@@ -36,9 +36,12 @@ impl Store {
         outbox_ids: &[i64],
     ) -> Result<BTreeMap<i64, RecipientGate>, StoreError> {
         let rows = match self.backend {
+            Backend::Postgres if outbox_ids.is_empty() => Vec::new(),
             Backend::Postgres => {
+                // A list of integers always serialises.
+                let ids = serde_json::to_string(outbox_ids).unwrap_or_default();
                 sqlx::query(&RECIPIENTS_OF_JSON_LIST)
-                    .bind(json_id_list(outbox_ids))
+                    .bind(ids)
                     .fetch_all(self.pool())
                     .await?
             }
@@ -264,19 +267,6 @@ static RECIPIENTS_OF_JSON_LIST: std::sync::LazyLock<String> = std::sync::LazyLoc
            JOIN outbox o ON o.id = CAST(ids.value AS BIGINT) {RECIPIENT_JOINS}"
     )
 });
-
-/// `ids` as a JSON array, `[1,2,3]`.
-fn json_id_list(ids: &[i64]) -> String {
-    use std::fmt::Write;
-    let mut list = String::with_capacity(ids.len() * 8 + 2);
-    list.push('[');
-    for (i, id) in ids.iter().enumerate() {
-        let separator = if i == 0 { "" } else { "," };
-        let _ = write!(list, "{separator}{id}");
-    }
-    list.push(']');
-    list
-}
 
 /// The columns of a recipient or member row, in the order both queries select them: read by
 /// position (by name, each value was a search through the column names).
