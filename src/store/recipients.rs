@@ -183,11 +183,20 @@ fn bind_numbered<T: rusqlite::ToSql>(
     Ok(())
 }
 
+/// The columns a recipient and a member share, from the address on, in [`Column`]'s order
+/// (a macro so that both lists are one literal each, and the order is written once).
+macro_rules! person_columns {
+    () => {
+        "c.email, c.status, m.first_name, m.last_name, m.company, m.business_id, m.title,
+         m.locale, m.legal_basis, m.consent_at, m.fields, m.source, s.reason"
+    };
+}
+
 /// The columns of a member, in [`Column`]'s order (a member has no outbox row: id 0).
-const MEMBER_COLUMNS: &str =
-    "CAST(0 AS BIGINT) AS id, m.register, NULL AS variant, c.email, c.status,
-     m.first_name, m.last_name, m.company, m.business_id, m.title, m.locale, m.legal_basis,
-     m.consent_at, m.fields, m.source, s.reason";
+const MEMBER_COLUMNS: &str = concat!(
+    "CAST(0 AS BIGINT) AS id, m.register, NULL AS variant, ",
+    person_columns!()
+);
 
 /// Members handed over at once by [`read_members`].
 const MEMBER_BATCH: usize = 256;
@@ -236,9 +245,7 @@ fn read_members(file: PathBuf, statements: Vec<Generated>) -> Result<MemberBatch
 
 /// The columns of a recipient, in [`Column`]'s order, and the joins that find them from an
 /// outbox row `o`; a query adds where its rows come from.
-const RECIPIENT_COLUMNS: &str =
-    "o.id, o.register, o.variant, c.email, c.status, m.first_name, m.last_name, m.company,
-     m.business_id, m.title, m.locale, m.legal_basis, m.consent_at, m.fields, m.source, s.reason";
+const RECIPIENT_COLUMNS: &str = concat!("o.id, o.register, o.variant, ", person_columns!());
 const RECIPIENT_JOINS: &str = "JOIN contacts c ON c.id = o.contact_id
      JOIN memberships m ON m.contact_id = o.contact_id AND m.register = o.register
      LEFT JOIN suppressions s ON s.email_hash = c.email_hash";
