@@ -66,6 +66,7 @@ def wait_measured(proc):
     for t in threads:
         t.join()
     proc.returncode = os.waitstatus_to_exitcode(status)
+    proc.cpu_seconds = usage.ru_utime + usage.ru_stime
     if proc.returncode != 0:
         log(f"command failed ({proc.returncode}): {' '.join(proc.args)}\n"
             f"{chunks.get('err', b'').decode(errors='replace')[-3000:]}")
@@ -411,6 +412,7 @@ def main():
     work = tempfile.mkdtemp(prefix="fairsend-bench-")
     rows = []  # (measure, audience, figure, unit, target, met)
     ratios, workers = [], []  # Instrument rows
+    cpu = []  # CpuPerMessage of the PostgreSQL rounds
     sink = Sink()
     started = time.monotonic()
     try:
@@ -427,7 +429,7 @@ def main():
                 args.dkim_concurrency if "dkim" in args.only else [],
                 list(DKIM_ROWS) if "dkim" in args.only else [], args.max_messages)
         if args.postgres and "postgres" in args.only:
-            workers = workers_rows(args, work, sink)
+            workers, cpu = workers_rows(args, work, sink)
     finally:
         sink.stop()
         if not args.keep:
@@ -443,11 +445,13 @@ def main():
             f"PostgreSQL: N `send` workers on one campaign (c=8 each) / one SQLite `send` (c=8), "
             f"{args.rounds} interleaved rounds of `messages` each, {os.cpu_count()} cores",
             "figure/s", "SQLite/s", workers)
+    if cpu:
+        print_cpu(cpu)
     if args.json:
-        write_json(args.json, rows, ratios + workers)
+        write_json(args.json, rows, ratios + workers, cpu)
 
 
-def write_json(path, rows, instruments):
+def write_json(path, rows, instruments, cpu=()):
     """The tables as data, with the figures of every round (for the closing note of a run)."""
     keys = ("measure", "audience", "figure", "unit", "target", "met")
     data = {
@@ -460,6 +464,9 @@ def write_json(path, rows, instruments):
             "target": i.target, "met": i.met(), "ours": i.ours, "theirs": i.theirs, "ratios": i.ratios,
             "ratio": dict(zip(("median", "min", "max", "spread_pct"), spread(i.ratios))),
         } for i in instruments],
+        "cpu_per_message_us": [{
+            "configuration": c.label, "rounds": [dict(zip(("fairsend", "server", "sink"), r)) for r in c.rounds],
+        } for c in cpu],
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(data, f, indent=2)
@@ -584,6 +591,8 @@ def workers_rows(args, work, sink):
             for w in (1, 2, 4)]
     per_core = Instrument(f"PostgreSQL, 4 workers per core used (/{min(4, cores)})", 8, n, 0.5,
                           longer="--workers-audience")
+    cpu = {0: CpuPerMessage("SQLite, one process")}
+    cpu.update({w: CpuPerMessage(f"PostgreSQL, {w} worker{'s' if w > 1 else ''}") for w in (1, 2, 4)})
     try:
         for r, name in enumerate(names):
             campaign = lambda key: os.path.join(configs[key], "campaigns", f"{name}.toml")  # noqa: E731
@@ -593,7 +602,8 @@ def workers_rows(args, work, sink):
             for key in order:
                 log(f"== PostgreSQL round {r + 1}/{rounds}: "
                     + ("one SQLite send" if key == 0 else f"{key} worker(s)") + f", {n} recipients")
-                rates[key] = workers_rate(configs[key], setups[key][0], campaign(key), sink, max(key, 1), n)
+                rates[key] = workers_rate(configs[key], setups[key][0], campaign(key), sink, max(key, 1), n,
+                                          cpu[key])
             sqlite = rates[0]
             for row, workers in zip(rows, (1, 2, 4)):
                 row.add(rates[workers], sqlite)
@@ -604,7 +614,62 @@ def workers_rows(args, work, sink):
         for db, d, name in setups.values():
             if name:
                 drop_database(args.postgres, name)
-    return rows + [per_core]
+    return rows + [per_core], [cpu[key] for key in (0, 1, 2, 4)]
+
+
+def process_cpu(pid, reaped=False):
+    """CPU seconds (user + system) of a process from /proc, with those of its children it has
+    reaped if `reaped`; None if it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def local_postgres_cpu():
+    """CPU seconds of a PostgreSQL server on this machine: its postmaster's with every backend
+    it has reaped (a `send`'s connections end with it), and those of the processes still
+    running under it (WAL writer, checkpointer, autovacuum). None if there is no local
+    server whose processes can be read (a remote --postgres, another user's server)."""
+    parents, commands = {}, {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        commands[int(entry)] = stat[stat.index("(") + 1:stat.rindex(")")]
+        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    masters = [pid for pid, comm in commands.items()
+               if comm == "postgres" and commands.get(parents[pid]) != "postgres"]
+    if len(masters) != 1:
+        return None
+    master = masters[0]
+    total = process_cpu(master, reaped=True)
+    for pid, parent in parents.items():
+        if parent == master:
+            total = None if total is None else total + (process_cpu(pid, reaped=True) or 0)
+    return total
+
+
+class CpuPerMessage:
+    """CPU microseconds per message of a configuration's processes, one entry per round:
+    the `send` processes, the PostgreSQL server (if local), and smtp-sink."""
+
+    def __init__(self, label):
+        self.label = label
+        self.rounds = []  # (fairsend, server or None, sink) in µs per message
+
+    def median(self, index):
+        values = [r[index] for r in self.rounds if r[index] is not None]
+        return statistics.median(values) if values else None
 
 
 def psql(admin_url, sql):
@@ -622,9 +687,13 @@ def drop_database(admin_url, name):
     log(f"could not drop the PostgreSQL database {name}: drop it by hand")
 
 
-def workers_rate(config, db, campaign, sink, workers, n):
+def workers_rate(config, db, campaign, sink, workers, n, cpu=None):
     """`workers` processes sending one campaign: messages/s from the first start to the last
-    exit, or None unless together they sent all n."""
+    exit, or None unless together they sent all n. With `cpu` (a CpuPerMessage), adds the
+    round's CPU per message: the workers', the local PostgreSQL server's (for a PostgreSQL
+    database) and smtp-sink's."""
+    server_before = local_postgres_cpu() if db.startswith("postgres") else None
+    sink_before = process_cpu(sink.proc.pid)
     t0 = time.monotonic()
     procs = [spawn_measured(fairsend(config, db, "send", campaign, "--transport", sink.url(), "--json"), env=env())
              for _ in range(workers)]
@@ -634,6 +703,15 @@ def workers_rate(config, db, campaign, sink, workers, n):
         if code == 0:
             sent += sent_count(out)
     secs = time.monotonic() - t0
+    if cpu is not None and sent:
+        # The backends exit as their connections close, just after the workers: wait for the
+        # postmaster to reap them.
+        time.sleep(0.5 if server_before is not None else 0)
+        server_after = local_postgres_cpu() if server_before is not None else None
+        sink_after = process_cpu(sink.proc.pid)
+        per = lambda before, after: (after - before) / sent * 1e6 if None not in (before, after) else None  # noqa: E731
+        cpu.rounds.append((sum(p.cpu_seconds for p in procs) / sent * 1e6,
+                           per(server_before, server_after), per(sink_before, sink_after)))
     return n / secs if sent == n else None
 
 
@@ -679,6 +757,25 @@ def print_instruments(title, ours_name, theirs_name, rows):
         mark = {True: "yes", False: "NO", None: ""}[row.met()]
         print(f"{row.measure:<44} {row.concurrency:>3} {row.messages:>8,} {shown(ours):>10} {shown(theirs):>14} {ratio:>6} "
               f"{span:>13} {pct_shown:>8} {target:<7} {mark:<4} {'; '.join(notes)}")
+
+
+def print_cpu(cpu):
+    """The PostgreSQL rounds' CPU per message, medians: what each message costs the machine in
+    each configuration, and the rate that cost allows on all its cores if none of them ever
+    waited. Where the ceiling of 4 workers is below the SQLite figure, no number of workers
+    reaches the per-core target on this machine: only less CPU per message would."""
+    cores = os.cpu_count() or 1
+    print(f"\nCPU per message in the PostgreSQL rounds (µs, medians; ceiling = {cores} cores × 1 s / total)")
+    print(f"{'configuration':<28} {'fairsend':>9} {'PostgreSQL':>11} {'smtp-sink':>10} {'total':>8} {'ceiling/s':>10}")
+    print("-" * 81)
+    for c in cpu:
+        parts = [c.median(i) for i in range(3)]
+        known = [p for p in parts if p is not None]
+        total = sum(known) if known else None
+        cells = [f"{p:,.0f}" if p is not None else "-" for p in parts]
+        ceiling = f"{cores * 1e6 / total:,.0f}" if total else "-"
+        total_shown = f"{total:,.0f}" if total else "-"
+        print(f"{c.label:<28} {cells[0]:>9} {cells[1]:>11} {cells[2]:>10} {total_shown:>8} {ceiling:>10}")
 
 
 if __name__ == "__main__":
