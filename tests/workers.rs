@@ -152,3 +152,77 @@ fn three_workers_one_killed_every_recipient_once_under_one_rate_limit() {
     );
     assert!(overall <= RATE * 1.01, "overall {overall:.1} messages/s");
 }
+
+/// One worker's preparation of the campaign's outbox over `registers`, as `send` makes it.
+async fn prepare(
+    store: &fairsend::store::Store,
+    campaign: i64,
+    registers: &[String],
+    started: i64,
+) -> fairsend::store::Preparation {
+    use fairsend::store::{AudienceScope, Grouping, UngroupedRow};
+    store
+        .prepare_outbox(
+            campaign,
+            &AudienceScope::everyone(registers),
+            None::<fn(&[UngroupedRow]) -> Grouping>,
+            Some(started),
+        )
+        .await
+        .expect("prepare the outbox")
+}
+
+/// Workers starting together evaluate the audience once: a worker whose start (its clock read
+/// once its own writes were committed) precedes another's preparation of the same audience
+/// joins it; one that started after contacts changed, or that selects another audience,
+/// prepares again and adds what the first could not have seen.
+#[test]
+fn a_worker_joins_a_preparation_begun_after_its_start_and_only_that() {
+    let scratch = Scratch::new("outbox:outbox");
+    let import = |n: usize| {
+        scratch.contacts("config/contacts/customers.csv", n);
+        let out = scratch.run(&[
+            "import",
+            "config/contacts/customers.csv",
+            "--register",
+            "customers",
+        ]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    };
+    import(50);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let store = fairsend::store::Store::open(&scratch.db_url())
+            .await
+            .expect("open the store");
+        let campaign = store.campaign_id("test").await.expect("campaign");
+        let customers = ["customers".to_string()];
+        let clock = || async { store.database_clock().await.expect("clock") };
+        let pause = || tokio::time::sleep(Duration::from_millis(5));
+
+        // B starts; then A starts and prepares; then B reaches its preparation.
+        let b_started = clock().await;
+        pause().await;
+        let a_started = clock().await;
+        pause().await;
+        let a = prepare(&store, campaign, &customers, a_started).await;
+        assert_eq!((a.added, a.joined_at), (50, None));
+        let b = prepare(&store, campaign, &customers, b_started).await;
+        assert_eq!(b.added, 0);
+        assert!(b.joined_at.is_some(), "B started before A prepared: {b:?}");
+
+        // Five contacts arrive after A's preparation began: C, starting after them, adds them.
+        pause().await;
+        import(55);
+        let c = prepare(&store, campaign, &customers, clock().await).await;
+        assert_eq!((c.added, c.joined_at), (5, None));
+
+        // D started before C prepared, but selects by another definition: it prepares its own.
+        let other = ["customers".to_string(), "partners".to_string()];
+        let d = prepare(&store, campaign, &other, b_started).await;
+        assert_eq!((d.added, d.joined_at), (0, None));
+    });
+}

@@ -66,6 +66,7 @@ pub async fn send(
     let composer = Composer::new(config, &campaign, secret.clone())?.with_dkim(dkim.clone());
     composer.check_fields(&fields_after_import(store, &campaign, &pending).await?)?;
     apply_campaign_contacts(store, pending, secret, notify).await?;
+    options.joinable_since = Some(store.database_clock().await?);
     let composer = with_tracking(composer, store, &campaign).await?;
     let preflight = Preflight {
         transport: &transport_url,

@@ -127,6 +127,10 @@ pub struct SendOptions {
     pub no_wait: bool,
     /// The campaign's start and send window (`[schedule]`, or `send --at`).
     pub schedule: crate::model::Schedule,
+    /// The database's clock once this run's own writes were committed (`app::send` reads it
+    /// before its pre-flight): a preparation of the outbox that another worker began after it
+    /// is joined, not repeated ([`Store::prepare_outbox`]). `None`: read just before preparing.
+    pub joinable_since: Option<i64>,
 }
 
 impl Default for SendOptions {
@@ -140,6 +144,7 @@ impl Default for SendOptions {
             stop: Arc::new(AtomicBool::new(false)),
             no_wait: false,
             schedule: crate::model::Schedule::default(),
+            joinable_since: None,
         }
     }
 }
@@ -355,13 +360,24 @@ impl Run<'_> {
                 }
             }
         });
-        report.added_to_outbox = store
+        // Everything this run wrote (the campaign file's contacts) is committed by then: a
+        // preparation that another worker begins after that instant includes it.
+        let joinable_since = match options.joinable_since {
+            Some(since) => since,
+            None => store.database_clock().await?,
+        };
+        let preparation = store
             .prepare_outbox(
                 self.campaign_id,
                 &compliance::audience_scope(campaign, Some(self.campaign_id), crate::now_millis()),
                 assign,
+                Some(joinable_since),
             )
             .await?;
+        report.added_to_outbox = preparation.added;
+        if let Some(at) = preparation.joined_at {
+            tracing::info!(campaign = %campaign.name, prepared_at = at, "joined the outbox another worker prepared as this one started");
+        }
         if let Some(c) = store.campaign_counts(Some(&campaign.name)).await?.first() {
             report.due_at_start =
                 (c.count(OutboxState::Queued) + c.count(OutboxState::Deferred)) as u64;

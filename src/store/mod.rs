@@ -52,8 +52,8 @@ pub use mailbox::MailboxMessage;
 pub use ops::{LATENCY_BUCKETS_MS, Metrics};
 pub use optout::{ErasureReport, OptOutEntry, UnsubscribeTarget};
 pub use outbox::{
-    Approval, CampaignCounts, InFlightRow, OutboxState, SendingRow, SentRecord, TransportKind,
-    UncertainRow,
+    Approval, CampaignCounts, InFlightRow, OutboxState, Preparation, SendingRow, SentRecord,
+    TransportKind, UncertainRow,
 };
 pub use outbox_writer::OutboxWriter;
 pub use recipients::{NativeRecipientReader, RecipientGate};

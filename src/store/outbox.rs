@@ -154,6 +154,30 @@ impl CampaignCounts {
     }
 }
 
+/// What [`Store::prepare_outbox`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Preparation {
+    /// Rows added to the outbox by this call.
+    pub added: u64,
+    /// Set when this call joined another worker's preparation instead: when that began.
+    pub joined_at: Option<i64>,
+}
+
+/// The database's clock (see [`Store::database_clock`]) through `conn`.
+async fn clock_millis(
+    backend: super::Backend,
+    conn: &mut sqlx::AnyConnection,
+) -> Result<i64, StoreError> {
+    match backend {
+        super::Backend::Sqlite => Ok(crate::now_millis()),
+        super::Backend::Postgres => Ok(sqlx::query_scalar(
+            "SELECT CAST(FLOOR(EXTRACT(EPOCH FROM clock_timestamp()) * 1000) AS BIGINT)",
+        )
+        .fetch_one(conn)
+        .await?),
+    }
+}
+
 impl Store {
     /// Adds an outbox row for every contact of the scope (its registers narrowed by its
     /// segment) that has none yet in this campaign; a contact in several registers lands in
@@ -163,37 +187,74 @@ impl Store {
         campaign_id: i64,
         scope: &AudienceScope<'_>,
     ) -> Result<u64, StoreError> {
-        self.prepare_outbox(
-            campaign_id,
-            scope,
-            None::<fn(&[super::ab::UngroupedRow]) -> super::ab::Grouping>,
-        )
-        .await
+        let preparation = self
+            .prepare_outbox(
+                campaign_id,
+                scope,
+                None::<fn(&[super::ab::UngroupedRow]) -> super::ab::Grouping>,
+                None,
+            )
+            .await?;
+        Ok(preparation.added)
+    }
+
+    /// The database's clock, Unix ms: PostgreSQL's (one clock for every worker of a campaign,
+    /// whatever host they run on), or this host's for an SQLite file (whose workers share it).
+    /// What [`Store::prepare_outbox`]'s `joinable_since` is read from.
+    pub async fn database_clock(&self) -> Result<i64, StoreError> {
+        clock_millis(self.backend, &mut *self.pool().acquire().await?).await
     }
 
     /// Materialises the outbox and, for an A/B campaign, groups the new rows (`assign` decides
     /// from each row's facts which are left out, and the phase and variant of the others), all in
-    /// one transaction that holds the campaign's row lock: workers starting together prepare
-    /// the campaign once, and the groups are formed over one consistent set of rows.
+    /// one transaction that holds the campaign's row lock, so the groups are formed over one
+    /// consistent set of rows.
     /// The segment is evaluated here, when rows are added: a queued row stays queued if its
     /// contact leaves the segment later (eligibility is still decided at each transaction).
+    ///
+    /// Workers starting together prepare the campaign once. With `joinable_since` (the
+    /// [`Store::database_clock`] once the caller's own writes are committed), a preparation of
+    /// the same audience definition that began at or after that instant is joined instead of
+    /// repeated: it evaluated the audience after everything the caller could have seen, so a
+    /// second pass would add no row — and on a large audience each pass costs seconds of the
+    /// database's time, taken in turn under the lock.
     pub async fn prepare_outbox<F>(
         &self,
         campaign_id: i64,
         scope: &AudienceScope<'_>,
         assign: Option<F>,
-    ) -> Result<u64, StoreError>
+        joinable_since: Option<i64>,
+    ) -> Result<Preparation, StoreError>
     where
         F: FnOnce(&[super::ab::UngroupedRow]) -> super::ab::Grouping,
     {
         let now = crate::now_millis();
-        let mut added = 0;
+        let digest = scope.digest();
         let mut tx = self.begin_write().await?;
         // A write first: PostgreSQL locks the campaign row, SQLite takes its write lock.
         sqlx::query("UPDATE campaigns SET name = name WHERE id = $1")
             .bind(campaign_id)
             .execute(&mut *tx)
             .await?;
+        // Read under the lock (a statement of its own, so PostgreSQL reads the latest commit).
+        let (prepared_at, prepared_scope): (Option<i64>, Option<String>) =
+            sqlx::query_as("SELECT prepared_at, prepared_scope FROM campaigns WHERE id = $1")
+                .bind(campaign_id)
+                .fetch_one(&mut *tx)
+                .await?;
+        if let (Some(since), Some(at)) = (joinable_since, prepared_at)
+            && at > since
+            && prepared_scope.as_deref() == Some(digest.as_str())
+        {
+            tx.commit().await?;
+            return Ok(Preparation {
+                added: 0,
+                joined_at: Some(at),
+            });
+        }
+        // Every statement below reads a snapshot taken after this instant.
+        let began = clock_millis(self.backend, &mut tx).await?;
+        let mut added = 0;
         for index in 0..scope.registers.len() {
             let statement =
                 super::segment::materialise_through(scope, self.backend, campaign_id, index, now);
@@ -207,8 +268,17 @@ impl Store {
                 super::ab::assign_rows(&mut tx, &grouping.assigned).await?;
             }
         }
+        sqlx::query("UPDATE campaigns SET prepared_at = $1, prepared_scope = $2 WHERE id = $3")
+            .bind(began)
+            .bind(&digest)
+            .bind(campaign_id)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
-        Ok(added)
+        Ok(Preparation {
+            added,
+            joined_at: None,
+        })
     }
 
     /// The next `limit` rows after `after_id` that a run would send (queued or deferred, of

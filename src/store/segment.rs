@@ -249,6 +249,16 @@ static EVERYONE: Segment = Segment {
 };
 
 impl<'a> AudienceScope<'a> {
+    /// A digest of what the scope selects by (its registers and segment; not the instant it
+    /// is evaluated at): two workers prepare the same audience only if their digests match.
+    /// Debug output is this build's own, so workers of different builds never match — they
+    /// then each evaluate the audience, as before any joining.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let definition = format!("{:?}\n{:?}", self.registers, self.segment);
+        data_encoding::HEXLOWER.encode(&Sha256::digest(definition.as_bytes()))
+    }
+
     /// Every contact of `registers`, no segment.
     pub fn everyone(registers: &'a [String]) -> Self {
         Self {
