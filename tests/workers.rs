@@ -153,19 +153,35 @@ fn three_workers_one_killed_every_recipient_once_under_one_rate_limit() {
     assert!(overall <= RATE * 1.01, "overall {overall:.1} messages/s");
 }
 
-/// One worker's preparation of the campaign's outbox over `registers`, as `send` makes it.
+/// One worker's preparation of the campaign's outbox over `registers`, as `send` makes it; with
+/// `grouped`, as an A/B campaign's, each row it is handed to group going to the test phase and
+/// counted there.
 async fn prepare(
     store: &fairsend::store::Store,
     campaign: i64,
     registers: &[String],
     started: i64,
+    grouped: Option<&std::cell::Cell<usize>>,
 ) -> fairsend::store::Preparation {
+    use fairsend::model::Phase;
     use fairsend::store::{AudienceScope, Grouping, UngroupedRow};
+    let assign = grouped.map(|count| {
+        move |rows: &[UngroupedRow]| {
+            count.set(count.get() + rows.len());
+            Grouping {
+                excluded: Vec::new(),
+                assigned: rows
+                    .iter()
+                    .map(|r| (r.outbox_id, Phase::Test, Some(0)))
+                    .collect(),
+            }
+        }
+    });
     store
         .prepare_outbox(
             campaign,
             &AudienceScope::everyone(registers),
-            None::<fn(&[UngroupedRow]) -> Grouping>,
+            assign,
             Some(started),
         )
         .await
@@ -174,8 +190,9 @@ async fn prepare(
 
 /// Workers starting together evaluate the audience once: a worker whose start (its clock read
 /// once its own writes were committed) precedes another's preparation of the same audience
-/// joins it; one that started after contacts changed, or that selects another audience,
-/// prepares again and adds what the first could not have seen.
+/// joins it (and still groups rows that preparation left without an A/B group, as a preview's
+/// does); one that started after contacts changed, or that selects another audience, prepares
+/// again and adds what the first could not have seen.
 #[test]
 fn a_worker_joins_a_preparation_begun_after_its_start_and_only_that() {
     let scratch = Scratch::new("outbox:outbox");
@@ -203,26 +220,33 @@ fn a_worker_joins_a_preparation_begun_after_its_start_and_only_that() {
         let clock = || async { store.database_clock().await.expect("clock") };
         let pause = || tokio::time::sleep(Duration::from_millis(5));
 
-        // B starts; then A starts and prepares; then B reaches its preparation.
+        // B starts; then A (a preview, forming no groups) starts and prepares; then B reaches
+        // its preparation: it joins A's, and groups the rows A left ungrouped.
         let b_started = clock().await;
         pause().await;
         let a_started = clock().await;
         pause().await;
-        let a = prepare(&store, campaign, &customers, a_started).await;
+        let a = prepare(&store, campaign, &customers, a_started, None).await;
         assert_eq!((a.added, a.joined_at), (50, None));
-        let b = prepare(&store, campaign, &customers, b_started).await;
+        let grouped = std::cell::Cell::new(0);
+        let b = prepare(&store, campaign, &customers, b_started, Some(&grouped)).await;
         assert_eq!(b.added, 0);
         assert!(b.joined_at.is_some(), "B started before A prepared: {b:?}");
+        assert_eq!(
+            grouped.get(),
+            50,
+            "B groups the rows A's preparation left ungrouped"
+        );
 
         // Five contacts arrive after A's preparation began: C, starting after them, adds them.
         pause().await;
         import(55);
-        let c = prepare(&store, campaign, &customers, clock().await).await;
+        let c = prepare(&store, campaign, &customers, clock().await, None).await;
         assert_eq!((c.added, c.joined_at), (5, None));
 
         // D started before C prepared, but selects by another definition: it prepares its own.
         let other = ["customers".to_string(), "partners".to_string()];
-        let d = prepare(&store, campaign, &other, b_started).await;
+        let d = prepare(&store, campaign, &other, b_started, None).await;
         assert_eq!((d.added, d.joined_at), (0, None));
     });
 }

@@ -242,24 +242,37 @@ impl Store {
                 .bind(campaign_id)
                 .fetch_one(&mut *tx)
                 .await?;
-        if let (Some(since), Some(at)) = (joinable_since, prepared_at)
-            && at > since
-            && prepared_scope.as_deref() == Some(digest.as_str())
-        {
-            tx.commit().await?;
-            return Ok(Preparation {
-                added: 0,
-                joined_at: Some(at),
-            });
-        }
-        // Every statement below reads a snapshot taken after this instant.
-        let began = clock_millis(self.backend, &mut tx).await?;
+        let joined_at = match (joinable_since, prepared_at) {
+            (Some(since), Some(at))
+                if at > since && prepared_scope.as_deref() == Some(digest.as_str()) =>
+            {
+                Some(at)
+            }
+            _ => None,
+        };
         let mut added = 0;
-        for index in 0..scope.registers.len() {
-            let statement =
-                super::segment::materialise_through(scope, self.backend, campaign_id, index, now);
-            added += statement.query().execute(&mut *tx).await?.rows_affected();
+        if joined_at.is_none() {
+            // Every statement below reads a snapshot taken after this instant.
+            let began = clock_millis(self.backend, &mut tx).await?;
+            for index in 0..scope.registers.len() {
+                let statement = super::segment::materialise_through(
+                    scope,
+                    self.backend,
+                    campaign_id,
+                    index,
+                    now,
+                );
+                added += statement.query().execute(&mut *tx).await?.rows_affected();
+            }
+            sqlx::query("UPDATE campaigns SET prepared_at = $1, prepared_scope = $2 WHERE id = $3")
+                .bind(began)
+                .bind(&digest)
+                .bind(campaign_id)
+                .execute(&mut *tx)
+                .await?;
         }
+        // Even a joined preparation may have left rows without a group: a preview or a dry run
+        // materialises the outbox but forms no A/B groups.
         if let Some(assign) = assign {
             let ungrouped = super::ab::ungrouped_rows(&mut tx, campaign_id).await?;
             if !ungrouped.is_empty() {
@@ -268,17 +281,8 @@ impl Store {
                 super::ab::assign_rows(&mut tx, &grouping.assigned).await?;
             }
         }
-        sqlx::query("UPDATE campaigns SET prepared_at = $1, prepared_scope = $2 WHERE id = $3")
-            .bind(began)
-            .bind(&digest)
-            .bind(campaign_id)
-            .execute(&mut *tx)
-            .await?;
         tx.commit().await?;
-        Ok(Preparation {
-            added,
-            joined_at: None,
-        })
+        Ok(Preparation { added, joined_at })
     }
 
     /// The next `limit` rows after `after_id` that a run would send (queued or deferred, of
