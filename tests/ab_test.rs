@@ -251,13 +251,7 @@ fn groups_leave_out_the_contacts_that_may_not_be_mailed() {
     }
     let scratch = scratch(true);
     let emails = scratch.contacts("config/contacts/customers.csv", 20);
-    let out = scratch.run(&[
-        "import",
-        "config/contacts/customers.csv",
-        "--register",
-        "customers",
-    ]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    scratch.import_customers();
     let opted: Vec<&String> = emails.iter().step_by(7).collect();
     for email in &opted {
         let out = scratch.run(&["optout", "add", email]);

@@ -50,13 +50,7 @@ fn each_rule_on_a_fixture_audience_with_exact_counts() {
         "config/campaigns/test.toml",
         &common::CAMPAIGN.replace("{{ company }}", "{{ company | default('you') }}"),
     );
-    let import = scratch.run(&[
-        "import",
-        "config/contacts/customers.csv",
-        "--register",
-        "customers",
-    ]);
-    assert!(import.status.success(), "{}", stderr(&import));
+    scratch.import_customers();
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let store = Store::open(&scratch.db_url()).await.unwrap();
         let a = |s: &str| EmailAddress::parse(s).unwrap();

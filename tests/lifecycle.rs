@@ -22,13 +22,7 @@ fn rate_limited(server: &SmtpServer, recipients: usize) -> Scratch {
             + "\n[database]\nlease = \"3s\"\n"),
     );
     scratch.contacts("config/contacts/customers.csv", recipients);
-    let import = scratch.run(&[
-        "import",
-        "config/contacts/customers.csv",
-        "--register",
-        "customers",
-    ]);
-    assert!(import.status.success(), "{}", stderr(&import));
+    scratch.import_customers();
     scratch
 }
 

@@ -15,13 +15,7 @@ fn suppressed_passive_and_ceased_contacts_are_skipped() {
     }
     let scratch = Scratch::new("outbox:unused");
     let emails = scratch.contacts("config/contacts/customers.csv", 8);
-    let import = scratch.run(&[
-        "import",
-        "config/contacts/customers.csv",
-        "--register",
-        "customers",
-    ]);
-    assert!(import.status.success(), "{}", stderr(&import));
+    scratch.import_customers();
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

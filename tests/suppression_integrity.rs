@@ -41,13 +41,7 @@ fn outbox_recipients(dir: &std::path::Path) -> Vec<String> {
 fn a_different_key_is_refused_until_the_database_is_rotated_to_it() {
     let scratch = Scratch::new("outbox:outbox").with_development_key();
     let emails = scratch.contacts("config/contacts/customers.csv", 4);
-    let import = scratch.run(&[
-        "import",
-        "config/contacts/customers.csv",
-        "--register",
-        "customers",
-    ]);
-    assert!(import.status.success(), "{}", stderr(&import));
+    scratch.import_customers();
 
     // The operator now sets a real secret and records an opt-out: refused, nothing written.
     let secret = "a-real-production-secret-of-more-than-32-bytes";

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Scratch, SmtpServer, stderr};
+use common::{Scratch, SmtpServer};
 
 const RECIPIENTS: usize = 5000;
 const RATE: f64 = 200.0;
@@ -42,13 +42,7 @@ fn three_workers_one_killed_every_recipient_once_under_one_rate_limit() {
     );
     let emails = scratch.contacts("config/contacts/customers.csv", RECIPIENTS);
     // Import once, so that the workers start on the same audience at the same moment.
-    let import = scratch.run(&[
-        "import",
-        "config/contacts/customers.csv",
-        "--register",
-        "customers",
-    ]);
-    assert!(import.status.success(), "{}", stderr(&import));
+    scratch.import_customers();
 
     let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(&scratch)).collect();
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -198,13 +192,7 @@ fn a_worker_joins_a_preparation_begun_after_its_start_and_only_that() {
     let scratch = Scratch::new("outbox:outbox");
     let import = |n: usize| {
         scratch.contacts("config/contacts/customers.csv", n);
-        let out = scratch.run(&[
-            "import",
-            "config/contacts/customers.csv",
-            "--register",
-            "customers",
-        ]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        scratch.import_customers();
     };
     import(50);
     let runtime = tokio::runtime::Builder::new_current_thread()

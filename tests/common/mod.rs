@@ -230,6 +230,18 @@ impl Scratch {
         cmd
     }
 
+    /// Imports `config/contacts/customers.csv` into the `customers` register, as a marketer
+    /// would, and asserts that the import succeeded.
+    pub fn import_customers(&self) {
+        let import = self.run(&[
+            "import",
+            "config/contacts/customers.csv",
+            "--register",
+            "customers",
+        ]);
+        assert!(import.status.success(), "{}", stderr(&import));
+    }
+
     /// Writes a contacts CSV with `n` generated B2B contacts and returns their addresses.
     pub fn contacts(&self, rel: &str, n: usize) -> Vec<String> {
         let mut csv = String::from("email,first_name,last_name,company,title\n");
