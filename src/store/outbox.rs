@@ -214,7 +214,8 @@ impl Store {
     ///
     /// Workers starting together prepare the campaign once. With `joinable_since` (the
     /// [`Store::database_clock`] once the caller's own writes are committed), a preparation of
-    /// the same audience definition that began at or after that instant is joined instead of
+    /// the same audience definition that began after that instant (strictly: equal milliseconds
+    /// cannot order a commit against a snapshot) is joined instead of
     /// repeated: it evaluated the audience after everything the caller could have seen, so a
     /// second pass would add no row — and on a large audience each pass costs seconds of the
     /// database's time, taken in turn under the lock.
