@@ -617,14 +617,25 @@ def workers_rows(args, work, sink):
     return rows + [per_core], [cpu[key] for key in (0, 1, 2, 4)]
 
 
+def proc_stat(pid):
+    """(command name, the fields after it) of /proc/PID/stat, or None if it cannot be read. The
+    name is cut at the last parenthesis: it may itself hold spaces and parentheses."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    head, tail = stat.rsplit(")", 1)
+    return head[head.index("(") + 1:], tail.split()
+
+
 def process_cpu(pid, reaped=False):
     """CPU seconds (user + system) of a process from /proc, with those of its children it has
     reaped if `reaped`; None if it cannot be read."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
+    stat = proc_stat(pid)
+    if stat is None:
         return None
+    fields = stat[1]
     ticks = int(fields[11]) + int(fields[12])
     if reaped:
         ticks += int(fields[13]) + int(fields[14])
@@ -636,27 +647,18 @@ def local_postgres_cpu():
     it has reaped (a `send`'s connections end with it), and those of the processes still
     running under it (WAL writer, checkpointer, autovacuum). None if there is no local
     server whose processes can be read (a remote --postgres, another user's server)."""
-    parents, commands = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        commands[int(entry)] = stat[stat.index("(") + 1:stat.rindex(")")]
-        parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    stats = {int(e): proc_stat(e) for e in os.listdir("/proc") if e.isdigit()}
+    commands = {pid: s[0] for pid, s in stats.items() if s}
+    parents = {pid: int(s[1][1]) for pid, s in stats.items() if s}
     masters = [pid for pid, comm in commands.items()
                if comm == "postgres" and commands.get(parents[pid]) != "postgres"]
     if len(masters) != 1:
         return None
     master = masters[0]
     total = process_cpu(master, reaped=True)
-    for pid, parent in parents.items():
-        if parent == master:
-            total = None if total is None else total + (process_cpu(pid, reaped=True) or 0)
-    return total
+    if total is None:
+        return None
+    return total + sum(process_cpu(pid, reaped=True) or 0 for pid, parent in parents.items() if parent == master)
 
 
 class CpuPerMessage:
@@ -704,9 +706,10 @@ def workers_rate(config, db, campaign, sink, workers, n, cpu=None):
             sent += sent_count(out)
     secs = time.monotonic() - t0
     if cpu is not None and sent:
-        # The backends exit as their connections close, just after the workers: wait for the
-        # postmaster to reap them.
-        time.sleep(0.5 if server_before is not None else 0)
+        if server_before is not None:
+            # The backends exit as their connections close, just after the workers: wait for
+            # the postmaster to reap them.
+            time.sleep(0.5)
         server_after = local_postgres_cpu() if server_before is not None else None
         sink_after = process_cpu(sink.proc.pid)
         per = lambda before, after: (after - before) / sent * 1e6 if None not in (before, after) else None  # noqa: E731
